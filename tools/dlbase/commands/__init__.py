@@ -1,0 +1,1 @@
+"""One module per `dlbase` verb; each exposes `command`."""

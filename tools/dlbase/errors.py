@@ -1,0 +1,151 @@
+"""Typed errors that carry what the user must be told and the exit code the CLI uses.
+
+Only the CLI prints and exits. Every other module raises one of these, so a library
+caller (tests, another tool) gets a value it can inspect instead of a process exit, and
+every failure of the same kind maps to the same, documented exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes. Distinct per failure kind so scripts can branch on them."""
+
+    OK = 0
+    FAILED = 1  # a check or test ran and found a problem (generic)
+    INVALID_INPUT = 2  # malformed matrix/compat data, incompatible versions, bad arguments
+    DRIFT = 3  # committed generated files (Dockerfiles, README table, locks) are stale
+    LINT = 4  # hadolint findings at warning level or above
+    UNREACHABLE = 5  # a wheel index or registry needed for this step cannot be reached
+    DAEMON = 6  # the Docker daemon is not running or not reachable
+    BUILD = 7  # docker build failed
+    MISMATCH = 8  # the built image does not contain what the variant says
+    VERIFY = 9  # verification of an image failed
+    NOT_VERIFIED = 10  # publishing refused: image never passed verify
+    REGISTRY = 11  # registry refused (auth, protocol, push stream error)
+    TAG_CONFLICT = 12  # an immutable tag already points at a different digest
+    NOT_REPRODUCIBLE = 13  # two from-scratch builds differ
+    MISSING = 14  # a required local resource is missing (base image, tool, file)
+    HASH_MISMATCH = 15  # a wheel's sha256 is not one the lock pins (tampered or corrupt file)
+    INTERRUPTED = 130  # Ctrl-C; matches the shell's 128 + SIGINT
+
+
+class DlbaseError(Exception):
+    """Base error: a message for the user, an optional hint saying what to do, an exit code."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None, details: list[str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details or []
+
+    def to_dict(self) -> dict:
+        return {
+            "error": type(self).__name__,
+            "message": self.message,
+            "hint": self.hint,
+            "details": self.details,
+            "exit_code": int(self.exit_code),
+        }
+
+
+class InvalidInput(DlbaseError):
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class MatrixError(InvalidInput):
+    """A matrix or compat file is malformed. The message names file, variant and field."""
+
+    def __init__(self, file: str, message: str, *, variant: str | None = None,
+                 field: str | None = None, line: int | None = None, hint: str | None = None):
+        where = file if line is None else f"{file}:{line}"
+        parts = [where]
+        if variant:
+            parts.append(f"variant '{variant}'")
+        if field:
+            parts.append(f"field '{field}'")
+        super().__init__(f"{', '.join(parts)}: {message}", hint=hint)
+        self.file, self.variant, self.field, self.line = file, variant, field, line
+
+
+class Incompatible(InvalidInput):
+    """A version combination that cannot work (wrong torchvision, missing CUDA line...)."""
+
+
+class Drift(DlbaseError):
+    exit_code = ExitCode.DRIFT
+
+
+class LintFailed(DlbaseError):
+    exit_code = ExitCode.LINT
+
+
+class Unreachable(DlbaseError):
+    exit_code = ExitCode.UNREACHABLE
+
+
+class DaemonUnavailable(DlbaseError):
+    exit_code = ExitCode.DAEMON
+
+
+class BuildFailed(DlbaseError):
+    exit_code = ExitCode.BUILD
+
+    def __init__(self, message: str, *, step: str | None = None, log_tail: list[str] | None = None,
+                 log_file: str | None = None, hint: str | None = None):
+        details = []
+        if step:
+            details.append(f"failing step: {step}")
+        if log_tail:
+            details.append("last lines of the build log:")
+            details.extend("  " + line for line in log_tail)
+        if log_file:
+            details.append(f"full log: {log_file}")
+        super().__init__(message, hint=hint, details=details)
+        self.step, self.log_tail, self.log_file = step, log_tail or [], log_file
+
+
+class ImageMismatch(DlbaseError):
+    exit_code = ExitCode.MISMATCH
+
+
+class VerifyFailed(DlbaseError):
+    exit_code = ExitCode.VERIFY
+
+
+class NotVerified(DlbaseError):
+    exit_code = ExitCode.NOT_VERIFIED
+
+
+class RegistryError(DlbaseError):
+    exit_code = ExitCode.REGISTRY
+
+
+class TagConflict(DlbaseError):
+    exit_code = ExitCode.TAG_CONFLICT
+
+
+class NotReproducible(DlbaseError):
+    exit_code = ExitCode.NOT_REPRODUCIBLE
+
+
+class Missing(DlbaseError):
+    exit_code = ExitCode.MISSING
+
+
+class HashMismatch(DlbaseError):
+    """A downloaded or cached wheel does not match any hash the lock pins.
+
+    Its own exit code because it is an integrity failure, not a build or network one:
+    CI should alarm on it rather than retry.
+    """
+
+    exit_code = ExitCode.HASH_MISMATCH
+
+
+class Interrupted(DlbaseError):
+    exit_code = ExitCode.INTERRUPTED

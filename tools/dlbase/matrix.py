@@ -1,0 +1,286 @@
+"""The variant matrix (images/matrix.yaml): loading, strict validation, and the model.
+
+Validation is strict on purpose: an unknown key is almost always a typo that would
+otherwise silently build the wrong image. Every problem names the file, the line, the
+variant and the field, and all problems are reported at once so one edit fixes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from dlbase import yamlio
+from dlbase.errors import MatrixError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+PY_RE = re.compile(r"^3\.\d+$")
+LINE_RE = re.compile(r"^cu\d{3}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+TOP_KEYS = {"schema": False, "default": True, "repository": True, "packages": True,
+            "flavors": True, "bases": True, "variants": True}
+FLAVOR_KEYS = {"description": True, "packages": True, "apt": True, "compiler": True, "jupyter": True}
+BASE_KEYS = {"image": True, "tag": True, "source": True, "os": True, "python": True,
+             "cuda_toolkit": True, "digest": False}
+VARIANT_KEYS = {"name": True, "torch": True, "line": True, "flavor": True, "python": True,
+                "base": True, "packages": False}
+BASE_SOURCES = ("registry", "bootstrap")
+
+
+@dataclass(frozen=True)
+class Flavor:
+    name: str
+    description: str
+    packages: dict[str, str]
+    apt: tuple[str, ...]
+    compiler: bool
+    jupyter: bool
+
+
+@dataclass(frozen=True)
+class Base:
+    key: str
+    image: str
+    tag: str
+    source: str
+    os: str
+    python: str
+    cuda_toolkit: str | None
+    digest: str | None
+
+    @property
+    def ref(self) -> str:
+        """The reference a Dockerfile's FROM uses: by digest when pinned."""
+        ref = f"{self.image}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
+
+    @property
+    def tag_ref(self) -> str:
+        return f"{self.image}:{self.tag}"
+
+    @property
+    def pinned(self) -> bool:
+        return self.digest is not None or self.source == "bootstrap"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    torch: str
+    line: str
+    flavor: Flavor
+    python: str
+    base: Base
+    packages: dict[str, str]  # shared pins merged with flavor and variant overrides
+    line_no: int | None = None
+
+
+@dataclass
+class Matrix:
+    path: str
+    default: str
+    repository: str
+    packages: dict[str, str]
+    flavors: dict[str, Flavor]
+    bases: dict[str, Base]
+    variants: list[Variant] = field(default_factory=list)
+
+    def get(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        known = ", ".join(v.name for v in self.variants)
+        raise MatrixError(self.path, f"no variant named '{name}'", variant=name,
+                          hint=f"known variants: {known}")
+
+    def select(self, names: list[str] | None) -> list[Variant]:
+        if not names:
+            return list(self.variants)
+        return [self.get(n) for n in names]
+
+    @property
+    def default_variant(self) -> Variant:
+        return self.get(self.default)
+
+
+class _Problems:
+    """Collects every problem in a file so the user sees them all in one run."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.items: list[MatrixError] = []
+
+    def add(self, message: str, *, variant: str | None = None, field_name: str | None = None,
+            line: int | None = None) -> None:
+        self.items.append(MatrixError(self.file, message, variant=variant, field=field_name, line=line))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        first = self.items[0]
+        if len(self.items) > 1:
+            first.details = [e.message for e in self.items[1:]]
+            first.message += f" (and {len(self.items) - 1} more problem(s))"
+        first.hint = first.hint or "fix the matrix file; `dlbase check` re-validates it"
+        raise first
+
+
+def _check_keys(probs: _Problems, node: Any, allowed: dict[str, bool], *, what: str,
+                variant: str | None = None) -> bool:
+    if not isinstance(node, dict):
+        probs.add(f"{what} must be a mapping", variant=variant, line=yamlio.line_of(node))
+        return False
+    for key in node:
+        if key not in allowed:
+            probs.add(f"unknown key '{key}' in {what} (allowed: {', '.join(sorted(allowed))})",
+                      variant=variant, field_name=str(key), line=yamlio.line_of(node, key))
+    for key, required in allowed.items():
+        if required and key not in node:
+            probs.add(f"missing required field '{key}' in {what}", variant=variant,
+                      field_name=key, line=yamlio.line_of(node))
+    return True
+
+
+def _check_version(probs: _Problems, node: Any, key: str, *, variant: str | None = None) -> str | None:
+    if key not in node:
+        return None
+    value = node[key]
+    text = "" if value is None else str(value)
+    if isinstance(value, float):
+        probs.add(f"{key} {value!r} must be a quoted string (YAML reads 2.10 as 2.1)", variant=variant,
+                  field_name=key, line=yamlio.line_of(node, key))
+        return None
+    try:
+        Version(text)
+        if not re.match(r"^\d+(\.\d+)*$", text):
+            raise InvalidVersion(text)
+    except InvalidVersion:
+        probs.add(f"'{text}' is not a valid version string", variant=variant, field_name=key,
+                  line=yamlio.line_of(node, key))
+        return None
+    return text
+
+
+def _pins(probs: _Problems, node: Any, what: str, variant: str | None = None) -> dict[str, str]:
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        probs.add(f"{what} must map package names to versions", variant=variant)
+        return {}
+    out = {}
+    for pkg in node:
+        ver = _check_version(probs, node, pkg, variant=variant)
+        if ver:
+            out[str(pkg)] = ver
+    return out
+
+
+def load(path: Path, display: str | None = None) -> Matrix:
+    """Load and validate the matrix. Raises MatrixError (exit 2) listing every problem."""
+    name = display or str(path)
+    data = yamlio.load(path, name)
+    probs = _Problems(name)
+    if not isinstance(data, dict):
+        probs.add("expected a mapping at the top level")
+        probs.raise_if_any()
+    _check_keys(probs, data, TOP_KEYS, what="the matrix")
+    probs.raise_if_any()
+
+    packages = _pins(probs, data["packages"], "packages")
+
+    flavors: dict[str, Flavor] = {}
+    for fname, fnode in (data["flavors"] or {}).items():
+        if not _check_keys(probs, fnode, FLAVOR_KEYS, what=f"flavor '{fname}'"):
+            continue
+        if any(k not in fnode for k, req in FLAVOR_KEYS.items() if req):
+            continue
+        flavors[str(fname)] = Flavor(
+            name=str(fname), description=str(fnode["description"]),
+            packages=_pins(probs, fnode["packages"], f"flavor '{fname}' packages"),
+            apt=tuple(str(a) for a in (fnode["apt"] or [])),
+            compiler=bool(fnode["compiler"]), jupyter=bool(fnode["jupyter"]),
+        )
+
+    bases: dict[str, Base] = {}
+    for bname, bnode in (data["bases"] or {}).items():
+        if not _check_keys(probs, bnode, BASE_KEYS, what=f"base '{bname}'"):
+            continue
+        if any(k not in bnode for k, req in BASE_KEYS.items() if req):
+            continue
+        source = str(bnode["source"])
+        if source not in BASE_SOURCES:
+            probs.add(f"base '{bname}': source must be one of {', '.join(BASE_SOURCES)}",
+                      field_name="source", line=yamlio.line_of(bnode, "source"))
+        digest = bnode.get("digest")
+        if digest is not None and not DIGEST_RE.match(str(digest)):
+            probs.add(f"base '{bname}': digest '{digest}' is not sha256:<64 hex>; let `dlbase pin` write it",
+                      field_name="digest", line=yamlio.line_of(bnode, "digest"))
+        python = str(bnode["python"])
+        if not PY_RE.match(python):
+            probs.add(f"base '{bname}': python '{python}' must look like 3.11", field_name="python",
+                      line=yamlio.line_of(bnode, "python"))
+        toolkit = bnode["cuda_toolkit"]
+        bases[str(bname)] = Base(
+            key=str(bname), image=str(bnode["image"]), tag=str(bnode["tag"]), source=source,
+            os=str(bnode["os"]), python=python,
+            cuda_toolkit=None if toolkit is None else str(toolkit),
+            digest=None if digest is None else str(digest),
+        )
+
+    variants: list[Variant] = []
+    seen: dict[str, int | None] = {}
+    vnodes = data["variants"]
+    if not isinstance(vnodes, list) or not vnodes:
+        probs.add("variants must be a non-empty list", field_name="variants",
+                  line=yamlio.line_of(data, "variants"))
+        vnodes = []
+    for idx, vnode in enumerate(vnodes):
+        vname = str(vnode.get("name")) if isinstance(vnode, dict) and vnode.get("name") else f"#{idx + 1}"
+        line = yamlio.line_of(vnode) if isinstance(vnode, dict) else None
+        if not _check_keys(probs, vnode, VARIANT_KEYS, what="the variant", variant=vname):
+            continue
+        if not NAME_RE.match(vname) and not vname.startswith("#"):
+            probs.add(f"name '{vname}' may hold only lower-case letters, digits, '.', '_' and '-' "
+                      "(it becomes a folder and a tag)", variant=vname, field_name="name", line=line)
+        if vname in seen:
+            probs.add(f"duplicate variant name (first defined at line {seen[vname]})", variant=vname,
+                      field_name="name", line=line)
+            continue
+        seen[vname] = line
+        torch = _check_version(probs, vnode, "torch", variant=vname)
+        lname = str(vnode.get("line", ""))
+        if "line" in vnode and not LINE_RE.match(lname):
+            probs.add(f"line '{lname}' is not a wheel line name like cu124", variant=vname,
+                      field_name="line", line=yamlio.line_of(vnode, "line"))
+        python = str(vnode.get("python", ""))
+        if "python" in vnode and (isinstance(vnode["python"], float) or not PY_RE.match(python)):
+            probs.add(f"python '{vnode['python']}' must be a quoted string like \"3.11\"", variant=vname,
+                      field_name="python", line=yamlio.line_of(vnode, "python"))
+        fname = str(vnode.get("flavor", ""))
+        if "flavor" in vnode and fname not in flavors:
+            probs.add(f"flavor '{fname}' does not exist (defined flavors: {', '.join(flavors)})",
+                      variant=vname, field_name="flavor", line=yamlio.line_of(vnode, "flavor"))
+        bname = str(vnode.get("base", ""))
+        if "base" in vnode and bname not in bases:
+            probs.add(f"base '{bname}' is not defined under 'bases' (defined: {', '.join(bases)})",
+                      variant=vname, field_name="base", line=yamlio.line_of(vnode, "base"))
+        overrides = _pins(probs, vnode.get("packages"), "packages", variant=vname)
+        if torch and fname in flavors and bname in bases and LINE_RE.match(lname) and PY_RE.match(python):
+            flavor = flavors[fname]
+            variants.append(Variant(
+                name=vname, torch=torch, line=lname, flavor=flavor, python=python, base=bases[bname],
+                packages={**packages, **flavor.packages, **overrides}, line_no=line,
+            ))
+
+    default = str(data["default"])
+    if vnodes and default not in seen:
+        probs.add(f"default '{default}' is not a variant in this file", field_name="default",
+                  line=yamlio.line_of(data, "default"))
+    probs.raise_if_any()
+    return Matrix(path=name, default=default, repository=str(data["repository"]), packages=packages,
+                  flavors=flavors, bases=bases, variants=variants)

@@ -1,0 +1,60 @@
+"""Output for people (tidy tables, progress) and for programs (JSON), in one place.
+
+Tables and results go to stdout; progress, warnings and errors go to stderr, so
+`dlbase check --json | jq` always gets clean JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+# Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns,
+# so tables stay one row per line.
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 250)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATUS_STYLE = {"ok": "green", "pass": "green", "passed": "green", "incompatible": "red",
+                "fail": "red", "failed": "red", "error": "red", "skipped": "yellow",
+                "warning": "yellow", "ok (warnings)": "yellow"}
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None,
+          status_column: str | None = None) -> None:
+    t = Table(title=title, header_style="bold", show_lines=False)
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    idx = columns.index(status_column) if status_column in columns else None
+    for row in rows:
+        cells = ["" if c is None else str(c) for c in row]
+        if idx is not None:
+            style = STATUS_STYLE.get(cells[idx].split(":")[0].strip().lower())
+            if style:
+                cells[idx] = f"[{style}]{cells[idx]}[/{style}]"
+        t.add_row(*cells)
+    out.print(t)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def info(message: str) -> None:
+    err.print(message)
+
+
+def error(message: str, *, hint: str | None = None, details: Sequence[str] = ()) -> None:
+    err.print(f"[bold red]error:[/bold red] {message}", markup=True)
+    for line in details:
+        err.print(line, markup=False, highlight=False)
+    if hint:
+        err.print(f"[bold]what to do:[/bold] {hint}")

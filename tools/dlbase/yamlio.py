@@ -1,0 +1,71 @@
+"""YAML reading and writing that keeps comments and line numbers.
+
+The matrix and compat files are edited by people and by `dlbase pin`; round-tripping
+through ruamel keeps their comments and layout, and line numbers let every error point
+at the exact place in the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from dlbase.errors import MatrixError
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096
+    return y
+
+
+def load(path: Path, display: str | None = None) -> Any:
+    """Parse a YAML file; a syntax error becomes a MatrixError naming the file and line."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MatrixError(name, "file not found", hint="run dlbase from the repository root or pass --matrix/--compat") from None
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise MatrixError(name, f"YAML syntax error: {exc.problem or exc.context}", line=line,
+                          hint="fix the YAML syntax at that line") from None
+    except YAMLError as exc:  # pragma: no cover - other parser failures
+        raise MatrixError(name, f"YAML error: {exc}") from None
+
+
+def line_of(node: Any, key: Any = None) -> int | None:
+    """1-based line of a mapping key (or of the node itself), when ruamel recorded it."""
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return None
+    try:
+        if key is not None:
+            return lc.key(key)[0] + 1
+        return lc.line + 1
+    except (KeyError, TypeError, IndexError):
+        return None
+
+
+def dump_atomic(data: Any, path: Path) -> None:
+    """Write YAML through a temporary file and rename, so a crash leaves no partial file."""
+    buf = io.StringIO()
+    _yaml().dump(data, buf)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
