@@ -56,7 +56,11 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app.main(args=argv, prog_name="dlbase", standalone_mode=False)
+        # With standalone_mode=False click *returns* the code of a `click.exceptions.Exit`
+        # (raised by a verb, or by --help/--version) instead of raising it; pass it on.
+        rv = app.main(args=argv, prog_name="dlbase", standalone_mode=False)
+        if isinstance(rv, int) and not isinstance(rv, bool) and rv != 0:
+            sys.exit(rv)
     except DlbaseError as exc:
         if "--json" in (argv if argv is not None else sys.argv):
             ui.emit_json({"ok": False, **exc.to_dict()})

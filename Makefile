@@ -1,0 +1,94 @@
+# dlbase - every target documents itself: `make help`.
+# Two commands set up a fresh Debian/Ubuntu machine (as root):
+#   make all    build and verify the default image
+#   make test   run every test, as CI does (.ci/run)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV ?= .venv
+DLBASE := $(VENV)/bin/dlbase
+PYTEST := $(VENV)/bin/python -m pytest
+VARIANT ?=
+REQUIRE_GPU ?=
+VERIFY_FLAGS := $(if $(REQUIRE_GPU),--require-gpu,)
+STAMP := $(VENV)/.installed
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: all
+all: setup base build verify ## set up the host, bootstrap the base, build and verify the default image (the main job)
+
+.PHONY: setup
+setup: host venv ## install everything: host packages (Docker engine, debootstrap, registry) and the Python venv
+
+.PHONY: host
+host: ## install and start the host's tools (Docker engine, debootstrap, docker-registry); idempotent
+	bash tools/host/setup.sh
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv with dlbase and its test tools (hadolint, uv, pytest, testinfra)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: check
+check: venv ## check every variant against images/compat.yaml
+	$(DLBASE) check
+
+.PHONY: render
+render: venv ## re-render Dockerfiles, image facts, bake file and README tag table
+	$(DLBASE) render
+
+.PHONY: render-check
+render-check: venv ## fail when a committed generated file differs from the templates
+	$(DLBASE) render --check
+
+.PHONY: lint
+lint: venv ## hadolint every rendered Dockerfile
+	$(DLBASE) lint
+
+.PHONY: lock
+lock: venv ## resolve the hash-pinned lock of VARIANT (default: every lockable variant)
+	$(DLBASE) lock $(VARIANT)
+
+.PHONY: lock-check
+lock-check: venv ## fail when a lock is stale against the matrix/compat data
+	$(DLBASE) lock --check
+
+.PHONY: base
+base: venv ## bootstrap the local Debian 12 base image (debootstrap + docker import); idempotent
+	$(DLBASE) base bootstrap
+
+.PHONY: build
+build: venv ## build VARIANT (default: the matrix's default variant) on the local daemon
+	$(DLBASE) build $(VARIANT)
+
+.PHONY: verify
+verify: venv ## verify VARIANT's image (REQUIRE_GPU=1 on GPU hosts: GPU checks must run)
+	$(DLBASE) verify $(VERIFY_FLAGS) $(VARIANT)
+
+.PHONY: static
+static: render-check lint check ## the checks that need no daemon: drift, lint, compatibility
+
+.PHONY: unit
+unit: venv ## fast tests, no daemon
+	$(PYTEST) tests/unit -q
+
+.PHONY: test
+test: setup ## everything CI runs: static checks, then unit + integration tests on a real daemon
+	$(MAKE) static
+	$(PYTEST) tests/unit tests/integration
+
+.PHONY: bench
+bench: venv ## benchmarks (JSON + markdown table under .dlbase/bench/)
+	$(DLBASE) bench
+
+.PHONY: clean
+clean: ## remove the venv and dlbase's local state (.dlbase/: wheelhouses, logs, records)
+	rm -rf $(VENV) .dlbase

@@ -1,0 +1,113 @@
+"""A real registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1 for tests.
+
+Each instance has its own port, storage folder and optional htpasswd file, and is
+stopped (and its storage removed with tmp_path) when the test ends: tests never touch a
+registry they did not start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningRegistry:
+    def __init__(self, host: str, proc: subprocess.Popen, root: Path, auth: tuple[str, str] | None):
+        self.host, self.proc, self.root, self.auth = host, proc, root, auth
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}/v2"
+
+    def push_manifest(self, repository: str, tag: str, payload: bytes = b"dlbase test layer") -> str:
+        """Upload a tiny config+layer and a manifest through the API; return its digest."""
+        def blob(data: bytes) -> str:
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            r = requests.post(f"{self.url}/{repository}/blobs/uploads/", auth=self.auth, timeout=10)
+            r.raise_for_status()
+            loc = r.headers["Location"]
+            sep = "&" if "?" in loc else "?"
+            if loc.startswith("/"):
+                loc = f"http://{self.host}{loc}"
+            r = requests.put(f"{loc}{sep}digest={digest}", data=data, auth=self.auth, timeout=10,
+                             headers={"Content-Type": "application/octet-stream"})
+            r.raise_for_status()
+            return digest
+
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+        cfg_digest = blob(config)
+        layer_digest = blob(payload)
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "size": len(config), "digest": cfg_digest},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "size": len(payload), "digest": layer_digest}],
+        }, indent=3).encode()
+        r = requests.put(f"{self.url}/{repository}/manifests/{tag}", data=manifest, auth=self.auth, timeout=10,
+                         headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+        r.raise_for_status()
+        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def registry_binary() -> str | None:
+    return shutil.which("docker-registry")
+
+
+@contextmanager
+def running_registry(tmp: Path, *, auth: tuple[str, str] | None = None) -> Iterator[RunningRegistry]:
+    """Start docker-registry on a free 127.0.0.1 port with storage under `tmp`."""
+    binary = registry_binary()
+    if binary is None:
+        raise RuntimeError("docker-registry is not installed (run tools/host/setup.sh)")
+    port = free_port()
+    storage = tmp / "registry-storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    cfg = ["version: 0.1", "log:", "  level: error", "storage:", "  filesystem:",
+           f"    rootdirectory: {storage}", "  delete:", "    enabled: true",
+           "http:", f"  addr: 127.0.0.1:{port}"]
+    if auth:
+        htpasswd = tmp / "htpasswd"
+        subprocess.run(["htpasswd", "-Bbc", str(htpasswd), auth[0], auth[1]], check=True,
+                       capture_output=True)
+        cfg += ["auth:", "  htpasswd:", "    realm: dlbase-test", f"    path: {htpasswd}"]
+    config = tmp / "registry.yml"
+    config.write_text("\n".join(cfg) + "\n")
+    log = open(tmp / "registry.log", "wb")
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    host = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(f"http://{host}/v2/", timeout=1)
+                break
+            except requests.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"docker-registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield RunningRegistry(host, proc, storage, auth)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
