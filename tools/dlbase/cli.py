@@ -36,7 +36,8 @@ def app() -> None:
     generated files, 4 lint findings, 5 index/registry unreachable, 6 Docker daemon
     unreachable, 7 build failed, 8 image contents disagree with the variant, 9 verify
     failed, 10 image not verified, 11 registry error, 12 immutable tag conflict,
-    13 not reproducible, 14 missing local resource, 130 interrupted.
+    13 not reproducible, 14 missing local resource, 15 wheel hash mismatch,
+    130 interrupted.
     """
 
 

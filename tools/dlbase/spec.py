@@ -159,3 +159,12 @@ class BuildSpec:
             "lock_file": LOCK_IN_IMAGE,
             "compatible_pairs": compat.pairs(),
         }
+
+
+def lock_spec(spec: BuildSpec):  # -> dlbase.lock.LockSpec
+    """The resolver input of a variant: its pins, its Python, the image's platform, its indexes."""
+    from dlbase.lock import LockSpec
+
+    return LockSpec(variant=spec.name, requirements=spec.requirements(), python_version=spec.variant.python,
+                    platform=LOCK_PLATFORM, index_url=spec.index_url,
+                    extra_index_urls=list(spec.extra_index_urls))
