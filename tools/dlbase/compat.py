@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 from dlbase import yamlio
 from dlbase.errors import MatrixError
 
-LINE_RE = re.compile(r"^cu(\d+)(\d)$")
+LINE_RE = re.compile(r"^cu(\d{2,})(\d)$")  # cu118, cu124; not cu12 (would read as CUDA 1.2)
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,17 @@ def load(path: Path, display: str | None = None) -> Compat:
     """Load compat.yaml, failing with the file, entry and field on any malformed part."""
     name = display or str(path)
     data = yamlio.load(path, name)
+    try:
+        return _load(data, name)
+    except (KeyError, TypeError, AttributeError) as exc:
+        # A missing key or a wrong type in a part not validated field by field below:
+        # still a message naming the file (exit 2), never a traceback.
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise MatrixError(name, f"malformed entry: {what}",
+                          hint="compare the entry with its neighbours in the file") from None
+
+
+def _load(data: Any, name: str) -> Compat:
     if not isinstance(data, dict):
         raise MatrixError(name, "expected a mapping at the top level")
     for key in ("cuda", "minor_version_compat", "indexes", "arch_lists", "torch"):
@@ -159,6 +170,10 @@ def load(path: Path, display: str | None = None) -> Compat:
             if not LINE_RE.match(line_name):
                 raise MatrixError(name, f"{where}: '{line_name}' is not a wheel line name like cu124",
                                   field="lines", line=lnum)
+            if not isinstance(spec, dict) or any(k not in spec for k in ("cuda", "cudnn", "nccl", "triton")):
+                lacks = [k for k in ("cuda", "cudnn", "nccl", "triton") if not isinstance(spec, dict) or k not in spec]
+                raise MatrixError(name, f"{where}: line {line_name} lacks {', '.join(lacks)}", field=lacks[0],
+                                  line=lnum)
             if line_name not in indexes:
                 raise MatrixError(name, f"{where}: line {line_name} has no entry under 'indexes'",
                                   field="indexes", line=lnum)

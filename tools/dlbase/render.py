@@ -46,11 +46,28 @@ def environment(templates_dir: Path) -> jinja2.Environment:
     )
 
 
+def _failing_template(env: jinja2.Environment, template: str, exc: BaseException) -> str:
+    """'templates/<file>:<line>' of the innermost template frame of a render error, so an
+    error inside a partial names the partial (jinja rewrites tracebacks to template lines)."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    if found is None:
+        return f"templates/{template}"
+    searchpath = getattr(env.loader, "searchpath", None) or ["."]
+    rel = os.path.relpath(found[0], searchpath[0]).replace(os.sep, "/")
+    where = f"templates/{rel}:{found[1]}"
+    return where if rel == template else f"{where} (included from templates/{template})"
+
+
 def _render(env: jinja2.Environment, template: str, **context: object) -> str:
     try:
         return env.get_template(template).render(**context)
     except jinja2.UndefinedError as exc:
-        raise InvalidInput(f"templates/{template}: {exc.message}",
+        raise InvalidInput(f"{_failing_template(env, template, exc)}: {exc.message}",
                            hint="every variable a template uses must be passed by render.py") from None
     except jinja2.TemplateError as exc:
         raise InvalidInput(f"templates/{template}: {exc}") from None

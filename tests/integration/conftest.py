@@ -1,0 +1,79 @@
+"""Shared fixtures for tests that need a real Docker daemon.
+
+The daemon is shared with other people's work (and with the base image others reuse),
+so every object a test creates carries this session's own label
+``dlbase.test-session=<uuid>``, and the session finaliser removes exactly those -- never
+anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dlbase import base, errors
+from dlbase.engine import Engine
+
+SESSION_LABEL_KEY = "dlbase.test-session"
+SESSION_ID = str(uuid.uuid4())
+SESSION_LABEL = f"{SESSION_LABEL_KEY}={SESSION_ID}"
+
+
+def _require_docker() -> bool:
+    return os.environ.get("DLBASE_REQUIRE_DOCKER", "") == "1"
+
+
+@pytest.fixture(scope="session")
+def session_labels() -> dict[str, str]:
+    """Labels every test object must carry so the finaliser (and only it) removes them."""
+    return {SESSION_LABEL_KEY: SESSION_ID}
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A pinged Engine; skips (or fails under DLBASE_REQUIRE_DOCKER=1) without a daemon.
+
+    On teardown it removes everything labelled with this session's label.
+    """
+    eng = Engine()
+    try:
+        eng.ping()
+    except errors.DaemonUnavailable as exc:
+        reason = f"no Docker daemon reachable at {eng.endpoint} ({exc.message})"
+        if _require_docker():
+            pytest.fail(f"{reason}; DLBASE_REQUIRE_DOCKER=1 makes this a failure", pytrace=False)
+        pytest.skip(reason)
+    yield eng
+    eng.cleanup(SESSION_LABEL)
+
+
+@pytest.fixture(scope="session")
+def debian_base(engine: Engine) -> base.BaseImage:
+    """The shared dlbase/debian:12-minbase image, bootstrapped once if absent.
+
+    It is deliberately *not* labelled with the session label: it is shared with other
+    sessions and developers and must survive the finaliser.
+    """
+    try:
+        return base.bootstrap(engine)
+    except errors.DlbaseError as exc:
+        if _require_docker():
+            raise
+        pytest.skip(f"cannot make the Debian base image: {exc.message}")
+
+
+@pytest.fixture
+def context_dir(tmp_path: Path, debian_base: base.BaseImage):
+    """Write a build context: ``context_dir("RUN ...", "RUN ...")`` -> its directory."""
+
+    def make(*instructions: str, files: dict[str, str] | None = None) -> Path:
+        lines = [f"FROM {debian_base.ref}", *instructions]
+        (tmp_path / "Dockerfile").write_text("\n".join(lines) + "\n")
+        for name, text in (files or {}).items():
+            (tmp_path / name).write_text(text)
+        return tmp_path
+
+    return make

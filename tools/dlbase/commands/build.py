@@ -1,0 +1,41 @@
+"""`dlbase build`: build a variant on the local daemon, read it back, tag it, report it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dlbase import build as build_mod
+from dlbase import ui
+from dlbase.commands.common import json_option, open_project, project_options
+from dlbase.engine import Engine
+from dlbase.progress import BuildProgress
+from dlbase.spec import BuildSpec
+
+
+@click.command("build")
+@click.argument("variant", required=False)
+@click.option("--no-cache", "nocache", is_flag=True, help="rebuild every layer")
+@click.option("--quiet", "-q", is_flag=True, help="no progress; print only the result")
+@click.option("--verbose", "-v", is_flag=True, help="show every line of the build output")
+@project_options
+@json_option
+def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, matrix_file: Path | None,
+            compat_file: Path | None, as_json: bool) -> None:
+    """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
+    project = open_project(matrix_file, compat_file)
+    v = project.matrix.get(variant) if variant else project.matrix.default_variant
+    spec = BuildSpec.of(project.compat, v)
+    progress = BuildProgress(quiet=quiet or as_json, verbose=verbose)
+    engine = Engine()
+    progress.say(f"building {spec.name} on {engine.endpoint}")
+    result = build_mod.build(project, spec, engine, on_event=progress.build, on_wheel=progress.wheel,
+                             say=progress.say, nocache=nocache)
+    if as_json:
+        ui.emit_json({"ok": True, **result.to_dict()})
+        return
+    ui.table(["variant", "image ID", "tags", "size", "build time", "lock hash"],
+             [[result.variant, result.image_id[:19], "\n".join(result.tags), f"{result.size_bytes / 1e9:.2f} GB",
+               f"{result.seconds:.0f}s", result.lock_hash]])
+    ui.info(f"log: {result.log_file}\nreport: {result.report_file}")
