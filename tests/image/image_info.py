@@ -15,7 +15,7 @@ from typing import Any
 DEFAULT_IMAGE_INFO = "/opt/dlbase/image.json"
 REQUIRED_KEYS = (
     "variant", "flavor", "torch", "torchvision", "torchaudio", "cuda", "cudnn", "nccl",
-    "python", "albumentations", "opencv", "numpy", "lock_file", "lock_hash", "compatible_pairs",
+    "python", "albumentations", "opencv", "numpy", "lock_file", "compatible_pairs",
 )
 
 

@@ -77,3 +77,32 @@ def context_dir(tmp_path: Path, debian_base: base.BaseImage):
         return tmp_path
 
     return make
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def default_image(engine: Engine, debian_base: base.BaseImage, session_labels: dict[str, str]) -> dict:
+    """The matrix's default variant, built for real once per session through the CLI
+    (`dlbase build --json`), labelled with the session label so the finaliser removes it.
+
+    Takes a few minutes on a cold cache (torch 2.6.0 + CUDA wheels, about 6 GB); the
+    shared wheelhouse under .dlbase/ makes later sessions download nothing.
+    """
+    import json
+    import subprocess
+    import sys
+
+    # DLBASE_KEEP_TEST_IMAGES=1 (developers only) leaves the image and its layer cache in
+    # place, so the next session's build is a cache hit instead of minutes of work.
+    keep = os.environ.get("DLBASE_KEEP_TEST_IMAGES") == "1"
+    labels = [] if keep else ["--label", ",".join(f"{k}={v}" for k, v in session_labels.items())]
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlbase", "build", "--json", *labels],
+        cwd=ROOT, capture_output=True, text=True, timeout=3000,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"building the default image failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}",
+                    pytrace=False)
+    return json.loads(proc.stdout)

@@ -30,6 +30,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from .errors import Drift, InvalidInput, Missing, Unreachable
+from .fsutil import write_text_atomic
 
 __all__ = [
     "LOCK_FORMAT",
@@ -278,18 +279,8 @@ def _header(spec: LockSpec, fingerprint: str) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory + rename: readers never see half a lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers never see half a lock (see dlbase.fsutil)."""
+    write_text_atomic(path, text)
 
 
 def _summarise_uv(stderr_lines: list[str], limit: int = 12) -> list[str]:

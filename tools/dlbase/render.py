@@ -10,13 +10,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from dlbase import tags
+from dlbase.fsutil import write_text_atomic
 from dlbase.errors import Drift, InvalidInput
 from dlbase.project import Project
 from dlbase.spec import (INFO_IN_IMAGE, LOCK_IN_IMAGE, TESTS_IN_IMAGE, VENV, BuildSpec)
@@ -192,15 +192,7 @@ def write_atomic(path: Path, content: str) -> bool:
     """Write only when the content changed; through a temp file so no partial file is left."""
     if path.is_file() and path.read_text(encoding="utf-8") == content:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, content)
     return True
 
 

@@ -8,8 +8,6 @@ at the exact place in the file.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from dlbase.errors import MatrixError
+from dlbase.fsutil import write_text_atomic
 
 
 def _yaml() -> YAML:
@@ -61,11 +60,4 @@ def dump_atomic(data: Any, path: Path) -> None:
     """Write YAML through a temporary file and rename, so a crash leaves no partial file."""
     buf = io.StringIO()
     _yaml().dump(data, buf)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, buf.getvalue())

@@ -19,11 +19,20 @@ from dlbase.spec import BuildSpec
 @click.option("--no-cache", "nocache", is_flag=True, help="rebuild every layer")
 @click.option("--quiet", "-q", is_flag=True, help="no progress; print only the result")
 @click.option("--verbose", "-v", is_flag=True, help="show every line of the build output")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="extra image label (repeatable), e.g. a CI run ID")
 @project_options
 @json_option
-def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, matrix_file: Path | None,
+def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labels: tuple[str, ...],
+            matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
+    extra = {}
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint="--label")
+        extra[key] = value
     project = open_project(matrix_file, compat_file)
     v = project.matrix.get(variant) if variant else project.matrix.default_variant
     spec = BuildSpec.of(project.compat, v)
@@ -31,7 +40,7 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, matr
     engine = Engine()
     progress.say(f"building {spec.name} on {engine.endpoint}")
     result = build_mod.build(project, spec, engine, on_event=progress.build, on_wheel=progress.wheel,
-                             say=progress.say, nocache=nocache)
+                             say=progress.say, nocache=nocache, extra_labels=extra)
     if as_json:
         ui.emit_json({"ok": True, **result.to_dict()})
         return
