@@ -1,0 +1,103 @@
+"""A small, variant-like project for fast builds of the project's own templates.
+
+A full image takes minutes and 6 GB. Failure paths (bad step, hash mismatch, missing
+base, Ctrl-C, daemon loss), reproducibility checks and verify's negative cases need
+many builds, so this makes a copy of the project whose default variant is rendered from
+the real templates but whose lock pins one tiny wheel made here, offline:
+
+- the lock's header carries the fingerprint of the variant's real inputs, so every
+  drift check passes: the lock "lies" about its content, which is the point;
+- the wheel is written into the copy's wheelhouse, so filling it needs no network;
+- the image builds in ~15 s (Debian 12 + Python 3.11 + the tiny wheel) and reading it
+  back fails (no torch), so `dlbase build` refuses to tag it: the mismatch path.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlbase import lock as lock_mod
+from dlbase.project import Project
+from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
+from dlbase.wheelhouse import default_wheelhouse
+
+ROOT = Path(__file__).resolve().parents[2]
+COPY = ("images", "templates", "tests/image", "README.md", ".dockerignore", ".hadolint.yaml", "ci")
+
+
+@dataclass
+class SmallProject:
+    root: Path
+    variant: str
+    lock: Path
+    wheel: Path
+    wheelhouse: Path
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.root / "images" / self.variant / "Dockerfile"
+
+    def project(self) -> Project:
+        return Project.discover(self.root)
+
+
+def make_wheel(directory: Path, name: str = "dlbase_tiny", version: str = "1.0", payload: str = "") -> Path:
+    """A valid pure-Python wheel (PEP 427), deterministic bytes for the same inputs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f'"""tiny test package"""\nVALUE = {payload!r}\n',
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: dlbase-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record_lines = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record_lines.append(f"{path},sha256={digest},{len(text.encode())}")
+    record_lines.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = "\n".join(record_lines) + "\n"
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path, text in files.items():
+            info = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, text)
+    return wheel
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_lock(spec: BuildSpec, path: Path, pins: list[tuple[str, str, str]]) -> None:
+    """A lock with the variant's true fingerprint and the given (name, version, sha256) pins."""
+    lspec = lock_spec(spec)
+    header = lock_mod._header(lspec, lspec.fingerprint())  # the same header `dlbase lock` writes
+    body = "".join(f"{n}=={v} \\\n    --hash=sha256:{h}\n" for n, v, h in pins)
+    path.write_text(header + body)
+    path.chmod(0o644)
+
+
+def make_small_project(tmp: Path, *, payload: str = "", variant: str | None = None) -> SmallProject:
+    """Copy the project into tmp/<name> with a tiny-lock default variant (see module doc)."""
+    root = tmp / "small-project"
+    for rel in COPY:
+        src = ROOT / rel
+        if src.is_dir():
+            shutil.copytree(src, root / rel, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+        elif src.is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / rel)
+    project = Project.discover(root)
+    name = variant or project.matrix.default
+    spec = BuildSpec.of(project.compat, project.matrix.get(name))
+    house = default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=root)
+    wheel = make_wheel(house, payload=payload)
+    lock = root / "images" / name / "requirements.lock"
+    write_lock(spec, lock, [("dlbase-tiny", "1.0", sha256(wheel))])
+    return SmallProject(root=root, variant=name, lock=lock, wheel=wheel, wheelhouse=house)
