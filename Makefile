@@ -86,8 +86,11 @@ test: setup ## everything CI runs: static checks, then unit + integration tests 
 	$(PYTEST) tests/unit tests/integration
 
 .PHONY: bench
-bench: venv ## benchmarks (JSON + markdown table under .dlbase/bench/)
-	$(DLBASE) bench
+bench: bench-build ## every benchmark (JSON + markdown table under .dlbase/bench/)
+
+.PHONY: bench-build
+bench-build: venv ## image size vs payload and a naive Dockerfile; cold vs warm build time (minutes)
+	$(DLBASE) bench build $(VARIANT)
 
 .PHONY: clean
 clean: ## remove the venv and dlbase's local state (.dlbase/: wheelhouses, logs, records)

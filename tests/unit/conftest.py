@@ -1,7 +1,7 @@
 """Shared fixtures for the fast unit tests (no Docker daemon, no network).
 
 - ``project_copy``: a throw-away copy of the project's data (images/, templates/,
-  README.md, .hadolint.yaml, ci/docker-bake.hcl) with DLBASE_ROOT pointing at it, so a
+  README.md, .hadolint.yaml, ci/) with DLBASE_ROOT pointing at it, so a
   test can break the matrix or edit a rendered file and run the real CLI against it.
 - ``cli``: runs ``dlbase.cli.main`` (the real entry point: argument parsing, error
   printing, exit codes) in-process and returns exit code, stdout and stderr.
@@ -65,9 +65,8 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(REPO / "templates", root / "templates")
     for name in ("README.md", ".hadolint.yaml"):
         shutil.copy2(REPO / name, root / name)
-    if (REPO / "ci" / "docker-bake.hcl").is_file():
-        (root / "ci").mkdir()
-        shutil.copy2(REPO / "ci" / "docker-bake.hcl", root / "ci" / "docker-bake.hcl")
+    if (REPO / "ci").is_dir():  # generated CI files (bake file, workflow) are drift-checked too
+        shutil.copytree(REPO / "ci", root / "ci")
     monkeypatch.setenv("DLBASE_ROOT", str(root))
     return root
 

@@ -172,6 +172,10 @@ def outputs(project: Project) -> list[Output]:
         outs.append(Output(project.root / "ci" / "docker-bake.hcl",
                            _render(env, "docker-bake.hcl.j2", specs=specs, rows=tag_rows(project, specs),
                                    repository=project.matrix.repository, project=project)))
+    workflow = project.templates_dir / "github-actions.yml.j2"
+    if workflow.is_file():
+        outs.append(Output(project.root / "ci" / "github-actions.yml",
+                           _render(env, "github-actions.yml.j2", specs=specs)))
     text = readme(project, specs, env)
     if text is not None:
         outs.append(Output(project.root / "README.md", text))
