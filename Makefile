@@ -74,7 +74,7 @@ verify: venv ## verify VARIANT's image (REQUIRE_GPU=1 on GPU hosts: GPU checks m
 	$(DLBASE) verify $(VERIFY_FLAGS) $(VARIANT)
 
 .PHONY: static
-static: render-check lint check ## the checks that need no daemon: drift, lint, compatibility
+static: render-check lint check lock-check ## the checks that need no daemon: drift, lint, compatibility, lock freshness
 
 .PHONY: unit
 unit: venv ## fast tests, no daemon
