@@ -19,7 +19,9 @@ A = pytest.importorskip("albumentations", reason="albumentations is not importab
                         "the image-suite self-test needs it (use .venv-image)")
 np = pytest.importorskip("numpy")
 
-IMAGE_SUITE = Path(__file__).resolve().parents[1] / "image"
+# Beside tests/unit in the repository; inside an image the suite lives at /opt/dlbase/tests
+# (tests/integration runs this file there, where albumentations is installed).
+IMAGE_SUITE = Path(os.environ.get("DLBASE_IMAGE_SUITE", Path(__file__).resolve().parents[1] / "image"))
 
 
 @pytest.fixture()

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from dlbase import image_probe, tags, wheelhouse
+from dlbase import report as report_mod
 from dlbase import lock as lock_mod
 from dlbase import render as render_mod
 from dlbase.engine import BuildEvent, Engine
-from dlbase.errors import Drift, ImageMismatch, Missing
+from dlbase.errors import BuildFailed, Drift, ImageMismatch, Missing
 from dlbase.project import Project
 from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
 
@@ -31,6 +32,8 @@ from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
 # the heavy RUN, so a random port would rebuild torch on every build.
 DEFAULT_WHEELHOUSE_PORT = 38211
 SOURCE_URL = "https://github.com/dlbase/dlbase"
+# What pip prints when --require-hashes rejects a wheel.
+PIP_HASH_ERROR = "DO NOT MATCH THE HASHES"
 
 
 @dataclass
@@ -178,19 +181,39 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
           on_wheel: Callable[[wheelhouse.FillEvent], None] | None = None,
           say: Callable[[str], None] = lambda _m: None,
           nocache: bool = False, extra_labels: dict[str, str] | None = None,
-          wheelhouse_port: int | None = None, tag: bool = True) -> BuildResult:
+          wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
+          wheelhouse_dir: Path | None = None) -> BuildResult:
     """Build, read back, compare, tag, report. Raises a typed error at the first problem;
-    nothing is tagged unless every check passed."""
+    nothing is tagged unless every check passed.
+
+    ``check_versions=False`` (only with ``tag=False``) skips reading the versions back: for
+    builds that are compared, never tagged (`dlbase rebuild-check`), including test
+    images without torch. The tag names in the result are then derived from the variant.
+
+    ``wheelhouse_dir`` serves that folder as it is (a wheelhouse prepared elsewhere, e.g.
+    carried to an air-gapped builder) instead of filling the default one: nothing is
+    downloaded or pre-checked, and pip's ``--require-hashes`` in the Dockerfile is then
+    the check that every wheel is the one the lock pins.
+    """
+    if not check_versions and tag:
+        raise ValueError("an image is tagged only after its versions were read back")
     started = time.monotonic()
     lock_path = preflight(project, spec)
     lock_hash = lock_mod.lock_hash(lock_path)
     engine.ping()
     with exclusive(project, spec.name, say):
         base_ref, base_digest = base_identity(engine, spec)
-        house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=project.root)
-        say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
-        wheelhouse.fill(lock_path, house, python_version=spec.variant.python,
-                        platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_progress=on_wheel)
+        if wheelhouse_dir is not None:
+            house = Path(wheelhouse_dir)
+            if not house.is_dir():
+                raise Missing(f"wheelhouse {house} is not a directory",
+                              hint="pass a folder of wheels, or leave --wheelhouse out to fill the default one")
+            say(f"wheelhouse {house}: served as given (pip checks every wheel against the lock's hashes)")
+        else:
+            house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=project.root)
+            say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
+            wheelhouse.fill(lock_path, house, python_version=spec.variant.python,
+                            platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_progress=on_wheel)
         log_dir = project.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -198,16 +221,27 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
         port = wheelhouse_port or int(os.environ.get("DLBASE_WHEELHOUSE_PORT", DEFAULT_WHEELHOUSE_PORT))
         with _serve(house, port) as url:
             say(f"serving the wheelhouse at {url}; building {project.rel(project.variant_dir(spec.name))}/Dockerfile")
-            image_id = engine.build(project.root, f"images/{spec.name}/Dockerfile",
-                                    buildargs={"WHEELHOUSE": url}, labels=labels, network_mode="host",
-                                    nocache=nocache, pull=False, on_event=on_event, log_path=log_file)
-        say("reading the versions back from inside the image")
-        try:
-            probe = read_back(engine, image_id)
-            problems = compare(spec, probe)
-        except BaseException:
-            _discard(engine, image_id)
-            raise
+            try:
+                image_id = engine.build(project.root, f"images/{spec.name}/Dockerfile",
+                                        buildargs={"WHEELHOUSE": url}, labels=labels, network_mode="host",
+                                        nocache=nocache, pull=False, on_event=on_event, log_path=log_file)
+            except BuildFailed as exc:
+                if any(PIP_HASH_ERROR in line for line in exc.log_tail):
+                    exc.message += " (a wheel's sha256 is not one the lock pins)"
+                    exc.hint = ("a served wheel differs from the one locked (tampered, corrupt or rebuilt): "
+                                "remove it from the wheelhouse and build again, or re-lock with `dlbase lock`")
+                raise
+        if check_versions:
+            say("reading the versions back from inside the image")
+            try:
+                probe = read_back(engine, image_id)
+                problems = compare(spec, probe)
+            except BaseException:
+                _discard(engine, image_id)
+                raise
+        else:
+            want = spec.versions()
+            probe, problems = {"torch": want["torch"], "cuda": want["cuda"], "python": want["python"]}, []
         if problems:
             _discard(engine, image_id)
             raise ImageMismatch(f"{spec.name}: the built image is not what the variant says; no tag was applied",
@@ -283,6 +317,8 @@ def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path
         "expected": spec.versions(),
         "log_file": result.log_file,
         "verification": None,
+        "repo_digests": [],
+        "sbom_file": str(report_mod.build_sbom(project, result, spec)),
     }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")

@@ -20,6 +20,8 @@ Rules this module keeps:
 from __future__ import annotations
 
 import contextlib
+import http.client
+import io
 import json
 import os
 import re
@@ -33,6 +35,7 @@ from typing import IO, Any
 
 import docker
 import requests
+import urllib3
 from docker import errors as docker_errors
 from docker.types import DeviceRequest
 
@@ -40,6 +43,10 @@ from dlbase import errors
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 START_HINT = "run `sudo tools/host/setup.sh` or start dockerd"
+REMOTE_HINT = ("start the daemon that should listen there, or unset DOCKER_HOST to use the local one "
+               "(`sudo tools/host/setup.sh` starts it)")
+# How long a broken build stream waits for the daemon to answer again before calling it gone.
+GONE_PROBE_S = 3.0
 MANAGED_LABEL = "dlbase.managed"
 BUILD_ID_LABEL = "dlbase.build-id"
 LOG_TAIL_LINES = 20
@@ -66,6 +73,7 @@ class BuildEvent:
       ``output``    a line the build printed (RUN output, builder messages)
       ``progress``  pull/download progress of a layer (``layer``, ``current``, ``total``)
       ``status``    any other status line (pull "Pulling fs layer", "Digest: ...")
+      ``cached``    the current step (``step``/``total``/``text``) was a layer-cache hit
       ``done``      the build finished; ``image_id`` is set
     ``elapsed`` is seconds since the build started, so the CLI need not keep a clock.
     """
@@ -151,10 +159,14 @@ def _is_connection_error(exc: BaseException) -> bool:
 
     docker-py wraps some of them in DockerException ("Error while fetching server API
     version: ..."), requests raises ConnectionError for a dead socket or port, and a
-    daemon dying mid-stream surfaces as ChunkedEncodingError / urllib3 ProtocolError.
+    daemon dying mid-stream surfaces as ChunkedEncodingError, or -- docker-py reads the
+    build stream from the raw urllib3 response, which requests does not wrap -- as
+    urllib3's ProtocolError ("Connection broken: IncompleteRead") or http.client's
+    IncompleteRead. Whether the daemon is really gone is then decided by pinging it.
     """
     if isinstance(exc, (requests.exceptions.ConnectionError,
                         requests.exceptions.ChunkedEncodingError,
+                        urllib3.exceptions.ProtocolError, http.client.HTTPException,
                         ConnectionError, FileNotFoundError)):
         return True
     if isinstance(exc, docker_errors.APIError):
@@ -163,6 +175,23 @@ def _is_connection_error(exc: BaseException) -> bool:
         text = str(exc)
         return "Error while fetching server API version" in text or "Connection" in text
     return False
+
+
+def _short_cause(exc: BaseException) -> str:
+    """The reason a connection failed, in a few words, not docker-py's nested reprs."""
+    text = str(exc)
+    for needle, words in (("FileNotFoundError", "no socket file there"),
+                          ("No such file or directory", "no socket file there"),
+                          ("Connection refused", "connection refused"),
+                          ("Permission denied", "permission denied (use sudo or join the docker group)"),
+                          ("Name or service not known", "unknown host name"),
+                          ("timed out", "timed out"),
+                          ("IncompleteRead", "connection broken mid-stream (IncompleteRead)"),
+                          ("Connection broken", "connection broken mid-stream"),
+                          ("Connection reset", "connection reset")):
+        if needle in text:
+            return words
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _api_message(exc: docker_errors.APIError) -> str:
@@ -194,12 +223,14 @@ class Engine:
         """The daemon address this engine talks to, for messages."""
         return self._base_url or _endpoint_from_env()
 
-    def _unavailable(self, cause: BaseException | None = None, *, during: str | None = None
-                     ) -> errors.DaemonUnavailable:
+    def _unavailable(self, cause: BaseException | None = None, *, during: str | None = None,
+                     details: list[str] | None = None) -> errors.DaemonUnavailable:
         what = f"Docker daemon at {self.endpoint} "
         what += f"went away during {during}" if during else "is not reachable"
-        err = errors.DaemonUnavailable(what, hint=START_HINT,
-                                       details=[f"cause: {cause}"] if cause else None)
+        remote = self._base_url is not None or "DOCKER_HOST" in os.environ
+        lines = [f"cause: {_short_cause(cause)}"] if cause else []
+        err = errors.DaemonUnavailable(what, hint=REMOTE_HINT if remote and self.endpoint != DEFAULT_ENDPOINT
+                                       else START_HINT, details=lines + list(details or []))
         return err
 
     @property
@@ -289,6 +320,12 @@ class Engine:
         with self._translate(f"untag {ref}", missing=f"no tag {ref!r}"):
             self._api.remove_image(ref)
 
+    def image_history(self, ref: str) -> list[dict[str, Any]]:
+        """The image's layer history (``docker history``): each step's ``CreatedBy``, newest first.
+        Build args used by a RUN step are recorded there, which is why verify reads it."""
+        with self._translate("read an image's history", missing=f"no image {ref!r}"):
+            return list(self._api.history(ref))
+
     def images_with_label(self, label: str) -> list[dict[str, Any]]:
         """Image summaries carrying ``label`` (``key`` or ``key=value``)."""
         with self._translate("list images"):
@@ -354,6 +391,13 @@ class Engine:
                 what = "removed what it had created" if clean_on_failure else "kept its layers"
                 raise errors.Interrupted(f"build interrupted at {trace.step_text or 'start'}; {what}",
                                          details=_log_details(log_file)) from None
+            except errors.BuildFailed as exc:
+                # A step "failing" because the daemon is shutting down (its container was
+                # killed, exit 137) is the daemon's going, not the Dockerfile's fault.
+                if self._gone(within=GONE_PROBE_S if _killed_by_signal(exc.message) else 0):
+                    raise self._unavailable(None, during="the build", details=exc.details) from None
+                self._clean_failed_build(trace, clean_on_failure)
+                raise
             except errors.DlbaseError:
                 self._clean_failed_build(trace, clean_on_failure)
                 raise
@@ -420,6 +464,10 @@ class Engine:
             trace.containers.append(running.group(1))
         elif line.startswith(_USING_CACHE):
             trace.step_cached = True
+            step_match = _STEP_RE.match(trace.step_text or "")
+            if step_match:
+                return BuildEvent("cached", text=step_match.group(3), step=int(step_match.group(1)),
+                                  total=int(step_match.group(2)), elapsed=elapsed)
         layer = _LAYER_RE.match(line)
         if layer:
             trace.chain.append(layer.group(1))
@@ -437,10 +485,13 @@ class Engine:
             return errors.BuildFailed(f"Docker daemon refused the build: {_api_message(exc)}",
                                       step=trace.step_text, log_tail=list(tail), log_file=log_file)
         if _is_connection_error(exc):
-            if self._answers():
-                return errors.BuildFailed(f"build stream broke: {exc}", step=trace.step_text,
+            if not self._gone():
+                return errors.BuildFailed(f"build stream broke: {_short_cause(exc)}", step=trace.step_text,
                                           log_tail=list(tail), log_file=log_file)
-            return self._unavailable(exc, during="the build" if trace.step_text or trace.chain else None)
+            started = bool(trace.step_text or trace.chain)
+            context = errors.BuildFailed("", step=trace.step_text, log_tail=list(tail), log_file=log_file)
+            return self._unavailable(exc, during="the build" if started else None,
+                                     details=context.details if started else None)
         return errors.BuildFailed(f"build failed: {exc}", step=trace.step_text,
                                   log_tail=list(tail), log_file=log_file)
 
@@ -455,6 +506,21 @@ class Engine:
             stream.close()
         with contextlib.suppress(Exception):
             self._api.close()
+
+    def _gone(self, within: float = GONE_PROBE_S) -> bool:
+        """True when the daemon fails to answer a ping at any point within ``within`` s.
+
+        A daemon being stopped closes build streams (or kills the step's container) a
+        moment before it stops answering pings, so one ping right after a broken stream
+        can still succeed; a daemon that answers every ping for the whole window is up.
+        """
+        deadline = time.monotonic() + within
+        while True:
+            if not self._answers():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
 
     def _answers(self) -> bool:
         try:
@@ -505,6 +571,121 @@ class Engine:
     def _has_tags(self, image_id: str) -> bool:
         tags = self._api.inspect_image(image_id).get("RepoTags") or []
         return any(tag != "<none>:<none>" for tag in tags)
+
+    # ---- registry: push, pull ----------------------------------------------------
+
+    def push(self, repository: str, tag: str, *, auth_config: dict[str, str] | None = None,
+             on_event: Callable[[PushEvent], None] | None = None) -> PushResult:
+        """Push ``repository:tag`` (the repository names the registry host) and return the
+        manifest digest the registry answered with.
+
+        The daemon reports most push failures *inside* the JSON stream (``error`` /
+        ``errorDetail`` chunks) and docker-py does not raise on them, so every chunk is
+        checked here: a connection failure to the registry becomes
+        :class:`~dlbase.errors.Unreachable`, anything else (credentials, storage errors,
+        protocol) :class:`~dlbase.errors.RegistryError`, with the daemon's own words.
+        A stream that ends without a digest is an error too. Ctrl-C drops the connection
+        (the daemon then cancels the push; the registry is left with unreferenced blobs at
+        most, never a new manifest) and raises Interrupted.
+        """
+        ref = f"{repository}:{tag}"
+        emit = on_event or (lambda _event: None)
+        started = time.monotonic()
+        layers: dict[str, str] = {}
+        digest: str | None = None
+        size: int | None = None
+        stream: Any = None
+        try:
+            with self._translate(f"push {ref}", missing=f"no local image {ref!r}"):
+                try:
+                    stream = self._api.push(repository, tag=tag, stream=True, decode=True,
+                                            auth_config=auth_config or None)
+                except docker_errors.APIError as exc:
+                    if isinstance(exc, docker_errors.NotFound):
+                        raise
+                    _raise_stream_error({"error": _api_message(exc)}, f"push of {ref}")
+                for chunk in stream:
+                    elapsed = round(time.monotonic() - started, 3)
+                    _raise_stream_error(chunk, f"push of {ref}")
+                    aux = chunk.get("aux") or {}
+                    if aux.get("Digest"):
+                        digest, size = str(aux["Digest"]), aux.get("Size")
+                        continue
+                    status = str(chunk.get("status", ""))
+                    found = _PUSH_DIGEST_RE.search(status)
+                    if found:
+                        digest, size = found.group(1), int(found.group(2))
+                    layer = chunk.get("id")
+                    detail = chunk.get("progressDetail") or {}
+                    if layer and detail.get("total"):
+                        emit(PushEvent("progress", text=status, layer=layer, current=detail.get("current"),
+                                       total_bytes=detail.get("total"), elapsed=elapsed))
+                    elif layer and (status in ("Pushed", "Layer already exists") or status.startswith("Mounted from")):
+                        layers[layer] = status
+                        emit(PushEvent("layer", text=status, layer=layer, elapsed=elapsed))
+                    elif status:
+                        emit(PushEvent("status", text=f"{layer}: {status}" if layer else status,
+                                       layer=layer, elapsed=elapsed))
+        except KeyboardInterrupt:
+            self._abort_stream(stream)
+            raise errors.Interrupted(f"push of {ref} interrupted; the registry holds no new manifest "
+                                     "for it (at most unreferenced layer blobs)") from None
+        if not digest:
+            raise errors.RegistryError(f"push of {ref} ended without the registry naming a digest",
+                                       hint="look at the registry's log; the push may be incomplete")
+        seconds = round(time.monotonic() - started, 3)
+        emit(PushEvent("done", text=digest, digest=digest, elapsed=seconds))
+        return PushResult(reference=ref, digest=digest, size=size, layers=layers, seconds=seconds)
+
+    def pull(self, repository: str, reference: str, *, auth_config: dict[str, str] | None = None,
+             on_event: Callable[[PushEvent], None] | None = None) -> str:
+        """Pull ``repository@sha256:...`` (or ``:tag``) and return the local image ID.
+
+        Errors reported inside the pull stream are raised like :meth:`push`'s.
+        """
+        sep = "@" if reference.startswith("sha256:") else ":"
+        ref = f"{repository}{sep}{reference}"
+        emit = on_event or (lambda _event: None)
+        started = time.monotonic()
+        stream: Any = None
+        try:
+            with self._translate(f"pull {ref}", missing=f"no image {ref!r} in the registry"):
+                try:
+                    stream = self._api.pull(repository, tag=reference, stream=True, decode=True,
+                                            auth_config=auth_config or None)
+                except docker_errors.APIError as exc:
+                    if isinstance(exc, docker_errors.NotFound):
+                        raise
+                    _raise_stream_error({"error": _api_message(exc)}, f"pull of {ref}")
+                for chunk in stream:
+                    _raise_stream_error(chunk, f"pull of {ref}")
+                    status = str(chunk.get("status", ""))
+                    if status:
+                        layer = chunk.get("id")
+                        emit(PushEvent("status", text=f"{layer}: {status}" if layer else status, layer=layer,
+                                       elapsed=round(time.monotonic() - started, 3)))
+        except KeyboardInterrupt:
+            self._abort_stream(stream)
+            raise errors.Interrupted(f"pull of {ref} interrupted") from None
+        return self.inspect_image(ref)["Id"]
+
+    # ---- filesystem export -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def exported_filesystem(self, image: str, *, labels: dict[str, str] | None = None) -> Iterator[IO[bytes]]:
+        """Yield a readable binary stream: the tar of a (never started) container's
+        filesystem, i.e. the image's merged layers, streamed from the daemon in 1 MiB
+        chunks so a 6 GB image is never held in memory. The container is removed on exit.
+        """
+        container_id = self._create(image, ["true"], environment=None, user=None, shm_size=None,
+                                    ipc_mode=None, gpus=False, ports=None, labels=labels,
+                                    network_mode="none", entrypoint=None, auto_remove=False)
+        try:
+            with self._translate(f"export the filesystem of {image}"):
+                chunks = self._api.export(container_id, chunk_size=1 << 20)
+            yield _ChunkReader(chunks, self)
+        finally:
+            self._remove_container(container_id)
 
     # ---- run -------------------------------------------------------------------
 
@@ -581,6 +762,29 @@ class Engine:
 
     def logs(self, container: str) -> str:
         return self._logs(container)
+
+    def read_file(self, container: str, path: str, *, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """The bytes of one regular file inside a container (running or stopped), read
+        through the archive API, so it works whatever the image has (no ``cat`` needed).
+        Missing when there is no such file."""
+        import io
+        import tarfile
+
+        with self._translate(f"copy {path} out of container {container}",
+                             missing=f"no file {path!r} in container {container!r}"):
+            stream, _stat = self._api.get_archive(container, path)
+            buf = io.BytesIO()
+            for chunk in stream:
+                buf.write(chunk)
+                if buf.tell() > max_bytes + 1024 * 1024:
+                    raise errors.DlbaseError(f"{path} in container {container} is larger than {max_bytes} bytes")
+        buf.seek(0)
+        with tarfile.open(fileobj=buf) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            handle = tar.extractfile(member) if member is not None else None
+            if handle is None:
+                raise errors.Missing(f"{path} in container {container} is not a regular file")
+            return handle.read()
 
     def _create(self, image: str, command: str | list[str] | None, *, environment: dict[str, str] | None,
                 user: str | None, shm_size: str | None, ipc_mode: str | None, gpus: bool,
@@ -708,6 +912,86 @@ class Engine:
         return removed, kept
 
 
+# --------------------------------------------------------------------------- push/pull/export
+
+_PUSH_DIGEST_RE = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: (\d+)")
+_UNREACHABLE_MARKERS = ("connection refused", "no such host", "i/o timeout", "dial tcp", "connection reset",
+                        "eof", "no route to host", "tls handshake timeout", "server misbehaving")
+_AUTH_MARKERS = ("unauthorized", "authentication required", "denied", "no basic auth credentials")
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """One thing that happened during a push or pull, for a progress display.
+
+    ``kind``: ``progress`` (bytes of one layer, ``current``/``total_bytes``), ``layer``
+    (a layer finished: "Pushed", "Layer already exists", "Mounted from ..."), ``status``
+    (any other line) or ``done`` (``digest`` set).
+    """
+
+    kind: str
+    text: str = ""
+    layer: str | None = None
+    current: int | None = None
+    total_bytes: int | None = None
+    digest: str | None = None
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class PushResult:
+    reference: str
+    digest: str
+    size: int | None
+    layers: dict[str, str]
+    seconds: float
+
+
+def _raise_stream_error(chunk: dict[str, Any], what: str) -> None:
+    """Raise the typed error for an ``error``/``errorDetail`` chunk of a push/pull stream."""
+    if "error" not in chunk and "errorDetail" not in chunk:
+        return
+    message = str((chunk.get("errorDetail") or {}).get("message") or chunk.get("error") or "unknown error").strip()
+    lower = message.lower()
+    if any(marker in lower for marker in _AUTH_MARKERS):
+        raise errors.RegistryError(f"{what} refused by the registry: {message}",
+                                   hint="check the credentials (docker login, or DLBASE_REGISTRY_USER / "
+                                        "DLBASE_REGISTRY_PASSWORD)")
+    if any(marker in lower for marker in _UNREACHABLE_MARKERS):
+        raise errors.Unreachable(f"{what} failed, the registry could not be reached: {message}",
+                                 hint="is the registry running and reachable from the Docker daemon?")
+    raise errors.RegistryError(f"{what} failed; the daemon reported: {message}",
+                               hint="look at the registry's log (storage full or read-only? layer refused?)")
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (for tarfile's streaming mode)."""
+
+    def __init__(self, chunks: Iterator[bytes], engine: "Engine"):
+        self._chunks = iter(chunks)
+        self._engine = engine
+        self._buf = memoryview(b"")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._pos >= len(self._buf):
+            try:
+                self._buf, self._pos = memoryview(next(self._chunks)), 0
+            except StopIteration:
+                return 0
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if _is_connection_error(exc):
+                    raise self._engine._unavailable(exc, during="a filesystem export") from None
+                raise
+        n = min(len(buffer), len(self._buf) - self._pos)
+        buffer[:n] = self._buf[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -732,6 +1016,13 @@ def _status_event(chunk: dict[str, Any], log: IO[str] | None, tail: deque[str], 
     line = f"{layer}: {status}" if layer else status
     _log_line(log, tail, line)
     return BuildEvent("status", text=line, layer=layer, elapsed=elapsed)
+
+
+def _killed_by_signal(message: str) -> bool:
+    """A step whose command died of a signal (exit code >= 128: 137 = SIGKILL), as when
+    a stopping daemon kills the step's container."""
+    found = re.search(r"returned a non-zero code: (\d+)", message)
+    return found is not None and int(found.group(1)) >= 128
 
 
 def _is_from_step(step_text: str | None) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
 from dlbase import ui
@@ -29,6 +30,9 @@ class BuildProgress:
         self._downloaded = 0
         self._bytes = 0
         self._wheels_summarised = False
+        self._pending_step: BuildEvent | None = None  # printed once we know if it was cached
+        self._steps = 0
+        self._cached_steps = 0
 
     def _line(self, text: str) -> None:
         if not self.quiet:
@@ -77,11 +81,20 @@ class BuildProgress:
 
     # -- docker build ---------------------------------------------------------------
     def build(self, ev: BuildEvent) -> None:
+        """A step's line waits for the step's next event, which says whether it was a
+        layer-cache hit ("(cached)") or is running; the builder sends that at once."""
         if self.quiet:
             return
         self.wheels_done()
+        if ev.kind == "cached":
+            self._cached_steps += 1
+            self._step_line(ev, cached=True)
+            self._pending_step = None
+            return
+        self.flush_step()
         if ev.kind == "step":
-            self._line(f"[bold]step {ev.step}/{ev.total}[/bold] {ev.text[:150]}")
+            self._steps += 1
+            self._pending_step = ev
         elif ev.kind == "progress" and ev.total_bytes:
             if self.verbose:
                 self._line(f"  layer {ev.layer}: {ev.current or 0}/{ev.total_bytes} bytes")
@@ -90,10 +103,21 @@ class BuildProgress:
             if text and (self.verbose or _interesting(text)):
                 self._line(f"  [dim]{text[:200]}[/dim]")
         elif ev.kind == "done":
-            self._line(f"built {ev.image_id}")
+            self._line(f"built {ev.image_id} ({self._cached_steps} of {self._steps} steps from the layer cache)")
+
+    def flush_step(self) -> None:
+        """Print a step still waiting for its verdict (e.g. when the build stops)."""
+        if self._pending_step is not None and not self.quiet:
+            self._step_line(self._pending_step, cached=False)
+        self._pending_step = None
+
+    def _step_line(self, ev: BuildEvent, *, cached: bool) -> None:
+        mark = " [green](cached)[/green]" if cached else ""
+        text = escape(ev.text[:150])
+        self._line(f"[bold]step {ev.step}/{ev.total}[/bold]{mark} {text}")
 
 
 def _interesting(line: str) -> bool:
     """Lines worth showing without --verbose: cache hits, pip's summary, failures."""
-    markers = ("Using cache", "Successfully installed", "ERROR", "error:", "No broken requirements")
+    markers = ("Successfully installed", "ERROR", "error:", "No broken requirements")
     return any(m in line for m in markers)

@@ -50,7 +50,8 @@ RUN useradd --create-home --uid 1000 --user-group --shell /bin/bash dl \
 # --require-hashes with --only-binary: a wheel whose hash is not in the lock fails the build.
 # WHEELHOUSE (set by `dlbase build`) points pip at wheels served on the build host, for
 # builders whose containers cannot reach an index; left empty, pip uses the index below.
-# Byte-code is compiled with unchecked hashes so two builds produce identical .pyc files.
+# Byte-code is compiled with unchecked hashes so two builds produce identical .pyc files;
+# -f recompiles the .pyc that `venv` (ensurepip) already wrote with the source's mtime in them.
 COPY images/torch2.6-cu126-notebook-ubuntu22.04/requirements.lock /opt/dlbase/requirements.lock
 ARG WHEELHOUSE=""
 ARG PIP_INDEX_URL=https://download.pytorch.org/whl/cu126
@@ -61,7 +62,7 @@ RUN python3.10 -m venv /opt/venv \
  && /opt/venv/bin/python -m pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: --no-deps "$@" \
         -r /opt/dlbase/requirements.lock \
  && /opt/venv/bin/python -m pip check \
- && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib > /dev/null
+ && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /opt/venv/lib > /dev/null
 
 # Cheap, often-changing layers last: the facts the image's own tests check, and the tests.
 COPY images/torch2.6-cu126-notebook-ubuntu22.04/image.json /opt/dlbase/image.json

@@ -21,10 +21,13 @@ from dlbase.spec import BuildSpec
 @click.option("--verbose", "-v", is_flag=True, help="show every line of the build output")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="extra image label (repeatable), e.g. a CI run ID")
+@click.option("--wheelhouse", "wheelhouse_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="serve this folder of wheels as it is instead of filling .dlbase/wheelhouse "
+                   "(no download; pip's --require-hashes checks every wheel)")
 @project_options
 @json_option
 def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labels: tuple[str, ...],
-            matrix_file: Path | None,
+            wheelhouse_dir: Path | None, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
     extra = {}
@@ -39,8 +42,12 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
     progress = BuildProgress(quiet=quiet or as_json, verbose=verbose)
     engine = Engine()
     progress.say(f"building {spec.name} on {engine.endpoint}")
-    result = build_mod.build(project, spec, engine, on_event=progress.build, on_wheel=progress.wheel,
-                             say=progress.say, nocache=nocache, extra_labels=extra)
+    try:
+        result = build_mod.build(project, spec, engine, on_event=progress.build, on_wheel=progress.wheel,
+                                 say=progress.say, nocache=nocache, extra_labels=extra,
+                                 wheelhouse_dir=wheelhouse_dir)
+    finally:
+        progress.flush_step()
     if as_json:
         ui.emit_json({"ok": True, **result.to_dict()})
         return

@@ -1,0 +1,144 @@
+"""Rebuilding after a change to the image's tests or to labels reuses the heavy layers.
+
+The Dockerfile puts the hash-pinned pip install before the cheap, often-changing
+layers (image facts, tests/image) and the build-time labels after everything, so those
+changes must not re-run pip. A real torch image takes minutes; this uses a copy of the
+project whose lock pins tiny stand-in wheels that *claim* the variant's versions
+(a ``torch`` whose ``__version__`` is 2.6.0+cu124 and whose cuDNN reads 90100, a
+``cv2`` of 4.11, ...), so the build passes the read-back, is tagged (into a repository
+of this session's own) and keeps its layer cache -- a refused build discards its layers.
+
+Timings are printed, not asserted: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import socket
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+from dlbase.engine import Engine
+from dlbase.spec import BuildSpec
+from tests.integration.test_build_failures import (Outcome, edit, insert_before_python_env, render,
+                                                   run_build, test_repo)  # noqa: F401 - the fixture
+from tests.support.small_project import SmallProject, make_small_project, sha256, write_lock
+
+pytestmark = pytest.mark.docker
+
+PIP_STEP = re.compile(r"^Step (\d+)/\d+ : RUN python3\.11 -m venv /opt/venv", re.M)
+
+
+def write_wheel(directory: Path, dist: str, version: str, files: dict[str, str]) -> Path:
+    """A pure-Python wheel of ``dist`` holding ``files``; same inputs, same bytes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    norm = re.sub(r"[-_.]+", "_", dist)
+    info = f"{norm}-{version}.dist-info"
+    files = {**files, f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: dlbase-tests\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    wheel = directory / f"{norm}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path, text in files.items():
+            entry = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o644 << 16
+            zf.writestr(entry, text)
+    return wheel
+
+
+def stand_in_stack(sp: SmallProject) -> None:
+    """Replace the tiny lock by stand-ins for the variant's stack, versions as promised."""
+    project = sp.project()
+    spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
+    want = spec.versions()
+    sp.wheel.unlink()
+    torch_files = {
+        "torch/__init__.py": f"__version__ = '{want['torch']}+{spec.line.name}'\n"
+                             "from . import backends, cuda, version\n",
+        "torch/version.py": f"cuda = '{want['cuda']}'\n",
+        "torch/backends/__init__.py": "from . import cudnn\n",
+        "torch/backends/cudnn.py": "def version():\n    return 90100\n",
+        "torch/cuda/__init__.py": "from . import nccl\n",
+        "torch/cuda/nccl.py": "def version():\n    return (2, 21, 5)\n",
+    }
+    wheels = [
+        write_wheel(sp.wheelhouse, "torch", want["torch"], torch_files),
+        write_wheel(sp.wheelhouse, "torchvision", want["torchvision"], {"torchvision/__init__.py": ""}),
+        write_wheel(sp.wheelhouse, "albumentations", want["albumentations"], {"albumentations/__init__.py": ""}),
+        write_wheel(sp.wheelhouse, "opencv-python-headless", want["opencv"],
+                    {"cv2/__init__.py": f"__version__ = '{'.'.join(want['opencv'].split('.')[:3])}'\n"}),
+        write_wheel(sp.wheelhouse, "numpy", want["numpy"], {"numpy/__init__.py": ""}),
+    ]
+    pins = [("torch", want["torch"], sha256(wheels[0])), ("torchvision", want["torchvision"], sha256(wheels[1])),
+            ("albumentations", want["albumentations"], sha256(wheels[2])),
+            ("opencv-python-headless", want["opencv"], sha256(wheels[3])), ("numpy", want["numpy"], sha256(wheels[4]))]
+    write_lock(spec, sp.lock, pins)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_of(out: Outcome, sp: SmallProject) -> str:
+    found = re.search(r"^log: (\S+)$", out.stderr, re.M)
+    path = Path(found.group(1)) if found else sorted((sp.root / ".dlbase" / "logs").glob("*.log"))[-1]
+    return path.read_text()
+
+
+def step_block(log: str, number: int) -> str:
+    """The log lines of step ``number`` (its header up to the next step)."""
+    found = re.search(rf"^Step {number}/\d+ : .*?(?=^Step \d+/\d+ : |\Z)", log, re.M | re.S)
+    assert found, f"no step {number} in the log"
+    return found.group(0)
+
+
+def test_rebuild_after_test_or_label_change_reuses_the_pip_layer(engine: Engine, tmp_path: Path, session_labels,
+                                                                  test_repo) -> None:
+    sp = make_small_project(tmp_path)
+    edit(sp.root / "images" / "matrix.yaml", "repository: dlbase/pytorch", f"repository: {test_repo['repo']}")
+    # A step of this test's own before the lock: the first build does the heavy work for real.
+    insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN=cache-{uuid.uuid4().hex[:12]}")
+    render(sp)
+    stand_in_stack(sp)
+
+    # The wheelhouse URL is a build arg of the pip step, so part of its cache key. The
+    # default fixed port may be held by a concurrent build on this shared machine (the
+    # builder then falls back to a random one); a port of this test's own keeps it fixed.
+    port = {"DLBASE_WHEELHOUSE_PORT": str(free_port())}
+    first = run_build(sp, session_labels, **port)
+    assert first.code == 0, first.stderr
+    first_log = log_of(first, sp)
+    pip_step = int(PIP_STEP.search(first_log).group(1))
+    assert "Successfully installed" in step_block(first_log, pip_step)
+
+    (sp.root / "tests" / "image" / "test_versions.py").open("a").write("\n# edited by test_build_cache\n")
+    after_test_edit = run_build(sp, session_labels, **port)
+    after_label = run_build(sp, session_labels, "--label", "dlbase.test-case=label-only-change", **port)
+    print(f"\n--- stand-in image: first build {first.seconds}s, after a tests/image edit "
+          f"{after_test_edit.seconds}s, after a new --label {after_label.seconds}s")
+
+    for name, out in (("tests/image edit", after_test_edit), ("new label", after_label)):
+        assert out.code == 0, f"{name}: {out.stderr}"
+        log = log_of(out, sp)
+        pip = step_block(log, pip_step)
+        assert " ---> Using cache" in pip, f"{name}: pip re-ran:\n{pip}"
+        assert "Running in" not in pip and "Successfully installed" not in pip, f"{name}: pip re-ran"
+        assert re.search(rf"step {pip_step}/\d+ \(cached\) RUN python3\.11 -m venv", out.stderr), out.stderr
+        summary = re.search(r"\((\d+) of (\d+) steps from the layer cache\)", out.stderr)
+        assert summary and int(summary.group(1)) >= pip_step - 1, out.stderr
+        print(f"  {name}: {summary.group(0)}")
+    copy_tests = re.search(r"^Step (\d+)/\d+ : COPY tests/image/", first_log, re.M)
+    assert copy_tests
+    assert " ---> Using cache" not in step_block(log_of(after_test_edit, sp), int(copy_tests.group(1)))
+    assert " ---> Using cache" in step_block(log_of(after_label, sp), int(copy_tests.group(1)))

@@ -1,0 +1,93 @@
+"""CycloneDX 1.5 SBOM (JSON) of an image's Python environment.
+
+Components are the Python distributions installed in the image (as read from inside
+it), each with a ``pkg:pypi/NAME@VERSION`` purl and, where the variant's lock pins the
+package at that version, the lock's sha256 hashes. A lock pins one hash per published
+wheel of that version (one per platform/Python); the wheel pip installed is one of them,
+which the ``dlbase:hashes`` property says. Distributions the lock does not pin (pip,
+setuptools from the venv) carry no hashes rather than invented ones.
+
+The document is deterministic for the same inputs (serial number derived from the image
+ID, components sorted), so two reports of one image compare equal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+from dlbase import __version__
+from dlbase import lock as lock_mod
+
+SPEC_VERSION = "1.5"
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised name, which is also what the pypi purl type requires."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def purl(name: str, version: str) -> str:
+    """``pkg:pypi/name@version`` with the purl spec's encoding (``+`` -> ``%2B``)."""
+    return f"pkg:pypi/{quote(canonical(name), safe='')}@{quote(version, safe='')}"
+
+
+def lock_hashes(lock_path: Path | None) -> dict[str, tuple[str, list[str]]]:
+    """canonical name -> (pinned version, [sha256 hex, ...]) from a lock, {} without one."""
+    if lock_path is None or not Path(lock_path).is_file():
+        return {}
+    lock = lock_mod.read_lock(Path(lock_path))
+    return {canonical(p.name): (p.version, sorted(h.split(":", 1)[1] for h in p.hashes if h.startswith("sha256:")))
+            for p in lock.packages}
+
+
+def cyclonedx(*, image_id: str, image_name: str, packages: dict[str, str], lock_path: Path | None = None,
+              properties: dict[str, str] | None = None, timestamp: str | None = None) -> dict:
+    """The SBOM document (a dict ready for json.dump)."""
+    pinned = lock_hashes(lock_path)
+    components = []
+    for name, version in sorted(packages.items(), key=lambda kv: canonical(kv[0])):
+        ref = purl(name, version)
+        component: dict = {"type": "library", "bom-ref": ref, "name": name, "version": version, "purl": ref}
+        pin = pinned.get(canonical(name))
+        if pin and pin[0] == version and pin[1]:
+            component["hashes"] = [{"alg": "SHA-256", "content": h} for h in pin[1]]
+            component["properties"] = [{"name": "dlbase:hashes",
+                                        "value": "sha256 of every wheel the lock pins for this version; "
+                                                 "the installed wheel is one of them"}]
+        elif pin:
+            component["properties"] = [{"name": "dlbase:lock-version", "value": pin[0]}]
+        components.append(component)
+    meta_props = [{"name": k, "value": str(v)} for k, v in sorted((properties or {}).items())]
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": SPEC_VERSION,
+        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'dlbase:' + image_id)}",
+        "version": 1,
+        "metadata": {
+            "timestamp": timestamp or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "tools": {"components": [{"type": "application", "name": "dlbase", "version": __version__}]},
+            "component": {"type": "container", "bom-ref": image_id, "name": image_name, "version": image_id,
+                          "hashes": [{"alg": "SHA-256", "content": image_id.split(":")[-1]}],
+                          "properties": meta_props},
+        },
+        "components": components,
+    }
+
+
+def write(path: Path, document: dict) -> Path:
+    """Write atomically; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def path_for(reports_dir: Path, image_id: str) -> Path:
+    return reports_dir / f"sbom-{image_id.split(':')[-1][:12]}.cdx.json"
