@@ -73,6 +73,10 @@ build: venv ## build VARIANT (default: the matrix's default variant) on the loca
 verify: venv ## verify VARIANT's image (REQUIRE_GPU=1 on GPU hosts: GPU checks must run)
 	$(DLBASE) verify $(VERIFY_FLAGS) $(VARIANT)
 
+.PHONY: doctor
+doctor: venv ## pre-flight of a GPU host: Docker, NVIDIA runtime, driver and GPU vs each CUDA line, /dev/shm
+	$(DLBASE) doctor $(VERIFY_FLAGS)
+
 .PHONY: static
 static: render-check lint check lock-check ## the checks that need no daemon: drift, lint, compatibility, lock freshness
 

@@ -1,0 +1,103 @@
+"""`dlbase verify`: host-side (testinfra) and in-image (pytest) checks of a built image."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import click
+
+from dlbase import ui
+from dlbase import verify as verify_mod
+from dlbase.commands.common import json_option, open_project, project_options
+from dlbase.engine import Engine
+from dlbase.errors import VerifyFailed
+
+
+def _labels(items: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("dlbase."):
+            raise click.BadParameter(f"'{item}' is not dlbase.KEY=VALUE", param_hint="--label")
+        labels[key] = value
+    return labels
+
+
+def _sigterm_as_interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
+def print_summary(report: verify_mod.VerifyReport) -> None:
+    rows = [[r.half if not r.detail else "", r.check, r.result, f"{r.seconds:.1f}", r.reason] for r in report.rows]
+    ui.table(["half", "check", "result", "seconds", "reason / details"], rows,
+             title=f"dlbase verify {report.image}", status_column="result")
+    counts = report.counts()
+
+    def text(half: str, what: str) -> str:
+        c = counts.get(half) or {}
+        if not c:
+            return f"{what}: not run"
+        parts = ", ".join(f"{n} {k}" for k, n in c.items())
+        return f"{what}: {parts}"
+
+    verdict = "PASSED" if report.passed else "FAILED"
+    if report.partial and report.passed:
+        verdict += " (partial run: not recorded as verified)"
+    ui.out.print(f"{verdict}  {report.image_id[:19]}  {text('host', 'host checks')}; "
+                 f"{text('image', 'in-image tests')}; GPUs: {'yes' if report.gpus else 'no'}; "
+                 f"/dev/shm: {report.shm}; {report.seconds:.0f}s")
+    ui.info(f"junit: {report.junit_file}\nreport: {report.report_file}"
+            + (f"\nrecord: {report.record_file}" if report.record_file else ""))
+
+
+@click.command("verify")
+@click.argument("image_or_variant", required=False)
+@click.option("--require-gpu", is_flag=True, help="GPU checks fail instead of skipping (use on GPU hosts)")
+@click.option("--gpus/--no-gpus", "gpus", default=None,
+              help="start the container with all GPUs (default: when the daemon has the NVIDIA runtime)")
+@click.option("--shm-size", default=verify_mod.DEFAULT_SHM, show_default=True,
+              help="/dev/shm of the container (DataLoader workers and NCCL need more than Docker's 64m)")
+@click.option("--ipc-host", is_flag=True, help="share the host's IPC namespace instead of a private /dev/shm")
+@click.option("--only", type=click.Choice(verify_mod.ONLY), default=None,
+              help="run one half only (a partial run is never recorded as a pass)")
+@click.option("-k", "keyword", metavar="EXPR", default=None,
+              help="only the checks/tests matching this pytest -k expression (partial run)")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None,
+              help="write the merged JUnit XML here (default .dlbase/reports/verify-<id>.xml)")
+@click.option("--report", "report_file", type=click.Path(path_type=Path), default=None,
+              help="write the JSON report here (default .dlbase/reports/verify-<id>.json)")
+@click.option("--label", "labels", multiple=True, metavar="dlbase.KEY=VALUE",
+              help="extra label on the containers verify starts (repeatable), e.g. a CI run ID")
+@project_options
+@json_option
+def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, shm_size: str, ipc_host: bool,
+            only: str | None, keyword: str | None, junit_file: Path | None, report_file: Path | None,
+            labels: tuple[str, ...], matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+    """Verify IMAGE_OR_VARIANT (a variant name, an image tag or ID; default: the matrix's default
+    variant): testinfra from the host and the image's own suite inside it. Exit 9 on any failure."""
+    options = verify_mod.VerifyOptions(require_gpu=require_gpu, gpus=gpus, shm_size=shm_size, ipc_host=ipc_host,
+                                       only=only, keyword=keyword, junit_file=junit_file, report_file=report_file,
+                                       labels=_labels(labels))
+    project = open_project(matrix_file, compat_file)
+    engine = Engine()
+    engine.ping()
+    target = verify_mod.resolve(project, engine, image_or_variant)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # a CI cancel cleans up like Ctrl-C
+    try:
+        report = verify_mod.verify(project, engine, target, options, say=lambda m: None if as_json else ui.info(m))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        ui.emit_json(report.to_dict())
+    else:
+        print_summary(report)
+    if not report.passed:
+        failed = report.failed_checks
+        err = VerifyFailed(f"{target.ref} failed verification: {', '.join(failed) or 'no check ran'}",
+                           hint="read the rows above (and the JUnit XML); a GPU check on a CPU host needs "
+                                "a GPU host" if require_gpu else "read the rows above and the JUnit XML")
+        if as_json:  # the report is the JSON answer; say why on stderr and exit 9
+            ui.error(err.message, hint=err.hint)
+            raise click.exceptions.Exit(int(err.exit_code))
+        raise err
