@@ -239,18 +239,18 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
             except BaseException:
                 _discard(engine, image_id)
                 raise
-        else:
-            want = spec.versions()
-            probe, problems = {"torch": want["torch"], "cuda": want["cuda"], "python": want["python"]}, []
+        else:  # nothing was read back: the report says so (empty versions); tag names from the variant
+            probe, problems = {}, []
+        named = probe if check_versions else {k: spec.versions()[k] for k in ("torch", "cuda", "python")}
         if problems:
             _discard(engine, image_id)
             raise ImageMismatch(f"{spec.name}: the built image is not what the variant says; no tag was applied",
                                 details=problems, hint="check the lock and the templates; nothing was tagged")
-        immutable = tags.immutable_tag(torch=probe["torch"], cuda=probe["cuda"],
-                                       cudnn=_cudnn_text(probe, spec), python=probe["python"],
+        immutable = tags.immutable_tag(torch=named["torch"], cuda=named["cuda"],
+                                       cudnn=_cudnn_text(probe, spec), python=named["python"],
                                        flavor=spec.variant.flavor.name, os_name=spec.variant.base.os,
                                        lock_hash=lock_hash)
-        moving = tags.moving_tag(torch=probe["torch"], line=spec.line.name, flavor=spec.variant.flavor.name,
+        moving = tags.moving_tag(torch=named["torch"], line=spec.line.name, flavor=spec.variant.flavor.name,
                                  os_name=spec.variant.base.os)
         repo = project.matrix.repository
         applied = []

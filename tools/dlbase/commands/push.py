@@ -1,0 +1,76 @@
+"""`dlbase push`: publish a verified image's immutable and moving tags to a registry."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from dlbase import publish, ui
+from dlbase.commands.common import json_option, open_project, project_options
+from dlbase.engine import Engine, PushEvent
+
+
+class PushProgress:
+    """One line per finished layer and per status line; byte progress at most every 5 s."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self._last: dict[str, float] = {}
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            ui.err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/dim] {text}", markup=True, highlight=False)
+
+    def event(self, ev: PushEvent) -> None:
+        if ev.kind == "progress":
+            now = time.monotonic()
+            if now - self._last.get(ev.layer or "", 0) >= 5 and ev.total_bytes:
+                self._last[ev.layer or ""] = now
+                self.say(f"  {ev.layer}: {ev.text} {ev.current or 0:,}/{ev.total_bytes:,} bytes")
+        elif ev.kind == "layer":
+            self.say(f"  {ev.layer}: {ev.text}")
+        elif ev.kind == "status" and ev.layer is None:
+            self.say(f"  {ev.text}")
+
+
+@click.command("push")
+@click.argument("image")
+@click.option("--registry", "host", required=True, metavar="HOST[:PORT]",
+              help="registry to push to; credentials come from the Docker config or "
+                   "DLBASE_REGISTRY_USER/DLBASE_REGISTRY_PASSWORD, never from the command line")
+@click.option("--force", is_flag=True, help="push even if the image has not passed `dlbase verify` (recorded)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress")
+@project_options
+@json_option
+def command(image: str, host: str, force: bool, quiet: bool, matrix_file: Path | None,
+            compat_file: Path | None, as_json: bool) -> None:
+    """Push IMAGE (a variant name, a tag or an image ID) to --registry.
+
+    Pushes the immutable and the moving tag, refuses unverified images (exit 10) and
+    never overwrites an immutable tag that names another image (exit 12); then reads
+    the manifests back, pulls the image by digest and runs one command in it.
+    """
+    project = open_project(matrix_file, compat_file)
+    engine = Engine()
+    engine.ping()
+    progress = PushProgress(quiet or as_json)
+    local = publish.resolve(project, engine, image)
+    if force:
+        ui.warn("--force: the verification requirement is waived; the report records it")
+    body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say)
+    if as_json:
+        ui.emit_json({"ok": True, **body})
+        return
+    rows = []
+    for t in body["tags"].values():
+        change = t["action"]
+        if t["before"] and t["before"] != t["digest"]:
+            change += f" (from {t['before'][:19]})"
+        rows.append([t["reference"], t["digest"], change])
+    ui.table(["tag", "digest", "change"], rows, title=f"pushed {body['image_id'][:19]} to {body['registry']}")
+    ui.info(f"verification: {body['verification']['status']}" + (" (FORCED)" if body["forced"] else ""))
+    ui.info(f"pull check: {body['pull_check']['reference']} -> {body['pull_check']['output']}")
+    ui.info(f"report: {body['report_file']}\nsbom: {body['sbom_file']}")
