@@ -132,6 +132,15 @@ def tag_rows(project: Project, specs: list[BuildSpec]) -> list[dict[str, str]]:
     return rows
 
 
+def record_size(project: Project, variant: str, size_bytes: int, lock_hash: str) -> Path:
+    """Keep a measured image size as data for the README table (images/sizes.json)."""
+    path = project.images_dir / "sizes.json"
+    sizes = json.loads(path.read_text()) if path.is_file() else {}
+    sizes[variant] = f"{size_bytes / 1e9:.2f} GB (lock {lock_hash})"
+    write_text_atomic(path, json.dumps(dict(sorted(sizes.items())), indent=2) + "\n")
+    return path
+
+
 def _known_sizes(project: Project) -> dict[str, str]:
     """Measured sizes are data (images/sizes.json, written by `dlbase build --record-size`)."""
     path = project.images_dir / "sizes.json"

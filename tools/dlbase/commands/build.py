@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dlbase import build as build_mod
+from dlbase import render as render_mod
 from dlbase import ui
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
@@ -24,9 +25,12 @@ from dlbase.spec import BuildSpec
 @click.option("--wheelhouse", "wheelhouse_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="serve this folder of wheels as it is instead of filling .dlbase/wheelhouse "
                    "(no download; pip's --require-hashes checks every wheel)")
+@click.option("--record-size", is_flag=True,
+              help="write the image's size into images/sizes.json and re-render the README tag table")
 @project_options
 @json_option
 def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labels: tuple[str, ...],
+            record_size: bool,
             wheelhouse_dir: Path | None, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
@@ -48,6 +52,9 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
                                  wheelhouse_dir=wheelhouse_dir)
     finally:
         progress.flush_step()
+    if record_size:
+        render_mod.record_size(project, result.variant, result.size_bytes, result.lock_hash)
+        render_mod.write(project)
     if as_json:
         ui.emit_json({"ok": True, **result.to_dict()})
         return
