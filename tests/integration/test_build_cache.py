@@ -13,12 +13,9 @@ Timings are printed, not asserted: the machine is shared.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import socket
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,33 +23,11 @@ from dlbase.engine import Engine
 from dlbase.spec import BuildSpec
 from tests.integration.test_build_failures import (Outcome, edit, insert_before_python_env, render,
                                                    run_build, test_repo)  # noqa: F401 - the fixture
-from tests.support.small_project import SmallProject, make_small_project, sha256, write_lock
+from tests.support.small_project import SmallProject, make_small_project, sha256, write_lock, write_wheel
 
 pytestmark = pytest.mark.docker
 
 PIP_STEP = re.compile(r"^Step (\d+)/\d+ : RUN python3\.11 -m venv /opt/venv", re.M)
-
-
-def write_wheel(directory: Path, dist: str, version: str, files: dict[str, str]) -> Path:
-    """A pure-Python wheel of ``dist`` holding ``files``; same inputs, same bytes."""
-    directory.mkdir(parents=True, exist_ok=True)
-    norm = re.sub(r"[-_.]+", "_", dist)
-    info = f"{norm}-{version}.dist-info"
-    files = {**files, f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: dlbase-tests\nRoot-Is-Purelib: true\n"
-                              "Tag: py3-none-any\n"}
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
-    wheel = directory / f"{norm}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path, text in files.items():
-            entry = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
-            entry.external_attr = 0o644 << 16
-            zf.writestr(entry, text)
-    return wheel
 
 
 def stand_in_stack(sp: SmallProject) -> None:

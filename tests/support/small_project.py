@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -46,28 +47,33 @@ class SmallProject:
         return Project.discover(self.root)
 
 
-def make_wheel(directory: Path, name: str = "dlbase_tiny", version: str = "1.0", payload: str = "") -> Path:
-    """A valid pure-Python wheel (PEP 427), deterministic bytes for the same inputs."""
+def write_wheel(directory: Path, dist: str, version: str, files: dict[str, str]) -> Path:
+    """A valid pure-Python wheel (PEP 427) of ``dist`` holding ``files``; the same inputs
+    give the same bytes, so its sha256 can be pinned in a lock."""
     directory.mkdir(parents=True, exist_ok=True)
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f'"""tiny test package"""\nVALUE = {payload!r}\n',
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: dlbase-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record_lines = []
+    norm = re.sub(r"[-_.]+", "_", dist)
+    info = f"{norm}-{version}.dist-info"
+    files = {**files, f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: dlbase-tests\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
+    record = []
     for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record_lines.append(f"{path},sha256={digest},{len(text.encode())}")
-    record_lines.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = "\n".join(record_lines) + "\n"
-    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    wheel = directory / f"{norm}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path, text in files.items():
-            info = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, text)
+            entry = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o644 << 16
+            zf.writestr(entry, text)
     return wheel
+
+
+def make_wheel(directory: Path, name: str = "dlbase_tiny", version: str = "1.0", payload: str = "") -> Path:
+    """The tiny package the small project's lock pins."""
+    return write_wheel(directory, name, version,
+                       {f"{name}/__init__.py": f'"""tiny test package"""\nVALUE = {payload!r}\n'})
 
 
 def sha256(path: Path) -> str:

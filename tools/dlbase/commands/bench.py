@@ -8,9 +8,8 @@ import click
 
 from dlbase import bench as bench_mod
 from dlbase import ui
-from dlbase.commands.common import json_option, open_project, project_options
+from dlbase.commands.common import json_option, open_project, project_options, variant_spec
 from dlbase.engine import Engine
-from dlbase.spec import BuildSpec
 
 
 @click.group("bench")
@@ -25,8 +24,7 @@ def command() -> None:
 def build(variant: str | None, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Cold build, warm rebuild and a naive single-stage build of VARIANT (minutes)."""
     project = open_project(matrix_file, compat_file)
-    v = project.matrix.get(variant) if variant else project.matrix.default_variant
-    spec = BuildSpec.of(project.compat, v)
+    spec = variant_spec(project, variant)
     engine = Engine()
     engine.ping()
     result = bench_mod.run(project, spec, engine, say=ui.info)

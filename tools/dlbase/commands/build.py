@@ -9,10 +9,9 @@ import click
 from dlbase import build as build_mod
 from dlbase import render as render_mod
 from dlbase import ui
-from dlbase.commands.common import json_option, open_project, project_options
+from dlbase.commands.common import json_option, open_project, parse_labels, project_options, variant_spec
 from dlbase.engine import Engine
 from dlbase.progress import BuildProgress
-from dlbase.spec import BuildSpec
 
 
 @click.command("build")
@@ -34,15 +33,9 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
             wheelhouse_dir: Path | None, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
-    extra = {}
-    for item in labels:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint="--label")
-        extra[key] = value
+    extra = parse_labels(labels)
     project = open_project(matrix_file, compat_file)
-    v = project.matrix.get(variant) if variant else project.matrix.default_variant
-    spec = BuildSpec.of(project.compat, v)
+    spec = variant_spec(project, variant)
     progress = BuildProgress(quiet=quiet or as_json, verbose=verbose)
     engine = Engine()
     progress.say(f"building {spec.name} on {engine.endpoint}")

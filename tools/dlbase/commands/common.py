@@ -25,3 +25,22 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def open_project(matrix_file: Path | None, compat_file: Path | None) -> Project:
     return Project.discover(matrix=matrix_file, compat=compat_file)
+
+
+def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
+    """--label KEY=VALUE options (repeatable) as a dict; a malformed one is a usage error."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint="--label")
+        labels[key] = value
+    return labels
+
+
+def variant_spec(project: Project, variant: str | None):  # -> dlbase.spec.BuildSpec
+    """The named variant's build spec, or the matrix default's when none is named."""
+    from dlbase.spec import BuildSpec
+
+    v = project.matrix.get(variant) if variant else project.matrix.default_variant
+    return BuildSpec.of(project.compat, v)

@@ -8,11 +8,10 @@ import click
 
 from dlbase import reproduce, snapshot, ui
 from dlbase.commands._changes import print_changes
-from dlbase.commands.common import json_option, open_project, project_options
+from dlbase.commands.common import json_option, open_project, parse_labels, project_options, variant_spec
 from dlbase.engine import Engine
 from dlbase.errors import NotReproducible
 from dlbase.progress import BuildProgress
-from dlbase.spec import BuildSpec
 
 
 @click.command("rebuild-check")
@@ -29,15 +28,9 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
 
     Excluded paths (they legitimately vary) are listed by `--json` and in docs/failures.md.
     """
-    extra = {}
-    for item in labels:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint="--label")
-        extra[key] = value
+    extra = parse_labels(labels)
     project = open_project(matrix_file, compat_file)
-    v = project.matrix.get(variant) if variant else project.matrix.default_variant
-    spec = BuildSpec.of(project.compat, v)
+    spec = variant_spec(project, variant)
     engine = Engine()
     engine.ping()
     progress = BuildProgress(quiet=as_json)
