@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,11 @@ def test_two_concurrent_builds_of_one_variant(engine, debian_base, session_label
     small project's image has no torch, so both refuse to tag it (exit 8): the point is
     that neither leaves a tag, a container or a half-built image behind."""
     sp = make_small_project(tmp_path, payload="concurrent")
+    # A repository of this test's own: the session's real default image is tagged
+    # dlbase/pytorch and carries the same session label.
+    matrix = sp.root / "images" / "matrix.yaml"
+    matrix.write_text(matrix.read_text().replace("repository: dlbase/pytorch",
+                                                 f"repository: dlbase-test-{uuid.uuid4().hex[:8]}/pytorch"))
     env = {**os.environ, "DLBASE_ROOT": str(sp.root)}
     cmd = [sys.executable, "-m", "dlbase", "build", *_label(session_labels)]
     first = subprocess.Popen(cmd, cwd=sp.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
