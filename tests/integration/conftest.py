@@ -96,10 +96,13 @@ def default_image(engine: Engine, debian_base: base.BaseImage, session_labels: d
 
     # DLBASE_KEEP_TEST_IMAGES=1 (developers only) leaves the image and its layer cache in
     # place, so the next session's build is a cache hit instead of minutes of work.
+    # Otherwise the image is tagged into a repository of this session's own, so a test run
+    # never moves (and then deletes) the user's dlbase/pytorch tags.
     keep = os.environ.get("DLBASE_KEEP_TEST_IMAGES") == "1"
-    labels = [] if keep else ["--label", ",".join(f"{k}={v}" for k, v in session_labels.items())]
+    extra = [] if keep else ["--label", ",".join(f"{k}={v}" for k, v in session_labels.items()),
+                             "--repository", f"dlbase-test-{SESSION_ID[:8]}/pytorch"]
     proc = subprocess.run(
-        [sys.executable, "-m", "dlbase", "build", "--json", *labels],
+        [sys.executable, "-m", "dlbase", "build", "--json", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=3000,
     )
     if proc.returncode != 0:

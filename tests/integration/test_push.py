@@ -338,7 +338,7 @@ def test_push_the_real_default_image_and_pull_it_back(engine, default_image, tmp
             env = {k: v for k, v in os.environ.items() if not k.startswith("DLBASE_REGISTRY_")}
             env["DOCKER_CONFIG"] = str(tmp_path / "none")
             started = time.monotonic()
-            res = subprocess.run([sys.executable, "-m", "dlbase", "push", default_image["variant"], "--registry",
+            res = subprocess.run([sys.executable, "-m", "dlbase", "push", default_image["immutable_tag"], "--registry",
                                   reg.host, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
             assert res.returncode == 0, res.stderr[-3000:]
             body = json.loads(res.stdout)

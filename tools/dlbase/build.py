@@ -182,7 +182,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
           say: Callable[[str], None] = lambda _m: None,
           nocache: bool = False, extra_labels: dict[str, str] | None = None,
           wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
-          wheelhouse_dir: Path | None = None) -> BuildResult:
+          wheelhouse_dir: Path | None = None, repository: str | None = None) -> BuildResult:
     """Build, read back, compare, tag, report. Raises a typed error at the first problem;
     nothing is tagged unless every check passed.
 
@@ -252,7 +252,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                                        lock_hash=lock_hash)
         moving = tags.moving_tag(torch=named["torch"], line=spec.line.name, flavor=spec.variant.flavor.name,
                                  os_name=spec.variant.base.os)
-        repo = project.matrix.repository
+        repo = repository or project.matrix.repository
         applied = []
         if tag:
             for t in (immutable, moving):

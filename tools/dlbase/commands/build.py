@@ -24,12 +24,14 @@ from dlbase.progress import BuildProgress
 @click.option("--wheelhouse", "wheelhouse_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="serve this folder of wheels as it is instead of filling .dlbase/wheelhouse "
                    "(no download; pip's --require-hashes checks every wheel)")
+@click.option("--repository", default=None, metavar="REPO",
+              help="tag into REPO instead of the matrix's repository (a staging repository, a test run)")
 @click.option("--record-size", is_flag=True,
               help="write the image's size into images/sizes.json and re-render the README tag table")
 @project_options
 @json_option
 def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labels: tuple[str, ...],
-            record_size: bool,
+            repository: str | None, record_size: bool,
             wheelhouse_dir: Path | None, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
@@ -42,7 +44,7 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
     try:
         result = build_mod.build(project, spec, engine, on_event=progress.build, on_wheel=progress.wheel,
                                  say=progress.say, nocache=nocache, extra_labels=extra,
-                                 wheelhouse_dir=wheelhouse_dir)
+                                 wheelhouse_dir=wheelhouse_dir, repository=repository)
     finally:
         progress.flush_step()
     if record_size:
