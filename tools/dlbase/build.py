@@ -24,6 +24,7 @@ from dlbase import report as report_mod
 from dlbase import lock as lock_mod
 from dlbase import render as render_mod
 from dlbase.engine import BuildEvent, Engine
+from dlbase.fsutil import write_json_atomic
 from dlbase.errors import BuildFailed, Drift, ImageMismatch, Missing
 from dlbase.project import Project
 from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
@@ -297,9 +298,7 @@ def _serve(house: Path, port: int) -> Iterator[str]:
 
 def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path:
     """The build report: what was built, from what, and what is inside (JSON)."""
-    reports = project.state_dir / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    path = reports / f"build-{result.image_id.split(':')[-1][:12]}.json"
+    path = report_mod.reports_dir(project) / f"build-{report_mod.id12(result.image_id)}.json"
     body = {
         "kind": "dlbase.build",
         "variant": result.variant,
@@ -320,7 +319,4 @@ def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path
         "repo_digests": [],
         "sbom_file": str(report_mod.build_sbom(project, result, spec)),
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, body)

@@ -30,3 +30,11 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, body: object, *, sort_keys: bool = True) -> Path:
+    """Reports, records and SBOMs: indented JSON, written atomically; returns the path."""
+    import json
+
+    write_text_atomic(path, json.dumps(body, indent=2, sort_keys=sort_keys, default=str) + "\n")
+    return path

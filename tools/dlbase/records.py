@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
+from dlbase.fsutil import write_json_atomic
 from dlbase.project import Project
 
 
@@ -22,15 +22,10 @@ def _path(project: Project, image_id: str) -> Path:
 def record(project: Project, image_id: str, *, passed: bool, summary: dict, report_file: str | None = None,
            require_gpu: bool = False) -> Path:
     """Store the outcome of a verification of image_id (atomically)."""
-    path = _path(project, image_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = {"image_id": image_id, "passed": passed, "require_gpu": require_gpu,
             "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "summary": summary, "report_file": report_file}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(_path(project, image_id), body)
 
 
 def lookup(project: Project, image_id: str) -> dict | None:

@@ -150,14 +150,18 @@ class RegistryClient:
         body = resp.json()
         return body.get("token") or body.get("access_token") or ""
 
+    def _expect_found(self, resp: requests.Response, what: str) -> None:
+        """404 and any other non-200 answer become a RegistryError naming what was asked."""
+        if resp.status_code == 404:
+            raise RegistryError(f"{self.host}/{what} does not exist in the registry")
+        if resp.status_code != 200:
+            raise RegistryError(f"registry {self.host} answered HTTP {resp.status_code} for {what}")
+
     def manifest_digest(self, repository: str, reference: str) -> str:
         """The digest the registry serves for a tag (index/manifest list when multi-arch)."""
         resp = self._request("HEAD", f"{self.base}/{repository}/manifests/{reference}",
                              headers={"Accept": MANIFEST_TYPES})
-        if resp.status_code == 404:
-            raise RegistryError(f"{self.host}/{repository}:{reference} does not exist in the registry")
-        if resp.status_code != 200:
-            raise RegistryError(f"registry {self.host} answered HTTP {resp.status_code} for {repository}:{reference}")
+        self._expect_found(resp, f"{repository}:{reference}")
         digest = resp.headers.get("Docker-Content-Digest")
         if not digest:  # some registries omit the header on HEAD; GET and hash the body
             return self.manifest(repository, reference)[1]
@@ -169,10 +173,7 @@ class RegistryClient:
 
         resp = self._request("GET", f"{self.base}/{repository}/manifests/{reference}",
                              headers={"Accept": MANIFEST_TYPES})
-        if resp.status_code == 404:
-            raise RegistryError(f"{self.host}/{repository}@{reference} does not exist in the registry")
-        if resp.status_code != 200:
-            raise RegistryError(f"registry {self.host} answered HTTP {resp.status_code} for {repository}:{reference}")
+        self._expect_found(resp, f"{repository}{'@' if reference.startswith('sha256:') else ':'}{reference}")
         digest = "sha256:" + hashlib.sha256(resp.content).hexdigest()
         return resp.json(), digest
 

@@ -155,7 +155,7 @@ def readme(project: Project, specs: list[BuildSpec], env: jinja2.Environment) ->
         return None
     text = path.read_text(encoding="utf-8")
     if README_START not in text or README_END not in text:
-        raise InvalidInput(f"README.md has no tag-table markers",
+        raise InvalidInput("README.md has no tag-table markers",
                            hint=f"add the two lines\n{README_START}\n{README_END}\nwhere the table belongs")
     table = _render(env, "README.tags.md.j2", rows=tag_rows(project, specs))
     head, rest = text.split(README_START, 1)

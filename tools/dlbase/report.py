@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlbase import records, sbom
+from dlbase.fsutil import write_json_atomic
 from dlbase.engine import Engine
 from dlbase.errors import Missing
 from dlbase.project import Project
@@ -33,14 +33,6 @@ def reports_dir(project: Project) -> Path:
 
 def id12(image_id: str) -> str:
     return image_id.split(":")[-1][:12]
-
-
-def _write_json(path: Path, body: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def build_sbom(project: Project, result: "BuildResult", spec: "BuildSpec") -> Path:
@@ -115,7 +107,7 @@ def verification(project: Project, image_id: str, *, forced: bool = False) -> di
 
 def write_push(project: Project, body: dict) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return _write_json(reports_dir(project) / f"push-{id12(body['image_id'])}-{stamp}.json", body)
+    return write_json_atomic(reports_dir(project) / f"push-{id12(body['image_id'])}-{stamp}.json", body)
 
 
 def write_push_sbom(project: Project, facts: dict, image_id: str, name: str) -> Path:

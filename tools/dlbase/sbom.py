@@ -14,8 +14,6 @@ ID, components sorted), so two reports of one image compare equal.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import re
 import uuid
 from pathlib import Path
@@ -23,6 +21,7 @@ from urllib.parse import quote
 
 from dlbase import __version__
 from dlbase import lock as lock_mod
+from dlbase.fsutil import write_json_atomic
 
 SPEC_VERSION = "1.5"
 
@@ -82,11 +81,7 @@ def cyclonedx(*, image_id: str, image_name: str, packages: dict[str, str], lock_
 
 def write(path: Path, document: dict) -> Path:
     """Write atomically; returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, document)
 
 
 def path_for(reports_dir: Path, image_id: str) -> Path:

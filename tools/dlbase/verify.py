@@ -41,6 +41,7 @@ from typing import Callable
 import requests
 
 from dlbase import records, tags
+from dlbase.fsutil import write_json_atomic
 from dlbase.engine import Engine
 from dlbase.errors import DlbaseError, Interrupted, InvalidInput, Missing
 from dlbase.project import Project
@@ -590,12 +591,7 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
             project, target.image_id, passed=passed, report_file=str(report_path), require_gpu=options.require_gpu,
             summary={"counts": report.counts(), "failed_checks": report.failed_checks, "partial": options.partial,
                      "gpus": gpus, "image": target.ref, "variant": target.variant}))
-    _write_json(report_path, report.to_dict())
+    write_json_atomic(report_path, report.to_dict(), sort_keys=False)
     return report
 
-
-def _write_json(path: Path, body: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
