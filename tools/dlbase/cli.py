@@ -19,6 +19,8 @@ from dlbase.errors import DlbaseError, ExitCode
 COMMANDS = [
     "check", "render", "lint", "pin", "lock", "base", "build", "verify", "doctor",
     "push", "report", "diff", "rebuild_check", "bench",
+    # this round: keys/trust/pull (issue 9), run (issue 13), layers (issue 10)
+    "key", "trust", "pull", "run", "layers",
 ]
 
 
@@ -37,7 +39,8 @@ def app() -> None:
     unreachable, 7 build failed, 8 image contents disagree with the variant, 9 verify
     failed, 10 image not verified, 11 registry error, 12 immutable tag conflict,
     13 not reproducible, 14 missing local resource, 15 wheel hash mismatch,
-    130 interrupted.
+    16 unsigned, 17 bad signature, 18 statement about another digest, 19 trust policy
+    not met, 130 interrupted.
     """
 
 

@@ -29,6 +29,10 @@ class ExitCode(IntEnum):
     NOT_REPRODUCIBLE = 13  # two from-scratch builds differ
     MISSING = 14  # a required local resource is missing (base image, tool, file)
     HASH_MISMATCH = 15  # a wheel's sha256 is not one the lock pins (tampered or corrupt file)
+    UNSIGNED = 16  # trust: the image has no signature in the registry
+    BAD_SIGNATURE = 17  # trust: a signature or attestation does not verify with the key given
+    WRONG_SUBJECT = 18  # trust: a signed statement names another digest than the image's
+    POLICY = 19  # trust: no verification attestation meets the policy (--require-gpu-verified...)
     INTERRUPTED = 130  # Ctrl-C; matches the shell's 128 + SIGINT
 
 
@@ -149,3 +153,27 @@ class HashMismatch(DlbaseError):
 
 class Interrupted(DlbaseError):
     exit_code = ExitCode.INTERRUPTED
+
+
+class Unsigned(DlbaseError):
+    """The registry holds no signature for the image's digest (`dlbase trust`/`pull`)."""
+
+    exit_code = ExitCode.UNSIGNED
+
+
+class BadSignature(DlbaseError):
+    """A signature or attestation does not verify with the given key (tampered, other key)."""
+
+    exit_code = ExitCode.BAD_SIGNATURE
+
+
+class WrongSubject(DlbaseError):
+    """A correctly signed statement names another digest than the image being checked."""
+
+    exit_code = ExitCode.WRONG_SUBJECT
+
+
+class PolicyNotMet(DlbaseError):
+    """Signed evidence exists but no verification meets the consumer's policy."""
+
+    exit_code = ExitCode.POLICY
