@@ -28,7 +28,7 @@ from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
 from dlbase.wheelhouse import default_wheelhouse
 
 ROOT = Path(__file__).resolve().parents[2]
-COPY = ("images", "templates", "tests/image", "README.md", ".dockerignore", ".hadolint.yaml", "ci")
+COPY = ("images", "templates", "tests/image", "runtime", "README.md", ".dockerignore", ".hadolint.yaml", "ci")
 
 
 @dataclass
