@@ -10,6 +10,7 @@ from dlbase import bench as bench_mod
 from dlbase import ui
 from dlbase.commands.common import json_option, open_project, project_options, variant_spec
 from dlbase.engine import Engine
+from dlbase.errors import InvalidInput
 
 
 @click.group("bench")
@@ -34,3 +35,41 @@ def build(variant: str | None, matrix_file: Path | None, compat_file: Path | Non
     else:
         ui.out.print(table, markup=False)
         ui.info(f"written: {project.rel(jpath)}, {project.rel(mpath)}")
+
+
+@command.command("data")
+@click.argument("image", required=False, metavar="[IMAGE_OR_VARIANT]")
+@click.option("--host-python", default=None, metavar="PYTHON",
+              help="interpreter for the host side (default: dlbase's own); skipped with the reason when it "
+                   "lacks torch, torchvision, albumentations or OpenCV")
+@click.option("--no-host", is_flag=True, help="measure inside the image only")
+@click.option("--workers", default=None, metavar="0,1,2", help="num_workers to try (default 0..cores)")
+@click.option("--quick", is_flag=True, help="few samples: a smoke run, not a measurement")
+@click.option("--png", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="where to write the plot (default next to the JSON under .dlbase/bench/)")
+@json_option
+def data(image: str | None, host_python: str | None, no_host: bool, workers: str | None, quick: bool,
+         png: Path | None, as_json: bool) -> None:
+    """The seed's data-pipeline claims, measured in IMAGE_OR_VARIANT (default: the matrix's
+    default variant) and on the host: ms per image of its pipelines, Albumentations against
+    torchvision v2, DataLoader images/s against num_workers, the preflight's cost."""
+    from dlbase import bench_data
+    from dlbase.commands.run import resolve_image
+
+    if workers is not None and not all(w.strip().isdigit() for w in workers.split(",")):
+        raise InvalidInput(f"--workers {workers!r} is not a comma-separated list of counts", hint="e.g. --workers 0,1,2")
+    project = open_project(None, None)
+    engine = Engine()
+    engine.ping()
+    ref = resolve_image(engine, image)
+    result = bench_data.measure(project, engine, ref, host_python=host_python, host=not no_host, quick=quick,
+                                workers=workers, say=ui.info)
+    jpath, mpath, ppath, table = bench_data.write(result, project.state_dir / "bench", png)
+    if as_json:
+        ui.emit_json({"ok": True, **result.to_dict(), "files": [str(p) for p in (jpath, mpath, ppath) if p]})
+        return
+    ui.out.print(table, markup=False)
+    written = ", ".join(project.rel(p) if p.is_absolute() else str(p) for p in (jpath, mpath, ppath) if p)
+    ui.info(f"written: {written}")
+    if ppath is None:
+        ui.warn("no PNG: matplotlib is not installed (pip install 'dlbase[bench]')")
