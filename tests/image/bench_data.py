@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"kind": "dlbase.bench.data.sample", "cpu": cpu_model(), "cores": ncores,
               "machine": platform.machine(), "versions": versions(), "quick": args.quick,
               "in_image": Path("/opt/dlbase/image.json").is_file()}
+    # Other work on the machine skews every number: record the load it ran under.
+    result["loadavg_before"] = round(os.getloadavg()[0], 2)
     t0 = time.perf_counter()
     if "pipelines" in parts:
         result["pipelines"] = bench_pipelines(n)
@@ -252,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if "preflight" in parts and args.preflight and Path(args.preflight).is_file():
         result["preflight"] = bench_preflight(args.preflight, 5 if args.quick else 30)
     result["seconds"] = round(time.perf_counter() - t0, 2)
+    result["loadavg_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
     return 0
 

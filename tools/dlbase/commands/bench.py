@@ -45,11 +45,13 @@ def build(variant: str | None, matrix_file: Path | None, compat_file: Path | Non
 @click.option("--no-host", is_flag=True, help="measure inside the image only")
 @click.option("--workers", default=None, metavar="0,1,2", help="num_workers to try (default 0..cores)")
 @click.option("--quick", is_flag=True, help="few samples: a smoke run, not a measurement")
+@click.option("--rounds", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="alternate image and host this many times and keep the best of each (shared machines)")
 @click.option("--png", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="where to write the plot (default next to the JSON under .dlbase/bench/)")
 @json_option
 def data(image: str | None, host_python: str | None, no_host: bool, workers: str | None, quick: bool,
-         png: Path | None, as_json: bool) -> None:
+         rounds: int, png: Path | None, as_json: bool) -> None:
     """The seed's data-pipeline claims, measured in IMAGE_OR_VARIANT (default: the matrix's
     default variant) and on the host: ms per image of its pipelines, Albumentations against
     torchvision v2, DataLoader images/s against num_workers, the preflight's cost."""
@@ -63,7 +65,7 @@ def data(image: str | None, host_python: str | None, no_host: bool, workers: str
     engine.ping()
     ref = resolve_image(engine, image)
     result = bench_data.measure(project, engine, ref, host_python=host_python, host=not no_host, quick=quick,
-                                workers=workers, say=ui.info)
+                                workers=workers, rounds=rounds, say=ui.info)
     jpath, mpath, ppath, table = bench_data.write(result, project.state_dir / "bench", png)
     if as_json:
         ui.emit_json({"ok": True, **result.to_dict(), "files": [str(p) for p in (jpath, mpath, ppath) if p]})

@@ -20,7 +20,7 @@ def resolve_image(engine: Engine, name: str | None) -> str:
 
     try:
         project = Project.discover()
-    except DlbaseError:
+    except (DlbaseError, OSError):  # no project here, or a parent folder this user cannot read
         project = None
     if project is not None and (name is None or name in {v.name for v in project.matrix.variants}):
         return verify.resolve(project, engine, name).ref
