@@ -263,7 +263,7 @@ def check_workspace(root: str, stop: bool) -> Row:
     if not os.path.isdir(root):
         return Row("workspace", "skip", f"{root} does not exist")
     uid, gid = os.getuid(), os.getgid()
-    bad = []
+    bad, read_only = [], False
     for path in [root, *[m for m in mounts_below(root) if m != root and os.path.isdir(m)]]:
         if not os.access(path, os.W_OK):
             try:
@@ -272,10 +272,11 @@ def check_workspace(root: str, stop: bool) -> Row:
             except OSError:
                 owner = "owner unknown"
             ro = _read_only(path)
+            read_only = read_only or ro
             bad.append(f"{path} ({'read-only mount' if ro else owner})")
     if bad:
-        fix = ("mount it read-write, or run as the folder's owner: `docker run -u $(id -u):$(id -g) ...` "
-               "(`dlbase run` does both)")
+        fix = ("mount it read-write (drop `:ro` from `-v`)" if read_only else
+               "run as the folder's owner: `docker run -u $(id -u):$(id -g) ...` (`dlbase run` does)")
         return Row("workspace", "fail" if stop else "warn",
                    f"not writable by uid {uid}:{gid}: {', '.join(bad)}", fix)
     return Row("workspace", "ok", f"{root} writable by uid {uid}:{gid}")

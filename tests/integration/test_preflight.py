@@ -81,7 +81,7 @@ def test_read_only_workspace_names_the_folder_and_the_fix(runtime_image, tmp_pat
     assert proc.returncode == 0, proc.stderr  # runtime flavor: a warning, the command still runs
     lines = preflight_lines(proc)
     assert any("workspace" in line and "read-only mount" in line and "/workspace" in line for line in lines), lines
-    assert any("fix:" in line and "-u $(id -u):$(id -g)" in line for line in lines), lines
+    assert any("fix:" in line and "drop `:ro`" in line for line in lines), lines
 
 
 def test_arbitrary_uid_gets_a_writable_home_and_caches(runtime_image):

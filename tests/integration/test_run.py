@@ -195,3 +195,38 @@ def test_notebook_prints_its_url_with_the_token(notebook_image, tmp_path):
     proc = dlbase("-p", "18888", "-e", "JUPYTER_TOKEN=chosen-token", notebook_image, cwd=tmp_path)
     assert "notebook: http://127.0.0.1:18888/lab?token=chosen-token" in proc.stderr
     assert proc.returncode == 127, proc.stderr
+
+
+def test_interactive_terminal_is_proxied(image, tmp_path):
+    """stdin and stdout on a terminal: the container gets a TTY and our keystrokes (as `-it`)."""
+    import pty
+    import select as select_mod
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "dlbase", "run", image, "--", "sh", "-c",
+                             "test -t 0 && echo is-a-tty; read line; echo got:$line; exit 4"],
+                            cwd=tmp_path, stdin=slave, stdout=slave, stderr=subprocess.PIPE, close_fds=True)
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    sent = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select_mod.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if b"is-a-tty" in seen and not sent:
+            os.write(master, b"hello\r")
+            sent = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=30)
+    os.close(master)
+    assert b"is-a-tty" in seen, seen
+    assert b"got:hello" in seen, seen
+    assert proc.returncode == 4, proc.stderr.read()
