@@ -139,7 +139,7 @@ def test_table_marks_the_seed_claim_and_lists_workers():
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     assert rows["validation 640px + boxes (seed)"].rstrip(" |").endswith("no")
     assert rows["detection 640px + boxes (seed)"].rstrip(" |").endswith("yes")
-    assert "| 2 | 150.0 | 200.0 | 0.833 |" in table
+    assert "| 2 | 150.0 | 200.0 | 0.833 | not measured |" in table
     assert "Preflight" in table and "30.0 ms" in table
 
 

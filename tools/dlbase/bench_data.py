@@ -221,9 +221,11 @@ def measure(project: Project, engine: Engine, image: str, *, host_python: str | 
 
 def _title(bench: DataBench) -> str:
     v = bench.in_image.get("versions") or {}
+    load = bench.in_image.get("loadavg_before")
+    load = max(load) if isinstance(load, list) and load else load
     return (f"torch {v.get('torch')} / torchvision {v.get('torchvision')} / albumentations {v.get('albumentations')} "
             f"/ OpenCV {v.get('opencv-python-headless')} - {bench.in_image.get('cpu')}, "
-            f"{bench.in_image.get('cores')} cores")
+            f"{bench.in_image.get('cores')} cores" + (f" (load average up to {load})" if load is not None else ""))
 
 
 def markdown(bench: DataBench) -> str:
@@ -253,11 +255,13 @@ def markdown(bench: DataBench) -> str:
                          f"{row['torchvision_over_albumentations']} |")
     loader = bench.in_image.get("loader") or {}
     if loader.get("rows"):
+        host_rows = {r["num_workers"]: r for r in (((bench.host or {}).get("loader") or {}).get("rows") or [])}
         lines += ["", f"| num_workers (batch {loader['batch_size']}, detection 640 px, ragged collate) | images/s "
-                      "| after 1st batch | scaling efficiency |", "|---|---|---|---|"]
+                      "| after 1st batch | scaling efficiency | host images/s |", "|---|---|---|---|---|"]
         for row in loader["rows"]:
+            h = host_rows.get(row["num_workers"])
             lines.append(f"| {row['num_workers']} | {row['images_per_s']} | {row['steady_images_per_s']} | "
-                         f"{row['efficiency']} |")
+                         f"{row['efficiency']} | {h['images_per_s'] if h else 'not measured'} |")
     pre = bench.in_image.get("preflight")
     if pre:
         lines += ["", f"Preflight (`python -I -S preflight.py`, {pre['runs']} runs): median "
