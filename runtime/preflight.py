@@ -26,10 +26,8 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
-import subprocess
 import sys
-from dataclasses import dataclass
+from collections import namedtuple
 
 EXIT_STOP = 78  # sysexits EX_CONFIG: the container's configuration is wrong
 DEFAULT_INFO = "/opt/dlbase/image.json"
@@ -39,31 +37,12 @@ DEFAULT_MIN_SHM = 1 << 30
 SHM_EXAMPLE = "2 workers x prefetch 2 x batches of 32 images 640x640 float32 need ~630 MB"
 
 
-@dataclass(frozen=True)
-class Row:
-    """One check: ``status`` is ok, warn, fail (stops the container) or skip."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-
-
-@dataclass(frozen=True)
-class Gpu:
-    index: int
-    name: str
-    capability: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class GpuFacts:
-    """What NVML (or nvidia-smi) says; driver None = no NVIDIA driver visible."""
-
-    driver: str | None
-    gpus: tuple[Gpu, ...] = ()
-    source: str = "none"
-    error: str = ""
+# namedtuples, not dataclasses: `dataclasses` pulls in `inspect` and costs ~10 ms at every start.
+# Row: one check; ``status`` is ok, warn, fail (stops the container) or skip.
+Row = namedtuple("Row", "name status detail fix", defaults=("",))
+Gpu = namedtuple("Gpu", "index name capability")
+# What NVML (or nvidia-smi) says; driver None = no NVIDIA driver visible.
+GpuFacts = namedtuple("GpuFacts", "driver gpus source error", defaults=((), "none", ""))
 
 
 # ----------------------------------------------------------------------------- facts
@@ -139,9 +118,13 @@ def _nvml() -> GpuFacts:
 
 
 def _nvidia_smi() -> GpuFacts:
+    import shutil  # only when NVML is absent; subprocess only when there is something to run
+
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return GpuFacts(driver=None)
+    import subprocess
+
     try:
         out = subprocess.run([exe, "--query-gpu=index,name,compute_cap,driver_version", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=10, check=True).stdout
