@@ -86,9 +86,20 @@ def test_env_set_and_pass_through():
         launcher.parse_env(["1BAD=x"], host_env={})
 
 
-def test_invoking_user_is_numeric():
-    uid, gid = launcher.invoking_user().split(":")
+def test_invoking_user_is_numeric_and_sudo_aware():
+    uid, gid = launcher.invoking_user({}).split(":")
     assert uid.isdigit() and gid.isdigit()
+    under_sudo = launcher.invoking_user({"SUDO_UID": "1001", "SUDO_GID": "1002"})
+    import os
+
+    assert under_sudo == ("1001:1002" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}")
+
+
+def test_jupyter_as_root_gets_allow_root():
+    cmd = ["jupyter", "lab", "--ip=0.0.0.0"]
+    assert launcher.notebook_command(cmd, "0:0") == [*cmd, "--allow-root"]
+    assert launcher.notebook_command(cmd, "1000:1000") is None
+    assert launcher.notebook_command(["python"], "0:0") is None
 
 
 # ----------------------------------------------------------------------------- bench data

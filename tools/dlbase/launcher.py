@@ -138,9 +138,21 @@ def plan(engine: Engine, image: str, command: list[str] | None, *, labels: dict[
                   labels={**labels, MANAGED_LABEL: "true", RUN_LABEL: "true"})
 
 
-def invoking_user() -> str:
-    """The invoking user's UID:GID, so files written under /workspace belong to them."""
+def invoking_user(env: dict[str, str] | None = None) -> str:
+    """The invoking user's UID:GID, so files written under /workspace belong to them; under
+    sudo, the user who ran sudo (SUDO_UID/SUDO_GID), not root."""
+    env = dict(os.environ if env is None else env)
+    if os.getuid() == 0 and env.get("SUDO_UID", "").isdigit() and env.get("SUDO_GID", "").isdigit():
+        return f"{env['SUDO_UID']}:{env['SUDO_GID']}"
     return f"{os.getuid()}:{os.getgid()}"
+
+
+def notebook_command(image_cmd: list[str] | None, user: str) -> list[str] | None:
+    """JupyterLab refuses to start as root without --allow-root; a root user (root running
+    dlbase, or --user 0) gets the image's own command with it. Otherwise None (the image's CMD)."""
+    if user.split(":", 1)[0] not in ("0", "root") or not image_cmd or "jupyter" not in image_cmd[0]:
+        return None
+    return [*image_cmd, "--allow-root"] if "--allow-root" not in image_cmd else None
 
 
 def _api(engine: Engine) -> docker.APIClient:

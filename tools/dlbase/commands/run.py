@@ -66,9 +66,12 @@ def command(image: str | None, command: tuple[str, ...], gpus: str, shm_size: st
     cmd = list(command[1:] if command[:1] == ("--",) else command) or None
     notebook = cmd is None and _is_notebook(engine, ref)
     tty = launcher.stdin_is_tty() and not as_json
+    user = user or launcher.invoking_user()
+    if notebook:
+        cmd = launcher.notebook_command((engine.inspect_image(ref).get("Config") or {}).get("Cmd"), user)
     plan = launcher.plan(
         engine, ref, cmd, labels={}, workspace=None if no_workspace else str((workspace or Path.cwd()).resolve()),
-        user=user or launcher.invoking_user(), shm_size=shm_size, ipc=ipc, gpus=gpus,
+        user=user, shm_size=shm_size, ipc=ipc, gpus=gpus,
         environment=launcher.parse_env(env), publish=port, notebook=notebook, tty=tty)
     where = plan.workspace or "(nothing)"
     shm = "host IPC" if plan.ipc_mode == "host" else plan.shm_size
