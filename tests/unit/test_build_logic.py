@@ -191,7 +191,7 @@ def test_a_stream_broken_by_a_dead_daemon_is_daemon_unavailable(tmp_path: Path, 
 
 
 def test_a_daemon_still_answering_while_it_stops_is_still_gone(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("dlbase.engine.time.sleep", lambda _s: None)
+    monkeypatch.setattr("dlbase.engine.daemon.time.sleep", lambda _s: None)
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     api = StoppingAPI(broken_stream(urllib3.exceptions.ProtocolError("Connection broken")), answers=2)
     with pytest.raises(errors.DaemonUnavailable):
@@ -199,7 +199,7 @@ def test_a_daemon_still_answering_while_it_stops_is_still_gone(tmp_path: Path, m
 
 
 def test_a_step_killed_by_a_stopping_daemon_is_daemon_unavailable(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("dlbase.engine.time.sleep", lambda _s: None)
+    monkeypatch.setattr("dlbase.engine.daemon.time.sleep", lambda _s: None)
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     killed = stream("Step 1/2 : FROM x", " ---> aaaaaaaaaaaa", "Step 2/2 : RUN sleep 100",
                     " ---> Running in eeeeeeeeeeee") + [

@@ -239,7 +239,7 @@ def test_broken_stream_with_daemon_alive_is_a_build_failure(context: Path) -> No
 
 
 def test_ctrl_c_becomes_interrupted_after_cleanup(context: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dlbase.engine.time.sleep", lambda _s: None)
+    monkeypatch.setattr("dlbase.engine.daemon.time.sleep", lambda _s: None)
     api = FakeAPI(broken_stream(KeyboardInterrupt()))
     with pytest.raises(errors.Interrupted) as info:
         fake_engine(api).build(context)
