@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from packaging.utils import canonicalize_name as canonical_name
+
 from .errors import Drift, InvalidInput, Missing, Unreachable
 from .fsutil import write_text_atomic
 
@@ -186,11 +188,6 @@ class LockResult:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalisation: ``Opencv_Python.Headless`` -> ``opencv-python-headless``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _normalise_requirement(req: str) -> str:

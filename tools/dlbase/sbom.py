@@ -14,26 +14,23 @@ ID, components sorted), so two reports of one image compare equal.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+from packaging.utils import canonicalize_name
+
 from dlbase import __version__
+from dlbase.imageref import short_id
 from dlbase import lock as lock_mod
 from dlbase.fsutil import write_json_atomic
 
 SPEC_VERSION = "1.5"
 
 
-def canonical(name: str) -> str:
-    """PEP 503 normalised name, which is also what the pypi purl type requires."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def purl(name: str, version: str) -> str:
     """``pkg:pypi/name@version`` with the purl spec's encoding (``+`` -> ``%2B``)."""
-    return f"pkg:pypi/{quote(canonical(name), safe='')}@{quote(version, safe='')}"
+    return f"pkg:pypi/{quote(canonicalize_name(name), safe='')}@{quote(version, safe='')}"
 
 
 def lock_hashes(lock_path: Path | None) -> dict[str, tuple[str, list[str]]]:
@@ -41,7 +38,7 @@ def lock_hashes(lock_path: Path | None) -> dict[str, tuple[str, list[str]]]:
     if lock_path is None or not Path(lock_path).is_file():
         return {}
     lock = lock_mod.read_lock(Path(lock_path))
-    return {canonical(p.name): (p.version, sorted(h.split(":", 1)[1] for h in p.hashes if h.startswith("sha256:")))
+    return {canonicalize_name(p.name): (p.version, sorted(h.split(":", 1)[1] for h in p.hashes if h.startswith("sha256:")))
             for p in lock.packages}
 
 
@@ -50,10 +47,10 @@ def cyclonedx(*, image_id: str, image_name: str, packages: dict[str, str], lock_
     """The SBOM document (a dict ready for json.dump)."""
     pinned = lock_hashes(lock_path)
     components = []
-    for name, version in sorted(packages.items(), key=lambda kv: canonical(kv[0])):
+    for name, version in sorted(packages.items(), key=lambda kv: canonicalize_name(kv[0])):
         ref = purl(name, version)
         component: dict = {"type": "library", "bom-ref": ref, "name": name, "version": version, "purl": ref}
-        pin = pinned.get(canonical(name))
+        pin = pinned.get(canonicalize_name(name))
         if pin and pin[0] == version and pin[1]:
             component["hashes"] = [{"alg": "SHA-256", "content": h} for h in pin[1]]
             component["properties"] = [{"name": "dlbase:hashes",
@@ -85,4 +82,4 @@ def write(path: Path, document: dict) -> Path:
 
 
 def path_for(reports_dir: Path, image_id: str) -> Path:
-    return reports_dir / f"sbom-{image_id.split(':')[-1][:12]}.cdx.json"
+    return reports_dir / f"sbom-{short_id(image_id)}.cdx.json"

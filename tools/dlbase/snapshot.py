@@ -32,6 +32,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import IO
 
+from packaging.utils import canonicalize_name
+
 from dlbase.engine import Engine
 
 # path pattern (as in the exported tar, no leading slash) -> why it legitimately varies.
@@ -69,10 +71,6 @@ class Snapshot:
 
 def is_excluded(path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in EXCLUDED)
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def take(engine: Engine, image: str, *, labels: dict[str, str] | None = None) -> Snapshot:
@@ -122,7 +120,7 @@ def from_tar(fileobj: IO[bytes]) -> Snapshot:
             else:
                 snap.files[path] = f"special type={member.type!r} {mode} {owner}"
     for dist_dir, (name, version) in metas.items():
-        snap.pypi[canonical(name)] = {"name": name, "version": version,
+        snap.pypi[canonicalize_name(name)] = {"name": name, "version": version,
                                       "record_sha256": records.get(dist_dir), "path": dist_dir}
     return snap
 
@@ -195,7 +193,7 @@ def pypi_entries(snap: Snapshot, *, with_hashes: bool = True) -> dict[str, str]:
         value = info["version"]
         if with_hashes and info.get("record_sha256"):
             value += f" (RECORD sha256:{info['record_sha256'][:12]})"
-        out[info["name"] if key == canonical(info["name"]) else key] = value
+        out[info["name"] if key == canonicalize_name(info["name"]) else key] = value
     return out
 
 
