@@ -40,7 +40,7 @@ from typing import Callable
 
 import requests
 
-from dlbase import records
+from dlbase import records, suites
 from dlbase.fsutil import write_json_atomic
 from dlbase.engine import Engine
 from dlbase.errors import Interrupted, InvalidInput, Missing
@@ -55,7 +55,6 @@ DEFAULT_SHM = "8g"
 IMAGE_JUNIT = "/tmp/dlbase-verify/junit.xml"
 IMAGE_SUITE_TIMEOUT = 1800
 HOST_SUITE_TIMEOUT = 900
-INFRA_DIR = Path(__file__).resolve().parents[2] / "tests" / "infra"
 EXPECT_ENV = "DLBASE_VERIFY_EXPECT"
 CHECKS_ENV = "DLBASE_VERIFY_CHECKS_OUT"
 ONLY = ("host", "image")
@@ -457,11 +456,10 @@ def _run_interruptible(cmd: list[str], *, env: dict[str, str], timeout: float, c
 
 def _host_half(project: Project, expect: dict, container: str, workdir: Path, options: VerifyOptions
                ) -> tuple[list[Row], bytes | None, int | None]:
-    infra = project.root / "tests" / "infra"
+    infra = suites.infra_dir()
     if not (infra / "conftest.py").is_file():
-        infra = INFRA_DIR
-    if not (infra / "conftest.py").is_file():
-        raise Missing(f"the host-side checks (tests/infra) are not in {project.root} nor beside dlbase")
+        raise Missing(f"the host-side checks are missing from the installed dlbase ({infra})",
+                      hint=suites.INSTALL_HINT)
     expect_file = workdir / "expect.json"
     expect_file.write_text(json.dumps(expect, indent=2))
     checks_file = workdir / "checks.json"
