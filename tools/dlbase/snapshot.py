@@ -86,8 +86,7 @@ def from_tar(fileobj: IO[bytes]) -> Snapshot:
     records: dict[str, str] = {}
     with tarfile.open(fileobj=fileobj, mode="r|", bufsize=_BLOCK) as tar:
         for member in tar:
-            path = member.name.lstrip("./") if member.name not in (".", "./") else "."
-            path = path.rstrip("/")
+            path = tar_path(member.name)
             if not path or path == ".":
                 continue
             if is_excluded(path):
@@ -114,15 +113,26 @@ def from_tar(fileobj: IO[bytes]) -> Snapshot:
             elif member.issym():
                 snap.files[path] = f"symlink -> {member.linkname}"
             elif member.islnk():
-                snap.files[path] = f"hardlink -> {member.linkname.lstrip('./')}"
+                snap.files[path] = f"hardlink -> {tar_path(member.linkname)}"
             elif member.isdir():
                 snap.files[path] = f"dir {mode} {owner}"
             else:
                 snap.files[path] = f"special type={member.type!r} {mode} {owner}"
     for dist_dir, (name, version) in metas.items():
         snap.pypi[canonicalize_name(name)] = {"name": name, "version": version,
-                                      "record_sha256": records.get(dist_dir), "path": dist_dir}
+                                              "record_sha256": records.get(dist_dir), "path": dist_dir}
     return snap
+
+
+def tar_path(name: str) -> str:
+    """A tar member's path as the image has it, without a leading ``./`` or ``/``.
+
+    Only those prefixes go: ``lstrip("./")`` would strip characters, turning
+    ``.dockerenv`` into ``dockerenv`` and ``.cache/x`` into ``cache/x``."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.lstrip("/").rstrip("/")
+    return "" if name == "." else name
 
 
 def _wanted_text(path: str) -> bool:
