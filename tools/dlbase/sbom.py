@@ -8,12 +8,13 @@ which the ``dlbase:hashes`` property says. Distributions the lock does not pin (
 setuptools from the venv) carry no hashes rather than invented ones.
 
 The document is deterministic for the same inputs (serial number derived from the image
-ID, components sorted), so two reports of one image compare equal.
+ID, components sorted, and no wall-clock timestamp: CycloneDX makes ``metadata.timestamp``
+optional, and it is set only when the caller passes a fixed one, such as the image's
+``org.opencontainers.image.created``), so two reports of one image compare equal.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -60,18 +61,19 @@ def cyclonedx(*, image_id: str, image_name: str, packages: dict[str, str], lock_
             component["properties"] = [{"name": "dlbase:lock-version", "value": pin[0]}]
         components.append(component)
     meta_props = [{"name": k, "value": str(v)} for k, v in sorted((properties or {}).items())]
+    metadata: dict = {"timestamp": timestamp} if timestamp else {}
+    metadata.update({
+        "tools": {"components": [{"type": "application", "name": "dlbase", "version": __version__}]},
+        "component": {"type": "container", "bom-ref": image_id, "name": image_name, "version": image_id,
+                      "hashes": [{"alg": "SHA-256", "content": image_id.split(":")[-1]}],
+                      "properties": meta_props},
+    })
     return {
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,
         "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'dlbase:' + image_id)}",
         "version": 1,
-        "metadata": {
-            "timestamp": timestamp or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "tools": {"components": [{"type": "application", "name": "dlbase", "version": __version__}]},
-            "component": {"type": "container", "bom-ref": image_id, "name": image_name, "version": image_id,
-                          "hashes": [{"alg": "SHA-256", "content": image_id.split(":")[-1]}],
-                          "properties": meta_props},
-        },
+        "metadata": metadata,
         "components": components,
     }
 
