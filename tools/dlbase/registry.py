@@ -8,13 +8,12 @@ config file or the environment, never from the command line.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+import docker.auth
+import docker.errors
 import requests
 
 from dlbase.errors import InvalidInput, RegistryError, Unreachable
@@ -71,26 +70,22 @@ def is_loopback(host: str) -> bool:
 
 
 def docker_config_credentials(host: str) -> tuple[str, str] | None:
-    """(user, password) for a registry from env or ~/.docker/config.json `auths`."""
+    """(user, password) for a registry: DLBASE_REGISTRY_USER/_PASSWORD, else what `docker
+    login` stored -- an ``auths`` entry, or the credential helper the config names
+    (``credHelpers`` for this registry, ``credsStore`` for all), resolved by docker-py's
+    own ``docker.auth`` exactly as the Docker client does. None when there is none (or
+    the helper fails: the registry's 401 then says what is missing)."""
     user, password = os.environ.get("DLBASE_REGISTRY_USER"), os.environ.get("DLBASE_REGISTRY_PASSWORD")
     if user and password:
         return user, password
-    cfg_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    cfg = cfg_dir / "config.json"
-    if not cfg.is_file():
-        return None
     try:
-        auths = json.loads(cfg.read_text()).get("auths", {})
-    except (OSError, json.JSONDecodeError):
+        entry = docker.auth.load_config().resolve_authconfig(docker.auth.INDEX_NAME if host == DOCKER_HUB else host)
+    except docker.errors.DockerException:
         return None
-    for key in (host, f"https://{host}", f"http://{host}",
-                *(["https://index.docker.io/v1/"] if host == DOCKER_HUB else [])):
-        entry = auths.get(key)
-        if entry and entry.get("auth"):
-            raw = base64.b64decode(entry["auth"]).decode()
-            u, _, p = raw.partition(":")
-            return u, p
-    return None
+    # docker-py spells an ``auths`` entry's keys in lower case and a helper's capitalised.
+    user = (entry or {}).get("Username") or (entry or {}).get("username")
+    password = (entry or {}).get("Password") or (entry or {}).get("password")
+    return (str(user), str(password)) if user and password is not None else None
 
 
 class RegistryClient:
