@@ -165,14 +165,14 @@ def preflight(project: Project, spec: BuildSpec) -> Path:
 
 
 def build(project: Project, spec: BuildSpec, engine: Engine, *,
-          on_event: Callable[[BuildEvent], None] | None = None,
-          on_wheel: Callable[[wheelhouse.FillEvent], None] | None = None,
+          on_event: Callable[[BuildEvent | wheelhouse.FillEvent], None] | None = None,
           say: Callable[[str], None] = lambda _m: None,
           nocache: bool = False, extra_labels: dict[str, str] | None = None,
           wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
           wheelhouse_dir: Path | None = None, repository: str | None = None) -> BuildResult:
     """Build, read back, compare, tag, report. Raises a typed error at the first problem;
-    nothing is tagged unless every check passed.
+    nothing is tagged unless every check passed. ``on_event`` receives the wheelhouse's
+    FillEvents, then the build's BuildEvents; ``say`` receives one-line messages.
 
     ``check_versions=False`` (only with ``tag=False``) skips reading the versions back: for
     builds that are compared, never tagged (`dlbase rebuild-check`), including test
@@ -201,7 +201,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
             house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=project.root)
             say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
             wheelhouse.fill(lock_path, house, python_version=spec.variant.python,
-                            platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_progress=on_wheel)
+                            platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_event=on_event)
         log_dir = project.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"

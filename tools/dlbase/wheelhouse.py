@@ -334,7 +334,7 @@ def fill(
     *,
     python_version: str,
     platform_tags: list[str],
-    on_progress: Callable[[FillEvent], None] | None = None,
+    on_event: Callable[[FillEvent], None] | None = None,
     index_urls: list[str] | None = None,
     jobs: int = 4,
     timeout: float = 60.0,
@@ -351,7 +351,7 @@ def fill(
       deleted and :class:`HashMismatch` raised. ``dest`` never holds a partial wheel.
     - ``index_urls`` defaults to the indexes named in the lock header (else PyPI).
 
-    ``on_progress`` is called with :class:`FillEvent` values, serialised (never two at
+    ``on_event`` is called with :class:`FillEvent` values, serialised (never two at
     once) but possibly from worker threads. Returns the wheel paths in lock order.
     """
     lock = read_lock(Path(lock_path))
@@ -364,9 +364,9 @@ def fill(
     emit_lock = threading.Lock()
 
     def emit(ev: FillEvent) -> None:
-        if on_progress is not None:
+        if on_event is not None:
             with emit_lock:
-                on_progress(ev)
+                on_event(ev)
 
     # 1. What is already there (no network).
     existing = [p for p in dest.iterdir() if p.suffix == ".whl" and p.is_file()]
