@@ -109,7 +109,7 @@ class BuildStreamParser:
         elapsed = self.elapsed()
         if "error" in chunk or "errorDetail" in chunk:
             message = str((chunk.get("errorDetail") or {}).get("message") or chunk.get("error") or "").strip()
-            self._line(f"ERROR: {message}")
+            self._record(f"ERROR: {message}")
             raise self.failure(f"build failed at {self.trace.step_text or 'start'}: {message}",
                                hint=FAILED_STEP_HINT)
         if "aux" in chunk:
@@ -119,11 +119,11 @@ class BuildStreamParser:
             return []
         if "stream" in chunk:
             events = []
-            for line in _ANSI_RE.sub("", str(chunk["stream"])).splitlines():
-                if not line.strip():
+            for text in _ANSI_RE.sub("", str(chunk["stream"])).splitlines():
+                if not text.strip():
                     continue  # the builder separates steps with blank lines
-                self._line(line)
-                events.append(self._classify(line, elapsed))
+                self._record(text)
+                events.append(self._classify(text, elapsed))
             return events
         if "status" in chunk:
             return [self._status(chunk, elapsed)]
@@ -143,40 +143,40 @@ class BuildStreamParser:
 
     # ---- internals ----------------------------------------------------------------
 
-    def _line(self, line: str) -> None:
-        self.trace.tail.append(line)
+    def _record(self, text: str) -> None:
+        self.trace.tail.append(text)
         if self._log is not None:
-            self._log.write(line + "\n")
+            self._log.write(text + "\n")
             self._log.flush()
 
-    def _classify(self, line: str, elapsed: float) -> BuildEvent:
+    def _classify(self, text: str, elapsed: float) -> BuildEvent:
         """Classify one builder line and record what it says about created objects."""
         trace = self.trace
-        step = _STEP_RE.match(line)
+        step = _STEP_RE.match(text)
         if step:
-            trace.step_text = line
+            trace.step_text = text
             trace.step_cached = False
             return BuildEvent("step", text=step.group(3), step=int(step.group(1)),
                               total=int(step.group(2)), elapsed=elapsed)
-        running = _RUNNING_IN_RE.match(line)
+        running = _RUNNING_IN_RE.match(text)
         if running:
             trace.containers.append(running.group(1))
-        elif line.startswith(_USING_CACHE):
+        elif text.startswith(_USING_CACHE):
             trace.step_cached = True
             step_match = _STEP_RE.match(trace.step_text or "")
             if step_match:
                 return BuildEvent("cached", text=step_match.group(3), step=int(step_match.group(1)),
                                   total=int(step_match.group(2)), elapsed=elapsed)
-        layer = _LAYER_RE.match(line)
+        layer = _LAYER_RE.match(text)
         if layer:
             trace.chain.append(layer.group(1))
             # FROM's image and cache hits existed before this build: never ours to remove.
             if not trace.step_cached and not is_from_step(trace.step_text):
                 trace.created_images.append(layer.group(1))
-        built = _BUILT_RE.match(line)
+        built = _BUILT_RE.match(text)
         if built and trace.image_id is None:
             trace.image_id = built.group(1)
-        return BuildEvent("output", text=line, step=trace.step_number, elapsed=elapsed)
+        return BuildEvent("output", text=text, step=trace.step_number, elapsed=elapsed)
 
     def _status(self, chunk: dict[str, Any], elapsed: float) -> BuildEvent:
         detail = chunk.get("progressDetail") or {}
@@ -185,9 +185,9 @@ class BuildStreamParser:
         if detail.get("total"):
             return BuildEvent("progress", text=status, layer=layer, current=detail.get("current"),
                               total_bytes=detail.get("total"), elapsed=elapsed)
-        line = f"{layer}: {status}" if layer else status
-        self._line(line)
-        return BuildEvent("status", text=line, layer=layer, elapsed=elapsed)
+        text = f"{layer}: {status}" if layer else status
+        self._record(text)
+        return BuildEvent("status", text=text, layer=layer, elapsed=elapsed)
 
 
 def is_from_step(step_text: str | None) -> bool:
