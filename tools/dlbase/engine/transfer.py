@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ class Transfers(Images):
 
         The daemon reports most push failures *inside* the JSON stream (``error`` /
         ``errorDetail`` chunks) and docker-py does not raise on them, so every chunk is
-        checked here: a connection failure to the registry becomes
+        checked: a connection failure to the registry becomes
         :class:`~dlbase.errors.Unreachable`, anything else (credentials, storage errors,
         protocol) :class:`~dlbase.errors.RegistryError`, with the daemon's own words.
         A stream that ends without a digest is an error too. Ctrl-C drops the connection
@@ -86,50 +86,43 @@ class Transfers(Images):
         emit = on_event or (lambda _event: None)
         started = time.monotonic()
         layers: dict[str, str] = {}
-        digest: str | None = None
-        size: int | None = None
-        stream: Any = None
-        try:
-            with self._translate(f"push {ref}", missing=f"no local image {ref!r}"):
-                try:
-                    stream = self._api.push(repository, tag=tag, stream=True, decode=True,
-                                            auth_config=auth_config or None)
-                except docker_errors.APIError as exc:
-                    if isinstance(exc, docker_errors.NotFound):
-                        raise
-                    raise_stream_error({"error": api_message(exc)}, f"push of {ref}")
-                for chunk in stream:
-                    elapsed = round(time.monotonic() - started, 3)
-                    raise_stream_error(chunk, f"push of {ref}")
-                    aux = chunk.get("aux") or {}
-                    if aux.get("Digest"):
-                        digest, size = str(aux["Digest"]), aux.get("Size")
-                        continue
-                    status = str(chunk.get("status", ""))
-                    found = _PUSH_DIGEST_RE.search(status)
-                    if found:
-                        digest, size = found.group(1), int(found.group(2))
-                    layer = chunk.get("id")
-                    detail = chunk.get("progressDetail") or {}
-                    if layer and detail.get("total"):
-                        emit(PushEvent("progress", text=status, layer=layer, current=detail.get("current"),
-                                       total_bytes=detail.get("total"), elapsed=elapsed))
-                    elif layer and (status in ("Pushed", "Layer already exists") or status.startswith("Mounted from")):
-                        layers[layer] = status
-                        emit(PushEvent("layer", text=status, layer=layer, elapsed=elapsed))
-                    elif status:
-                        emit(PushEvent("status", text=f"{layer}: {status}" if layer else status,
-                                       layer=layer, elapsed=elapsed))
-        except KeyboardInterrupt:
-            self._abort_stream(stream)
-            raise errors.Interrupted(f"push of {ref} interrupted; the registry holds no new manifest "
-                                     "for it (at most unreferenced layer blobs)") from None
-        if not digest:
+        found: dict[str, Any] = {}
+
+        def handle(chunk: dict[str, Any]) -> None:
+            elapsed = round(time.monotonic() - started, 3)
+            aux = chunk.get("aux") or {}
+            if aux.get("Digest"):
+                found.update(digest=str(aux["Digest"]), size=aux.get("Size"))
+                return
+            status = str(chunk.get("status", ""))
+            named = _PUSH_DIGEST_RE.search(status)
+            if named:
+                found.update(digest=named.group(1), size=int(named.group(2)))
+            layer = chunk.get("id")
+            detail = chunk.get("progressDetail") or {}
+            if layer and detail.get("total"):
+                emit(PushEvent("progress", text=status, layer=layer, current=detail.get("current"),
+                               total_bytes=detail.get("total"), elapsed=elapsed))
+            elif layer and (status in ("Pushed", "Layer already exists") or status.startswith("Mounted from")):
+                layers[layer] = status
+                emit(PushEvent("layer", text=status, layer=layer, elapsed=elapsed))
+            elif status:
+                emit(PushEvent("status", text=f"{layer}: {status}" if layer else status,
+                               layer=layer, elapsed=elapsed))
+
+        self._follow("push", ref, missing=f"no local image {ref!r}",
+                     interrupted=f"push of {ref} interrupted; the registry holds no new manifest "
+                                 "for it (at most unreferenced layer blobs)",
+                     start=lambda: self._api.push(repository, tag=tag, stream=True, decode=True,
+                                                  auth_config=auth_config or None),
+                     handle=handle)
+        if not found.get("digest"):
             raise errors.RegistryError(f"push of {ref} ended without the registry naming a digest",
                                        hint="look at the registry's log; the push may be incomplete")
         seconds = round(time.monotonic() - started, 3)
-        emit(PushEvent("done", text=digest, digest=digest, elapsed=seconds))
-        return PushResult(reference=ref, digest=digest, size=size, layers=layers, seconds=seconds)
+        emit(PushEvent("done", text=found["digest"], digest=found["digest"], elapsed=seconds))
+        return PushResult(reference=ref, digest=found["digest"], size=found.get("size"), layers=layers,
+                          seconds=seconds)
 
     def pull(self, repository: str, reference: str, *, auth_config: dict[str, str] | None = None,
              on_event: Callable[[PushEvent], None] | None = None) -> str:
@@ -141,24 +134,37 @@ class Transfers(Images):
         ref = f"{repository}{sep}{reference}"
         emit = on_event or (lambda _event: None)
         started = time.monotonic()
+
+        def handle(chunk: dict[str, Any]) -> None:
+            status = str(chunk.get("status", ""))
+            if status:
+                layer = chunk.get("id")
+                emit(PushEvent("status", text=f"{layer}: {status}" if layer else status, layer=layer,
+                               elapsed=round(time.monotonic() - started, 3)))
+
+        self._follow("pull", ref, missing=f"no image {ref!r} in the registry", interrupted=f"pull of {ref} interrupted",
+                     start=lambda: self._api.pull(repository, tag=reference, stream=True, decode=True,
+                                                  auth_config=auth_config or None),
+                     handle=handle)
+        return self.inspect_image(ref)["Id"]
+
+    def _follow(self, verb: str, ref: str, *, missing: str, interrupted: str,
+                start: Callable[[], Iterator[dict[str, Any]]], handle: Callable[[dict[str, Any]], None]) -> None:
+        """Open a push/pull stream and hand each chunk to ``handle``, raising the typed
+        error of any error the daemon reports (when opening it, or inside it). Ctrl-C
+        drops the connection, so the daemon cancels, and raises Interrupted."""
         stream: Any = None
         try:
-            with self._translate(f"pull {ref}", missing=f"no image {ref!r} in the registry"):
+            with self._translate(f"{verb} {ref}", missing=missing):
                 try:
-                    stream = self._api.pull(repository, tag=reference, stream=True, decode=True,
-                                            auth_config=auth_config or None)
+                    stream = start()
                 except docker_errors.APIError as exc:
                     if isinstance(exc, docker_errors.NotFound):
                         raise
-                    raise_stream_error({"error": api_message(exc)}, f"pull of {ref}")
+                    raise_stream_error({"error": api_message(exc)}, f"{verb} of {ref}")
                 for chunk in stream:
-                    raise_stream_error(chunk, f"pull of {ref}")
-                    status = str(chunk.get("status", ""))
-                    if status:
-                        layer = chunk.get("id")
-                        emit(PushEvent("status", text=f"{layer}: {status}" if layer else status, layer=layer,
-                                       elapsed=round(time.monotonic() - started, 3)))
+                    raise_stream_error(chunk, f"{verb} of {ref}")
+                    handle(chunk)
         except KeyboardInterrupt:
             self._abort_stream(stream)
-            raise errors.Interrupted(f"pull of {ref} interrupted") from None
-        return self.inspect_image(ref)["Id"]
+            raise errors.Interrupted(interrupted) from None
