@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from dlbase.errors import Unreachable
+from dlbase.errors import InvalidInput, Unreachable
 from dlbase.registry import RegistryClient
 from dlbase.trust import evidence, keys, predicates, statements, store
 
@@ -131,7 +131,7 @@ def test_key_in_environment_and_wrong_passphrase(keydir):
             (keydir / "team" / "cosign.pub").read_bytes()
     finally:
         del os.environ["DLBASE_TEST_KEY"]
-    with pytest.raises(Exception, match="wrong passphrase"):
+    with pytest.raises(InvalidInput, match="wrong passphrase"):
         keys.load_private(str(keydir / "team" / "cosign.key"), b"nope")
 
 
@@ -335,4 +335,22 @@ def test_two_hosts_attesting_at_once_both_end_up_in_the_list(keydir, tmp_path):
         assert len(att["layers"]) == 3, steps
         body = json.loads(trust(reg, keydir, subject.reference, "--json").stdout)
         assert sorted(v["host_label"] for v in body["verifications"]) == ["ci", "gpu-1", "gpu-2"]
+        assert inconsistencies(reg) == []
+
+
+def test_signing_again_is_idempotent_and_a_second_key_adds_a_signature(keydir, tmp_path):
+    """Rotation: the same key does not pile up signatures; a new key adds its own, and
+    `trust` accepts either key."""
+    with running_registry(tmp_path) as reg:
+        subject = publish(reg, keydir)
+        client = RegistryClient(reg.host)
+        again = evidence.attach(client, subject, load(keydir, "team"), sign=True, attestations=[])
+        assert again["signature"]["existing"] is True
+        evidence.attach(client, subject, load(keydir, "other"), sign=True, attestations=[])
+        sig, _ = client.manifest(REPO, store.sig_tag(subject.digest))
+        assert len(sig["layers"]) == 2  # one payload, two signatures
+        assert trust(reg, keydir, subject.reference, key="other").returncode == 17  # team's attestation
+        res = dlbase("trust", subject.reference, "--key", str(keydir / "team" / "cosign.pub"),
+                     "--key", str(keydir / "other" / "cosign.pub"))
+        assert res.returncode == 0, res.stderr
         assert inconsistencies(reg) == []

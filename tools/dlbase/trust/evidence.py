@@ -69,11 +69,16 @@ def attach(client: RegistryClient, subject: Subject, pair: keys.KeyPair, *, sign
     st = store.ArtifactStore(client, subject.repository, on_step=on_step)
     result: dict = {"signature": None, "attestations": []}
     if sign:
-        on_step(f"signing {subject.reference}")
-        blob, annotations = simplesign.sign(pair, simplesign.payload(subject.name, subject.digest))
-        layer = store.Layer(blob, simplesign.MEDIA_TYPE, annotations)
-        st.append(store.sig_tag(subject.digest), [layer])
-        result["signature"] = {"tag": store.sig_tag(subject.digest), "layer": layer.digest}
+        existing = _signed_by(st.signatures(subject.digest), pair, subject)
+        if existing:
+            on_step(f"{subject.reference} is already signed with this key")
+            result["signature"] = {"tag": store.sig_tag(subject.digest), "layer": existing, "existing": True}
+        else:
+            on_step(f"signing {subject.reference}")
+            blob, annotations = simplesign.sign(pair, simplesign.payload(subject.name, subject.digest))
+            layer = store.Layer(blob, simplesign.MEDIA_TYPE, annotations)
+            st.append(store.sig_tag(subject.digest), [layer])
+            result["signature"] = {"tag": store.sig_tag(subject.digest), "layer": layer.digest, "existing": False}
     layers = []
     for ptype, predicate in attestations:
         env = statements.envelope(pair, statements.statement(subject.name, subject.digest, ptype, predicate))
@@ -87,6 +92,17 @@ def attach(client: RegistryClient, subject: Subject, pair: keys.KeyPair, *, sign
     result["registry_bytes"] = st.bytes_written
     result["key"] = keys.fingerprint(pair.public)
     return result
+
+
+def _signed_by(layers: list[store.Layer], pair: keys.KeyPair, subject: Subject) -> str | None:
+    """The digest of a signature layer this key made for this digest, if there is one."""
+    for layer in layers:
+        try:
+            simplesign.verify(pair.public, layer.blob, layer.annotations, subject.digest, layer.where)
+            return layer.digest
+        except (BadSignature, WrongSubject):
+            continue
+    return None
 
 
 # --------------------------------------------------------------------------- checking

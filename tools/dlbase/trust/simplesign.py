@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from dlbase.errors import BadSignature, WrongSubject
 from dlbase.trust import keys
 
@@ -33,7 +35,7 @@ def sign(pair: keys.KeyPair, data: bytes) -> tuple[bytes, dict[str, str]]:
     return data, {SIGNATURE_ANNOTATION: base64.b64encode(keys.sign(pair, data)).decode()}
 
 
-def verify(public, blob: bytes, annotations: dict, digest: str, where: str) -> dict:
+def verify(public: ec.EllipticCurvePublicKey, blob: bytes, annotations: dict, digest: str, where: str) -> dict:
     """Check one ``.sig`` layer against the key and the expected digest; the payload.
 
     A bad signature is :class:`BadSignature`; a good one over another digest is

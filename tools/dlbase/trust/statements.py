@@ -14,6 +14,8 @@ import json
 
 from securesystemslib.dsse import Envelope
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from dlbase.errors import BadSignature, WrongSubject
 from dlbase.trust import keys
 
@@ -42,7 +44,7 @@ def envelope(pair: keys.KeyPair, stmt: dict) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def open_envelope(public, blob: bytes, digest: str, where: str) -> dict:
+def open_envelope(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, where: str) -> dict:
     """Verify one envelope with the key and check its subject; the statement.
 
     Any signature in the envelope made by the key is enough (DSSE allows several).

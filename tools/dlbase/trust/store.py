@@ -158,22 +158,22 @@ class ArtifactStore:
         if entry_tags:
             for desc in ours:
                 self._put(f"{tag}-{_hex(desc['digest'])[:12]}", [desc])
-        wanted = {d["digest"] for d in ours}
+        wanted = {_identity(d) for d in ours}
         for attempt in range(1, APPEND_TRIES + 1):
             current = self._descriptors(tag)
             if entry_tags:
                 extra = self._entry_descriptors(tag)
-            have = {d["digest"] for d in current}
+            have = {_identity(d) for d in current}
             merged = list(current)
             for d in extra + ours:
-                if d["digest"] not in have:
+                if _identity(d) not in have:
                     merged.append(d)
-                    have.add(d["digest"])
+                    have.add(_identity(d))
             if len(merged) != len(current):
                 self._put(tag, merged)
             time.sleep(random.uniform(*SETTLE_SECONDS))
-            if wanted <= {d["digest"] for d in self._descriptors(tag)}:
-                return sorted(wanted)
+            if wanted <= {_identity(d) for d in self._descriptors(tag)}:
+                return sorted(d["digest"] for d in ours)
             self.on_step(f"re-check {attempt}: another writer replaced {tag}; merging again")
         raise RegistryError(f"{self.client.host}/{self.repository}:{tag} kept changing under {APPEND_TRIES} "
                             "attempts to append; the attestation is stored under its own tag",
@@ -185,6 +185,12 @@ class ArtifactStore:
         for t in sorted(x for x in self.client.tags(self.repository) if x.startswith(prefix)):
             found += self._descriptors(t)
         return found
+
+
+def _identity(desc: dict) -> tuple[str, str]:
+    """A layer is the same layer when blob and signature annotation agree: two signatures
+    of one simple-signing payload (two keys) are two layers."""
+    return desc["digest"], (desc.get("annotations") or {}).get("dev.cosignproject.cosign/signature", "")
 
 
 def _digest_of(data: bytes) -> str:
