@@ -354,3 +354,24 @@ def test_signing_again_is_idempotent_and_a_second_key_adds_a_signature(keydir, t
                      "--key", str(keydir / "other" / "cosign.pub"))
         assert res.returncode == 0, res.stderr
         assert inconsistencies(reg) == []
+
+
+def test_policy_met_by_a_gpu_verification(keydir, tmp_path):
+    """The passing side of the policy, with a hand-made GPU host record (test data: no GPU
+    host is available to these tests; the predicate's shape is the one verify writes)."""
+    with running_registry(tmp_path) as reg:
+        digest = reg.push_manifest(REPO, "v1")
+        subject = evidence.Subject(reg.host, REPO, digest)
+        gpu = {**verification("gpu-h200-01"), "requireGpu": True, "gpusUsed": True,
+               "host": {"label": "gpu-h200-01", "driver": "550.54.15",
+                        "gpus": [{"name": "NVIDIA H200", "sm": "sm_90", "computeCapability": "9.0"}]}}
+        evidence.attach(RegistryClient(reg.host), subject, load(keydir, "team"), sign=True,
+                        attestations=[(predicates.VERIFICATION_TYPE, verification("cpu-ci")),
+                                      (predicates.VERIFICATION_TYPE, gpu)])
+        ok = trust(reg, keydir, subject.reference, "--require-gpu-verified", "--gpu-arch", "sm_90",
+                   "--min-driver", "550.54.14", "--json")
+        assert ok.returncode == 0, ok.stderr
+        rows = {v["host_label"]: v for v in json.loads(ok.stdout)["verifications"]}
+        assert rows["gpu-h200-01"]["meets_policy"] and not rows["cpu-ci"]["meets_policy"]
+        res = trust(reg, keydir, subject.reference, "--gpu-arch", "sm_100")
+        assert res.returncode == 19 and "no sm_100 GPU (sm_90)" in one_error(res)
