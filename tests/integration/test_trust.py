@@ -344,8 +344,11 @@ def test_signing_again_is_idempotent_and_a_second_key_adds_a_signature(keydir, t
     with running_registry(tmp_path) as reg:
         subject = publish(reg, keydir)
         client = RegistryClient(reg.host)
-        again = evidence.attach(client, subject, load(keydir, "team"), sign=True, attestations=[])
-        assert again["signature"]["existing"] is True
+        att_before = client.manifest_digest(REPO, store.att_tag(subject.digest))
+        again = evidence.attach(client, subject, load(keydir, "team"), sign=True,
+                                attestations=[(predicates.VERIFICATION_TYPE, verification("ci"))])
+        assert again["signature"]["existing"] is True and again["attestations"][0]["existing"] is True
+        assert client.manifest_digest(REPO, store.att_tag(subject.digest)) == att_before
         evidence.attach(client, subject, load(keydir, "other"), sign=True, attestations=[])
         sig, _ = client.manifest(REPO, store.sig_tag(subject.digest))
         assert len(sig["layers"]) == 2  # one payload, two signatures

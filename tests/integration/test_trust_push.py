@@ -24,7 +24,8 @@ from dlbase.registry import RegistryClient
 from dlbase.spec import BuildSpec
 from dlbase.trust import predicates, store
 
-from tests.support.registry import registry_binary, running_registry
+from tests.support.cut_proxy import CutProxy
+from tests.support.registry import dangling_references, registry_binary, running_registry
 from tests.support.small_project import make_small_project
 
 pytestmark = [pytest.mark.docker,
@@ -41,11 +42,16 @@ def image(engine, debian_base, session_labels, tmp_path_factory):
     res = build_mod.build(project, spec, engine, tag=False, check_versions=False, extra_labels=session_labels)
     immutable = res.immutable_tag.split(":", 1)[1]
     engine.tag(res.image_id, REPO, immutable)
-    records.record(project, res.image_id, passed=True, require_gpu=False,
+    return {"sp": sp, "image_id": res.image_id, "ref": f"{REPO}:{immutable}", "immutable": immutable}
+
+
+def simulate_passed_verify(image) -> None:
+    """The push gate's local record, written by the test (see the module docstring);
+    `verify --attest` in a test replaces it with the real, failed, result."""
+    records.record(image["sp"].project(), image["image_id"], passed=True, require_gpu=False,
                    summary={"simulated": "test_trust_push: a small image cannot pass the full verify",
                             "counts": {"host": {"passed": 1}, "image": {"passed": 1}}, "failed_checks": [],
                             "partial": False, "gpus": False})
-    return {"sp": sp, "image_id": res.image_id, "ref": f"{REPO}:{immutable}", "immutable": immutable}
 
 
 def dlbase(sp, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -58,6 +64,7 @@ def dlbase(sp, *args: str, env: dict | None = None, timeout: float = 600) -> sub
 
 
 def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
+    simulate_passed_verify(image)
     sp = image["sp"]
     keydir = tmp_path / "keys"
     assert dlbase(sp, "key", "generate", "--out", str(keydir)).returncode == 0
@@ -105,6 +112,13 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         assert pulled.returncode == 0, pulled.stderr
         assert json.loads(pulled.stdout)["image_id"] == image["image_id"]
 
+        # pushing and signing again adds no duplicate signature, SBOM or provenance
+        again = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", str(keydir / "cosign.key"), "--json")
+        assert again.returncode == 0, again.stderr
+        signing = json.loads(again.stdout)["signing"]
+        assert signing["signature"]["existing"] is True
+        assert [a.get("existing", False) for a in signing["attestations"]] == [True, True, False]  # a new record attestation
+
         image_tags = {t: d for t, d in ((t, client.manifest_digest(REPO, t)) for t in client.tags(REPO))
                       if not t.startswith("sha256-")}
         attest = dlbase(sp, "verify", f"{reg.host}/{REPO}@{digest}", "--attest", "--key", str(keydir / "cosign.key"),
@@ -124,3 +138,41 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         wrong = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", str(keydir / "cosign.key"),
                        env={"DLBASE_SIGNING_PASSWORD": "nope"})
         assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_registry_cut_while_push_signs(engine, image, tmp_path):
+    """The registry goes away after the image is pushed, at the signature's manifest PUT
+    (a loopback proxy cut there): one message that says the image is published and the
+    signing failed, exit 5, no manifest naming a missing blob; running the same push
+    again completes the evidence."""
+    simulate_passed_verify(image)
+    sp = image["sp"]
+    keydir = tmp_path / "keys"
+    assert dlbase(sp, "key", "generate", "--out", str(keydir)).returncode == 0
+    with running_registry(tmp_path) as reg:
+        upstream = ("127.0.0.1", int(reg.host.rsplit(":", 1)[1]))
+        proxy = CutProxy(upstream, r"^PUT /v2/\S+/manifests/sha256-[0-9a-f]{64}\.sig ")
+        try:
+            res = dlbase(sp, "push", image["ref"], "--registry", proxy.host, "--sign", str(keydir / "cosign.key"))
+        finally:
+            proxy.close()
+        assert res.returncode == 5, res.stderr
+        errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "was pushed, but signing/attaching failed" in errors[0], res.stderr
+        assert "cannot be reached" in errors[0] and "Traceback" not in res.stderr
+        assert any(".sig" in line for line in proxy.seen)
+        tags = RegistryClient(reg.host).tags(REPO)
+        assert image["immutable"] in tags
+        assert [t for t in tags if t.startswith("sha256-")] == []  # no signature, no attestation manifest
+        assert dangling_references(reg.host, REPO) == []
+
+        again = CutProxy(upstream, r"^NEVER$")  # the same address family, nothing cut
+        try:
+            ok = dlbase(sp, "push", image["ref"], "--registry", again.host, "--sign", str(keydir / "cosign.key"))
+            assert ok.returncode == 0, ok.stderr
+            trusted = dlbase(sp, "trust", f"{again.host}/{REPO}:{image['immutable']}", "--key",
+                             str(keydir / "cosign.pub"))
+            assert trusted.returncode == 0, trusted.stderr
+        finally:
+            again.close()
+        assert dangling_references(reg.host, REPO) == []

@@ -134,3 +134,20 @@ def _wait_ready(host: str, proc: subprocess.Popen, tmp: Path) -> None:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"docker-registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
             time.sleep(0.1)
+
+
+def dangling_references(host: str, repository: str) -> list[str]:
+    """Manifests of ``repository`` that name a blob the registry does not have (a
+    half-written push or attachment would show up here)."""
+    tags = requests.get(f"http://{host}/v2/{repository}/tags/list", timeout=10).json().get("tags") or []
+    accept = ", ".join(["application/vnd.oci.image.manifest.v1+json",
+                        "application/vnd.docker.distribution.manifest.v2+json"])
+    problems = []
+    for tag in tags:
+        manifest = requests.get(f"http://{host}/v2/{repository}/manifests/{tag}", headers={"Accept": accept},
+                                timeout=10).json()
+        for desc in [manifest.get("config") or {}] + list(manifest.get("layers") or []):
+            digest = desc.get("digest")
+            if digest and requests.head(f"http://{host}/v2/{repository}/blobs/{digest}", timeout=10).status_code != 200:
+                problems.append(f"{tag} names missing blob {digest}")
+    return problems

@@ -86,7 +86,9 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
     ui.info(f"pull check: {body['pull_check']['reference']} -> {body['pull_check']['output']}")
     if body.get("signing"):
         s = body["signing"]
-        ui.info(f"signed {s['signature']['tag']} and attached {len(s['attestations'])} attestation(s) "
-                f"({', '.join(a['predicateType'] for a in s['attestations'])}): {s['seconds']:.1f}s, "
+        new = [a["predicateType"] for a in s["attestations"] if not a.get("existing")]
+        ui.info(f"{'already signed' if s['signature'].get('existing') else 'signed'} ({s['signature']['tag']}); "
+                f"attached {len(new)} new attestation(s) ({', '.join(new) or 'none'}), "
+                f"{len(s['attestations']) - len(new)} already there: {s['seconds']:.1f}s, "
                 f"{s['registry_bytes']:,} bytes added to the registry")
     ui.info(f"report: {body['report_file']}\nsbom: {body['sbom_file']}")

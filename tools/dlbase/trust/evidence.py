@@ -80,8 +80,14 @@ def attach(client: RegistryClient, subject: Subject, pair: keys.KeyPair, *, sign
             st.append(store.sig_tag(subject.digest), [layer])
             result["signature"] = {"tag": store.sig_tag(subject.digest), "layer": layer.digest, "existing": False}
     layers = []
+    present = _statements_by(st.attestations(subject.digest), pair, subject) if attestations else set()
     for ptype, predicate in attestations:
-        env = statements.envelope(pair, statements.statement(subject.name, subject.digest, ptype, predicate))
+        stmt = statements.statement(subject.name, subject.digest, ptype, predicate)
+        if statements.payload_bytes(stmt) in present:  # the same statement, signed by this key already
+            on_step(f"{ptype} is already attached")
+            result["attestations"].append({"predicateType": ptype, "layer": None, "bytes": 0, "existing": True})
+            continue
+        env = statements.envelope(pair, stmt)
         layers.append(store.Layer(env, statements.MEDIA_TYPE,
                                   {store.PREDICATE_ANNOTATION: ptype, simplesign.SIGNATURE_ANNOTATION: ""}))
         result["attestations"].append({"predicateType": ptype, "layer": layers[-1].digest, "bytes": len(env)})
@@ -103,6 +109,19 @@ def _signed_by(layers: list[store.Layer], pair: keys.KeyPair, subject: Subject) 
         except (BadSignature, WrongSubject):
             continue
     return None
+
+
+def _statements_by(layers: list[store.Layer], pair: keys.KeyPair, subject: Subject) -> set[bytes]:
+    """Payloads of the attestations this key already signed for this digest: re-pushing
+    with --sign then adds no duplicate SBOM or provenance."""
+    found = set()
+    for layer in layers:
+        try:
+            statements.open_envelope(pair.public, layer.blob, subject.digest, layer.where)
+        except (BadSignature, WrongSubject):
+            continue
+        found.add(statements.envelope_payload(layer.blob))
+    return found
 
 
 # --------------------------------------------------------------------------- checking

@@ -35,9 +35,19 @@ def pae(payload: bytes) -> bytes:
     return Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={}).pae()
 
 
+def payload_bytes(stmt: dict) -> bytes:
+    """The canonical bytes of a statement (what the envelope carries and signs)."""
+    return json.dumps(stmt, separators=(",", ":"), sort_keys=True).encode()
+
+
+def envelope_payload(blob: bytes) -> bytes:
+    """The payload bytes of an envelope already checked by :func:`open_envelope`."""
+    return base64.b64decode(json.loads(blob)["payload"])
+
+
 def envelope(pair: keys.KeyPair, stmt: dict) -> bytes:
     """The signed DSSE envelope (JSON bytes) of one statement."""
-    payload = json.dumps(stmt, separators=(",", ":"), sort_keys=True).encode()
+    payload = payload_bytes(stmt)
     sig = keys.sign(pair, pae(payload))
     body = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
             "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]}
