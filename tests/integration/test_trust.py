@@ -378,3 +378,30 @@ def test_policy_met_by_a_gpu_verification(keydir, tmp_path):
         assert rows["gpu-h200-01"]["meets_policy"] and not rows["cpu-ci"]["meets_policy"]
         res = trust(reg, keydir, subject.reference, "--gpu-arch", "sm_100")
         assert res.returncode == 19 and "no sm_100 GPU (sm_90)" in one_error(res)
+
+
+def test_a_lost_update_of_att_loses_nothing_and_is_repaired(keydir, tmp_path):
+    """The worst interleaving, forced: a writer with a stale view overwrites `.att`
+    after another host's append finished. The other host's attestation survives under
+    its own tag, `trust` still sees it, and the next append puts it back into `.att`."""
+    with running_registry(tmp_path) as reg:
+        subject = publish(reg, keydir)
+        client = RegistryClient(reg.host)
+        stale, _ = client.manifest(REPO, store.att_tag(subject.digest))  # a writer reads .att ...
+        evidence.attach(client, subject, load(keydir, "team"), sign=False,
+                        attestations=[(predicates.VERIFICATION_TYPE, verification("gpu-b"))])  # ... B appends ...
+        env = statements.envelope(load(keydir, "team"), statements.statement(
+            subject.name, subject.digest, predicates.VERIFICATION_TYPE, verification("gpu-a")))
+        client.upload_blob(REPO, env)
+        mine = store.Layer(env, statements.MEDIA_TYPE, {store.PREDICATE_ANNOTATION: predicates.VERIFICATION_TYPE})
+        client.put_manifest(REPO, store.att_tag(subject.digest),  # ... and writes its stale list: B is gone
+                            store.manifest_bytes(stale["layers"] + [mine.descriptor()]), store.OCI_MANIFEST)
+        att, _ = client.manifest(REPO, store.att_tag(subject.digest))
+        assert len(att["layers"]) == 2  # ci + gpu-a: gpu-b lost from cosign's view
+        body = json.loads(trust(reg, keydir, subject.reference, "--json").stdout)
+        assert sorted(v["host_label"] for v in body["verifications"]) == ["ci", "gpu-a", "gpu-b"]
+        evidence.attach(client, subject, load(keydir, "team"), sign=False,
+                        attestations=[(predicates.VERIFICATION_TYPE, verification("gpu-c"))])
+        att, _ = client.manifest(REPO, store.att_tag(subject.digest))
+        assert len(att["layers"]) == 4  # repaired: ci, gpu-a, gpu-b, gpu-c
+        assert inconsistencies(reg) == []
