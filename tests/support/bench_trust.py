@@ -6,7 +6,7 @@ Pushing a 6 GB image to a loopback registry only to sign it would measure the pu
 the signing; so the subject here is a tiny stand-in manifest in a fresh loopback
 registry, while every predicate is computed from the real IMAGE exactly as `push --sign`
 computes it (packages read from inside it, dpkg inside it, labels, host facts). Writes
-.dlbase/bench/trust-sign.json and prints a table.
+.dlbase/bench/trust-sign.json and .md and prints the table.
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ def main(argv: list[str]) -> int:
         "attestations": result["attestations"], "verification_attached": result["verification_attached"]}
     out = project.state_dir / "bench" / "trust-sign.json"
     write_json_atomic(out, body)
+    from dlbase.fsutil import write_text_atomic
+
+    rows = [f"| {k} | {v} |" for k, v in body.items() if k != "attestations"]
+    rows += [f"| bytes of {a['predicateType']} | {a['bytes']} |" for a in body["attestations"]]
+    write_text_atomic(out.with_suffix(".md"), "| measure | value |\n|---|---|\n" + "\n".join(rows) + "\n")
     ui.table(["measure", "value"], [[k, v] for k, v in body.items() if k != "attestations"] +
              [[f"bytes of {a['predicateType']}", a["bytes"]] for a in body["attestations"]],
              title="cost of push --sign per image")
