@@ -10,12 +10,12 @@ which fails, and its failed result is what gets attested -- the honest outcome.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from dlbase import build as build_mod
@@ -99,7 +99,6 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         client = RegistryClient(reg.host)
         att, _ = client.manifest(REPO, store.att_tag(digest))
         sbom_layer = next(la for la in att["layers"] if la["annotations"]["predicateType"] == predicates.SBOM_TYPE)
-        import base64
         stmt = json.loads(base64.b64decode(json.loads(client.blob(REPO, sbom_layer["digest"]))["payload"]))
         purls = {c["purl"] for c in stmt["predicate"]["components"]}
         assert any(p.startswith("pkg:pypi/dlbase-tiny@1.0") for p in purls)

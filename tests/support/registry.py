@@ -132,7 +132,7 @@ def _wait_ready(host: str, proc: subprocess.Popen, tmp: Path) -> None:
             return
         except requests.ConnectionError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"docker-registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
+                raise RuntimeError(f"docker-registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}") from None
             time.sleep(0.1)
 
 
