@@ -9,7 +9,7 @@ from dlbase.trust import keys, predicates
 from dlbase.trust.policy import Policy
 
 
-def check(ref: str, key_sources_publics: list, policy: Policy) -> dict:
+def check(ref: str, publics: list, policy: Policy) -> dict:
     """Resolve ``ref`` once, verify every piece of evidence, apply the policy; the summary."""
     clients: dict[str, RegistryClient] = {}
 
@@ -17,7 +17,7 @@ def check(ref: str, key_sources_publics: list, policy: Policy) -> dict:
         return clients.setdefault(host, RegistryClient(host))
 
     subject, tag = ev.parse_subject(ref, client_for)
-    evidence = ev.check(client_for(subject.host), subject, key_sources_publics, tag=tag)
+    evidence = ev.check(client_for(subject.host), subject, publics, tag=tag)
     verifications = ev.enforce(evidence, policy)
     prov = (evidence.of_type(predicates.PROVENANCE_TYPE) or [{}])[-1]
     params = (prov.get("buildDefinition") or {}).get("externalParameters") or {}
@@ -31,7 +31,7 @@ def check(ref: str, key_sources_publics: list, policy: Policy) -> dict:
         "digest": subject.digest,
         "pinned": subject.reference,
         "signature": {"verified": True, **evidence.signature,
-                      "keys": [keys.fingerprint(k) for k in key_sources_publics]},
+                      "keys": [keys.fingerprint(k) for k in publics]},
         "built_from": {"commit": params.get("commit"), "repository": params.get("repository"),
                        "variant": params.get("variant"), "lock_hash": params.get("lockHash"),
                        "base": internal.get("baseImage"), "base_digest": internal.get("baseDigest"),
