@@ -117,8 +117,12 @@ def check_publishable(project: Project, image: LocalImage, *, force: bool) -> di
 
 def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, force: bool = False,
             on_event: Callable[[PushEvent], None] | None = None, say: Callable[[str], None] = lambda _m: None,
-            pull_check_command: list[str] | None = None) -> dict:
-    """Push, read back, pull back, report. Returns the push report (also written to disk)."""
+            pull_check_command: list[str] | None = None, signer: object | None = None,
+            host_label: str | None = None) -> dict:
+    """Push, read back, pull back, report. Returns the push report (also written to disk).
+
+    With ``signer`` (a dlbase.trust.keys.KeyPair) the pushed digest is then signed and
+    its SBOM, provenance and verification attached in the registry (dlbase.trust)."""
     verification = check_publishable(project, image, force=force)
     creds, creds_from = credentials_source(host)
     client = registry.RegistryClient(host, credentials=creds)
@@ -165,6 +169,9 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
                         image_id=image.image_id)
     facts = report.image_facts(project, engine, image.image_id)
     sbom_path = report.write_push_sbom(project, facts, image.image_id, f"{target}:{image.immutable}")
+    signing = None
+    if signer is not None:
+        signing = _sign_pushed(project, engine, client, host, image, digest, signer, facts, host_label, say)
     body = {
         "kind": "dlbase.push",
         "pushed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -189,9 +196,28 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
         "credentials": creds_from,
         "pull_check": pulled,
         "sbom_file": str(sbom_path),
+        "signing": signing,
     }
     body["report_file"] = str(report.write_push(project, body))
     return body
+
+
+def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClient, host: str, image: LocalImage,
+                 digest: str, signer: object, facts: dict, host_label: str | None,
+                 say: Callable[[str], None]) -> dict:
+    """Sign and attest the pushed digest; a failure says the image itself is published."""
+    from dlbase.errors import DlbaseError
+    from dlbase.trust import attach, evidence
+
+    subject = evidence.Subject(host, image.repository, digest)
+    try:
+        return attach.for_push(project, engine, client, subject, signer, image_id=image.image_id,  # type: ignore[arg-type]
+                               facts=facts, host_label=host_label, say=say)
+    except DlbaseError as exc:
+        raise type(exc)(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
+                        hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "
+                             "attestations are written again (nothing half-written names a missing blob)",
+                        details=exc.details) from None
 
 
 def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, command: list[str],

@@ -85,3 +85,20 @@ def write(path: Path, document: dict) -> Path:
 
 def path_for(reports_dir: Path, image_id: str) -> Path:
     return reports_dir / f"sbom-{short_id(image_id)}.cdx.json"
+
+
+def deb_purl(name: str, version: str, arch: str, distro: str | None = None) -> str:
+    """``pkg:deb/debian/name@version?arch=...`` (the purl spec's deb type)."""
+    qualifiers = f"?arch={quote(arch, safe='')}" + (f"&distro={quote(distro, safe='')}" if distro else "")
+    return f"pkg:deb/debian/{quote(name, safe='')}@{quote(version, safe='')}{qualifiers}"
+
+
+def add_debian(document: dict, debs: list[tuple[str, str, str]], distro: str | None = None) -> dict:
+    """The same document with the image's Debian packages (name, version, arch) added as
+    components (dpkg's status, read from inside the image); sorted, deterministic."""
+    extra = []
+    for name, version, arch in sorted(set(debs)):
+        ref = deb_purl(name, version, arch, distro)
+        extra.append({"type": "library", "bom-ref": ref, "name": name, "version": version, "purl": ref,
+                      "properties": [{"name": "dlbase:package-manager", "value": "dpkg"}]})
+    return {**document, "components": list(document.get("components") or []) + extra}
