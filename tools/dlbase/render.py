@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from dlbase import tags
+from dlbase import fileset, tags, validate
 from dlbase.fsutil import write_text_atomic
 from dlbase.errors import Drift, InvalidInput
 from dlbase.project import Project
@@ -71,6 +71,9 @@ def _render(env: jinja2.Environment, template: str, **context: object) -> str:
                            hint="every variable a template uses must be passed by render.py") from None
     except jinja2.TemplateError as exc:
         raise InvalidInput(f"templates/{template}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{_failing_template(env, template, exc)}: a template is not UTF-8 text ({exc.reason})",
+                           hint="restore the template from git") from None
 
 
 def apt_packages(spec: BuildSpec) -> list[str]:
@@ -135,7 +138,7 @@ def tag_rows(project: Project, specs: list[BuildSpec]) -> list[dict[str, str]]:
 def record_size(project: Project, variant: str, size_bytes: int, lock_hash: str) -> Path:
     """Keep a measured image size as data for the README table (images/sizes.json)."""
     path = project.images_dir / "sizes.json"
-    sizes = json.loads(path.read_text()) if path.is_file() else {}
+    sizes = _read_sizes(path) if path.is_file() else {}
     sizes[variant] = f"{size_bytes / 1e9:.2f} GB (lock {lock_hash})"
     write_text_atomic(path, json.dumps(dict(sorted(sizes.items())), indent=2) + "\n")
     return path
@@ -146,14 +149,27 @@ def _known_sizes(project: Project) -> dict[str, str]:
     path = project.images_dir / "sizes.json"
     if not path.is_file():
         return {}
-    return {k: str(v) for k, v in json.loads(path.read_text()).items()}
+    return {k: str(v) for k, v in _read_sizes(path).items()}
+
+
+def _read_sizes(path: Path) -> dict:
+    text = validate.read_text(path, "images/sizes.json", what="sizes file")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"images/sizes.json:{exc.lineno}: not valid JSON ({exc.msg})",
+                           hint="restore it from git; `dlbase build --record-size` rewrites it") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("images/sizes.json: expected an object mapping variant names to sizes",
+                           hint="restore it from git; `dlbase build --record-size` rewrites it")
+    return data
 
 
 def readme(project: Project, specs: list[BuildSpec], env: jinja2.Environment) -> str | None:
     path = project.root / "README.md"
     if not path.is_file():
         return None
-    text = path.read_text(encoding="utf-8")
+    text = validate.read_text(path, "README.md", what="README")
     if README_START not in text or README_END not in text:
         raise InvalidInput("README.md has no tag-table markers",
                            hint=f"add the two lines\n{README_START}\n{README_END}\nwhere the table belongs")
@@ -196,28 +212,36 @@ def orphans(project: Project) -> list[Path]:
     names = {v.name for v in project.matrix.variants}
     found = []
     for df in sorted(project.images_dir.glob("*/Dockerfile")):
-        if df.parent.name not in names and GENERATED_MARK in df.read_text(encoding="utf-8"):
+        if df.parent.name not in names and GENERATED_MARK in (_current(df) or ""):
             found.append(df.parent)
     return found
 
 
-def write_atomic(path: Path, content: str) -> bool:
-    """Write only when the content changed; through a temp file so no partial file is left."""
-    if path.is_file() and path.read_text(encoding="utf-8") == content:
-        return False
-    write_text_atomic(path, content)
-    return True
+def _current(path: Path) -> str | None:
+    """A generated file's committed text; None when absent or not readable as UTF-8 text
+    (then it is simply rewritten)."""
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def write(project: Project) -> list[Path]:
-    """Render everything; return the files that changed. Orphaned generated files go."""
-    outs = outputs(project)  # render all first: a template error writes nothing
-    changed = [o.path for o in outs if write_atomic(o.path, o.content)]
-    for folder in orphans(project):
-        for name in ("Dockerfile", "image.json"):
-            (folder / name).unlink(missing_ok=True)
-        changed.append(folder)
-    return changed
+    """Render everything; return the files that changed. Orphaned generated files go.
+
+    All or nothing: everything is rendered first (a template error writes nothing), then
+    the changed files are written together by :func:`dlbase.fileset.commit`, which puts
+    back what it replaced when one file cannot be written (read-only, immutable, Ctrl-C).
+    """
+    outs = outputs(project)
+    changes = [fileset.Change(o.path, o.content) for o in outs if _current(o.path) != o.content]
+    gone = orphans(project)
+    changes += [fileset.Change(folder / name, None) for folder in gone for name in ("Dockerfile", "image.json")
+                if (folder / name).exists()]
+    fileset.commit(changes)
+    return [c.path for c in changes if c.content is not None] + gone
 
 
 def check(project: Project) -> None:
@@ -225,7 +249,7 @@ def check(project: Project) -> None:
     problems: list[str] = []
     diff_lines: list[str] = []
     for out in outputs(project):
-        current = out.path.read_text(encoding="utf-8") if out.path.is_file() else ""
+        current = _current(out.path) or ""
         if current != out.content:
             rel = project.rel(out.path)
             problems.append(f"{rel}: {'missing' if not current else 'differs from what the templates produce'}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dlbase import publish, ui
+from dlbase import validate
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine, PushEvent
 
@@ -53,6 +54,7 @@ def command(image: str, host: str, force: bool, quiet: bool, matrix_file: Path |
     never overwrites an immutable tag that names another image (exit 12); then reads
     the manifests back, pulls the image by digest and runs one command in it.
     """
+    host = validate.registry_host(host)  # a URL or a bad port: exit 2 before anything is touched
     project = open_project(matrix_file, compat_file)
     engine = Engine()
     engine.ping()
