@@ -56,8 +56,12 @@ def _register() -> None:
 _register()
 
 
+_received: list[int] = []  # signals turned into KeyboardInterrupt (click re-raises it as Abort)
+
+
 def _sigterm_as_interrupt(signum: int, _frame: object) -> None:
     """A CI cancel or `timeout` sends SIGTERM: clean up (temp files, containers) as on Ctrl-C."""
+    _received.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -95,7 +99,7 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
         ui.error(exc.message, hint=exc.hint, details=exc.details)
         return int(exc.exit_code), exc.to_dict()
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        why = "interrupted" + (" (SIGTERM)" if "signal" in str(exc) else "")
+        why = "interrupted" + (" (SIGTERM)" if _received or "signal" in str(exc) else "")
         ui.error(why)
         return int(ExitCode.INTERRUPTED), {"error": "Interrupted", "message": why, "hint": None, "details": []}
     except click.ClickException as exc:

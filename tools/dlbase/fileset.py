@@ -96,7 +96,8 @@ def commit(changes: list[Change]) -> None:
                 if ch.content is None:
                     ch.path.unlink(missing_ok=True)
                 else:
-                    os.replace(staged.pop(ch.path), ch.path)
+                    os.replace(staged[ch.path], ch.path)
+                    del staged[ch.path]
             except OSError as exc:
                 raise file_error(ch.path, exc, action="write" if ch.content is not None else "delete") from None
             done.append(ch.path)
