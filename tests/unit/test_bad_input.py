@@ -402,3 +402,25 @@ def test_unexpected_exception_is_one_line_and_debug_shows_it(tmp_path):
     dbg = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "DLBASE_DEBUG": "1"})
     assert "Traceback" in dbg.stderr and dbg.returncode == 1
+
+
+def test_test_session_finaliser_runs_on_sigterm(tmp_path):
+    """The helper tests/integration/conftest.py installs: a killed pytest still tears down."""
+    marker = tmp_path / "finalised"
+    (tmp_path / "conftest.py").write_text(
+        "import pytest\nfrom tests.support.signals import install_sigterm_as_interrupt\n"
+        "def pytest_configure(config):\n    install_sigterm_as_interrupt()\n"
+        "@pytest.fixture(scope='session')\ndef res():\n    yield 1\n"
+        f"    open({str(marker)!r}, 'w').write('done')\n")
+    (tmp_path / "test_wait.py").write_text(
+        f"import time\ndef test_wait(res):\n    open({str(tmp_path / 'ready')!r}, 'w').write('1')\n    time.sleep(60)\n")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ready").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert marker.read_text() == "done", out
