@@ -383,6 +383,7 @@ def compile_lock(
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("UV_") or k in _UV_ENV_PASSTHROUGH}
         env["NO_COLOR"] = "1"
+        env.setdefault("UV_HTTP_TIMEOUT", "30")  # an index that accepts but never answers: give up in 30 s
         # PIP_* must not leak in either (e.g. a PIP_FIND_LINKS on this host).
         env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
 
