@@ -104,6 +104,7 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
         return int(ExitCode.INTERRUPTED), {"error": "Interrupted", "message": why, "hint": None, "details": []}
     except click.ClickException as exc:
         exc.show()
+        ui.err.print("[bold]what to do:[/bold] see `dlbase --help` or `dlbase VERB --help`")
         return int(ExitCode.INVALID_INPUT), {"error": type(exc).__name__, "message": exc.format_message(),
                                              "hint": "see `dlbase --help` or `dlbase VERB --help`", "details": []}
     except click.exceptions.Exit as exc:
