@@ -424,3 +424,27 @@ def test_test_session_finaliser_runs_on_sigterm(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert marker.read_text() == "done", out
+
+
+@pytest.mark.parametrize("args, says", [
+    (["report", "::bad::"], "is not an image reference"),
+    (["report", "Foo/Bar:x"], "upper-case"),
+    (["diff", "dlbase/debian:12-minbase", ""], "empty image name"),
+    (["verify", "x@sha256:zz"], "malformed digest"),
+    (["push", "@@@", "--registry", "127.0.0.1:5000"], "malformed digest"),
+    (["verify", DEFAULT, "--shm-size", "lots"], "is not a size"),
+])
+def test_image_arguments_are_checked_before_the_daemon(cli, project_copy, monkeypatch, args, says):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")  # exit 6 if the daemon were asked first
+    res = cli(*args, "--json")
+    doc = assert_clean_failure(res, int(ExitCode.INVALID_INPUT), as_json=True)
+    assert says in doc["message"]
+
+
+@pytest.mark.parametrize("ref", [DEFAULT, "dlbase/pytorch:2.6-cu124-runtime-debian12", "sha256:7cc4ede9830d",
+                                 "7cc4ede9830d", "127.0.0.1:5000/dlbase/pytorch@sha256:" + "a" * 64,
+                                 "localhost:5000/x:y"])
+def test_valid_image_arguments_reach_the_daemon(cli, project_copy, monkeypatch, ref):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    res = cli("report", ref)
+    assert res.code == int(ExitCode.DAEMON), res.output

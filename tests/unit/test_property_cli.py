@@ -142,7 +142,7 @@ addresses = st.one_of(st.sampled_from(["127.0.0.1:5000", "http://127.0.0.1:5000"
 @st.composite
 def argv(draw):
     verb = draw(st.sampled_from(["check", "check-one", "render", "render-check", "lock-check", "lock-check-one",
-                                 "pin", "build", "push", "verify", "report"]))
+                                 "pin", "build", "push", "verify", "report", "diff"]))
     args = {
         "check": lambda: ["check"],
         "check-one": lambda: ["check", "--variant", draw(names)],
@@ -153,8 +153,9 @@ def argv(draw):
         "pin": lambda: ["pin", draw(st.one_of(st.sampled_from(["debian12", "nope"]), st.text(max_size=12)))],
         "build": lambda: ["build", draw(names), "--repository", draw(addresses)],
         "push": lambda: ["push", draw(names), "--registry", draw(addresses)],
-        "verify": lambda: ["verify", draw(names)],
-        "report": lambda: ["report", draw(names)],
+        "verify": lambda: ["verify", draw(names), "--shm-size", draw(st.sampled_from(["8g", "64m", "lots", ""]))],
+        "report": lambda: ["report", draw(st.one_of(names, addresses))],
+        "diff": lambda: ["diff", draw(st.one_of(names, addresses)), draw(st.one_of(names, addresses))],
     }[verb]()
     if draw(st.booleans()):
         args.append("--json")

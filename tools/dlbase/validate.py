@@ -200,3 +200,45 @@ def writable_dir(path: Path) -> None:
     if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
         raise FileProblem(f"cannot write into {path}: {probe} is not writable",
                           hint="fix its permissions, or run as a user that may write there")
+
+
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
+_ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{4,64}$")
+_SIZE_RE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
+
+
+def image_ref(value: str, *, where: str = "IMAGE") -> str:
+    """An image as the verbs take it: a variant name, an image ID (or its prefix), or a
+    reference ``[HOST[:PORT]/]REPO[:TAG][@DIGEST]``. Checked before the daemon is asked,
+    whose own answer ("invalid reference format") names no fix."""
+    hint = ("give a variant name (see `dlbase check`), an image ID, or a reference like "
+            "dlbase/pytorch:TAG or REPO@sha256:DIGEST (lower-case repository)")
+    text = value.strip()
+    if not text:
+        raise AddressError(f"{where}: an empty image name", hint=hint)
+    if _ID_RE.match(text):
+        return text
+    name, at, digest = text.partition("@")
+    if at and not _DIGEST_RE.match(digest):
+        raise AddressError(f"{where}: '{value}' has a malformed digest after '@'", hint=hint)
+    last = name.rsplit("/", 1)[-1]
+    repo, tag_text = name, None
+    if ":" in last:
+        repo, _, tag_text = name.rpartition(":")
+    try:
+        repository(repo, where=where)
+        if tag_text is not None:
+            tag(tag_text, where=where)
+    except AddressError as exc:
+        why = exc.message.split("(", 1)[-1].rstrip(")") if "(" in exc.message else "malformed"
+        why = "a misplaced ':'" if "tag or digest" in why else why
+        raise AddressError(f"{where}: '{value}' is not an image reference ({why})", hint=hint) from None
+    return text
+
+
+def size(value: str, *, where: str) -> str:
+    """A Docker size such as 8g, 512m or 1073741824 (bytes)."""
+    if not _SIZE_RE.match(value.strip()):
+        raise AddressError(f"{where}: '{value}' is not a size",
+                           hint="a number with an optional unit b, k, m or g, e.g. 8g or 512m")
+    return value.strip()

@@ -55,6 +55,7 @@ def command(image: str, host: str, force: bool, quiet: bool, matrix_file: Path |
     the manifests back, pulls the image by digest and runs one command in it.
     """
     host = validate.registry_host(host)  # a URL or a bad port: exit 2 before anything is touched
+    validate.image_ref(image)
     project = open_project(matrix_file, compat_file)
     engine = Engine()
     engine.ping()

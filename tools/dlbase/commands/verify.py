@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dlbase import ui
+from dlbase import ui, validate
 from dlbase import verify as verify_mod
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
@@ -76,6 +76,9 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
             labels: tuple[str, ...], matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Verify IMAGE_OR_VARIANT (a variant name, an image tag or ID; default: the matrix's default
     variant): testinfra from the host and the image's own suite inside it. Exit 9 on any failure."""
+    if image_or_variant is not None:
+        validate.image_ref(image_or_variant, where="IMAGE_OR_VARIANT")
+    validate.size(shm_size, where="--shm-size")
     options = verify_mod.VerifyOptions(require_gpu=require_gpu, gpus=gpus, shm_size=shm_size, ipc_host=ipc_host,
                                        only=only, keyword=keyword, junit_file=junit_file, report_file=report_file,
                                        labels=_labels(labels))
