@@ -448,3 +448,13 @@ def test_valid_image_arguments_reach_the_daemon(cli, project_copy, monkeypatch, 
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
     res = cli("report", ref)
     assert res.code == int(ExitCode.DAEMON), res.output
+
+
+@pytest.mark.parametrize("verb", [["build", DEFAULT], ["verify", DEFAULT], ["push", DEFAULT, "--registry", "127.0.0.1:5000"],
+                                  ["rebuild-check", DEFAULT], ["bench", "build", DEFAULT]])
+def test_state_folder_that_is_a_file_stops_the_verb_before_work(cli, project_copy, monkeypatch, verb):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")  # exit 6 if work started
+    (project_copy / ".dlbase").write_text("not a folder")
+    res = cli(*verb, "--json")
+    doc = assert_clean_failure(res, int(ExitCode.INVALID_INPUT), as_json=True)
+    assert ".dlbase" in doc["message"] and "is a file" in doc["message"]

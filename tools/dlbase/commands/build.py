@@ -38,7 +38,7 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
     extra = parse_labels(labels)
     if repository is not None:
         validate.repository(repository)  # checked before the build, not at tagging time
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     progress = BuildProgress(quiet=quiet or as_json, verbose=verbose)
     engine = Engine()

@@ -56,7 +56,7 @@ def command(image: str, host: str, force: bool, quiet: bool, matrix_file: Path |
     """
     host = validate.registry_host(host)  # a URL or a bad port: exit 2 before anything is touched
     validate.image_ref(image)
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     engine = Engine()
     engine.ping()
     progress = PushProgress(quiet or as_json)

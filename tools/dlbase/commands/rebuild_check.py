@@ -29,7 +29,7 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
     Excluded paths (they legitimately vary) are listed by `--json` and in docs/failures.md.
     """
     extra = parse_labels(labels)
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     engine = Engine()
     engine.ping()

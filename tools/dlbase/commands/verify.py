@@ -82,7 +82,7 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
     options = verify_mod.VerifyOptions(require_gpu=require_gpu, gpus=gpus, shm_size=shm_size, ipc_host=ipc_host,
                                        only=only, keyword=keyword, junit_file=junit_file, report_file=report_file,
                                        labels=_labels(labels))
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     engine = Engine()
     engine.ping()
     target = verify_mod.resolve(project, engine, image_or_variant)
