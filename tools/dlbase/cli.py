@@ -82,8 +82,8 @@ def _json_document(docs: list[object], code: int, error: dict | None) -> dict:
     if error:
         body.update({k: v for k, v in error.items() if k != "exit_code"})
     else:
-        body.setdefault("message", None if code == 0 else EXIT_TEXT.get(ExitCode(code), f"exit {code}")
-                        if code in ExitCode._value2member_map_ else f"exit {code}")
+        known = {int(c): text for c, text in EXIT_TEXT.items()}
+        body.setdefault("message", None if code == 0 else known.get(code, f"exit {code}"))
         body.setdefault("hint", None)
     return body
 
