@@ -341,3 +341,36 @@ def test_unreachable_reported_by_uv_itself(tmp_path: Path, monkeypatch: pytest.M
     assert "v1" in ei.value.message and url in ei.value.message
     assert any("Connection refused" in d or "connect" in d for d in ei.value.details)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- integrity (issue 11)
+
+
+def test_parse_rejects_a_lock_ending_on_a_continuation() -> None:
+    cut = BODY.split("# via\n")[0].rstrip() + " \\\n"  # ends "--hash=... \" then nothing
+    with pytest.raises(InvalidInput, match="cut short"):
+        parse_lock_text(cut, source="x.lock")
+
+
+def test_check_detects_a_body_that_differs_from_the_header(tmp_path: Path) -> None:
+    p = write_lock(tmp_path / "requirements.lock", spec())
+    p.write_text(p.read_text().replace(H3, "d" * 64))
+    with pytest.raises(Drift, match="does not hold what its header records"):
+        check_lock(spec(), p)
+
+
+def test_complete_check_requires_every_requirement_pinned(tmp_path: Path) -> None:
+    s = spec(requirements=["numpy==2.2.6", "opencv-python-headless==4.11.0.86", "torch==2.6.0"])
+    only_numpy = BODY.split("Opencv_Python")[0]
+    p = write_lock(tmp_path / "requirements.lock", s, only_numpy)
+    check_lock(s, p)  # header and content agree: a build accepts it
+    with pytest.raises(Drift, match="opencv-python-headless is not pinned; torch is not pinned"):
+        check_lock(s, p, complete=True)
+
+
+def test_complete_check_requires_the_pinned_version_to_satisfy(tmp_path: Path) -> None:
+    s = spec(requirements=["numpy>=2.3", "opencv-python-headless==4.11.0.86"])
+    p = write_lock(tmp_path / "requirements.lock", s)
+    with pytest.raises(Drift, match="numpy is pinned at 2.2.6, the variant needs >=2.3"):
+        check_lock(s, p, complete=True)
+    assert check_lock(spec(), write_lock(tmp_path / "ok.lock", spec()), complete=True).packages
