@@ -109,6 +109,9 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
                                              "hint": "see `dlbase --help` or `dlbase VERB --help`", "details": []}
     except click.exceptions.Exit as exc:
         return exc.exit_code, None
+    except SystemExit as exc:  # a verb that calls sys.exit: still one JSON document under --json
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else int(ExitCode.FAILED))
+        return code, None
     except OSError as exc:
         # A file problem that no module turned into a FileProblem: still say which file.
         if getattr(exc, "filename", None):
