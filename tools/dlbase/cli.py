@@ -88,6 +88,19 @@ def _json_document(docs: list[object], code: int, error: dict | None) -> dict:
     return body
 
 
+#: The hint shown when an error carries none of its own: every error gets a "what to do" line.
+FALLBACK_HINT: dict[ExitCode, str] = {
+    ExitCode.FAILED: "read the lines above; `dlbase VERB --help` explains the verb",
+    ExitCode.INVALID_INPUT: "fix the value named above; `dlbase VERB --help` lists what is accepted",
+    ExitCode.DRIFT: "run `dlbase render` / `dlbase lock VARIANT` and commit the result",
+    ExitCode.UNREACHABLE: "check the address and this machine's network, DNS and proxy",
+    ExitCode.DAEMON: "start the Docker daemon (sudo tools/host/setup.sh) or fix DOCKER_HOST",
+    ExitCode.MISSING: "check the name (`docker images`, `dlbase check` lists the variants); "
+                      "`dlbase build VARIANT` makes a variant's image",
+    ExitCode.REGISTRY: "check the registry's address, credentials and logs",
+}
+
+
 def _run(args: list[str]) -> tuple[int, dict | None]:
     """Run the verb; (exit code, error as a dict or None). Prints errors to stderr."""
     try:
@@ -96,6 +109,8 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
         rv = app.main(args=args, prog_name="dlbase", standalone_mode=False)
         return (rv if isinstance(rv, int) and not isinstance(rv, bool) else 0), None
     except DlbaseError as exc:
+        if not exc.hint:
+            exc.hint = FALLBACK_HINT.get(exc.exit_code)
         ui.error(exc.message, hint=exc.hint, details=exc.details)
         return int(exc.exit_code), exc.to_dict()
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
