@@ -142,7 +142,7 @@ addresses = st.one_of(st.sampled_from(["127.0.0.1:5000", "http://127.0.0.1:5000"
 @st.composite
 def argv(draw):
     verb = draw(st.sampled_from(["check", "check-one", "render", "render-check", "lock-check", "lock-check-one",
-                                 "pin", "build", "push", "verify", "report", "diff"]))
+                                 "pin", "build", "push", "verify", "report", "diff", "base", "lint"]))
     args = {
         "check": lambda: ["check"],
         "check-one": lambda: ["check", "--variant", draw(names)],
@@ -155,6 +155,8 @@ def argv(draw):
         "push": lambda: ["push", draw(names), "--registry", draw(addresses)],
         "verify": lambda: ["verify", draw(names), "--shm-size", draw(st.sampled_from(["8g", "64m", "lots", ""]))],
         "report": lambda: ["report", draw(st.one_of(names, addresses))],
+        "base": lambda: ["base", "bootstrap", "--mirror", draw(st.one_of(addresses, st.just("http://deb.debian.org/debian")))],
+        "lint": lambda: ["lint"],
         "diff": lambda: ["diff", draw(st.one_of(names, addresses)), draw(st.one_of(names, addresses))],
     }[verb]()
     if draw(st.booleans()):

@@ -100,9 +100,9 @@ def docker_host(value: str | None) -> None:
     _split_host_port(netloc, "DOCKER_HOST", value, hint)
 
 
-def index_url(value: str, *, what: str = "index URL") -> str:
-    """An http(s) wheel index URL with a valid host and port."""
-    hint = "use an http(s) URL such as https://pypi.org/simple"
+def index_url(value: str, *, what: str = "index URL", example: str = "https://pypi.org/simple") -> str:
+    """An http(s) URL (a wheel index, a Debian mirror) with a valid host and port."""
+    hint = f"use an http(s) URL such as {example}"
     parts = urlsplit(value.strip())
     if parts.scheme == "file":
         return value
