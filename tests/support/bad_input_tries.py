@@ -126,6 +126,12 @@ TRIES: list[tuple[str, Callable[[Path], None], list[str], dict[str, str]]] = [
     ("unknown option --json", _nothing, ["check", "--nope", "--json"], {}),
     ("named variant, index unreachable, --json", _nothing,
      ["lock", "--check", "--json", "torch2.6-cu118-runtime-ubuntu22.04"], {}),
+    ("image argument with upper case (real daemon)", _nothing, ["report", "Foo/Bar:x"], {}),
+    ("empty image argument (real daemon)", _nothing, ["diff", "dlbase/debian:12-minbase", ""], {}),
+    ("--shm-size lots (real daemon)", _nothing, ["verify", DEFAULT, "--shm-size", "lots"], {}),
+    (".dlbase is a file", _bytes(".dlbase", b"x"), ["build", DEFAULT], NO_DAEMON),
+    ("--mirror ftp:/x", _nothing, ["base", "bootstrap", "--mirror", "ftp:/x"], NO_DAEMON),
+    ("render --json", _nothing, ["render", "--json"], {}),
 ]
 
 
