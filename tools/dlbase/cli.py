@@ -3,6 +3,13 @@
 Each verb lives in dlbase.commands.<verb> and calls library functions that return values
 or raise typed errors (dlbase.errors); this module turns those errors into one readable
 message and the documented exit code.
+
+Three promises are kept here, for every verb at once:
+- under --json stdout holds exactly one JSON document, success or failure: what the verb
+  emitted, merged with ok, exit_code, message and hint;
+- SIGTERM (a CI cancel, `timeout`) is handled like Ctrl-C, so clean-up code runs;
+- no traceback reaches a user: an exception nothing foresaw is one line, exit 1, and
+  DLBASE_DEBUG=1 shows the traceback (a safety net; each known failure has its own error).
 """
 
 from __future__ import annotations
