@@ -7,7 +7,6 @@ dockerd...) that record what they were asked; nothing is installed on this machi
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
