@@ -83,8 +83,8 @@ def sha256(path: Path) -> str:
 def write_lock(spec: BuildSpec, path: Path, pins: list[tuple[str, str, str]]) -> None:
     """A lock with the variant's true fingerprint and the given (name, version, sha256) pins."""
     lspec = lock_spec(spec)
-    header = lock_mod._header(lspec, lspec.fingerprint())  # the same header `dlbase lock` writes
     body = "".join(f"{n}=={v} \\\n    --hash=sha256:{h}\n" for n, v, h in pins)
+    header = lock_mod._header(lspec, lspec.fingerprint(), body)  # the same header `dlbase lock` writes
     path.write_text(header + body)
     path.chmod(0o644)
 

@@ -14,13 +14,14 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from dlbase import yamlio
-from dlbase.errors import MatrixError
+from dlbase import validate, yamlio
+from dlbase.errors import AddressError, MatrixError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PY_RE = re.compile(r"^3\.\d+$")
 LINE_RE = re.compile(r"^cu\d{3}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 TOP_KEYS = {"schema": False, "default": True, "repository": True, "packages": True,
             "flavors": True, "bases": True, "variants": True}
@@ -116,8 +117,8 @@ class _Problems:
         self.items: list[MatrixError] = []
 
     def add(self, message: str, *, variant: str | None = None, field_name: str | None = None,
-            line: int | None = None) -> None:
-        self.items.append(MatrixError(self.file, message, variant=variant, field=field_name, line=line))
+            lineno: int | None = None) -> None:
+        self.items.append(MatrixError(self.file, message, variant=variant, field=field_name, lineno=lineno))
 
     def raise_if_any(self) -> None:
         if not self.items:
@@ -133,16 +134,16 @@ class _Problems:
 def _check_keys(probs: _Problems, node: Any, allowed: dict[str, bool], *, what: str,
                 variant: str | None = None) -> bool:
     if not isinstance(node, dict):
-        probs.add(f"{what} must be a mapping", variant=variant, line=yamlio.line_of(node))
+        probs.add(f"{what} must be a mapping", variant=variant, lineno=yamlio.lineno_of(node))
         return False
     for key in node:
         if key not in allowed:
             probs.add(f"unknown key '{key}' in {what} (allowed: {', '.join(sorted(allowed))})",
-                      variant=variant, field_name=str(key), line=yamlio.line_of(node, key))
+                      variant=variant, field_name=str(key), lineno=yamlio.lineno_of(node, key))
     for key, required in allowed.items():
         if required and key not in node:
             probs.add(f"missing required field '{key}' in {what}", variant=variant,
-                      field_name=key, line=yamlio.line_of(node))
+                      field_name=key, lineno=yamlio.lineno_of(node))
     return True
 
 
@@ -153,7 +154,7 @@ def _check_version(probs: _Problems, node: Any, key: str, *, variant: str | None
     text = "" if value is None else str(value)
     if isinstance(value, float):
         probs.add(f"{key} {value!r} must be a quoted string (YAML reads 2.10 as 2.1)", variant=variant,
-                  field_name=key, line=yamlio.line_of(node, key))
+                  field_name=key, lineno=yamlio.lineno_of(node, key))
         return None
     try:
         Version(text)
@@ -161,7 +162,7 @@ def _check_version(probs: _Problems, node: Any, key: str, *, variant: str | None
             raise InvalidVersion(text)
     except InvalidVersion:
         probs.add(f"'{text}' is not a valid version string", variant=variant, field_name=key,
-                  line=yamlio.line_of(node, key))
+                  lineno=yamlio.lineno_of(node, key))
         return None
     return text
 
@@ -180,6 +181,25 @@ def _pins(probs: _Problems, node: Any, what: str, variant: str | None = None) ->
     return out
 
 
+def _check_name_agrees(probs: _Problems, vname: str, *, lineno: int | None, lname: str, torch: str | None,
+                       flavor: str, flavors: dict[str, Flavor]) -> None:
+    """A variant's name is read by people as its content (torch2.6-cu124-runtime-...): a name
+    that says cu118 while the variant builds cu124 would publish a lying tag."""
+    tokens = vname.split("-")
+    for tok in tokens:
+        m = re.fullmatch(r"cu\d{3}", tok)
+        if m and LINE_RE.match(lname) and tok != lname:
+            probs.add(f"the name says {tok} but the variant's line is {lname}", variant=vname,
+                      field_name="line", lineno=lineno)
+        m = re.fullmatch(r"torch(\d+(?:\.\d+)*)", tok)
+        if m and torch and not (torch == m.group(1) or torch.startswith(m.group(1) + ".")):
+            probs.add(f"the name says torch {m.group(1)} but the variant's torch is {torch}", variant=vname,
+                      field_name="torch", lineno=lineno)
+        if tok in flavors and flavor in flavors and tok != flavor:
+            probs.add(f"the name says flavor {tok} but the variant's flavor is {flavor}", variant=vname,
+                      field_name="flavor", lineno=lineno)
+
+
 def load(path: Path, display: str | None = None) -> Matrix:
     """Load and validate the matrix. Raises MatrixError (exit 2) listing every problem."""
     name = display or str(path)
@@ -192,6 +212,22 @@ def load(path: Path, display: str | None = None) -> Matrix:
     probs.raise_if_any()
 
     packages = _pins(probs, data["packages"], "packages")
+    repository = data["repository"]
+    if not isinstance(repository, str):
+        probs.add(f"repository must be a string like dlbase/pytorch, not {type(repository).__name__}",
+                  field_name="repository", lineno=yamlio.lineno_of(data, "repository"))
+    else:
+        try:
+            validate.repository(repository, where="repository")
+        except AddressError as exc:
+            probs.add(exc.message.removeprefix("repository: ") + "; it must follow Docker's reference grammar "
+                      "(lower-case, e.g. dlbase/pytorch)", field_name="repository",
+                      lineno=yamlio.lineno_of(data, "repository"))
+    for section in ("flavors", "bases"):
+        if data[section] is not None and not isinstance(data[section], dict):
+            probs.add(f"{section} must be a mapping of names to entries", field_name=section,
+                      lineno=yamlio.lineno_of(data, section))
+    probs.raise_if_any()
 
     flavors: dict[str, Flavor] = {}
     for fname, fnode in (data["flavors"] or {}).items():
@@ -199,10 +235,19 @@ def load(path: Path, display: str | None = None) -> Matrix:
             continue
         if any(k not in fnode for k, req in FLAVOR_KEYS.items() if req):
             continue
+        apt = fnode["apt"] or []
+        if not isinstance(apt, list) or not all(isinstance(a, str) and APT_RE.match(a) for a in apt):
+            probs.add(f"flavor '{fname}': apt must be a list of Debian package names", field_name="apt",
+                      lineno=yamlio.lineno_of(fnode, "apt"))
+            apt = []
+        for flag in ("compiler", "jupyter"):
+            if not isinstance(fnode[flag], bool):
+                probs.add(f"flavor '{fname}': {flag} must be true or false, not {fnode[flag]!r}",
+                          field_name=flag, lineno=yamlio.lineno_of(fnode, flag))
         flavors[str(fname)] = Flavor(
             name=str(fname), description=str(fnode["description"]),
             packages=_pins(probs, fnode["packages"], f"flavor '{fname}' packages"),
-            apt=tuple(str(a) for a in (fnode["apt"] or [])),
+            apt=tuple(str(a) for a in apt),
             compiler=bool(fnode["compiler"]), jupyter=bool(fnode["jupyter"]),
         )
 
@@ -215,15 +260,20 @@ def load(path: Path, display: str | None = None) -> Matrix:
         source = str(bnode["source"])
         if source not in BASE_SOURCES:
             probs.add(f"base '{bname}': source must be one of {', '.join(BASE_SOURCES)}",
-                      field_name="source", line=yamlio.line_of(bnode, "source"))
+                      field_name="source", lineno=yamlio.lineno_of(bnode, "source"))
         digest = bnode.get("digest")
         if digest is not None and not DIGEST_RE.match(str(digest)):
             probs.add(f"base '{bname}': digest '{digest}' is not sha256:<64 hex>; let `dlbase pin` write it",
-                      field_name="digest", line=yamlio.line_of(bnode, "digest"))
+                      field_name="digest", lineno=yamlio.lineno_of(bnode, "digest"))
         python = str(bnode["python"])
         if not PY_RE.match(python):
             probs.add(f"base '{bname}': python '{python}' must look like 3.11", field_name="python",
-                      line=yamlio.line_of(bnode, "python"))
+                      lineno=yamlio.lineno_of(bnode, "python"))
+        for fld, check in (("image", validate.repository), ("tag", validate.tag)):
+            try:
+                check(str(bnode[fld]), where=f"base '{bname}' {fld}")
+            except AddressError as exc:
+                probs.add(exc.message, field_name=fld, lineno=yamlio.lineno_of(bnode, fld))
         toolkit = bnode["cuda_toolkit"]
         bases[str(bname)] = Base(
             key=str(bname), image=str(bnode["image"]), tag=str(bnode["tag"]), source=source,
@@ -237,50 +287,51 @@ def load(path: Path, display: str | None = None) -> Matrix:
     vnodes = data["variants"]
     if not isinstance(vnodes, list) or not vnodes:
         probs.add("variants must be a non-empty list", field_name="variants",
-                  line=yamlio.line_of(data, "variants"))
+                  lineno=yamlio.lineno_of(data, "variants"))
         vnodes = []
     for idx, vnode in enumerate(vnodes):
         vname = str(vnode.get("name")) if isinstance(vnode, dict) and vnode.get("name") else f"#{idx + 1}"
-        line = yamlio.line_of(vnode) if isinstance(vnode, dict) else None
+        lineno = yamlio.lineno_of(vnode) if isinstance(vnode, dict) else None
         if not _check_keys(probs, vnode, VARIANT_KEYS, what="the variant", variant=vname):
             continue
         if not NAME_RE.match(vname) and not vname.startswith("#"):
             probs.add(f"name '{vname}' may hold only lower-case letters, digits, '.', '_' and '-' "
-                      "(it becomes a folder and a tag)", variant=vname, field_name="name", line=line)
+                      "(it becomes a folder and a tag)", variant=vname, field_name="name", lineno=lineno)
         if vname in seen:
             probs.add(f"duplicate variant name (first defined at line {seen[vname]})", variant=vname,
-                      field_name="name", line=line)
+                      field_name="name", lineno=lineno)
             continue
-        seen[vname] = line
+        seen[vname] = lineno
         torch = _check_version(probs, vnode, "torch", variant=vname)
         lname = str(vnode.get("line", ""))
         if "line" in vnode and not LINE_RE.match(lname):
             probs.add(f"line '{lname}' is not a wheel line name like cu124", variant=vname,
-                      field_name="line", line=yamlio.line_of(vnode, "line"))
+                      field_name="line", lineno=yamlio.lineno_of(vnode, "line"))
         python = str(vnode.get("python", ""))
         if "python" in vnode and (isinstance(vnode["python"], float) or not PY_RE.match(python)):
             probs.add(f"python '{vnode['python']}' must be a quoted string like \"3.11\"", variant=vname,
-                      field_name="python", line=yamlio.line_of(vnode, "python"))
+                      field_name="python", lineno=yamlio.lineno_of(vnode, "python"))
         fname = str(vnode.get("flavor", ""))
         if "flavor" in vnode and fname not in flavors:
             probs.add(f"flavor '{fname}' does not exist (defined flavors: {', '.join(flavors)})",
-                      variant=vname, field_name="flavor", line=yamlio.line_of(vnode, "flavor"))
+                      variant=vname, field_name="flavor", lineno=yamlio.lineno_of(vnode, "flavor"))
         bname = str(vnode.get("base", ""))
         if "base" in vnode and bname not in bases:
             probs.add(f"base '{bname}' is not defined under 'bases' (defined: {', '.join(bases)})",
-                      variant=vname, field_name="base", line=yamlio.line_of(vnode, "base"))
+                      variant=vname, field_name="base", lineno=yamlio.lineno_of(vnode, "base"))
         overrides = _pins(probs, vnode.get("packages"), "packages", variant=vname)
+        _check_name_agrees(probs, vname, lineno=lineno, lname=lname, torch=torch, flavor=fname, flavors=flavors)
         if torch and fname in flavors and bname in bases and LINE_RE.match(lname) and PY_RE.match(python):
             flavor = flavors[fname]
             variants.append(Variant(
                 name=vname, torch=torch, line=lname, flavor=flavor, python=python, base=bases[bname],
-                packages={**packages, **flavor.packages, **overrides}, line_no=line,
+                packages={**packages, **flavor.packages, **overrides}, line_no=lineno,
             ))
 
     default = str(data["default"])
     if vnodes and default not in seen:
         probs.add(f"default '{default}' is not a variant in this file", field_name="default",
-                  line=yamlio.line_of(data, "default"))
+                  lineno=yamlio.lineno_of(data, "default"))
     probs.raise_if_any()
     return Matrix(path=name, default=default, repository=str(data["repository"]), packages=packages,
                   flavors=flavors, bases=bases, variants=variants)

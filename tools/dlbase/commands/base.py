@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dlbase import base as base_mod
-from dlbase import ui
+from dlbase import ui, validate
 from dlbase.commands.common import json_option
 from dlbase.engine import Engine
 
@@ -21,10 +21,11 @@ def command() -> None:
 @json_option
 def bootstrap(force: bool, mirror: str, as_json: bool) -> None:
     """debootstrap Debian 12 (minbase) and import it as dlbase/debian:12-minbase; idempotent."""
+    validate.index_url(mirror, what="--mirror", example=base_mod.DEFAULT_MIRROR)  # a malformed mirror: exit 2 before anything starts
     engine = Engine()
     engine.ping()
     image = base_mod.bootstrap(engine, force=force, mirror=mirror,
-                               on_progress=None if as_json else ui.info)
+                               say=None if as_json else ui.info)
     if as_json:
         ui.emit_json({"ref": image.ref, "image_id": image.image_id, "digest": image.digest_like,
                       "layer": image.layer, "created": image.created})

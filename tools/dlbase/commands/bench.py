@@ -24,7 +24,7 @@ def command() -> None:
 @json_option
 def build(variant: str | None, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Cold build, warm rebuild and a naive single-stage build of VARIANT (minutes)."""
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     engine = Engine()
     engine.ping()

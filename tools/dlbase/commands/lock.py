@@ -24,8 +24,11 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
             compat_file: Path | None, as_json: bool) -> None:
     """Resolve images/<variant>/requirements.lock with hashes, for the image's Python and platform.
 
-    Variants whose wheel index cannot be reached from here are reported as "not lockable
-    here" and do not fail the run; any other problem does.
+    With no VARIANTS, variants whose wheel index cannot be reached from here are reported as
+    "not lockable here" and do not fail the run; a variant named on the command line whose
+    index cannot be reached fails it (exit 5). Any other problem fails it too.
+    --check also verifies each lock itself: it parses to the end, its content matches the
+    hash in its header, and it pins every package the variant names.
     """
     project = open_project(matrix_file, compat_file)
     rows: list[dict] = []
@@ -39,7 +42,7 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
         try:
             if check_only:
                 try:
-                    lock = lock_mod.check_lock(lspec, path)
+                    lock = lock_mod.check_lock(lspec, path, complete=True)
                 except Drift:
                     if path.is_file():
                         raise
@@ -55,6 +58,9 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
                            message=f"{res.seconds:.1f}s")
         except Unreachable as exc:
             row.update(status="not lockable here", message=exc.message)
+            if variants:  # named on purpose: an index that cannot be reached is a failure (exit 5)
+                row["status"] = "unreachable"
+                failures.append(exc)
         except DlbaseError as exc:
             row.update(status="failed" if not isinstance(exc, Drift) else "stale", message=exc.message)
             failures.append(exc)
@@ -66,6 +72,9 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
                  [[r["variant"], r["status"], r["packages"], r["lock_hash"], r["message"]] for r in rows],
                  status_column="status")
     if failures:
+        # The most severe kind decides the exit code: a damaged/stale lock (3) before an
+        # unreachable index (5) would hide nothing, but a named variant's index is reported too.
+        failures.sort(key=lambda f: 0 if not isinstance(f, Unreachable) else 1)
         first = failures[0]
         first.details = [f.message for f in failures[1:]] + first.details
         raise first
