@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import bench_data, launcher
+from dlbase import bench_data
+from dlbase.engine import launcher
 from dlbase.bench_data import DataBench
 from dlbase.errors import InvalidInput, Missing
 

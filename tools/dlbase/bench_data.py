@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dlbase import launcher
+from dlbase.engine import launcher
 from dlbase.engine import Engine
 from dlbase.errors import DlbaseError, InvalidInput
 from dlbase.project import Project

@@ -60,6 +60,10 @@ def data(image: str | None, host_python: str | None, no_host: bool, workers: str
 
     if workers is not None and not all(w.strip().isdigit() for w in workers.split(",")):
         raise InvalidInput(f"--workers {workers!r} is not a comma-separated list of counts", hint="e.g. --workers 0,1,2")
+    from dlbase import validate
+
+    if image is not None:
+        validate.image_ref(image, where="IMAGE_OR_VARIANT")
     project = open_project(None, None)
     engine = Engine()
     engine.ping()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from dlbase import launcher, ui
+from dlbase import ui
+from dlbase.engine import launcher
 from dlbase.errors import DlbaseError, InvalidInput
 from dlbase.engine import Engine
 
@@ -60,6 +61,12 @@ def command(image: str | None, command: tuple[str, ...], gpus: str, shm_size: st
     """Run an image as a researcher needs it: your folder at /workspace, your UID, GPUs,
     a /dev/shm big enough for DataLoaders, the notebook's URL printed; exits with the
     command's exit code. Ctrl-C stops and removes the container."""
+    from dlbase import validate
+
+    if image is not None:
+        validate.image_ref(image, where="IMAGE_OR_VARIANT")
+    if shm_size is not None:
+        validate.size(shm_size, where="--shm-size")
     engine = Engine()
     engine.ping()
     ref = resolve_image(engine, image)

@@ -8,10 +8,9 @@ user's UID:GID, /dev/shm of 8 GB (or the host's IPC namespace), every GPU when t
 has the NVIDIA runtime, and for the notebook flavor a published port with a token chosen
 here so the URL can be printed before the server starts.
 
-This module talks to the daemon (docker-py) and belongs in the engine package
-(``dlbase.engine``) once that split lands; it uses :class:`~dlbase.engine.Engine`'s
-public methods where they exist and docker-py's low-level API for what they lack
-(bind mounts, a TTY, streaming output). Nothing here prints: output of the container goes
+Part of the engine package (the only code that talks to the daemon); it uses
+:class:`~dlbase.engine.Engine`'s public methods where they exist and docker-py's low-level
+API for what they lack (bind mounts, a TTY, streaming output). Nothing here prints: output of the container goes
 to the file descriptors / callbacks the caller passes, facts come back as values, and
 failures are the typed errors of :mod:`dlbase.errors`.
 """
@@ -28,14 +27,17 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 from docker import errors as docker_errors
 from docker.types import DeviceRequest
 
 from dlbase import errors
-from dlbase.engine import MANAGED_LABEL, Engine
+from dlbase.engine.containers import MANAGED_LABEL
+
+if TYPE_CHECKING:
+    from dlbase.engine import Engine
 
 WORKSPACE = "/workspace"
 DEFAULT_SHM = "8g"
