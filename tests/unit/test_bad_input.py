@@ -458,3 +458,24 @@ def test_state_folder_that_is_a_file_stops_the_verb_before_work(cli, project_cop
     res = cli(*verb, "--json")
     doc = assert_clean_failure(res, int(ExitCode.INVALID_INPUT), as_json=True)
     assert ".dlbase" in doc["message"] and "is a file" in doc["message"]
+
+
+# ------------------------------------------------- found by the property test (hypothesis)
+
+
+def test_base_os_that_is_not_a_name_is_a_matrix_error(cli, project_copy, edit):
+    """`os: []` once reached the tag builder and ended in 'internal error' (render, exit 1)."""
+    edit(project_copy / "images" / "matrix.yaml", "os: debian12", "os: []")
+    before = tree_digest(project_copy)
+    res = cli("render", "--json")
+    doc = assert_clean_failure(res, int(ExitCode.INVALID_INPUT), as_json=True)
+    assert "os" in doc["message"] and "debian12" in doc["message"]
+    assert tree_digest(project_copy) == before
+
+
+def test_compat_without_a_pypi_index_is_a_compat_error(cli, project_copy, edit):
+    """A compat table without `indexes: pypi` once ended in 'internal error: KeyError: pypi'."""
+    edit(project_copy / "images" / "compat.yaml", "  pypi:", "  pypi_gone:")
+    res = cli("render", "--json")
+    doc = assert_clean_failure(res, int(ExitCode.INVALID_INPUT), as_json=True)
+    assert "pypi" in doc["message"] and "compat.yaml" in doc["message"]

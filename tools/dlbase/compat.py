@@ -198,6 +198,10 @@ def _load(data: Any, name: str) -> Compat:
         except AddressError as exc:
             raise MatrixError(name, exc.message, field="indexes", lineno=at(data["indexes"], k), hint=exc.hint) from None
         indexes[str(k)] = url
+    if "pypi" not in indexes:
+        raise MatrixError(name, "indexes has no 'pypi' entry: every line's extra index and the "
+                                "PyPI-default line need it", field="indexes", lineno=yamlio.lineno_of(data, "indexes"),
+                          hint="add `pypi: https://pypi.org/simple` under indexes")
     arch = {}
     for k, v in data["arch_lists"].items():
         if not isinstance(v, list):

@@ -269,6 +269,10 @@ def load(path: Path, display: str | None = None) -> Matrix:
         if not PY_RE.match(python):
             probs.add(f"base '{bname}': python '{python}' must look like 3.11", field_name="python",
                       lineno=yamlio.lineno_of(bnode, "python"))
+        os_name = bnode["os"]
+        if not isinstance(os_name, str) or not NAME_RE.match(os_name):
+            probs.add(f"base '{bname}': os {os_name!r} must be a short lower-case name like debian12 "
+                      "(it becomes part of every tag)", field_name="os", lineno=yamlio.lineno_of(bnode, "os"))
         for fld, check in (("image", validate.repository), ("tag", validate.tag)):
             try:
                 check(str(bnode[fld]), where=f"base '{bname}' {fld}")
