@@ -479,3 +479,21 @@ def test_compat_without_a_pypi_index_is_a_compat_error(cli, project_copy, edit):
     res = cli("render", "--json")
     doc = assert_clean_failure(res, int(ExitCode.INVALID_INPUT), as_json=True)
     assert "pypi" in doc["message"] and "compat.yaml" in doc["message"]
+
+
+def test_an_unreadable_folder_on_the_way_up_is_not_a_traceback(tmp_path, monkeypatch):
+    """Project discovery from below a folder the user cannot read (root bypasses modes, so
+    the permission error is simulated at the one call that raises it)."""
+    from dlbase import root as root_mod
+
+    real = Path.is_file
+
+    def is_file(self: Path) -> bool:
+        if self.parent.parent == tmp_path / "locked":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.delenv("DLBASE_ROOT", raising=False)
+    monkeypatch.setattr(Path, "is_file", is_file)
+    (tmp_path / "locked" / "inner").mkdir(parents=True)
+    assert root_mod.search_root(tmp_path / "locked" / "inner") is None

@@ -21,7 +21,11 @@ def find_root(start: Path | None = None) -> Path:
     found = search_root(start)
     if found is not None:
         return found
-    here = (start or Path.cwd()).resolve()
+    try:
+        here = (start or Path.cwd()).resolve()
+    except OSError:
+        raise Missing("the working directory no longer exists",
+                      hint="cd into the dlbase repository, or set DLBASE_ROOT") from None
     raise Missing(f"no images/matrix.yaml in {here} or any parent folder",
                   hint="run dlbase inside the dlbase repository, or set DLBASE_ROOT")
 

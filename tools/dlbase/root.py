@@ -19,8 +19,14 @@ def search_root(start: Path | None = None) -> Path | None:
     env = os.environ.get(ROOT_ENV)
     if env:
         return Path(env).resolve()
-    here = (start or Path.cwd()).resolve()
+    try:
+        here = (start or Path.cwd()).resolve()
+    except OSError:  # the working directory was deleted under us: nothing to search from
+        return None
     for cand in (here, *here.parents):
-        if (cand / "images" / "matrix.yaml").is_file():
-            return cand
+        try:
+            if (cand / "images" / "matrix.yaml").is_file():
+                return cand
+        except OSError:  # an unreadable folder on the way up is not a project; keep looking
+            continue
     return None
