@@ -365,7 +365,7 @@ class Engine:
               network_mode: str | None = None, nocache: bool = False, pull: bool = False,
               on_event: Callable[[BuildEvent], None] | None = None,
               log_path: str | os.PathLike[str] | None = None,
-              clean_on_failure: bool = True) -> str:
+              clean_on_failure: bool = True, cache_from: list[str] | None = None) -> str:
         """Build with the classic builder, stream progress, return the image ID (untagged).
 
         Every build gets a ``dlbase.build-id`` label (kept if the caller passed one) so
@@ -382,7 +382,7 @@ class Engine:
         with _open_log(log_file) as log:
             try:
                 stream = self._start_build(context_dir, dockerfile, buildargs, build_labels,
-                                           network_mode, nocache, pull)
+                                           network_mode, nocache, pull, cache_from)
                 for chunk in stream:
                     self._handle_chunk(chunk, trace, tail, log, emit, log_file)
             except KeyboardInterrupt:
@@ -414,7 +414,8 @@ class Engine:
 
     def _start_build(self, context_dir: str | os.PathLike[str], dockerfile: str,
                      buildargs: dict[str, str] | None, labels: dict[str, str],
-                     network_mode: str | None, nocache: bool, pull: bool) -> Iterator[dict]:
+                     network_mode: str | None, nocache: bool, pull: bool,
+                     cache_from: list[str] | None = None) -> Iterator[dict]:
         context = Path(context_dir)
         if not context.is_dir():
             raise errors.Missing(f"build context {context} is not a directory")
@@ -422,7 +423,7 @@ class Engine:
             raise errors.Missing(f"Dockerfile {context / dockerfile} does not exist")
         return self._api.build(path=str(context), dockerfile=dockerfile, buildargs=buildargs or {},
                                labels=labels, network_mode=network_mode, nocache=nocache,
-                               pull=pull, rm=True, forcerm=True, decode=True)
+                               pull=pull, rm=True, forcerm=True, decode=True, cache_from=cache_from)
 
     def _handle_chunk(self, chunk: dict[str, Any], trace: _BuildTrace, tail: deque[str],
                       log: IO[str] | None, emit: Callable[[BuildEvent], None],
