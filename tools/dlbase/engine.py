@@ -688,6 +688,15 @@ class Engine:
         finally:
             self._remove_container(container_id)
 
+    @contextlib.contextmanager
+    def saved_image(self, image: str) -> Iterator[IO[bytes]]:
+        """Yield a readable binary stream of ``docker save IMAGE`` (each layer's own tar, the
+        config with its history, manifest.json), streamed in 1 MiB chunks: what
+        `dlbase layers` reads to tell which files each layer adds or shadows."""
+        with self._translate(f"save {image}", missing=f"no image {image!r}"):
+            chunks = self._api.get_image(image, chunk_size=1 << 20)
+        yield _ChunkReader(iter(chunks), self)
+
     # ---- run -------------------------------------------------------------------
 
     def run(self, image: str, command: str | list[str] | None = None, *,

@@ -190,3 +190,36 @@ def parent_constraints(project, variant: Variant) -> list[str]:  # project: dlba
         return []
     return [f"{p.key}=={p.version}" for p in parse_lock_text(path.read_text(encoding="utf-8"),
                                                              source=str(path)).packages]
+
+
+def findings(project, variant: Variant) -> list:  # -> list[dlbase.compat.Finding]
+    """What `dlbase check` says about a variant's layers: packages no rule takes (error),
+    and shared groups that differ from the parent flavor's (they would not share layers)."""
+    from dlbase.compat import Finding
+
+    lock_path = project.variant_dir(variant.name) / "requirements.lock"
+    found = variant_assignment(project.matrix, variant, lock_path)
+    if found is None:
+        return []
+    out = []
+    if found.unassigned:
+        names = ", ".join(f"{p.key}=={p.version}" for p in found.unassigned)
+        out.append(Finding("layers", f"{len(found.unassigned)} locked package(s) no layer rule takes: {names}",
+                           "add a `match:` glob or a `closure:` root for them to a group under `layers:` "
+                           "in images/matrix.yaml (until then they are installed in a last layer "
+                           f"'{UNASSIGNED}')"))
+    parent = parent_variant(project.matrix, variant)
+    if parent is not None and parent.base.key == variant.base.key:
+        theirs = variant_assignment(project.matrix, parent, project.variant_dir(parent.name) / "requirements.lock")
+        if theirs is not None:
+            own = {r.name for r in project.matrix.layers if r.flavor}
+            mine = [(g.name, subset_text(g)) for g in found.groups if g.name not in own]
+            shared = [(g.name, subset_text(g)) for g in theirs.groups if g.name not in own]
+            differ = [a[0] for a, b in zip(mine, shared) if a != b] + (
+                ["(group count)"] if len(mine) != len(shared) else [])
+            if differ:
+                out.append(Finding("layers", f"groups {', '.join(differ)} differ from those of {parent.name}: "
+                                             "the flavors will not share those layers",
+                                   f"re-lock with `dlbase lock {variant.name}` (resolved with "
+                                   f"{parent.name}'s lock as constraints)", severity="warning"))
+    return out
