@@ -240,6 +240,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
             say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
             wheelhouse.fill(lock_path, house, python_version=spec.variant.python,
                             platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_progress=on_wheel)
+        cache_from = cache_sources(engine, cache_from or [], say)
         log_dir = project.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -295,6 +296,32 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                              log_file=str(log_file), probe=probe)
         result.report_file = str(write_report(project, result, spec))
         return result
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``host:port/repo:tag`` or ``repo@sha256:...`` -> (repository, tag or digest); tag
+    defaults to ``latest`` like docker's."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    head, _, last = ref.rpartition("/")
+    if ":" in last:
+        name, tag = last.rsplit(":", 1)
+        return (f"{head}/{name}" if head else name), tag
+    return ref, "latest"
+
+
+def cache_sources(engine: Engine, refs: list[str], say: Callable[[str], None]) -> list[str]:
+    """The --cache-from images, pulled when the daemon does not have them: the classic builder
+    reuses only local images' layers, so an empty CI daemon pulls the published image first."""
+    found = []
+    for ref in refs:
+        if not engine.image_exists(ref):
+            say(f"pulling {ref} to use its layers as cache")
+            repo, reference = split_ref(ref)
+            engine.pull(repo, reference)
+        found.append(ref)
+    return found
 
 
 def _cudnn_text(probe: dict, spec: BuildSpec) -> str:

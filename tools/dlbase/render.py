@@ -96,15 +96,46 @@ def subset_outputs(project: Project, spec: BuildSpec) -> list[Output]:
     return [Output(folder / g.file_name, layering.subset_text(g)) for g in layer_groups(project, spec)]
 
 
-def dockerfile(project: Project, spec: BuildSpec, env: jinja2.Environment) -> str:
+@dataclass(frozen=True)
+class InstallStep:
+    """One install layer of the Dockerfile: COPY ``src`` to ``dest``, then pip install it."""
+
+    index: int
+    name: str
+    packages: int
+    src: str
+    dest: str
+
+
+def install_steps(project: Project, spec: BuildSpec, *, single_layer: bool = False) -> list[InstallStep]:
+    """One step per layer group; the whole lock in one step when the variant has no lock yet
+    (its Dockerfile then fails at that COPY, as before) or ``single_layer`` (the old design,
+    kept as the baseline of `dlbase bench update`)."""
+    variant_dir = project.rel(project.variant_dir(spec.name))
+    groups = [] if single_layer else layer_groups(project, spec)
+    if not groups:
+        lock = project.variant_dir(spec.name) / "requirements.lock"
+        count = len(lock_packages(lock)) if lock.is_file() else 0
+        return [InstallStep(1, "environment", count, f"{variant_dir}/requirements.lock", LOCK_IN_IMAGE)]
+    return [InstallStep(g.index, g.name, len(g.packages), f"{variant_dir}/{layering.LAYERS_DIR}/{g.file_name}",
+                        g.in_image) for g in groups]
+
+
+def lock_packages(path: Path) -> list:
+    from dlbase import lock  # local import: lock pulls in the resolver helpers
+
+    return lock.read_lock(path).packages
+
+
+def dockerfile(project: Project, spec: BuildSpec, env: jinja2.Environment, *, single_layer: bool = False) -> str:
     variant_dir = project.rel(project.variant_dir(spec.name))
     return _render(
         env, "Dockerfile.j2",
         spec=spec, base=spec.variant.base, flavor=spec.variant.flavor, line=spec.line,
         venv=VENV, user=USER, apt_packages=apt_packages(spec), variant_dir=variant_dir,
         lock_in_image=LOCK_IN_IMAGE, info_in_image=INFO_IN_IMAGE, tests_in_image=TESTS_IN_IMAGE,
-        labels=spec.static_labels(), groups=layer_groups(project, spec),
-        layers_dir=f"{variant_dir}/{layering.LAYERS_DIR}", layers_in_image=layering.LAYERS_IN_IMAGE,
+        labels=spec.static_labels(), steps=install_steps(project, spec, single_layer=single_layer),
+        layers_dir=f"{variant_dir}/{layering.LAYERS_DIR}",
         pycompile_src=PYCOMPILE_SRC, pycompile_in_image=PYCOMPILE_IN_IMAGE,
     )
 
