@@ -115,17 +115,21 @@ def _blob_bytes(storage: Path) -> int:
     return sum(p.stat().st_size for p in blobs.rglob("data")) if blobs.is_dir() else 0
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextmanager
 def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
     """Debian's docker-registry on a free 127.0.0.1 port with its own storage: (host, storage)."""
     binary = shutil.which("docker-registry")
     if binary is None:
         raise Missing("docker-registry is not installed", hint="run tools/host/setup.sh (Debian: apt-get install docker-registry)")
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     storage = tmp / f"registry-{port}"
     storage.mkdir(parents=True)
     config = tmp / f"registry-{port}.yml"
@@ -187,6 +191,9 @@ class _Builder:
                  created: list[str], say: Callable[[str], None]):
         self.copy, self.engine, self.design, self.labels = copy, engine, design, labels
         self.created, self.say = created, say
+        # One wheelhouse port for every build of the run: WHEELHOUSE is in the cache key of the
+        # install steps, and the default port may be held by another build on this machine.
+        self.port = _free_port()
 
     def render(self) -> None:
         render_mod.write(self.copy)
@@ -206,7 +213,7 @@ class _Builder:
         args = build_mod.label_buildargs(build_mod.build_labels(self.copy, spec, lock_mod.lock_hash(lock_path),
                                                                 base_ref, base_digest))
         t = time.monotonic()
-        with build_mod._serve(house, build_mod.DEFAULT_WHEELHOUSE_PORT) as url:
+        with wheelhouse.serve(house, port=self.port) as url:
             image_id = self.engine.build(self.copy.root, f"images/{spec.name}/Dockerfile",
                                          buildargs={"WHEELHOUSE": url, **args}, labels=self.labels,
                                          network_mode="host", nocache=nocache,
