@@ -320,7 +320,7 @@ class TestDockerfileProperties:
         for i, (w, a) in enumerate(ins):
             if w == "RUN" and "pip install" in a:
                 word, args = ins[i - 1]
-                assert word == "COPY" and args.startswith(f"images/{name}/")
+                assert word == "COPY" and args.startswith((f"images/{name}/", "images/_layers/"))
                 assert f"-r {args.split()[-1]} " in a + " "
         copies = [a for w, a in ins if w == "COPY" and "requirements.lock" in a]
         assert copies and copies[0].startswith(f"images/{name}/requirements.lock ")

@@ -14,6 +14,7 @@ imports docker and never prints.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,10 @@ from pathlib import Path
 from dlbase.lock import Lock, Pinned, canonical_name, parse_lock_text
 from dlbase.matrix import LayerGroup, Matrix, Variant
 
-#: Where the subsets live: next to the lock, one file per non-empty group.
-LAYERS_DIR = "layers"
+#: Where the subsets live: one folder for all variants, each file named by its group and the
+#: hash of its content. The classic builder's cache key of a COPY includes the source's path
+#: in the context, so the runtime and notebook subsets of a shared group must be one file.
+LAYERS_DIR = "images/_layers"
 #: Where they land in the image. The same path in every flavor, so the COPY steps of shared
 #: groups are identical and hit the same cache.
 LAYERS_IN_IMAGE = "/opt/dlbase/layers"
@@ -48,7 +51,14 @@ class Group:
 
     @property
     def file_name(self) -> str:
+        """The name in the image (the same in every flavor)."""
         return f"{self.index:02d}-{self.name}.txt"
+
+    @property
+    def shared_name(self) -> str:
+        """The name under images/_layers/: content-addressed, so equal subsets are one file."""
+        digest = hashlib.sha256(subset_text(self).encode("utf-8")).hexdigest()[:12]
+        return f"{self.index:02d}-{self.name}-{digest}.txt"
 
     @property
     def in_image(self) -> str:

@@ -91,9 +91,10 @@ def layer_groups(project: Project, spec: BuildSpec) -> list[layering.Group]:
 
 
 def subset_outputs(project: Project, spec: BuildSpec) -> list[Output]:
-    """images/<variant>/layers/NN-<group>.txt: the lock's hash-pinned subset per layer group."""
-    folder = project.variant_dir(spec.name) / layering.LAYERS_DIR
-    return [Output(folder / g.file_name, layering.subset_text(g)) for g in layer_groups(project, spec)]
+    """images/_layers/NN-<group>-<hash>.txt: the lock's hash-pinned subset per layer group,
+    one file for every variant whose group has the same content (shared COPY cache)."""
+    folder = project.root / layering.LAYERS_DIR
+    return [Output(folder / g.shared_name, layering.subset_text(g)) for g in layer_groups(project, spec)]
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,8 @@ def install_steps(project: Project, spec: BuildSpec, *, single_layer: bool = Fal
         lock = project.variant_dir(spec.name) / "requirements.lock"
         count = len(lock_packages(lock)) if lock.is_file() else 0
         return [InstallStep(1, "environment", count, f"{variant_dir}/requirements.lock", LOCK_IN_IMAGE)]
-    return [InstallStep(g.index, g.name, len(g.packages), f"{variant_dir}/{layering.LAYERS_DIR}/{g.file_name}",
-                        g.in_image) for g in groups]
+    return [InstallStep(g.index, g.name, len(g.packages), f"{layering.LAYERS_DIR}/{g.shared_name}", g.in_image)
+            for g in groups]
 
 
 def lock_packages(path: Path) -> list:
@@ -135,7 +136,7 @@ def dockerfile(project: Project, spec: BuildSpec, env: jinja2.Environment, *, si
         venv=VENV, user=USER, apt_packages=apt_packages(spec), variant_dir=variant_dir,
         lock_in_image=LOCK_IN_IMAGE, info_in_image=INFO_IN_IMAGE, tests_in_image=TESTS_IN_IMAGE,
         labels=spec.static_labels(), steps=install_steps(project, spec, single_layer=single_layer),
-        layers_dir=f"{variant_dir}/{layering.LAYERS_DIR}",
+        layers_dir=layering.LAYERS_DIR,
         pycompile_src=PYCOMPILE_SRC, pycompile_in_image=PYCOMPILE_IN_IMAGE,
     )
 
@@ -221,11 +222,13 @@ def outputs(project: Project) -> list[Output]:
     env = environment(project.templates_dir)
     specs = specs_of(project)
     outs: list[Output] = []
+    shared: dict[Path, Output] = {}
     for spec in specs:
         vdir = project.variant_dir(spec.name)
         outs.append(Output(vdir / "Dockerfile", dockerfile(project, spec, env)))
         outs.append(Output(vdir / "image.json", image_info(project, spec)))
-        outs.extend(subset_outputs(project, spec))
+        shared.update({o.path: o for o in subset_outputs(project, spec)})
+    outs.extend(shared[p] for p in sorted(shared))
     bake = project.templates_dir / "docker-bake.hcl.j2"
     if bake.is_file():
         outs.append(Output(project.root / "ci" / "docker-bake.hcl",
@@ -244,7 +247,8 @@ def outputs(project: Project) -> list[Output]:
 def stale_subsets(project: Project, outs: list[Output]) -> list[Path]:
     """Subset files no layer group produces any more (a group renamed, emptied or removed)."""
     wanted = {o.path for o in outs}
-    return [p for p in sorted(project.images_dir.glob(f"*/{layering.LAYERS_DIR}/*.txt"))
+    found = [*(project.root / layering.LAYERS_DIR).glob("*.txt"), *project.images_dir.glob("*/layers/*.txt")]
+    return [p for p in sorted(found)
             if p not in wanted and layering.SUBSET_HEADER.split("(")[0] in p.read_text(encoding="utf-8")]
 
 
