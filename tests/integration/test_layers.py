@@ -119,3 +119,11 @@ def test_cache_from_a_registry_rebuilds_only_the_changed_group(engine: Engine, t
         engine.untag(repo, "v2")
         if engine.image_exists(f"{repo}:v1"):
             engine.untag(repo, "v1")
+
+
+def test_layers_of_a_missing_image_is_one_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dlbase", "layers", f"dlbase-test/no-such:{uuid.uuid4().hex[:8]}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 14, proc.stderr
+    assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
+    assert "no-such" in proc.stderr

@@ -80,20 +80,28 @@ def _step_text(created_by: str) -> str:
     return re.sub(r"\s+", " ", text)[:100]
 
 
+#: Group names of the layers that are not a lock group: the base, the OS packages, the venv.
+BASE, OS, VENV = "base", "os packages", "venv"
+
+
 def _group(created_by: str, step: str) -> str:
+    """The layer group a step installs, "(group subset)" for the COPY of its subset, or the
+    kind of a step the Dockerfile always has; empty for the rest (user, tests, image facts)."""
     m = _GROUP_RE.search(created_by)
-    if m and not step.startswith("COPY"):
-        return m["name"]
     if m:
-        return f"({m['name']} subset)"
-    if step.startswith("RUN") or not step.startswith(("COPY", "ADD")):
-        if "-m venv" in step:
-            return "venv"
-        if "apt-get" in step:
-            return "os packages"
-        if "pip check" in step:
-            return "pip check"
+        return f"({m['name']} subset)" if step.startswith("COPY") else m["name"]
+    if step.startswith("COPY"):
+        return ""
+    if " -m venv " in step:
+        return VENV
+    if "apt-get install" in step:
+        return OS
     return ""
+
+
+def is_package_layer(row: LayerRow) -> bool:
+    """A layer that installs Python packages (a lock group or the venv): it must not shadow."""
+    return bool(row.group) and not row.group.startswith("(") and row.group not in (BASE, OS)
 
 
 def analyse(stream: IO[bytes]) -> list[LayerRow]:
@@ -131,7 +139,7 @@ def analyse(stream: IO[bytes]) -> list[LayerRow]:
         created_by = history[i].get("created_by", "") if i < len(history) else ""
         step = _step_text(created_by) if created_by else ("base image" if i == 0 else "")
         shadow = sorted((scan.files | scan.whiteouts) & below)
-        rows.append(LayerRow(index=i + 1, group=_group(created_by, step) or ("base" if i == 0 else ""),
+        rows.append(LayerRow(index=i + 1, group=_group(created_by, step) or (BASE if i == 0 else ""),
                              step=step, size_bytes=scan.size, packages=scan.packages, shadowed=len(shadow),
                              shadow_examples=shadow[:SHADOW_EXAMPLES],
                              diff_id=diff_ids[i] if i < len(diff_ids) else ""))

@@ -9,17 +9,10 @@ from dlbase.commands.common import json_option
 from dlbase.engine import Engine
 from dlbase.errors import DlbaseError, ExitCode
 
-#: Layers that install packages: a path they shadow is a file of a lower layer rewritten.
-PACKAGE_LAYERS = ("venv", "pip check")
-
-
 class Shadowing(DlbaseError):
+    """A package layer rewrites (or deletes) a path of a lower layer."""
+
     exit_code = ExitCode.FAILED
-
-
-def _is_package_layer(row: imagelayers.LayerRow) -> bool:
-    return bool(row.group) and not row.group.startswith("(") and row.group not in ("base", "os packages") \
-        or row.group in PACKAGE_LAYERS
 
 
 @click.command("layers")
@@ -35,7 +28,7 @@ def command(image: str, strict: bool, as_json: bool) -> None:
         ui.info(f"reading the layers of {image} (docker save, streamed)")
     with engine.saved_image(image) as stream:
         rows = imagelayers.analyse(stream)
-    bad = [r for r in rows if r.shadowed and _is_package_layer(r)]
+    bad = [r for r in rows if r.shadowed and imagelayers.is_package_layer(r)]
     total = sum(r.size_bytes for r in rows)
     if as_json:
         ui.emit_json({"ok": not (strict and bad), "image": image, "total_bytes": total,
