@@ -89,6 +89,10 @@ test: setup ## everything CI runs: static checks, then unit + integration tests 
 	$(MAKE) static
 	$(PYTEST) tests/unit tests/integration
 
+.PHONY: bench-trust
+bench-trust: venv ## what push --sign adds per image: seconds and registry bytes (.dlbase/bench/trust-sign.json)
+	$(VENV)/bin/python -m tests.support.bench_trust $(IMAGE)
+
 .PHONY: bench
 bench: bench-build ## every benchmark (JSON + markdown table under .dlbase/bench/)
 

@@ -109,3 +109,20 @@ def default_image(engine: Engine, debian_base: base.BaseImage, session_labels: d
         pytest.fail(f"building the default image failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}",
                     pytrace=False)
     return json.loads(proc.stdout)
+
+
+# A repository of the session's own for the small-project build tests: its moving tag
+# (the default variant's) sits on an image of ours and must never move.
+REPO_TAG_SUFFIX = "2.6-cu124-runtime-debian12"
+
+
+@pytest.fixture(scope="module")
+def test_repo(engine: Engine, debian_base: base.BaseImage, session_labels: dict[str, str],
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A repository of this session's own, with its moving tag on an image of ours."""
+    repo = f"dlbase-test-{uuid.uuid4().hex[:10]}/pytorch"
+    ctx = tmp_path_factory.mktemp("sentinel")
+    (ctx / "Dockerfile").write_text(f"FROM {debian_base.ref}\nLABEL dlbase.test-sentinel={repo}\n")
+    sentinel = engine.build(ctx, labels={**session_labels, "dlbase.test-sentinel": repo})
+    engine.tag(sentinel, repo, REPO_TAG_SUFFIX)
+    return {"repo": repo, "moving": f"{repo}:{REPO_TAG_SUFFIX}", "sentinel": sentinel}

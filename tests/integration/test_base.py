@@ -41,7 +41,7 @@ def test_base_runs_and_is_stripped(engine: Engine, debian_base: base.BaseImage, 
 def test_bootstrap_is_idempotent(engine: Engine, debian_base: base.BaseImage) -> None:
     messages: list[str] = []
     started = time.monotonic()
-    again = base.bootstrap(engine, on_progress=messages.append)
+    again = base.bootstrap(engine, say=messages.append)
     assert time.monotonic() - started < 5
     assert again.image_id == debian_base.image_id and again.layer == debian_base.layer
     assert again.created is False

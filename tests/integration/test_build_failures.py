@@ -22,14 +22,12 @@ removes anything a regression would leave.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,76 +35,18 @@ from dlbase import base, errors
 from dlbase.engine import Engine
 from dlbase.errors import ExitCode
 from tests.support import second_daemon as second
+from tests.support.build_cli import (Outcome, cli_args, cli_env, edit, insert_after_shell, insert_before_python_env,
+                                     render, run_build)
 from tests.support.small_project import SmallProject, make_small_project, make_wheel, sha256
 
 pytestmark = pytest.mark.docker
 
-REPO_TAG_SUFFIX = "2.6-cu124-runtime-debian12"  # the variant's moving tag
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 RUNNING_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 LAYER_RE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
-FULL_LOG_RE = re.compile(r"^full log: (\S+)$", re.M)
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def log_path(self) -> Path:
-        found = FULL_LOG_RE.search(self.stderr)
-        assert found, f"stderr names no log file:\n{self.stderr}"
-        path = Path(found.group(1))
-        assert path.is_file(), f"the log {path} named on stderr does not exist"
-        return path
-
-
-def cli_env(sp: SmallProject, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "DLBASE_ROOT": str(sp.root), "COLUMNS": "250", **extra}
-    env.pop("DLBASE_KEEP_TEST_IMAGES", None)
-    return env
-
-
-def cli_args(*args: str, session_labels: dict[str, str]) -> list[str]:
-    labels = [item for k, v in session_labels.items() for item in ("--label", f"{k}={v}")]
-    return [sys.executable, "-m", "dlbase", *args, *labels]
-
-
-def run_build(sp: SmallProject, session_labels: dict[str, str], *args: str, timeout: float = 240,
-              **env: str) -> Outcome:
-    started = time.monotonic()
-    proc = subprocess.run(cli_args("build", *args, session_labels=session_labels), cwd=sp.root,
-                          env=cli_env(sp, **env), capture_output=True, text=True, timeout=timeout)
-    return Outcome(proc.returncode, proc.stdout, proc.stderr, round(time.monotonic() - started, 1))
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}: the test no longer edits anything"
-    path.write_text(text.replace(old, new, 1))
-
-
-def render(sp: SmallProject) -> None:
-    proc = subprocess.run([sys.executable, "-m", "dlbase", "render"], cwd=sp.root, env=cli_env(sp),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-
-
-def insert_before_python_env(sp: SmallProject, *lines: str) -> None:
-    """Steps placed after the (cached) apt and user layers, before the lock is copied."""
-    partial = sp.root / "templates" / "partials" / "python_env.j2"
-    partial.write_text("\n".join(lines) + "\n" + partial.read_text())
-
-
-def insert_after_shell(sp: SmallProject, *lines: str) -> None:
-    """Steps placed right after FROM/SHELL: the first thing a cold daemon runs."""
-    shell = 'SHELL ["/bin/bash", "-o", "pipefail", "-c"]\n'
-    edit(sp.root / "templates" / "Dockerfile.j2", shell, shell + "\n" + "\n".join(lines) + "\n")
 
 
 def log_objects(log_text: str) -> tuple[list[str], list[str]]:
@@ -168,18 +108,6 @@ def assert_nothing_left(engine: Engine, token: str, before_dangling: set[str], l
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def test_repo(engine: Engine, debian_base: base.BaseImage, session_labels: dict[str, str],
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A repository of this session's own, with its moving tag on an image of ours."""
-    repo = f"dlbase-test-{uuid.uuid4().hex[:10]}/pytorch"
-    ctx = tmp_path_factory.mktemp("sentinel")
-    (ctx / "Dockerfile").write_text(f"FROM {debian_base.ref}\nLABEL dlbase.test-sentinel={repo}\n")
-    sentinel = engine.build(ctx, labels={**session_labels, "dlbase.test-sentinel": repo})
-    engine.tag(sentinel, repo, REPO_TAG_SUFFIX)
-    return {"repo": repo, "moving": f"{repo}:{REPO_TAG_SUFFIX}", "sentinel": sentinel}
 
 
 def assert_no_tag_moved(engine: Engine, test_repo: dict[str, str]) -> None:

@@ -21,9 +21,8 @@ import pytest
 from dlbase import build as build_mod
 from dlbase.engine import Engine
 from dlbase.spec import BuildSpec
-from tests.integration.test_build_cache import free_port
-from tests.integration.test_build_failures import cli_env, insert_before_python_env, render
-from tests.support.registry import registry_binary, running_registry
+from tests.support.build_cli import cli_env, insert_before_python_env, render
+from tests.support.registry import free_port, registry_binary, running_registry
 from tests.support.small_project import make_small_project, make_wheel, sha256, write_lock, write_wheel
 
 pytestmark = pytest.mark.docker

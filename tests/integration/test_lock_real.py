@@ -48,7 +48,7 @@ def small_spec(**kw) -> LockSpec:
 def test_real_resolution_pins_and_hashes(tmp_path: Path) -> None:
     out = tmp_path / "requirements.lock"
     lines: list[str] = []
-    res = compile_lock(small_spec(), out, on_line=lines.append)
+    res = compile_lock(small_spec(), out, say=lines.append)
     lk = read_lock(out)
     assert {(p.name, p.version) for p in lk.packages} == {("six", "1.16.0"), ("packaging", "24.2")}
     assert all(p.hashes and all(h.startswith("sha256:") for h in p.hashes) for p in lk.packages)

@@ -11,13 +11,13 @@ name the check that failed. Every container verify starts carries this test's la
 The notebook check is exercised with a small JupyterLab stand-in (a stdlib HTTP server
 that honours JUPYTER_TOKEN like jupyter_server does) in an image labelled as the notebook
 flavor: installing the real JupyterLab into a test image would cost more than the rest of
-this file. The probe function itself is also tested against that server without Docker.
+this file. The probe function itself is tested against that server without Docker in
+tests/unit/test_verify_parts.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,9 +27,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from dlbase import records, verify, wheelhouse
+from dlbase import records, wheelhouse
 from dlbase.engine import Engine
 from dlbase.project import Project
+
+from tests.support.fake_jupyter import FAKE_JUPYTER
 
 pytestmark = pytest.mark.slow
 
@@ -42,46 +44,7 @@ CHECK_PAIR = "torch/torchvision pair"
 CHECK_NOTEBOOK = "JupyterLab on 8888 requires its token"
 CHECK_GPU_HOST = "GPU visible in the container"
 
-FAKE_JUPYTER = r'''
-"""A JupyterLab stand-in: the endpoints dlbase's probe uses, with jupyter_server's token rules."""
-import json, os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
-TOKEN = os.environ.get("JUPYTER_TOKEN", "")
-OPEN = os.environ.get("FAKE_JUPYTER_OPEN") == "1"
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def authed(self, url):
-        given = parse_qs(url.query).get("token", [""])[0]
-        header = self.headers.get("Authorization", "")
-        return OPEN or (TOKEN and (given == TOKEN or header == "token " + TOKEN))
-
-    def send(self, code, body, kind="application/json"):
-        data = body.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        url = urlparse(self.path)
-        if url.path == "/api":
-            return self.send(200, json.dumps({"version": "0.0-fake"}))
-        if not self.authed(url):
-            return self.send(403, json.dumps({"message": "Forbidden"}))
-        if url.path == "/api/status":
-            return self.send(200, json.dumps({"started": "now", "kernels": 0}))
-        if url.path == "/lab":
-            return self.send(200, "<html><title>JupyterLab</title></html>", "text/html")
-        return self.send(404, "{}")
-
-ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8888"))), Handler).serve_forever()
-'''
 
 
 # --------------------------------------------------------------------------- helpers
@@ -297,33 +260,6 @@ def test_notebook_check_fails_a_server_that_ignores_its_token(derive, run_verify
     assert "does not require its token" in res.row(CHECK_NOTEBOOK)["reason"]
 
 
-def test_probe_jupyter_against_the_stand_in_without_docker(tmp_path: Path) -> None:
-    import socket
-
-    script = tmp_path / "fake_jupyter.py"
-    script.write_text(FAKE_JUPYTER)
-    for open_server in (False, True):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {**os.environ, "PORT": str(port), "JUPYTER_TOKEN": "sekrit",
-               "FAKE_JUPYTER_OPEN": "1" if open_server else "0"}
-        server = subprocess.Popen([sys.executable, str(script)], env=env)
-        try:
-            result = verify.probe_jupyter(f"http://127.0.0.1:{port}", "sekrit", timeout=20)
-            wrong = verify.probe_jupyter(f"http://127.0.0.1:{port}", "not-the-token", timeout=20)
-        finally:
-            server.kill()
-            server.wait()
-        if open_server:
-            assert not result.ok and "does not require its token" in result.problems[0]
-        else:
-            assert result.ok and result.version == "0.0-fake", result.problems
-            assert not wrong.ok and any("with the token answered 403" in p for p in wrong.problems)
-    nothing = verify.probe_jupyter(f"http://127.0.0.1:{port}", "x", timeout=1, interval=0.2)
-    assert not nothing.ok and "no Jupyter server answered" in nothing.problems[0]
-
-
 # --------------------------------------------------------------------------- Ctrl-C
 
 
@@ -350,32 +286,3 @@ def test_ctrl_c_during_verify_leaves_no_container(where: str, image_id: str, eng
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert engine.containers_with_label(label) == []
-
-
-# --------------------------------------------------------------------------- pure parts (no daemon)
-
-
-JUNIT_SAMPLE = """<?xml version="1.0" encoding="utf-8"?>
-<testsuites name="pytest tests"><testsuite name="image" errors="0" failures="1" skipped="2" tests="5" time="1.5">
-<testcase classname="test_versions" name="test_a" time="0.5"/>
-<testcase classname="test_versions" name="test_b" time="0.25"><failure message="AssertionError: torch 2.6.0 != 2.5.0&#10;assert False">trace</failure></testcase>
-<testcase classname="test_gpu" name="test_c" time="0"><skipped type="pytest.skip" message="GPU test on a CPU host: no GPU">skip</skipped></testcase>
-<testcase classname="test_gpu" name="test_d" time="0"><skipped type="pytest.skip" message="GPU test on a CPU host: no GPU">skip</skipped></testcase>
-<testcase classname="test_aug_flips" name="test_e[hflip]" time="0.1"><skipped type="pytest.xfail" message="known">x</skipped></testcase>
-</testsuite></testsuites>"""
-
-
-def test_parse_junit_and_group_rows_per_file() -> None:
-    cases = verify.parse_junit(JUNIT_SAMPLE)
-    assert [(c.file, c.outcome) for c in cases] == [
-        ("test_versions.py", "passed"), ("test_versions.py", "failed"), ("test_gpu.py", "skipped"),
-        ("test_gpu.py", "skipped"), ("test_aug_flips.py", "xfailed")]
-    assert cases[1].message == "torch 2.6.0 != 2.5.0"
-    rows = verify.image_rows(cases)
-    assert [(r.check, r.result) for r in rows] == [
-        ("versions (test_versions.py)", "failed"), ("  x test_versions.py::test_b", "failed"),
-        ("GPU (test_gpu.py)", "skipped"), ("augmentation: flips (test_aug_flips.py)", "passed")]
-    assert rows[2].reason == "2 skipped - skipped: GPU test on a CPU host: no GPU"
-    merged = ET.fromstring(verify.merge_junit([("host", None), ("image", JUNIT_SAMPLE.encode())], "x"))
-    assert merged.get("tests") == "5" and merged.get("failures") == "1"
-    assert [s.get("name") for s in merged.iter("testsuite")] == ["image: image"]

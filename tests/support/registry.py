@@ -27,8 +27,26 @@ def free_port() -> int:
 
 
 class RunningRegistry:
-    def __init__(self, host: str, proc: subprocess.Popen, root: Path, auth: tuple[str, str] | None):
+    def __init__(self, host: str, proc: subprocess.Popen, root: Path, auth: tuple[str, str] | None,
+                 config: Path | None = None, log=None):
         self.host, self.proc, self.root, self.auth = host, proc, root, auth
+        self.config, self.log = config, log
+
+    def stop(self) -> None:
+        """Stop the registry process (its storage stays): "the registry went down"."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def start(self) -> None:
+        """Start it again on the same port and storage."""
+        binary = registry_binary()
+        assert binary and self.config is not None
+        self.proc = subprocess.Popen([binary, "serve", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
+        _wait_ready(self.host, self.proc, self.config.parent)
 
     @property
     def url(self) -> str:
@@ -93,21 +111,43 @@ def running_registry(tmp: Path, *, auth: tuple[str, str] | None = None) -> Itera
     log = open(tmp / "registry.log", "wb")
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     host = f"127.0.0.1:{port}"
+    reg = RunningRegistry(host, proc, storage, auth, config=config, log=log)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(f"http://{host}/v2/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"docker-registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
-                time.sleep(0.1)
-        yield RunningRegistry(host, proc, storage, auth)
+        _wait_ready(host, proc, tmp)
+        yield reg
     finally:
-        proc.terminate()
+        reg.proc.terminate()
         try:
-            proc.wait(timeout=10)
+            reg.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            reg.proc.kill()
         log.close()
+
+
+def _wait_ready(host: str, proc: subprocess.Popen, tmp: Path) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            requests.get(f"http://{host}/v2/", timeout=1)
+            return
+        except requests.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"docker-registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}") from None
+            time.sleep(0.1)
+
+
+def dangling_references(host: str, repository: str) -> list[str]:
+    """Manifests of ``repository`` that name a blob the registry does not have (a
+    half-written push or attachment would show up here)."""
+    tags = requests.get(f"http://{host}/v2/{repository}/tags/list", timeout=10).json().get("tags") or []
+    accept = ", ".join(["application/vnd.oci.image.manifest.v1+json",
+                        "application/vnd.docker.distribution.manifest.v2+json"])
+    problems = []
+    for tag in tags:
+        manifest = requests.get(f"http://{host}/v2/{repository}/manifests/{tag}", headers={"Accept": accept},
+                                timeout=10).json()
+        for desc in [manifest.get("config") or {}] + list(manifest.get("layers") or []):
+            digest = desc.get("digest")
+            if digest and requests.head(f"http://{host}/v2/{repository}/blobs/{digest}", timeout=10).status_code != 200:
+                problems.append(f"{tag} names missing blob {digest}")
+    return problems

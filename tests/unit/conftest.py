@@ -82,7 +82,7 @@ def edit() -> Callable[..., str]:
     return _edit
 
 
-def _line_of(text: str, needle: str, occurrence: int = 1) -> int:
+def _lineno_of(text: str, needle: str, occurrence: int = 1) -> int:
     """1-based line number of the n-th line containing needle (computed from the text)."""
     seen = 0
     for no, line in enumerate(text.splitlines(), 1):
@@ -94,8 +94,8 @@ def _line_of(text: str, needle: str, occurrence: int = 1) -> int:
 
 
 @pytest.fixture
-def line_of() -> Callable[..., int]:
-    return _line_of
+def lineno_of() -> Callable[..., int]:
+    return _lineno_of
 
 
 @pytest.fixture

@@ -267,15 +267,15 @@ def test_committed_compat_loads(raw_compat):
     assert set(r.lines) == {"cu118", "cu124", "cu126"}  # no cu121 build of 2.6.0
 
 
-def test_compat_pypi_default_must_be_one_of_the_lines(project_copy, edit, line_of):
+def test_compat_pypi_default_must_be_one_of_the_lines(project_copy, edit, lineno_of):
     path = project_copy / COMPAT_REL
     text = edit(path, "    pypi_default: cu124     # there is no cu121", "    pypi_default: cu121     # there is no cu121")
     with pytest.raises(MatrixError) as exc:
         _load_compat(path)
     e = exc.value
     assert e.exit_code == 2 and e.field == "pypi_default" and "2.6.0" in e.message and "cu121" in e.message
-    assert e.line == line_of(text, "pypi_default: cu121     # there is no cu121")
-    assert e.message.startswith(f"{COMPAT_REL}:{e.line}")
+    assert e.lineno == lineno_of(text, "pypi_default: cu121     # there is no cu121")
+    assert e.message.startswith(f"{COMPAT_REL}:{e.lineno}")
 
 
 @pytest.mark.parametrize("field,old,new", [
@@ -288,7 +288,7 @@ def test_compat_bad_version(project_copy, edit, field, old, new):
     edit(path, old, new)
     with pytest.raises(MatrixError) as exc:
         _load_compat(path)
-    assert exc.value.field == field and COMPAT_REL in exc.value.message and exc.value.line is not None
+    assert exc.value.field == field and COMPAT_REL in exc.value.message and exc.value.lineno is not None
 
 
 def test_compat_line_needs_a_known_cuda_and_index(project_copy, edit):
@@ -323,14 +323,14 @@ def test_minor_floor_strings_are_real_driver_versions(raw_compat):
         assert re.fullmatch(r"cuda>=\d+\.0", entry["require_cuda"])
 
 
-def test_compat_line_missing_a_field_is_an_error_not_a_traceback(cli, project_copy, edit, line_of):
+def test_compat_line_missing_a_field_is_an_error_not_a_traceback(cli, project_copy, edit, lineno_of):
     path = project_copy / COMPAT_REL
     old = 'cu126: {cuda: "12.6", cudnn: "9.5.1.17", nccl: "2.21.5", triton: "3.2.0"}'
     text = edit(path, old, 'cu126: {cuda: "12.6", nccl: "2.21.5", triton: "3.2.0"}')
     with pytest.raises(MatrixError) as exc:
         _load_compat(path)
     assert exc.value.field == "cudnn" and "2.6.0" in exc.value.message
-    assert exc.value.line == line_of(text, 'cu126: {cuda: "12.6", nccl')
+    assert exc.value.lineno == lineno_of(text, 'cu126: {cuda: "12.6", nccl')
     res = cli("check")
     assert res.code == 2 and "Traceback" not in res.output and COMPAT_REL in res.err
 

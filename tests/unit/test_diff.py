@@ -66,5 +66,31 @@ def test_compare_groups_packages_and_files():
     assert "/opt/venv/lib" in snapshot.group_paths([f"{SITE}/pkg/__init__.py"])
 
 
-def test_every_exclusion_has_a_reason():
-    assert snapshot.EXCLUDED and all(len(why) > 20 for why in snapshot.EXCLUDED.values())
+def test_every_exclusion_matches_what_an_export_holds():
+    """Each excluded pattern matches the path as `docker export` writes it (with or without
+    a leading ./), so it is skipped; nothing else is."""
+    paths = [p for p in snapshot.EXCLUDED if "*" not in p]
+    for prefix in ("", "./"):
+        snap = snapshot.from_tar(make_tar({prefix + p: b"varies" for p in paths} | {prefix + "etc/kept": b"k"}))
+        assert sorted(snap.excluded) == sorted(paths)
+        assert list(snap.files) == ["etc/kept"]
+
+
+def test_dot_files_keep_their_names():
+    snap = snapshot.from_tar(make_tar({"./.cache/x": b"1", ".config": b"2", "./etc/.pwd.lock": b"3"},
+                                      links={"./.link": ".cache/x"}))
+    assert sorted(snap.files) == [".cache/x", ".config", ".link", "etc/.pwd.lock"]
+    assert snap.files[".link"] == "symlink -> .cache/x"
+
+
+def test_a_hard_link_names_its_dot_target():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("./.cache/a")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"a"))
+        link = tarfile.TarInfo("./b")
+        link.type, link.linkname = tarfile.LNKTYPE, "./.cache/a"
+        tar.addfile(link)
+    buf.seek(0)
+    assert snapshot.from_tar(buf).files["b"] == "hardlink -> .cache/a"

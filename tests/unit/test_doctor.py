@@ -97,7 +97,7 @@ def test_arch_verdict(cap: str, line: Line, status: str, text: str) -> None:
     assert got == status and text in detail, detail
 
 
-def _rows(facts: HostFacts, **kw) -> dict[str, doctor.Row]:
+def _rows(facts: HostFacts, **kw) -> dict[str, doctor.HostCheck]:
     return {r.check: r for r in doctor.diagnose(facts, LINES, **kw)}
 
 

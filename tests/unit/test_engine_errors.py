@@ -7,16 +7,21 @@ for paths a live daemon cannot be made to take on demand (dying mid-build).
 
 from __future__ import annotations
 
+import http.client
 import socket
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import urllib3
 from dlbase import errors
 from dlbase.engine import BUILD_ID_LABEL, BuildEvent, Engine
+from dlbase.progress import BuildProgress
 from docker import errors as docker_errors
+
+from tests.support.fake_docker import FakeAPI, StoppingAPI, broken_stream, fake_engine, stream
 
 
 @pytest.fixture
@@ -97,61 +102,7 @@ def test_cleanup_refuses_labels_outside_dlbase(dead_socket: str) -> None:
         Engine(base_url=dead_socket).cleanup("com.example.owner=someone")
 
 
-# ---------------------------------------------------------------- fake API objects
-
-
-class FakeAPI:
-    """Just enough of docker.APIClient for the build error paths."""
-
-    def __init__(self, stream: list[dict] | Iterator[dict], *, alive: bool = True,
-                 tags: dict[str, list[str]] | None = None):
-        self._stream = stream
-        self.alive = alive
-        self.tags = tags or {}
-        self.removed_images: list[str] = []
-        self.removed_containers: list[str] = []
-        self.build_kwargs: dict[str, Any] = {}
-
-    def build(self, **kwargs: Any) -> Iterator[dict]:
-        self.build_kwargs = kwargs
-        return iter(self._stream)
-
-    def ping(self) -> bool:
-        if not self.alive:
-            raise requests.exceptions.ConnectionError("connection refused")
-        return True
-
-    def inspect_image(self, ref: str) -> dict:
-        if ref in self.removed_images:
-            raise docker_errors.NotFound("gone")
-        return {"Id": f"sha256:{ref}", "RepoTags": self.tags.get(ref, [])}
-
-    def remove_image(self, ref: str, **_kwargs: Any) -> None:
-        self.removed_images.append(ref)
-
-    def remove_container(self, ref: str, **_kwargs: Any) -> None:
-        self.removed_containers.append(ref)
-
-    def containers(self, **_kwargs: Any) -> list:
-        return []
-
-    def close(self) -> None:
-        pass
-
-
-class FakeClient:
-    def __init__(self, api: FakeAPI):
-        self.api = api
-
-
-def fake_engine(api: FakeAPI) -> Engine:
-    engine = Engine(base_url="unix:///fake.sock")
-    engine._client_obj = FakeClient(api)  # type: ignore[assignment]
-    return engine
-
-
-def stream(*lines: str) -> list[dict]:
-    return [{"stream": line + "\n"} for line in lines]
+# ---------------------------------------------------------------- build error paths (fake API)
 
 
 FAILING_BUILD = stream(
@@ -215,12 +166,6 @@ def test_build_labels_and_classic_builder_options(context: Path) -> None:
     assert kwargs["network_mode"] == "host" and "tag" not in kwargs
 
 
-def broken_stream(exc: Exception) -> Iterator[dict]:
-    yield from stream("Step 1/2 : FROM x", " ---> aaaaaaaaaaaa", "Step 2/2 : RUN sleep 100",
-                      " ---> Running in eeeeeeeeeeee")
-    raise exc
-
-
 def test_daemon_going_away_mid_build(context: Path) -> None:
     api = FakeAPI(broken_stream(requests.exceptions.ChunkedEncodingError("connection broken")),
                   alive=False)
@@ -239,7 +184,7 @@ def test_broken_stream_with_daemon_alive_is_a_build_failure(context: Path) -> No
 
 
 def test_ctrl_c_becomes_interrupted_after_cleanup(context: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dlbase.engine.time.sleep", lambda _s: None)
+    monkeypatch.setattr("dlbase.engine.daemon.time.sleep", lambda _s: None)
     api = FakeAPI(broken_stream(KeyboardInterrupt()))
     with pytest.raises(errors.Interrupted) as info:
         fake_engine(api).build(context)
@@ -273,3 +218,76 @@ def test_api_errors_become_typed_errors() -> None:
         engine.remove_image("busy:1")
     assert "image is being used by running container" in refused.value.message
     assert not isinstance(refused.value, errors.DaemonUnavailable)
+
+
+# ---------------------------------------------------------------- the daemon going away, the cache
+
+
+@pytest.mark.parametrize("exc", [
+    urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(0 bytes read, 2 more expected)",
+                                     http.client.IncompleteRead(b"", 2)),
+    http.client.IncompleteRead(b"", 2),
+], ids=["urllib3-ProtocolError", "http.client-IncompleteRead"])
+def test_a_stream_broken_by_a_dead_daemon_is_daemon_unavailable(tmp_path: Path, exc: Exception) -> None:
+    """docker-py reads the build stream from the raw urllib3 response, so a daemon dying
+    mid-build raises urllib3/http.client errors that requests never wraps."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    api = FakeAPI(broken_stream(exc), alive=False)
+    with pytest.raises(errors.DaemonUnavailable) as info:
+        fake_engine(api).build(tmp_path, log_path=tmp_path / "build.log")
+    assert info.value.message == "Docker daemon at unix:///fake.sock went away during the build"
+    assert "failing step: Step 2/2 : RUN sleep 100" in info.value.details
+    assert f"full log: {tmp_path / 'build.log'}" in info.value.details
+    assert info.value.exit_code == errors.ExitCode.DAEMON
+
+
+def test_a_daemon_still_answering_while_it_stops_is_still_gone(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("dlbase.engine.daemon.time.sleep", lambda _s: None)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    api = StoppingAPI(broken_stream(urllib3.exceptions.ProtocolError("Connection broken")), answers=2)
+    with pytest.raises(errors.DaemonUnavailable):
+        fake_engine(api).build(tmp_path)
+
+
+def test_a_step_killed_by_a_stopping_daemon_is_daemon_unavailable(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("dlbase.engine.daemon.time.sleep", lambda _s: None)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    killed = stream("Step 1/2 : FROM x", " ---> aaaaaaaaaaaa", "Step 2/2 : RUN sleep 100",
+                    " ---> Running in eeeeeeeeeeee") + [
+        {"errorDetail": {"message": "The command '/bin/sh -c sleep 100' returned a non-zero code: 137"}}]
+    with pytest.raises(errors.DaemonUnavailable) as info:
+        fake_engine(StoppingAPI(killed, answers=1)).build(tmp_path)
+    assert "failing step: Step 2/2 : RUN sleep 100" in info.value.details
+
+
+def test_an_ordinary_failing_step_is_reported_without_waiting(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    failing = stream("Step 1/2 : FROM x", " ---> aaaaaaaaaaaa", "Step 2/2 : RUN false",
+                     " ---> Running in eeeeeeeeeeee") + [
+        {"errorDetail": {"message": "The command '/bin/sh -c false' returned a non-zero code: 1"}}]
+    started = time.monotonic()
+    with pytest.raises(errors.BuildFailed):
+        fake_engine(FakeAPI(failing)).build(tmp_path)
+    assert time.monotonic() - started < 1
+
+
+def test_cache_hits_are_events_and_show_as_cached(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    api = FakeAPI(stream("Step 1/3 : FROM x", " ---> aaaaaaaaaaaa", "Step 2/3 : RUN pip install big",
+                         " ---> Using cache", " ---> bbbbbbbbbbbb", "Step 3/3 : COPY tests /tests",
+                         " ---> cccccccccccc", "Successfully built cccccccccccc")
+                  + [{"aux": {"ID": "sha256:" + "c" * 64}}])
+    events: list[BuildEvent] = []
+    fake_engine(api).build(tmp_path, on_event=events.append)
+    assert [(e.kind, e.step) for e in events if e.kind in ("step", "cached")] == [
+        ("step", 1), ("step", 2), ("cached", 2), ("step", 3)]
+    shown: list[str] = []
+    progress = BuildProgress()
+    progress._line = shown.append  # type: ignore[method-assign]
+    progress._wheels_summarised = True
+    for event in events:
+        progress.build(event)
+    steps = [line for line in shown if line.startswith("[bold]step")]
+    assert steps == ["[bold]step 1/3[/bold] FROM x", "[bold]step 2/3[/bold] [green](cached)[/green] RUN pip install big",
+                     "[bold]step 3/3[/bold] COPY tests /tests"]
+    assert shown[-1].endswith("(1 of 3 steps from the layer cache)")

@@ -73,7 +73,7 @@ def test_lint_module_returns_findings_with_levels(tmp_path):
     findings = lint_mod.lint([df], None)
     by_code = {f.code: f for f in findings}
     assert by_code["DL3003"].level == "warning" and by_code["DL3003"].blocking
-    assert by_code["DL3003"].line == 2
+    assert by_code["DL3003"].lineno == 2
 
 
 def test_every_ignored_rule_has_a_reason():

@@ -84,52 +84,52 @@ def test_committed_matrix_passes_check(cli):
 
 
 # ---------------------------------------------------------------------------- rejections
-def test_yaml_syntax_error_names_file_and_line(cli, matrix_file, edit, line_of):
+def test_yaml_syntax_error_names_file_and_line(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, "repository: dlbase/pytorch\n", "repository: dlbase/pytorch\n  oops: [1\n")
     res = cli("check")
     assert_rejected(res, MATRIX_REL, "YAML syntax error")
-    bad = line_of(text, "oops: [1")
+    bad = lineno_of(text, "oops: [1")
     assert f"{MATRIX_REL}:{bad}" in res.err or f"{MATRIX_REL}:{bad + 1}" in res.err, res.err
 
 
-def test_yaml_syntax_error_bad_indentation_points_at_the_line(cli, matrix_file, edit, line_of):
+def test_yaml_syntax_error_bad_indentation_points_at_the_line(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, "    flavor: notebook\n", "    flavor: notebook\n   stray: 1\n")
     res = cli("check")
     assert_rejected(res, MATRIX_REL, "YAML syntax error")
-    assert f"{MATRIX_REL}:{line_of(text, 'stray: 1')}" in res.err
+    assert f"{MATRIX_REL}:{lineno_of(text, 'stray: 1')}" in res.err
 
 
-def test_unknown_top_level_key(cli, matrix_file, edit, line_of):
+def test_unknown_top_level_key(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, "repository: dlbase/pytorch\n", "repository: dlbase/pytorch\nrepositry: x\n")
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'repositry:')}", "field 'repositry'", "unknown key")
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'repositry:')}", "field 'repositry'", "unknown key")
 
 
-def test_unknown_variant_key(cli, matrix_file, edit, line_of):
+def test_unknown_variant_key(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, V1_BLOCK, V1_BLOCK.replace("    base: debian12\n", "    base: debian12\n    flavour: devel\n"))
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'flavour: devel')}", f"variant '{V1}'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'flavour: devel')}", f"variant '{V1}'",
                     "field 'flavour'", "unknown key")
 
 
-def test_unknown_base_key(cli, matrix_file, edit, line_of):
+def test_unknown_base_key(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, "    tag: 12-minbase\n", "    tag: 12-minbase\n    platform: arm64\n")
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'platform: arm64')}", "base 'debian12'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'platform: arm64')}", "base 'debian12'",
                     "field 'platform'", "unknown key")
 
 
-def test_unknown_flavor_key(cli, matrix_file, edit, line_of):
+def test_unknown_flavor_key(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, "    compiler: true\n", "    compiler: true\n    compilers: gcc\n")
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'compilers: gcc')}", "flavor 'devel'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'compilers: gcc')}", "flavor 'devel'",
                     "field 'compilers'", "unknown key")
 
 
-def test_missing_variant_field(cli, matrix_file, edit, line_of):
+def test_missing_variant_field(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, V1_BLOCK, V1_BLOCK.replace("    line: cu124\n", ""))
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, f'- name: {V1}')}", f"variant '{V1}'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, f'- name: {V1}')}", f"variant '{V1}'",
                     "field 'line'", "missing required field")
 
 
@@ -145,39 +145,39 @@ def test_missing_top_level_field(cli, matrix_file, edit):
 
 
 @pytest.mark.parametrize("bad", ['"2.6.x"', '"latest"', '"2.6.0+cu124"'])
-def test_invalid_torch_version_string(cli, matrix_file, edit, line_of, bad):
+def test_invalid_torch_version_string(cli, matrix_file, edit, lineno_of, bad):
     text = edit(matrix_file, V1_BLOCK, V1_BLOCK.replace('    torch: "2.6.0"', f"    torch: {bad}"))
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, f'torch: {bad}')}", f"variant '{V1}'", "field 'torch'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, f'torch: {bad}')}", f"variant '{V1}'", "field 'torch'",
                     bad.strip('"'), "not a valid version")
 
 
-def test_unquoted_float_torch_version_must_be_quoted(cli, matrix_file, edit, line_of):
+def test_unquoted_float_torch_version_must_be_quoted(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, V1_BLOCK, V1_BLOCK.replace('    torch: "2.6.0"', "    torch: 2.6"))
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'torch: 2.6')}", f"variant '{V1}'", "field 'torch'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'torch: 2.6')}", f"variant '{V1}'", "field 'torch'",
                     "quoted")
 
 
-def test_unquoted_python_310_is_rejected_not_read_as_31(cli, matrix_file, edit, line_of):
+def test_unquoted_python_310_is_rejected_not_read_as_31(cli, matrix_file, edit, lineno_of):
     # YAML reads 3.10 as the float 3.1: the matrix must say "3.10".
     block = V1_BLOCK.replace("base: debian12", "base: cuda12.4-base-ubuntu22.04").replace('python: "3.11"', "python: 3.10")
     text = edit(matrix_file, V1_BLOCK, block)
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'python: 3.10')}", f"variant '{V1}'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'python: 3.10')}", f"variant '{V1}'",
                     "field 'python'", "quoted")
 
 
-def test_invalid_package_pin(cli, matrix_file, edit, line_of):
+def test_invalid_package_pin(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, 'albumentations: "2.0.8"', 'albumentations: "2.0.x"')
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'albumentations:')}", "field 'albumentations'", "2.0.x")
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'albumentations:')}", "field 'albumentations'", "2.0.x")
 
 
-def test_malformed_line_name(cli, matrix_file, edit, line_of):
+def test_malformed_line_name(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, V1_BLOCK, V1_BLOCK.replace("line: cu124", "line: cuda12.4"))
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'line: cuda12.4')}", f"variant '{V1}'", "field 'line'")
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'line: cuda12.4')}", f"variant '{V1}'", "field 'line'")
 
 
 def test_variant_name_must_be_usable_as_folder_and_tag(cli, matrix_file, edit):
@@ -186,40 +186,40 @@ def test_variant_name_must_be_usable_as_folder_and_tag(cli, matrix_file, edit):
     assert_rejected(res, MATRIX_REL, "variant 'Torch 2.6 Notebook'", "field 'name'")
 
 
-def test_duplicate_variant_name(cli, matrix_file, edit, line_of):
+def test_duplicate_variant_name(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, f"  - name: {V2}\n", f"  - name: {V1}\n")
     res = cli("check")
-    first, second = line_of(text, f"- name: {V1}", 1), line_of(text, f"- name: {V1}", 2)
+    first, second = lineno_of(text, f"- name: {V1}", 1), lineno_of(text, f"- name: {V1}", 2)
     assert_rejected(res, f"{MATRIX_REL}:{second}", f"variant '{V1}'", "field 'name'", "duplicate",
                     f"line {first}")
 
 
-def test_flavor_that_does_not_exist(cli, matrix_file, edit, line_of):
+def test_flavor_that_does_not_exist(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, V1_BLOCK, V1_BLOCK.replace("flavor: runtime", "flavor: slim"))
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'flavor: slim')}", f"variant '{V1}'", "field 'flavor'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'flavor: slim')}", f"variant '{V1}'", "field 'flavor'",
                     "'slim' does not exist", "runtime, devel, notebook")
 
 
-def test_base_that_does_not_exist(cli, matrix_file, edit, line_of):
+def test_base_that_does_not_exist(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, V1_BLOCK, V1_BLOCK.replace("base: debian12", "base: debian13"))
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'base: debian13')}", f"variant '{V1}'", "field 'base'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'base: debian13')}", f"variant '{V1}'", "field 'base'",
                     "'debian13'", "debian12")
 
 
-def test_default_naming_no_variant(cli, matrix_file, edit, line_of):
+def test_default_naming_no_variant(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, f"default: {V1}\n", "default: torch2.6-cu121-runtime-debian12\n")
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'default: torch2.6-cu121')}", "field 'default'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'default: torch2.6-cu121')}", "field 'default'",
                     "torch2.6-cu121-runtime-debian12")
 
 
 @pytest.mark.parametrize("digest", ["sha256:abc", "sha256:" + "G" * 64, "md5:" + "a" * 64, "a" * 64])
-def test_malformed_digest(cli, matrix_file, edit, line_of, digest):
+def test_malformed_digest(cli, matrix_file, edit, lineno_of, digest):
     text = edit(matrix_file, "    digest: null\n", f"    digest: {digest}\n")
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, f'digest: {digest}')}", "base 'cuda11.8-base-ubuntu22.04'",
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, f'digest: {digest}')}", "base 'cuda11.8-base-ubuntu22.04'",
                     "field 'digest'", digest)
 
 
@@ -228,13 +228,13 @@ def test_well_formed_digest_is_accepted(cli, matrix_file, edit):
     assert cli("check").code == 0
 
 
-def test_base_source_must_be_known(cli, matrix_file, edit, line_of):
+def test_base_source_must_be_known(cli, matrix_file, edit, lineno_of):
     text = edit(matrix_file, "    source: bootstrap\n", "    source: magic\n")
     res = cli("check")
-    assert_rejected(res, f"{MATRIX_REL}:{line_of(text, 'source: magic')}", "base 'debian12'", "field 'source'")
+    assert_rejected(res, f"{MATRIX_REL}:{lineno_of(text, 'source: magic')}", "base 'debian12'", "field 'source'")
 
 
-def test_every_problem_is_reported_in_one_run(cli, matrix_file, edit, line_of):
+def test_every_problem_is_reported_in_one_run(cli, matrix_file, edit, lineno_of):
     block = (V1_BLOCK.replace('torch: "2.6.0"', 'torch: "2.6.x"').replace("flavor: runtime", "flavor: slim")
              .replace("base: debian12", "base: debian13"))
     edit(matrix_file, V1_BLOCK, block)
@@ -244,7 +244,7 @@ def test_every_problem_is_reported_in_one_run(cli, matrix_file, edit, line_of):
     assert_rejected(res)
     for needle, field in [("platform: arm64", "platform"), ('torch: "2.6.x"', "torch"),
                           ("flavor: slim", "flavor"), ("base: debian13", "base"), ("colour: red", "colour")]:
-        assert f"{MATRIX_REL}:{line_of(text, needle)}" in res.err, (needle, res.err)
+        assert f"{MATRIX_REL}:{lineno_of(text, needle)}" in res.err, (needle, res.err)
         assert f"field '{field}'" in res.err
     assert "4 more problem" in res.err
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from dlbase import engine as engine_mod
 from dlbase import errors, publish, records
+from dlbase.engine.transfer import raise_stream_error
 from dlbase.project import Project
 
 
@@ -16,9 +17,9 @@ from dlbase.project import Project
 ])
 def test_stream_errors_are_raised_typed(message, kind):
     with pytest.raises(kind) as info:
-        engine_mod._raise_stream_error({"errorDetail": {"message": message}, "error": message}, "push of x")
+        raise_stream_error({"errorDetail": {"message": message}, "error": message}, "push of x")
     assert message in info.value.message
-    engine_mod._raise_stream_error({"status": "Pushed", "id": "abc"}, "push of x")  # not an error
+    raise_stream_error({"status": "Pushed", "id": "abc"}, "push of x")  # not an error
 
 
 class FakeApi:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from dlbase import sbom
 
@@ -33,7 +34,7 @@ def test_document_shape_and_components(tmp_path):
     assert "hashes" not in by["pip"]  # not pinned by the lock: no invented hash
     assert by["torch"]["purl"] == "pkg:pypi/torch@2.6.0%2Bcu124"
     assert all(c["bom-ref"] == c["purl"] and c["type"] == "library" for c in doc["components"])
-    json.dumps(doc)
+    assert json.loads(json.dumps(doc)) == doc  # plain JSON, nothing that serialises lossily
 
 
 def test_deterministic_and_version_mismatch_gets_no_hash(tmp_path):
@@ -45,6 +46,19 @@ def test_deterministic_and_version_mismatch_gets_no_hash(tmp_path):
     assert "hashes" not in comp and comp["properties"][0]["value"] == "1.0"
 
 
-def test_without_lock(tmp_path):
-    doc = sbom.cyclonedx(image_id="sha256:" + "3" * 64, image_name="x", packages={"a": "1"}, lock_path=None)
-    assert doc["components"][0]["purl"] == "pkg:pypi/a@1"
+def test_two_documents_of_one_image_compare_equal_whenever_written(tmp_path):
+    """No wall clock in the document: written a second apart, still equal."""
+    lock, _ = _lock(tmp_path)
+    kw = dict(image_id="sha256:" + "4" * 64, image_name="x", lock_path=lock, packages={"dlbase-tiny": "1.0"})
+    first = sbom.cyclonedx(**kw)
+    time.sleep(1.05)
+    assert sbom.cyclonedx(**kw) == first
+    assert sbom.cyclonedx(**kw, timestamp="2025-01-01T00:00:00Z")["metadata"]["timestamp"] == "2025-01-01T00:00:00Z"
+
+
+def test_without_lock_no_component_has_hashes(tmp_path):
+    doc = sbom.cyclonedx(image_id="sha256:" + "3" * 64, image_name="x", packages={"a": "1", "B_c": "2"},
+                         lock_path=None)
+    assert [c["purl"] for c in doc["components"]] == ["pkg:pypi/a@1", "pkg:pypi/b-c@2"]
+    assert not any("hashes" in c or "properties" in c for c in doc["components"])
+    assert doc["metadata"]["component"]["hashes"] == [{"alg": "SHA-256", "content": "3" * 64}]

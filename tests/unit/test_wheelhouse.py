@@ -138,7 +138,7 @@ def test_fill_downloads_the_fitting_wheels(tmp_path: Path, index: dict) -> None:
     dest = tmp_path / "wh"
     events: list[FillEvent] = []
     paths = fill(index["lock"], dest, python_version="3.11", platform_tags=PLAT,
-                 on_progress=events.append, index_urls=[index["simple"]])
+                 on_event=events.append, index_urls=[index["simple"]])
     assert [p.name for p in paths] == [index["a"].name, index["b"].name, index["c"].name]
     for p, src in zip(paths, (index["a"], index["b"], index["c"])):
         assert p.read_bytes() == src.read_bytes()
@@ -162,7 +162,7 @@ def test_second_fill_reuses_files_without_network(tmp_path: Path, index: dict) -
     events: list[FillEvent] = []
     # A dead index proves nothing is fetched the second time.
     second = fill(index["lock"], dest, python_version="3.11", platform_tags=PLAT,
-                  on_progress=events.append, index_urls=["http://127.0.0.1:1/simple/"])
+                  on_event=events.append, index_urls=["http://127.0.0.1:1/simple/"])
     assert second == first
     assert [p.stat().st_mtime_ns for p in second] == mtimes
     assert {e.state for e in events} == {"reused"}

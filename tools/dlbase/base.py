@@ -65,12 +65,9 @@ class BaseImage:
     created: bool = False
 
 
-ProgressFn = Callable[[str], None]
-
-
 def bootstrap(engine: Engine, *, repository: str = DEFAULT_REPOSITORY, tag: str = DEFAULT_TAG,
               suite: str = DEFAULT_SUITE, mirror: str = DEFAULT_MIRROR, force: bool = False,
-              on_progress: ProgressFn | None = None, labels: dict[str, str] | None = None,
+              say: Callable[[str], None] | None = None, labels: dict[str, str] | None = None,
               workdir: str | os.PathLike[str] | None = None) -> BaseImage:
     """Make ``repository:tag`` from debootstrap unless it exists; return what it is.
 
@@ -79,7 +76,7 @@ def bootstrap(engine: Engine, *, repository: str = DEFAULT_REPOSITORY, tag: str 
     they create). ``workdir`` is where the temporary root filesystem goes (it needs a
     few hundred MB and must allow device nodes).
     """
-    say = on_progress or (lambda _msg: None)
+    say = say or (lambda _msg: None)
     ref = f"{repository}:{tag}"
     if not force and engine.image_exists(ref):
         say(f"{ref} exists; reusing it")
@@ -135,7 +132,7 @@ def _check_mirror(mirror: str, suite: str) -> None:
                                  hint="check the network or pass a reachable mirror") from None
 
 
-def _debootstrap(suite: str, rootfs: Path, mirror: str, say: ProgressFn) -> None:
+def _debootstrap(suite: str, rootfs: Path, mirror: str, say: Callable[[str], None]) -> None:
     say(f"debootstrap --variant=minbase {suite} from {mirror}")
     started = time.monotonic()
     proc = subprocess.Popen(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import json
 import os
 import subprocess
 import time
@@ -19,22 +18,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from dlbase import image_probe, layering, tags, wheelhouse
+from dlbase import layering, tags, wheelhouse
 from dlbase import report as report_mod
 from dlbase import lock as lock_mod
 from dlbase import render as render_mod
 from dlbase.engine import BuildEvent, Engine
+from dlbase.engine.buildstream import hash_mismatch
 from dlbase.fsutil import write_json_atomic
 from dlbase.errors import BuildFailed, Drift, ImageMismatch, Missing
+from dlbase.imageref import short_id
 from dlbase.project import Project
+from dlbase.readback import read_back
 from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
 
 # A fixed port: the WHEELHOUSE build arg is part of the classic builder's cache key for
 # the heavy RUN, so a random port would rebuild torch on every build.
 DEFAULT_WHEELHOUSE_PORT = 38211
 SOURCE_URL = "https://github.com/dlbase/dlbase"
-# What pip prints when --require-hashes rejects a wheel.
-PIP_HASH_ERROR = "DO NOT MATCH THE HASHES"
 
 
 @dataclass
@@ -90,19 +90,6 @@ def compare(spec: BuildSpec, probe: dict) -> list[str]:
         if probe.get(err):
             problems.append(f"{err.split('_')[0]} does not import: {probe[err]}")
     return problems
-
-
-def read_back(engine: Engine, image: str) -> dict:
-    """Run the probe inside the image and return what it found."""
-    source = Path(image_probe.__file__).read_text(encoding="utf-8")
-    res = engine.run(image, ["python", "-c", source], timeout=300,
-                     environment={"NO_ALBUMENTATIONS_UPDATE": "1"}, entrypoint=[],
-                     labels={"dlbase.purpose": "probe"})
-    for line in res.output.splitlines():
-        if line.startswith("DLBASE_PROBE "):
-            return json.loads(line[len("DLBASE_PROBE "):])
-    raise ImageMismatch(f"could not read the versions back from {image} (exit {res.exit_code})",
-                        details=res.output.splitlines()[-15:])
 
 
 def git_facts(root: Path) -> tuple[str, str]:
@@ -199,15 +186,15 @@ def preflight(project: Project, spec: BuildSpec) -> Path:
 
 
 def build(project: Project, spec: BuildSpec, engine: Engine, *,
-          on_event: Callable[[BuildEvent], None] | None = None,
-          on_wheel: Callable[[wheelhouse.FillEvent], None] | None = None,
+          on_event: Callable[[BuildEvent | wheelhouse.FillEvent], None] | None = None,
           say: Callable[[str], None] = lambda _m: None,
           nocache: bool = False, extra_labels: dict[str, str] | None = None,
           wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
           wheelhouse_dir: Path | None = None, repository: str | None = None,
           cache_from: list[str] | None = None) -> BuildResult:
     """Build, read back, compare, tag, report. Raises a typed error at the first problem;
-    nothing is tagged unless every check passed.
+    nothing is tagged unless every check passed. ``on_event`` receives the wheelhouse's
+    FillEvents, then the build's BuildEvents; ``say`` receives one-line messages.
 
     ``check_versions=False`` (only with ``tag=False``) skips reading the versions back: for
     builds that are compared, never tagged (`dlbase rebuild-check`), including test
@@ -239,7 +226,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
             house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=project.root)
             say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
             wheelhouse.fill(lock_path, house, python_version=spec.variant.python,
-                            platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_progress=on_wheel)
+                            platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_event=on_event)
         cache_from = cache_sources(engine, cache_from or [], say)
         log_dir = project.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +244,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                                         network_mode="host", nocache=nocache, pull=False, on_event=on_event,
                                         log_path=log_file, cache_from=list(cache_from or []) or None)
             except BuildFailed as exc:
-                if any(PIP_HASH_ERROR in line for line in exc.log_tail):
+                if hash_mismatch(exc.log_tail):
                     exc.message += " (a wheel's sha256 is not one the lock pins)"
                     exc.hint = ("a served wheel differs from the one locked (tampered, corrupt or rebuilt): "
                                 "remove it from the wheelhouse and build again, or re-lock with `dlbase lock`")
@@ -281,8 +268,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                                        cudnn=_cudnn_text(probe, spec), python=named["python"],
                                        flavor=spec.variant.flavor.name, os_name=spec.variant.base.os,
                                        lock_hash=lock_hash)
-        moving = tags.moving_tag(torch=named["torch"], line=spec.line.name, flavor=spec.variant.flavor.name,
-                                 os_name=spec.variant.base.os)
+        moving = spec.moving_tag  # torch's major.minor: compare() made the image's equal the variant's
         repo = repository or project.matrix.repository
         applied = []
         if tag:
@@ -354,7 +340,7 @@ def _serve(house: Path, port: int) -> Iterator[str]:
 
 def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path:
     """The build report: what was built, from what, and what is inside (JSON)."""
-    path = report_mod.reports_dir(project) / f"build-{report_mod.id12(result.image_id)}.json"
+    path = report_mod.reports_dir(project) / f"build-{short_id(result.image_id)}.json"
     body = {
         "kind": "dlbase.build",
         "variant": result.variant,
@@ -373,6 +359,8 @@ def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path
         "log_file": result.log_file,
         "verification": None,
         "repo_digests": [],
-        "sbom_file": str(report_mod.build_sbom(project, result, spec)),
+        "sbom_file": str(report_mod.write_sbom(project, image_id=result.image_id, image_name=result.immutable_tag,
+                                               packages=result.probe.get("packages") or {},
+                                               variant=result.variant, lock_hash=result.lock_hash)),
     }
     return write_json_atomic(path, body)

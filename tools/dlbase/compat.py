@@ -116,13 +116,13 @@ class Compat:
 
 
 # --------------------------------------------------------------------------- loading
-def _version(value: Any, file: str, field_name: str, where: str, line: int | None) -> str:
+def _version(value: Any, file: str, field_name: str, where: str, lineno: int | None) -> str:
     text = str(value)
     try:
         Version(text)
     except InvalidVersion:
         raise MatrixError(file, f"'{text}' is not a valid version ({where})", field=field_name,
-                          line=line) from None
+                          lineno=lineno) from None
     return text
 
 
@@ -157,30 +157,30 @@ def _load(data: Any, name: str) -> Compat:
 
     releases: dict[str, Release] = {}
     for torch, entry in data["torch"].items():
-        torch = _version(torch, name, "torch", "torch release key", yamlio.line_of(data["torch"], torch))
+        torch = _version(torch, name, "torch", "torch release key", yamlio.lineno_of(data["torch"], torch))
         where = f"torch {torch}"
         missing = [k for k in ("torchvision", "torchaudio", "python", "pypi_default", "lines") if k not in entry]
         if missing:
             raise MatrixError(name, f"{where} lacks {', '.join(missing)}", field=missing[0],
-                              line=yamlio.line_of(data["torch"], torch))
+                              lineno=yamlio.lineno_of(data["torch"], torch))
         lines = {}
         for line_name, spec in entry["lines"].items():
             line_name = str(line_name)
-            lnum = yamlio.line_of(entry["lines"], line_name)
+            lnum = yamlio.lineno_of(entry["lines"], line_name)
             if not LINE_RE.match(line_name):
                 raise MatrixError(name, f"{where}: '{line_name}' is not a wheel line name like cu124",
-                                  field="lines", line=lnum)
+                                  field="lines", lineno=lnum)
             if not isinstance(spec, dict) or any(k not in spec for k in ("cuda", "cudnn", "nccl", "triton")):
                 lacks = [k for k in ("cuda", "cudnn", "nccl", "triton") if not isinstance(spec, dict) or k not in spec]
                 raise MatrixError(name, f"{where}: line {line_name} lacks {', '.join(lacks)}", field=lacks[0],
-                                  line=lnum)
+                                  lineno=lnum)
             if line_name not in indexes:
                 raise MatrixError(name, f"{where}: line {line_name} has no entry under 'indexes'",
-                                  field="indexes", line=lnum)
+                                  field="indexes", lineno=lnum)
             cuda = str(spec["cuda"])
             if cuda not in cuda_min:
                 raise MatrixError(name, f"{where}: CUDA {cuda} has no minimum driver under 'cuda'",
-                                  field="cuda", line=lnum)
+                                  field="cuda", lineno=lnum)
             lines[line_name] = WheelLine(
                 name=line_name, cuda=cuda,
                 cudnn=_version(spec["cudnn"], name, "cudnn", where, lnum),
@@ -190,11 +190,11 @@ def _load(data: Any, name: str) -> Compat:
         default = str(entry["pypi_default"])
         if default not in lines:
             raise MatrixError(name, f"{where}: pypi_default {default} is not one of its lines",
-                              field="pypi_default", line=yamlio.line_of(entry, "pypi_default"))
+                              field="pypi_default", lineno=yamlio.lineno_of(entry, "pypi_default"))
         releases[torch] = Release(
             torch=torch,
-            torchvision=_version(entry["torchvision"], name, "torchvision", where, yamlio.line_of(entry, "torchvision")),
-            torchaudio=_version(entry["torchaudio"], name, "torchaudio", where, yamlio.line_of(entry, "torchaudio")),
+            torchvision=_version(entry["torchvision"], name, "torchvision", where, yamlio.lineno_of(entry, "torchvision")),
+            torchaudio=_version(entry["torchaudio"], name, "torchaudio", where, yamlio.lineno_of(entry, "torchaudio")),
             python=tuple(str(p) for p in entry["python"]),
             pypi_default=default,
             lines=lines,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlbase import snapshot
+from dlbase import imageref, snapshot
 from dlbase.engine import Engine
 
 
@@ -34,7 +34,7 @@ class ImageDiff:
 
 def labels_of(engine: Engine, image: str) -> tuple[str, dict[str, str]]:
     info = engine.inspect_image(image)
-    return info["Id"], dict((info.get("Config") or {}).get("Labels") or {})
+    return info["Id"], imageref.labels_of(info)
 
 
 def diff_images(engine: Engine, a: str, b: str, *, labels: dict[str, str] | None = None,

@@ -79,7 +79,9 @@ class Line:
 
 
 @dataclass
-class Row:
+class HostCheck:
+    """One line of doctor's table: a check of this host, its status, and the fix."""
+
     check: str
     status: str
     detail: str
@@ -197,38 +199,38 @@ def _fmt_bytes(n: int) -> str:
     return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MiB"
 
 
-def diagnose(facts: HostFacts, lines: list[Line], *, require_gpu: bool = False) -> list[Row]:
+def diagnose(facts: HostFacts, lines: list[Line], *, require_gpu: bool = False) -> list[HostCheck]:
     """The doctor's table from what the host said (pure)."""
-    rows: list[Row] = []
-    rows.append(Row("Docker daemon reachable", OK if facts.docker_ok else FAIL, facts.docker_detail,
+    rows: list[HostCheck] = []
+    rows.append(HostCheck("Docker daemon reachable", OK if facts.docker_ok else FAIL, facts.docker_detail,
                     "" if facts.docker_ok else START_HINT))
     no_gpu = FAIL if require_gpu else NO_GPU
     have_gpu = bool(facts.gpus) or facts.driver is not None
     if facts.gpus:
         names = "; ".join(f"{g.index}: {g.name}" + (f" ({g.sm})" if g.sm else "") for g in facts.gpus)
-        rows.append(Row("GPU", OK, f"{len(facts.gpus)} GPU(s) via {facts.driver_source}: {names}"))
+        rows.append(HostCheck("GPU", OK, f"{len(facts.gpus)} GPU(s) via {facts.driver_source}: {names}"))
     elif facts.driver:
-        rows.append(Row("GPU", WARN, f"NVIDIA driver {facts.driver} loaded ({facts.driver_source}) but no GPU listed"
+        rows.append(HostCheck("GPU", WARN, f"NVIDIA driver {facts.driver} loaded ({facts.driver_source}) but no GPU listed"
                         + (f": {facts.gpu_note}" if facts.gpu_note else ""), "check `nvidia-smi` on the host"))
     else:
-        rows.append(Row("GPU", no_gpu, f"no GPU: {facts.gpu_note or 'no NVIDIA driver found'}",
+        rows.append(HostCheck("GPU", no_gpu, f"no GPU: {facts.gpu_note or 'no NVIDIA driver found'}",
                         "run on a host with an NVIDIA GPU and driver" if require_gpu else ""))
     # NVIDIA container runtime
     if facts.nvidia_runtime is None:
-        rows.append(Row("NVIDIA container runtime", FAIL if have_gpu or require_gpu else NO_GPU,
+        rows.append(HostCheck("NVIDIA container runtime", FAIL if have_gpu or require_gpu else NO_GPU,
                         "unknown: the Docker daemon is not reachable", START_HINT))
     elif facts.nvidia_runtime:
-        rows.append(Row("NVIDIA container runtime", OK, "the daemon lists an nvidia runtime (`--gpus all` works)"))
+        rows.append(HostCheck("NVIDIA container runtime", OK, "the daemon lists an nvidia runtime (`--gpus all` works)"))
     elif have_gpu or require_gpu:
-        rows.append(Row("NVIDIA container runtime", FAIL,
+        rows.append(HostCheck("NVIDIA container runtime", FAIL,
                         "the daemon has no nvidia runtime: containers cannot see the GPU", TOOLKIT_FIX))
     else:
-        rows.append(Row("NVIDIA container runtime", NO_GPU, "not installed (not needed without a GPU)"))
+        rows.append(HostCheck("NVIDIA container runtime", NO_GPU, "not installed (not needed without a GPU)"))
     # Driver per CUDA line
     for line in lines:
         check = f"driver for {line.name} (CUDA {line.cuda}; {len(line.variants)} variant(s))"
         if facts.driver is None:
-            rows.append(Row(check, no_gpu, f"no GPU driver; needs >= {line.min_driver} "
+            rows.append(HostCheck(check, no_gpu, f"no GPU driver; needs >= {line.min_driver} "
                                            f"(minor-version floor {line.floor_driver})",
                             "install an NVIDIA driver" if require_gpu else ""))
             continue
@@ -237,7 +239,7 @@ def diagnose(facts: HostFacts, lines: list[Line], *, require_gpu: bool = False) 
             ok_lines = [other.name for other in lines if driver_verdict(facts.driver, other)[0] != FAIL]
             if ok_lines:
                 fix += f", or use a {'/'.join(ok_lines)} variant"
-        rows.append(Row(check, status, detail, fix))
+        rows.append(HostCheck(check, status, detail, fix))
     # Compute capability per CUDA line
     for line in lines:
         check = f"compute capability vs torch {line.name} kernels"
@@ -249,27 +251,27 @@ def diagnose(facts: HostFacts, lines: list[Line], *, require_gpu: bool = False) 
                 fix = "upgrade the driver (nvidia-smi >= 510 reports compute_cap)"
             else:
                 fix = "run on a host with an NVIDIA GPU" if require_gpu else ""
-            rows.append(Row(check, status, f"{why}; {line.name} has kernels for {', '.join(line.arch_list)}", fix))
+            rows.append(HostCheck(check, status, f"{why}; {line.name} has kernels for {', '.join(line.arch_list)}", fix))
             continue
         verdicts = [(g, *arch_verdict(g.compute_cap, line)) for g in caps]
         worst = max(verdicts, key=lambda v: _RANK[v[1]])
         detail = "; ".join(f"GPU {g.index}: {d}" for g, _s, d, _f in verdicts) if len(verdicts) > 1 else worst[2]
-        rows.append(Row(check, worst[1], detail, worst[3]))
+        rows.append(HostCheck(check, worst[1], detail, worst[3]))
     # /dev/shm
     if facts.shm_bytes is None:
-        rows.append(Row("/dev/shm size", FAIL, "/dev/shm is not mounted",
+        rows.append(HostCheck("/dev/shm size", FAIL, "/dev/shm is not mounted",
                         "mount a tmpfs on /dev/shm (mount -t tmpfs -o size=16g tmpfs /dev/shm)"))
     else:
         size = _fmt_bytes(facts.shm_bytes)
         note = "used by --ipc=host containers; others get --shm-size (Docker's default: 64 MiB; verify: 8g)"
         if facts.shm_bytes < SHM_MIN_BYTES:
-            rows.append(Row("/dev/shm size", FAIL, f"{size}: too small for DataLoader workers/NCCL with --ipc=host",
+            rows.append(HostCheck("/dev/shm size", FAIL, f"{size}: too small for DataLoader workers/NCCL with --ipc=host",
                             "mount -o remount,size=16g /dev/shm (or never use --ipc=host here)"))
         elif facts.shm_bytes < SHM_GOOD_BYTES:
-            rows.append(Row("/dev/shm size", WARN, f"{size}; {note}",
+            rows.append(HostCheck("/dev/shm size", WARN, f"{size}; {note}",
                             "for --ipc=host training: mount -o remount,size=16g /dev/shm"))
         else:
-            rows.append(Row("/dev/shm size", OK, f"{size}; {note}"))
+            rows.append(HostCheck("/dev/shm size", OK, f"{size}; {note}"))
     return rows
 
 

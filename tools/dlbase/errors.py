@@ -65,15 +65,15 @@ class MatrixError(InvalidInput):
     """A matrix or compat file is malformed. The message names file, variant and field."""
 
     def __init__(self, file: str, message: str, *, variant: str | None = None,
-                 field: str | None = None, line: int | None = None, hint: str | None = None):
-        where = file if line is None else f"{file}:{line}"
+                 field: str | None = None, lineno: int | None = None, hint: str | None = None):
+        where = file if lineno is None else f"{file}:{lineno}"
         parts = [where]
         if variant:
             parts.append(f"variant '{variant}'")
         if field:
             parts.append(f"field '{field}'")
         super().__init__(f"{', '.join(parts)}: {message}", hint=hint)
-        self.file, self.variant, self.field, self.line = file, variant, field, line
+        self.file, self.variant, self.field, self.lineno = file, variant, field, lineno
 
 
 class Incompatible(InvalidInput):

@@ -17,7 +17,7 @@ SEVERITY_RANK = {"style": 0, "info": 1, "warning": 2, "error": 3}
 @dataclass(frozen=True)
 class Finding:
     file: str
-    line: int
+    lineno: int
     code: str
     level: str
     message: str
@@ -49,5 +49,5 @@ def lint(files: list[Path], config: Path | None) -> list[Finding]:
         raw = json.loads(proc.stdout or "[]")
     except json.JSONDecodeError:
         raise Missing(f"hadolint gave no JSON (exit {proc.returncode}): {proc.stderr.strip()[:300]}") from None
-    return [Finding(file=r["file"], line=int(r["line"]), code=r["code"], level=r["level"],
+    return [Finding(file=r["file"], lineno=int(r["line"]), code=r["code"], level=r["level"],
                     message=r["message"]) for r in raw]

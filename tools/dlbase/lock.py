@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from packaging.utils import canonicalize_name as canonical_name
+
 from .errors import Drift, InvalidInput, Missing, Unreachable
 from .fsutil import write_text_atomic
 
@@ -194,11 +196,6 @@ class LockResult:
 # --------------------------------------------------------------------------- helpers
 
 
-def canonical_name(name: str) -> str:
-    """PEP 503 normalisation: ``Opencv_Python.Headless`` -> ``opencv-python-headless``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _normalise_requirement(req: str) -> str:
     req = req.strip()
     try:
@@ -314,7 +311,7 @@ def compile_lock(
     spec: LockSpec,
     output: Path,
     *,
-    on_line: Callable[[str], None] | None = None,
+    say: Callable[[str], None] | None = None,
     upgrade: bool = False,
     cache_dir: Path | None = None,
     probe: bool = True,
@@ -328,7 +325,7 @@ def compile_lock(
       not churn unrelated packages; ``upgrade=True`` (or a damaged lock) resolves afresh.
     - The file is replaced atomically; on any failure the previous lock is untouched.
 
-    ``on_line`` receives uv's stderr lines as they arrive (progress for the CLI).
+    ``say`` receives uv's stderr lines as they arrive (progress for the CLI).
     Raises :class:`Unreachable` when an index cannot be reached, :class:`InvalidInput`
     when the requirements do not resolve (uv's explanation in ``details``).
     """
@@ -394,8 +391,8 @@ def compile_lock(
         try:
             for line in proc.stderr:
                 stderr_lines.append(line.rstrip("\n"))
-                if on_line is not None:
-                    on_line(line.rstrip("\n"))
+                if say is not None:
+                    say(line.rstrip("\n"))
             rc = proc.wait()
         except BaseException:
             proc.kill()

@@ -135,8 +135,8 @@ class _Problems:
         self.items: list[MatrixError] = []
 
     def add(self, message: str, *, variant: str | None = None, field_name: str | None = None,
-            line: int | None = None) -> None:
-        self.items.append(MatrixError(self.file, message, variant=variant, field=field_name, line=line))
+            lineno: int | None = None) -> None:
+        self.items.append(MatrixError(self.file, message, variant=variant, field=field_name, lineno=lineno))
 
     def raise_if_any(self) -> None:
         if not self.items:
@@ -152,16 +152,16 @@ class _Problems:
 def _check_keys(probs: _Problems, node: Any, allowed: dict[str, bool], *, what: str,
                 variant: str | None = None) -> bool:
     if not isinstance(node, dict):
-        probs.add(f"{what} must be a mapping", variant=variant, line=yamlio.line_of(node))
+        probs.add(f"{what} must be a mapping", variant=variant, lineno=yamlio.lineno_of(node))
         return False
     for key in node:
         if key not in allowed:
             probs.add(f"unknown key '{key}' in {what} (allowed: {', '.join(sorted(allowed))})",
-                      variant=variant, field_name=str(key), line=yamlio.line_of(node, key))
+                      variant=variant, field_name=str(key), lineno=yamlio.lineno_of(node, key))
     for key, required in allowed.items():
         if required and key not in node:
             probs.add(f"missing required field '{key}' in {what}", variant=variant,
-                      field_name=key, line=yamlio.line_of(node))
+                      field_name=key, lineno=yamlio.lineno_of(node))
     return True
 
 
@@ -172,7 +172,7 @@ def _check_version(probs: _Problems, node: Any, key: str, *, variant: str | None
     text = "" if value is None else str(value)
     if isinstance(value, float):
         probs.add(f"{key} {value!r} must be a quoted string (YAML reads 2.10 as 2.1)", variant=variant,
-                  field_name=key, line=yamlio.line_of(node, key))
+                  field_name=key, lineno=yamlio.lineno_of(node, key))
         return None
     try:
         Version(text)
@@ -180,7 +180,7 @@ def _check_version(probs: _Problems, node: Any, key: str, *, variant: str | None
             raise InvalidVersion(text)
     except InvalidVersion:
         probs.add(f"'{text}' is not a valid version string", variant=variant, field_name=key,
-                  line=yamlio.line_of(node, key))
+                  lineno=yamlio.lineno_of(node, key))
         return None
     return text
 
@@ -228,11 +228,11 @@ def load(path: Path, display: str | None = None) -> Matrix:
     for fname, flavor in flavors.items():
         if flavor.extends is not None and flavor.extends not in flavors:
             probs.add(f"flavor '{fname}' extends '{flavor.extends}', which is not a flavor",
-                      field_name="extends", line=yamlio.line_of(data["flavors"][fname], "extends"))
+                      field_name="extends", lineno=yamlio.lineno_of(data["flavors"][fname], "extends"))
         elif flavor.extends is not None and flavors[flavor.extends].extends is not None:
             probs.add(f"flavor '{fname}' extends '{flavor.extends}', which extends another flavor "
                       "(one level only: the runtime lock is the shared base)",
-                      field_name="extends", line=yamlio.line_of(data["flavors"][fname], "extends"))
+                      field_name="extends", lineno=yamlio.lineno_of(data["flavors"][fname], "extends"))
 
     layers = _layers(probs, data.get("layers"))
 
@@ -245,15 +245,15 @@ def load(path: Path, display: str | None = None) -> Matrix:
         source = str(bnode["source"])
         if source not in BASE_SOURCES:
             probs.add(f"base '{bname}': source must be one of {', '.join(BASE_SOURCES)}",
-                      field_name="source", line=yamlio.line_of(bnode, "source"))
+                      field_name="source", lineno=yamlio.lineno_of(bnode, "source"))
         digest = bnode.get("digest")
         if digest is not None and not DIGEST_RE.match(str(digest)):
             probs.add(f"base '{bname}': digest '{digest}' is not sha256:<64 hex>; let `dlbase pin` write it",
-                      field_name="digest", line=yamlio.line_of(bnode, "digest"))
+                      field_name="digest", lineno=yamlio.lineno_of(bnode, "digest"))
         python = str(bnode["python"])
         if not PY_RE.match(python):
             probs.add(f"base '{bname}': python '{python}' must look like 3.11", field_name="python",
-                      line=yamlio.line_of(bnode, "python"))
+                      lineno=yamlio.lineno_of(bnode, "python"))
         toolkit = bnode["cuda_toolkit"]
         bases[str(bname)] = Base(
             key=str(bname), image=str(bnode["image"]), tag=str(bnode["tag"]), source=source,
@@ -267,50 +267,50 @@ def load(path: Path, display: str | None = None) -> Matrix:
     vnodes = data["variants"]
     if not isinstance(vnodes, list) or not vnodes:
         probs.add("variants must be a non-empty list", field_name="variants",
-                  line=yamlio.line_of(data, "variants"))
+                  lineno=yamlio.lineno_of(data, "variants"))
         vnodes = []
     for idx, vnode in enumerate(vnodes):
         vname = str(vnode.get("name")) if isinstance(vnode, dict) and vnode.get("name") else f"#{idx + 1}"
-        line = yamlio.line_of(vnode) if isinstance(vnode, dict) else None
+        lineno = yamlio.lineno_of(vnode) if isinstance(vnode, dict) else None
         if not _check_keys(probs, vnode, VARIANT_KEYS, what="the variant", variant=vname):
             continue
         if not NAME_RE.match(vname) and not vname.startswith("#"):
             probs.add(f"name '{vname}' may hold only lower-case letters, digits, '.', '_' and '-' "
-                      "(it becomes a folder and a tag)", variant=vname, field_name="name", line=line)
+                      "(it becomes a folder and a tag)", variant=vname, field_name="name", lineno=lineno)
         if vname in seen:
             probs.add(f"duplicate variant name (first defined at line {seen[vname]})", variant=vname,
-                      field_name="name", line=line)
+                      field_name="name", lineno=lineno)
             continue
-        seen[vname] = line
+        seen[vname] = lineno
         torch = _check_version(probs, vnode, "torch", variant=vname)
         lname = str(vnode.get("line", ""))
         if "line" in vnode and not LINE_RE.match(lname):
             probs.add(f"line '{lname}' is not a wheel line name like cu124", variant=vname,
-                      field_name="line", line=yamlio.line_of(vnode, "line"))
+                      field_name="line", lineno=yamlio.lineno_of(vnode, "line"))
         python = str(vnode.get("python", ""))
         if "python" in vnode and (isinstance(vnode["python"], float) or not PY_RE.match(python)):
             probs.add(f"python '{vnode['python']}' must be a quoted string like \"3.11\"", variant=vname,
-                      field_name="python", line=yamlio.line_of(vnode, "python"))
+                      field_name="python", lineno=yamlio.lineno_of(vnode, "python"))
         fname = str(vnode.get("flavor", ""))
         if "flavor" in vnode and fname not in flavors:
             probs.add(f"flavor '{fname}' does not exist (defined flavors: {', '.join(flavors)})",
-                      variant=vname, field_name="flavor", line=yamlio.line_of(vnode, "flavor"))
+                      variant=vname, field_name="flavor", lineno=yamlio.lineno_of(vnode, "flavor"))
         bname = str(vnode.get("base", ""))
         if "base" in vnode and bname not in bases:
             probs.add(f"base '{bname}' is not defined under 'bases' (defined: {', '.join(bases)})",
-                      variant=vname, field_name="base", line=yamlio.line_of(vnode, "base"))
+                      variant=vname, field_name="base", lineno=yamlio.lineno_of(vnode, "base"))
         overrides = _pins(probs, vnode.get("packages"), "packages", variant=vname)
         if torch and fname in flavors and bname in bases and LINE_RE.match(lname) and PY_RE.match(python):
             flavor = flavors[fname]
             variants.append(Variant(
                 name=vname, torch=torch, line=lname, flavor=flavor, python=python, base=bases[bname],
-                packages={**packages, **flavor.packages, **overrides}, line_no=line,
+                packages={**packages, **flavor.packages, **overrides}, line_no=lineno,
             ))
 
     default = str(data["default"])
     if vnodes and default not in seen:
         probs.add(f"default '{default}' is not a variant in this file", field_name="default",
-                  line=yamlio.line_of(data, "default"))
+                  lineno=yamlio.lineno_of(data, "default"))
     probs.raise_if_any()
     return Matrix(path=name, default=default, repository=str(data["repository"]), packages=packages,
                   flavors=flavors, bases=bases, variants=variants, layers=layers)
@@ -329,13 +329,13 @@ def _layers(probs: _Problems, node: Any) -> tuple[LayerGroup, ...]:
         if not _check_keys(probs, gnode, LAYER_KEYS, what="a layer group"):
             continue
         gname = str(gnode.get("name", ""))
-        line = yamlio.line_of(gnode)
+        gline = yamlio.lineno_of(gnode)
         if not NAME_RE.match(gname):
             probs.add(f"layer group name '{gname}' may hold only lower-case letters, digits, '.', '_' and '-'",
-                      field_name="name", line=line)
+                      field_name="name", lineno=gline)
             continue
         if gname in seen:
-            probs.add(f"layer group '{gname}' is defined twice", field_name="name", line=line)
+            probs.add(f"layer group '{gname}' is defined twice", field_name="name", lineno=gline)
             continue
         seen.add(gname)
         lists = {}
@@ -343,12 +343,12 @@ def _layers(probs: _Problems, node: Any) -> tuple[LayerGroup, ...]:
             value = gnode.get(key) or []
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 probs.add(f"layer group '{gname}': {key} must be a list of package names or globs",
-                          field_name=key, line=yamlio.line_of(gnode, key))
+                          field_name=key, lineno=yamlio.lineno_of(gnode, key))
                 value = []
             lists[key] = tuple(value)
         flavor = bool(gnode.get("flavor", False))
         if not (lists["match"] or lists["closure"] or flavor):
             probs.add(f"layer group '{gname}' has no rule (give match:, closure: or flavor: true)",
-                      field_name="name", line=line)
+                      field_name="name", lineno=gline)
         groups.append(LayerGroup(name=gname, match=lists["match"], closure=lists["closure"], flavor=flavor))
     return tuple(groups)

@@ -42,6 +42,13 @@ class BuildProgress:
     def say(self, text: str) -> None:
         self._line(text)
 
+    def event(self, ev: BuildEvent | FillEvent) -> None:
+        """The one callback a build takes: wheelhouse events, then the build's own."""
+        if isinstance(ev, FillEvent):
+            self.wheel(ev)
+        else:
+            self.build(ev)
+
     # -- wheels ---------------------------------------------------------------------
     def wheel(self, ev: FillEvent) -> None:
         if self.quiet:

@@ -6,7 +6,6 @@ same files, so `make` targets, CI and a user in a sub-folder agree on what is bu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,17 +13,15 @@ from pathlib import Path
 from dlbase import compat as compat_mod
 from dlbase import matrix as matrix_mod
 from dlbase.errors import Missing
+from dlbase.root import search_root
 
 
 def find_root(start: Path | None = None) -> Path:
     """The folder holding images/matrix.yaml: DLBASE_ROOT, else the nearest parent."""
-    env = os.environ.get("DLBASE_ROOT")
-    if env:
-        return Path(env).resolve()
+    found = search_root(start)
+    if found is not None:
+        return found
     here = (start or Path.cwd()).resolve()
-    for cand in (here, *here.parents):
-        if (cand / "images" / "matrix.yaml").is_file():
-            return cand
     raise Missing(f"no images/matrix.yaml in {here} or any parent folder",
                   hint="run dlbase inside the dlbase repository, or set DLBASE_ROOT")
 

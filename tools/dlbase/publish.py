@@ -30,11 +30,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dlbase import records, registry, report, tags
+from dlbase import records, registry, report
 from dlbase.engine import Engine, PushEvent
-from dlbase.errors import InvalidInput, Missing, NotVerified, RegistryError, TagConflict
+from dlbase.errors import InvalidInput, NotVerified, RegistryError, TagConflict
+from dlbase.imageref import repo_tags
+from dlbase.local_image import locate
 from dlbase.project import Project
-from dlbase.spec import BuildSpec
 
 PULL_CHECK_COMMAND = ["python", "-c", "import sys; print('dlbase pull check: python', sys.version.split()[0])"]
 
@@ -65,28 +66,18 @@ def _split(ref: str) -> tuple[str, str]:
 
 def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
     """The local image a push is about, and its immutable and moving tags."""
-    variant_names = {v.name for v in project.matrix.variants}
+    found = locate(project, engine, target, hint=f"run `dlbase build {target}` and `dlbase verify {target}` first")
     wanted_repo = None
-    if target in variant_names:
-        spec = BuildSpec.of(project.compat, project.matrix.get(target))
-        moving = tags.moving_tag(torch=spec.release.torch, line=spec.line.name,
-                                 flavor=spec.variant.flavor.name, os_name=spec.variant.base.os)
-        ref = f"{project.matrix.repository}:{moving}"
-        if not engine.image_exists(ref):
-            raise Missing(f"variant {target} has no local image ({ref} does not exist)",
-                          hint=f"run `dlbase build {target}` and `dlbase verify {target}` first")
+    if found.by_variant:
         wanted_repo = project.matrix.repository
-    else:
-        ref = target
-        if ":" in target and not target.startswith("sha256:") and "@" not in target:
-            wanted_repo = _split(target)[0]
-    info = engine.inspect_image(ref)
-    labels = dict((info.get("Config") or {}).get("Labels") or {})
+    elif ":" in target and not target.startswith("sha256:") and "@" not in target:
+        wanted_repo = _split(target)[0]
+    info, labels = found.inspect, found.labels
     lock_hash = labels.get("dlbase.lock-hash")
     if not lock_hash:
         raise InvalidInput(f"{target} carries no dlbase.lock-hash label: not an image dlbase built",
                            hint="push images built by `dlbase build`")
-    local = [_split(t) for t in info.get("RepoTags") or [] if t != "<none>:<none>" and not _is_registry_qualified(t)]
+    local = [_split(t) for t in repo_tags(info) if not _is_registry_qualified(t)]
     immutables = [(r, t) for r, t in local if t.endswith(f"-{lock_hash}") and (wanted_repo in (None, r))]
     if not immutables:
         raise InvalidInput(f"{target} has no immutable tag (one ending in -{lock_hash})",
@@ -95,11 +86,8 @@ def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
     others = sorted(t for r, t in local if r == repo and t != immutable and not t.endswith(f"-{lock_hash}"))
     moving = None
     variant = labels.get("dlbase.variant")
-    if variant in variant_names:
-        spec = BuildSpec.of(project.compat, project.matrix.get(variant))
-        expected = tags.moving_tag(torch=spec.release.torch, line=spec.line.name,
-                                   flavor=spec.variant.flavor.name, os_name=spec.variant.base.os)
-        moving = expected if expected in others else None
+    if found.spec is not None and found.spec.name == variant:
+        moving = found.spec.moving_tag if found.spec.moving_tag in others else None
     elif len(others) == 1:
         moving = others[0]
     return LocalImage(image_id=info["Id"], repository=repo, immutable=immutable, moving=moving,
@@ -129,8 +117,12 @@ def check_publishable(project: Project, image: LocalImage, *, force: bool) -> di
 
 def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, force: bool = False,
             on_event: Callable[[PushEvent], None] | None = None, say: Callable[[str], None] = lambda _m: None,
-            pull_check_command: list[str] | None = None) -> dict:
-    """Push, read back, pull back, report. Returns the push report (also written to disk)."""
+            pull_check_command: list[str] | None = None, signer: object | None = None,
+            host_label: str | None = None) -> dict:
+    """Push, read back, pull back, report. Returns the push report (also written to disk).
+
+    With ``signer`` (a dlbase.trust.keys.KeyPair) the pushed digest is then signed and
+    its SBOM, provenance and verification attached in the registry (dlbase.trust)."""
     verification = check_publishable(project, image, force=force)
     creds, creds_from = credentials_source(host)
     client = registry.RegistryClient(host, credentials=creds)
@@ -177,6 +169,9 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
                         image_id=image.image_id)
     facts = report.image_facts(project, engine, image.image_id)
     sbom_path = report.write_push_sbom(project, facts, image.image_id, f"{target}:{image.immutable}")
+    signing = None
+    if signer is not None:
+        signing = _sign_pushed(project, engine, client, host, image, digest, signer, facts, host_label, say)
     body = {
         "kind": "dlbase.push",
         "pushed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -201,9 +196,28 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
         "credentials": creds_from,
         "pull_check": pulled,
         "sbom_file": str(sbom_path),
+        "signing": signing,
     }
     body["report_file"] = str(report.write_push(project, body))
     return body
+
+
+def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClient, host: str, image: LocalImage,
+                 digest: str, signer: object, facts: dict, host_label: str | None,
+                 say: Callable[[str], None]) -> dict:
+    """Sign and attest the pushed digest; a failure says the image itself is published."""
+    from dlbase.errors import DlbaseError
+    from dlbase.trust import attach, evidence
+
+    subject = evidence.Subject(host, image.repository, digest)
+    try:
+        return attach.for_push(project, engine, client, subject, signer, image_id=image.image_id,  # type: ignore[arg-type]
+                               facts=facts, host_label=host_label, say=say)
+    except DlbaseError as exc:
+        raise type(exc)(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
+                        hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "
+                             "attestations are written again (nothing half-written names a missing blob)",
+                        details=exc.details) from None
 
 
 def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, command: list[str],

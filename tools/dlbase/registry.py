@@ -8,13 +8,12 @@ config file or the environment, never from the command line.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+import docker.auth
+import docker.errors
 import requests
 
 from dlbase.errors import InvalidInput, RegistryError, Unreachable
@@ -71,26 +70,22 @@ def is_loopback(host: str) -> bool:
 
 
 def docker_config_credentials(host: str) -> tuple[str, str] | None:
-    """(user, password) for a registry from env or ~/.docker/config.json `auths`."""
+    """(user, password) for a registry: DLBASE_REGISTRY_USER/_PASSWORD, else what `docker
+    login` stored -- an ``auths`` entry, or the credential helper the config names
+    (``credHelpers`` for this registry, ``credsStore`` for all), resolved by docker-py's
+    own ``docker.auth`` exactly as the Docker client does. None when there is none (or
+    the helper fails: the registry's 401 then says what is missing)."""
     user, password = os.environ.get("DLBASE_REGISTRY_USER"), os.environ.get("DLBASE_REGISTRY_PASSWORD")
     if user and password:
         return user, password
-    cfg_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    cfg = cfg_dir / "config.json"
-    if not cfg.is_file():
-        return None
     try:
-        auths = json.loads(cfg.read_text()).get("auths", {})
-    except (OSError, json.JSONDecodeError):
+        entry = docker.auth.load_config().resolve_authconfig(docker.auth.INDEX_NAME if host == DOCKER_HUB else host)
+    except docker.errors.DockerException:
         return None
-    for key in (host, f"https://{host}", f"http://{host}",
-                *(["https://index.docker.io/v1/"] if host == DOCKER_HUB else [])):
-        entry = auths.get(key)
-        if entry and entry.get("auth"):
-            raw = base64.b64decode(entry["auth"]).decode()
-            u, _, p = raw.partition(":")
-            return u, p
-    return None
+    # docker-py spells an ``auths`` entry's keys in lower case and a helper's capitalised.
+    user = (entry or {}).get("Username") or (entry or {}).get("username")
+    password = (entry or {}).get("Password") or (entry or {}).get("password")
+    return (str(user), str(password)) if user and password is not None else None
 
 
 class RegistryClient:
@@ -184,3 +179,70 @@ class RegistryClient:
             if "does not exist" in exc.message:
                 return None
             raise
+
+    # ---- writing (signatures and attestations; trust/store.py) ----------------------
+
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        resp = self._request("HEAD", f"{self.base}/{repository}/blobs/{digest}")
+        return resp.status_code == 200
+
+    def blob(self, repository: str, digest: str, *, max_bytes: int = 64 << 20) -> bytes:
+        """A blob's bytes, checked against its digest (a registry is not trusted either)."""
+        import hashlib
+
+        resp = self._request("GET", f"{self.base}/{repository}/blobs/{digest}")
+        self._expect_found(resp, f"{repository}@{digest} (blob)")
+        data = resp.content[: max_bytes + 1]
+        if len(data) > max_bytes:
+            raise RegistryError(f"blob {digest} of {repository} is larger than {max_bytes} bytes")
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise RegistryError(f"registry {self.host} served blob {digest} with other content")
+        return data
+
+    def upload_blob(self, repository: str, data: bytes) -> str:
+        """Upload one blob (POST then monolithic PUT) unless the registry has it; its digest."""
+        import hashlib
+
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.blob_exists(repository, digest):
+            return digest
+        resp = self._request("POST", f"{self.base}/{repository}/blobs/uploads/")
+        if resp.status_code != 202 or "Location" not in resp.headers:
+            raise RegistryError(f"registry {self.host} refused to start a blob upload to {repository} "
+                                f"(HTTP {resp.status_code})")
+        location = resp.headers["Location"]
+        if location.startswith("/"):
+            location = f"{self.scheme}://{self.host}{location}"
+        sep = "&" if "?" in location else "?"
+        resp = self._request("PUT", f"{location}{sep}digest={digest}", data=data,
+                             headers={"Content-Type": "application/octet-stream"})
+        if resp.status_code != 201:
+            raise RegistryError(f"registry {self.host} refused blob {digest} for {repository} (HTTP {resp.status_code})")
+        return digest
+
+    def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag (its blobs must be there already); its digest."""
+        import hashlib
+
+        resp = self._request("PUT", f"{self.base}/{repository}/manifests/{reference}", data=body,
+                             headers={"Content-Type": media_type})
+        if resp.status_code != 201:
+            raise RegistryError(f"registry {self.host} refused the manifest {repository}:{reference} "
+                                f"(HTTP {resp.status_code}): {resp.text[:200]}")
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of a repository (following the API's pagination); [] for an unknown one."""
+        url: str | None = f"{self.base}/{repository}/tags/list?n=1000"
+        found: list[str] = []
+        while url:
+            resp = self._request("GET", url)
+            if resp.status_code == 404:
+                return found
+            self._expect_found(resp, f"{repository} (tag list)")
+            found += resp.json().get("tags") or []
+            link = resp.headers.get("Link", "")
+            match = re.match(r'<([^>]+)>;\s*rel="next"', link)
+            url = (f"{self.scheme}://{self.host}{match.group(1)}" if match and match.group(1).startswith("/")
+                   else (match.group(1) if match else None))
+        return found

@@ -165,8 +165,7 @@ def tag_rows(project: Project, specs: list[BuildSpec]) -> list[dict[str, str]]:
         os_name = spec.variant.base.os
         rows.append({
             "variant": spec.name,
-            "moving": tags.moving_tag(torch=v["torch"], line=spec.line.name, flavor=spec.variant.flavor.name,
-                                      os_name=os_name),
+            "moving": spec.moving_tag,
             "immutable": tags.immutable_tag(torch=v["torch"], cuda=v["cuda"], cudnn=v["cudnn"],
                                             python=v["python"], flavor=spec.variant.flavor.name,
                                             os_name=os_name,

@@ -25,6 +25,7 @@ from dlbase import build as build_mod
 from dlbase import diff as diff_mod
 from dlbase import snapshot
 from dlbase.engine import BuildEvent, Engine
+from dlbase.wheelhouse import FillEvent
 from dlbase.project import Project
 from dlbase.spec import BuildSpec
 
@@ -51,7 +52,7 @@ class RebuildResult:
 
 
 def rebuild_check(project: Project, spec: BuildSpec, engine: Engine, *,
-                  on_event: Callable[[BuildEvent], None] | None = None,
+                  on_event: Callable[[BuildEvent | FillEvent], None] | None = None,
                   say: Callable[[str], None] = lambda _m: None,
                   extra_labels: dict[str, str] | None = None, keep: bool = False) -> RebuildResult:
     """Two no-cache builds, a snapshot of each, the grouped differences. Both images are

@@ -32,6 +32,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import IO
 
+from packaging.utils import canonicalize_name
+
 from dlbase.engine import Engine
 
 # path pattern (as in the exported tar, no leading slash) -> why it legitimately varies.
@@ -71,10 +73,6 @@ def is_excluded(path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in EXCLUDED)
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def take(engine: Engine, image: str, *, labels: dict[str, str] | None = None) -> Snapshot:
     """Export ``image`` through a throw-away container and snapshot the stream."""
     with engine.exported_filesystem(image, labels=labels) as stream:
@@ -88,8 +86,7 @@ def from_tar(fileobj: IO[bytes]) -> Snapshot:
     records: dict[str, str] = {}
     with tarfile.open(fileobj=fileobj, mode="r|", bufsize=_BLOCK) as tar:
         for member in tar:
-            path = member.name.lstrip("./") if member.name not in (".", "./") else "."
-            path = path.rstrip("/")
+            path = tar_path(member.name)
             if not path or path == ".":
                 continue
             if is_excluded(path):
@@ -116,15 +113,26 @@ def from_tar(fileobj: IO[bytes]) -> Snapshot:
             elif member.issym():
                 snap.files[path] = f"symlink -> {member.linkname}"
             elif member.islnk():
-                snap.files[path] = f"hardlink -> {member.linkname.lstrip('./')}"
+                snap.files[path] = f"hardlink -> {tar_path(member.linkname)}"
             elif member.isdir():
                 snap.files[path] = f"dir {mode} {owner}"
             else:
                 snap.files[path] = f"special type={member.type!r} {mode} {owner}"
     for dist_dir, (name, version) in metas.items():
-        snap.pypi[canonical(name)] = {"name": name, "version": version,
-                                      "record_sha256": records.get(dist_dir), "path": dist_dir}
+        snap.pypi[canonicalize_name(name)] = {"name": name, "version": version,
+                                              "record_sha256": records.get(dist_dir), "path": dist_dir}
     return snap
+
+
+def tar_path(name: str) -> str:
+    """A tar member's path as the image has it, without a leading ``./`` or ``/``.
+
+    Only those prefixes go: ``lstrip("./")`` would strip characters, turning
+    ``.dockerenv`` into ``dockerenv`` and ``.cache/x`` into ``cache/x``."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.lstrip("/").rstrip("/")
+    return "" if name == "." else name
 
 
 def _wanted_text(path: str) -> bool:
@@ -195,7 +203,7 @@ def pypi_entries(snap: Snapshot, *, with_hashes: bool = True) -> dict[str, str]:
         value = info["version"]
         if with_hashes and info.get("record_sha256"):
             value += f" (RECORD sha256:{info['record_sha256'][:12]})"
-        out[info["name"] if key == canonical(info["name"]) else key] = value
+        out[info["name"] if key == canonicalize_name(info["name"]) else key] = value
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dlbase import tags
 from dlbase.compat import Compat, Finding, Release, StackResult, WheelLine, check_stack
 from dlbase.errors import Incompatible
 from dlbase.matrix import Variant
@@ -107,6 +108,13 @@ class BuildSpec:
             "opencv": pk.get("opencv-python-headless"),
             "numpy": pk.get("numpy"),
         }
+
+    @property
+    def moving_tag(self) -> str:
+        """The tag that follows the newest build of this variant (``2.6-cu124-runtime-debian12``).
+        Only torch's major.minor enters it, so the variant's and the image's versions agree."""
+        return tags.moving_tag(torch=self.release.torch, line=self.line.name, flavor=self.variant.flavor.name,
+                               os_name=self.variant.base.os)
 
     def static_labels(self) -> dict[str, str]:
         """Labels fixed by the variant. Build-time labels (created, revision, lock hash,

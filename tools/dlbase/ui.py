@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns,
 # so tables stay one row per line.
@@ -30,11 +31,13 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
         t.add_column(col, overflow="fold")
     idx = columns.index(status_column) if status_column in columns else None
     for row in rows:
-        cells = ["" if c is None else str(c) for c in row]
+        # Text, not markup: a test id like test_x[seed0-97x131-coco] or a cell "[/tmp]"
+        # must print as it is (rich would eat the brackets, or raise on a closing tag).
+        cells = [Text("" if c is None else str(c)) for c in row]
         if idx is not None:
-            style = STATUS_STYLE.get(cells[idx].split(":")[0].strip().lower())
+            style = STATUS_STYLE.get(cells[idx].plain.split(":")[0].strip().lower())
             if style:
-                cells[idx] = f"[{style}]{cells[idx]}[/{style}]"
+                cells[idx].stylize(style)
         t.add_row(*cells)
     out.print(t)
 

@@ -40,10 +40,12 @@ from typing import Callable
 
 import requests
 
-from dlbase import records, tags
+from dlbase import records, suites
 from dlbase.fsutil import write_json_atomic
 from dlbase.engine import Engine
-from dlbase.errors import DlbaseError, Interrupted, InvalidInput, Missing
+from dlbase.errors import Interrupted, InvalidInput, Missing
+from dlbase.imageref import labels_of, short_id
+from dlbase.local_image import locate
 from dlbase.project import Project
 from dlbase.spec import TESTS_IN_IMAGE, BuildSpec
 
@@ -53,7 +55,6 @@ DEFAULT_SHM = "8g"
 IMAGE_JUNIT = "/tmp/dlbase-verify/junit.xml"
 IMAGE_SUITE_TIMEOUT = 1800
 HOST_SUITE_TIMEOUT = 900
-INFRA_DIR = Path(__file__).resolve().parents[2] / "tests" / "infra"
 EXPECT_ENV = "DLBASE_VERIFY_EXPECT"
 CHECKS_ENV = "DLBASE_VERIFY_CHECKS_OUT"
 ONLY = ("host", "image")
@@ -132,7 +133,7 @@ class Target:
 
     @property
     def labels(self) -> dict[str, str]:
-        return dict((self.inspect.get("Config") or {}).get("Labels") or {})
+        return labels_of(self.inspect)
 
 
 @dataclass
@@ -189,25 +190,9 @@ class VerifyReport:
 def resolve(project: Project, engine: Engine, name: str | None) -> Target:
     """A variant name (its moving tag), an image reference or ID -> the image to verify.
     No name: the matrix's default variant."""
-    spec: BuildSpec | None = None
-    variant_names = {v.name for v in project.matrix.variants}
-    if name is None or name in variant_names:
-        variant = project.matrix.get(name) if name else project.matrix.default_variant
-        spec = BuildSpec.of(project.compat, variant)
-        ref = f"{project.matrix.repository}:" + tags.moving_tag(
-            torch=spec.release.torch, line=spec.line.name, flavor=variant.flavor.name, os_name=variant.base.os)
-        if not engine.image_exists(ref):
-            raise Missing(f"variant {variant.name} has no image on this daemon ({ref})",
-                          hint=f"build it first: `dlbase build {variant.name}`")
-    else:
-        ref = name
-    inspect = engine.inspect_image(ref)
-    labels = dict((inspect.get("Config") or {}).get("Labels") or {})
-    if spec is None and labels.get("dlbase.variant") in variant_names:
-        with contextlib.suppress(DlbaseError):
-            spec = BuildSpec.of(project.compat, project.matrix.get(labels["dlbase.variant"]))
-    return Target(ref=ref, image_id=inspect["Id"], inspect=inspect, spec=spec,
-                  variant=spec.name if spec else labels.get("dlbase.variant"))
+    found = locate(project, engine, name)
+    return Target(ref=found.ref, image_id=found.image_id, inspect=found.inspect, spec=found.spec,
+                  variant=found.variant)
 
 
 def expectations(project: Project, target: Target, *, container: str, gpus: bool, require_gpu: bool,
@@ -471,11 +456,10 @@ def _run_interruptible(cmd: list[str], *, env: dict[str, str], timeout: float, c
 
 def _host_half(project: Project, expect: dict, container: str, workdir: Path, options: VerifyOptions
                ) -> tuple[list[Row], bytes | None, int | None]:
-    infra = project.root / "tests" / "infra"
+    infra = suites.infra_dir()
     if not (infra / "conftest.py").is_file():
-        infra = INFRA_DIR
-    if not (infra / "conftest.py").is_file():
-        raise Missing(f"the host-side checks (tests/infra) are not in {project.root} nor beside dlbase")
+        raise Missing(f"the host-side checks are missing from the installed dlbase ({infra})",
+                      hint=suites.INSTALL_HINT)
     expect_file = workdir / "expect.json"
     expect_file.write_text(json.dumps(expect, indent=2))
     checks_file = workdir / "checks.json"
@@ -576,7 +560,7 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
                           passed=passed, partial=options.partial, require_gpu=options.require_gpu, gpus=gpus,
                           shm=shm, rows=rows, seconds=round(time.monotonic() - t0, 1), started_at=started_at,
                           host_exit=host_rc, image_exit=image_rc)
-    short = target.image_id.split(":")[-1][:12]
+    short = short_id(target.image_id)
     reports = project.state_dir / "reports"
     junit_path = Path(options.junit_file) if options.junit_file else reports / f"verify-{short}.xml"
     junit_path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,7 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import HashMismatch, InvalidInput, Unreachable
 from .lock import PYPI_SIMPLE, Lock, Pinned, read_lock
+from .root import search_root
 
 __all__ = [
     "FillEvent",
@@ -163,21 +164,9 @@ def _wheel_rank(filename: str, pin: Pinned, priority: dict[Tag, int]) -> int | N
 
 
 def _repo_root() -> Path:
-    """The project root, found the way :func:`dlbase.project.find_root` finds it
-    (``DLBASE_ROOT``, else the nearest parent holding ``images/matrix.yaml``), falling
-    back to the checkout this package runs from, then to the working directory. Not
-    imported from ``project`` so this module stays free of matrix/compat loading."""
-    env = os.environ.get("DLBASE_ROOT")
-    if env:
-        return Path(env).resolve()
-    cwd = Path.cwd().resolve()
-    for d in (cwd, *cwd.parents):
-        if (d / "images" / "matrix.yaml").is_file():
-            return d
-    here = Path(__file__).resolve().parents[2]
-    if (here / "pyproject.toml").is_file() and (here / "tools" / "dlbase").is_dir():
-        return here
-    return cwd
+    """The project root as :func:`dlbase.project.find_root` finds it, else the working
+    directory (a wheelhouse can be filled outside any project)."""
+    return search_root() or Path.cwd().resolve()
 
 
 def default_wheelhouse(python_version: str, platform: str, *, root: Path | None = None) -> Path:
@@ -345,7 +334,7 @@ def fill(
     *,
     python_version: str,
     platform_tags: list[str],
-    on_progress: Callable[[FillEvent], None] | None = None,
+    on_event: Callable[[FillEvent], None] | None = None,
     index_urls: list[str] | None = None,
     jobs: int = 4,
     timeout: float = 60.0,
@@ -362,7 +351,7 @@ def fill(
       deleted and :class:`HashMismatch` raised. ``dest`` never holds a partial wheel.
     - ``index_urls`` defaults to the indexes named in the lock header (else PyPI).
 
-    ``on_progress`` is called with :class:`FillEvent` values, serialised (never two at
+    ``on_event`` is called with :class:`FillEvent` values, serialised (never two at
     once) but possibly from worker threads. Returns the wheel paths in lock order.
     """
     lock = read_lock(Path(lock_path))
@@ -375,9 +364,9 @@ def fill(
     emit_lock = threading.Lock()
 
     def emit(ev: FillEvent) -> None:
-        if on_progress is not None:
+        if on_event is not None:
             with emit_lock:
-                on_progress(ev)
+                on_event(ev)
 
     # 1. What is already there (no network).
     existing = [p for p in dest.iterdir() if p.suffix == ".whl" and p.is_file()]

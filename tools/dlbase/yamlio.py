@@ -36,14 +36,14 @@ def load(path: Path, display: str | None = None) -> Any:
         return _yaml().load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise MatrixError(name, f"YAML syntax error: {exc.problem or exc.context}", line=line,
+        lineno = mark.line + 1 if mark is not None else None
+        raise MatrixError(name, f"YAML syntax error: {exc.problem or exc.context}", lineno=lineno,
                           hint="fix the YAML syntax at that line") from None
     except YAMLError as exc:  # pragma: no cover - other parser failures
         raise MatrixError(name, f"YAML error: {exc}") from None
 
 
-def line_of(node: Any, key: Any = None) -> int | None:
+def lineno_of(node: Any, key: Any = None) -> int | None:
     """1-based line of a mapping key (or of the node itself), when ruamel recorded it."""
     lc = getattr(node, "lc", None)
     if lc is None:

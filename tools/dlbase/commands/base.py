@@ -24,7 +24,7 @@ def bootstrap(force: bool, mirror: str, as_json: bool) -> None:
     engine = Engine()
     engine.ping()
     image = base_mod.bootstrap(engine, force=force, mirror=mirror,
-                               on_progress=None if as_json else ui.info)
+                               say=None if as_json else ui.info)
     if as_json:
         ui.emit_json({"ref": image.ref, "image_id": image.image_id, "digest": image.digest_like,
                       "layer": image.layer, "created": image.created})

@@ -45,7 +45,7 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
     engine = Engine()
     progress.say(f"building {spec.name} on {engine.endpoint}")
     try:
-        result = build_mod.build(project, spec, engine, on_event=progress.build, on_wheel=progress.wheel,
+        result = build_mod.build(project, spec, engine, on_event=progress.event,
                                  say=progress.say, nocache=nocache, extra_labels=extra,
                                  wheelhouse_dir=wheelhouse_dir, repository=repository,
                                  cache_from=list(cache_from))

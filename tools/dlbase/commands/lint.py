@@ -30,7 +30,7 @@ def command(files: tuple[Path, ...], matrix_file: Path | None, compat_file: Path
                       "findings": [f.__dict__ for f in findings]})
     elif findings:
         ui.table(["file", "line", "rule", "level", "message"],
-                 [[project.rel(Path(f.file)), f.line, f.code, f.level, f.message] for f in findings],
+                 [[project.rel(Path(f.file)), f.lineno, f.code, f.level, f.message] for f in findings],
                  status_column="level")
     if blocking:
         if as_json:  # the JSON above is the whole answer: one document on stdout, then exit 4

@@ -42,10 +42,15 @@ class PushProgress:
               help="registry to push to; credentials come from the Docker config or "
                    "DLBASE_REGISTRY_USER/DLBASE_REGISTRY_PASSWORD, never from the command line")
 @click.option("--force", is_flag=True, help="push even if the image has not passed `dlbase verify` (recorded)")
+@click.option("--sign", "sign_key", default=None, metavar="KEY",
+              help="sign the pushed digest and attach SBOM, provenance and verification with this private "
+                   "key (cosign.key, or env://NAME; passphrase from DLBASE_SIGNING_PASSWORD or a prompt)")
+@click.option("--host-label", default=None, metavar="LABEL",
+              help="with --sign: the name of this host in the verification attestation")
 @click.option("--quiet", "-q", is_flag=True, help="no progress")
 @project_options
 @json_option
-def command(image: str, host: str, force: bool, quiet: bool, matrix_file: Path | None,
+def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, quiet: bool, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Push IMAGE (a variant name, a tag or an image ID) to --registry.
 
@@ -54,13 +59,19 @@ def command(image: str, host: str, force: bool, quiet: bool, matrix_file: Path |
     the manifests back, pulls the image by digest and runs one command in it.
     """
     project = open_project(matrix_file, compat_file)
+    signer = None
+    if sign_key:
+        from dlbase.commands._signing import private_key
+
+        signer = private_key(sign_key)  # a wrong passphrase stops here, before anything is pushed
     engine = Engine()
     engine.ping()
     progress = PushProgress(quiet or as_json)
     local = publish.resolve(project, engine, image)
     if force:
         ui.warn("--force: the verification requirement is waived; the report records it")
-    body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say)
+    body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
+                           signer=signer, host_label=host_label)
     if as_json:
         ui.emit_json({"ok": True, **body})
         return
@@ -73,4 +84,11 @@ def command(image: str, host: str, force: bool, quiet: bool, matrix_file: Path |
     ui.table(["tag", "digest", "change"], rows, title=f"pushed {body['image_id'][:19]} to {body['registry']}")
     ui.info(f"verification: {body['verification']['status']}" + (" (FORCED)" if body["forced"] else ""))
     ui.info(f"pull check: {body['pull_check']['reference']} -> {body['pull_check']['output']}")
+    if body.get("signing"):
+        s = body["signing"]
+        new = [a["predicateType"] for a in s["attestations"] if not a.get("existing")]
+        ui.info(f"{'already signed' if s['signature'].get('existing') else 'signed'} ({s['signature']['tag']}); "
+                f"attached {len(new)} new attestation(s) ({', '.join(new) or 'none'}), "
+                f"{len(s['attestations']) - len(new)} already there: {s['seconds']:.1f}s, "
+                f"{s['registry_bytes']:,} bytes added to the registry")
     ui.info(f"report: {body['report_file']}\nsbom: {body['sbom_file']}")

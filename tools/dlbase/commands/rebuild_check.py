@@ -34,7 +34,7 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
     engine = Engine()
     engine.ping()
     progress = BuildProgress(quiet=as_json)
-    result = reproduce.rebuild_check(project, spec, engine, on_event=progress.build, say=progress.say,
+    result = reproduce.rebuild_check(project, spec, engine, on_event=progress.event, say=progress.say,
                                      extra_labels=extra, keep=keep)
     if as_json:
         ui.emit_json({"ok": result.reproducible, **result.to_dict()})

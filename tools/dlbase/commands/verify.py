@@ -69,29 +69,57 @@ def print_summary(report: verify_mod.VerifyReport) -> None:
               help="write the JSON report here (default .dlbase/reports/verify-<id>.json)")
 @click.option("--label", "labels", multiple=True, metavar="dlbase.KEY=VALUE",
               help="extra label on the containers verify starts (repeatable), e.g. a CI run ID")
+@click.option("--attest", is_flag=True,
+              help="IMAGE is REGISTRY/REPO@sha256:...: pull it by digest, verify, and append this host's "
+                   "signed verification attestation to it in the registry (the image is not pushed again)")
+@click.option("--key", "attest_key", default=None, metavar="KEY",
+              help="with --attest: the private signing key (cosign.key or env://NAME)")
+@click.option("--host-label", default=None, metavar="LABEL",
+              help="with --attest: this host's name in the attestation (e.g. gpu-h200-01)")
 @project_options
 @json_option
 def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, shm_size: str, ipc_host: bool,
             only: str | None, keyword: str | None, junit_file: Path | None, report_file: Path | None,
-            labels: tuple[str, ...], matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+            labels: tuple[str, ...], attest: bool, attest_key: str | None, host_label: str | None,
+            matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Verify IMAGE_OR_VARIANT (a variant name, an image tag or ID; default: the matrix's default
-    variant): testinfra from the host and the image's own suite inside it. Exit 9 on any failure."""
+    variant): testinfra from the host and the image's own suite inside it. Exit 9 on any failure.
+
+    With --attest --key KEY, IMAGE is REGISTRY/REPO@sha256:...: the result, passed or failed,
+    is signed and appended to the image's attestations in the registry."""
+    attestation = None
+    if attest:
+        from dlbase.commands import _attest
+
+        attestation = _attest.prepare(image_or_variant, attest_key)
+    elif attest_key or host_label:
+        raise click.UsageError("--key and --host-label go with --attest")
     options = verify_mod.VerifyOptions(require_gpu=require_gpu, gpus=gpus, shm_size=shm_size, ipc_host=ipc_host,
                                        only=only, keyword=keyword, junit_file=junit_file, report_file=report_file,
                                        labels=_labels(labels))
     project = open_project(matrix_file, compat_file)
     engine = Engine()
     engine.ping()
+    if attestation is not None:
+        image_or_variant = attestation.pull(engine, say=lambda m: None if as_json else ui.info(m))
     target = verify_mod.resolve(project, engine, image_or_variant)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # a CI cancel cleans up like Ctrl-C
     try:
         report = verify_mod.verify(project, engine, target, options, say=lambda m: None if as_json else ui.info(m))
     finally:
         signal.signal(signal.SIGTERM, previous)
+    attached = None
+    if attestation is not None:
+        attached = attestation.attach(project, engine, report, host_label,
+                                      say=lambda m: None if as_json else ui.info(m))
     if as_json:
-        ui.emit_json(report.to_dict())
+        ui.emit_json({**report.to_dict(), **({"attestation": attached} if attached else {})})
     else:
         print_summary(report)
+        if attached:
+            ui.info(f"attested: {report.image} {'passed' if report.passed else 'FAILED'} as "
+                    f"{attached['attestations'][0]['predicateType']} ({attached['seconds']:.1f}s, "
+                    f"{attached['registry_bytes']:,} bytes added to the registry)")
     if not report.passed:
         failed = report.failed_checks
         err = VerifyFailed(f"{target.ref} failed verification: {', '.join(failed) or 'no check ran'}",

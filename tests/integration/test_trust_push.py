@@ -1,0 +1,177 @@
+"""`push --sign`, `trust`, `pull --key` and `verify --attest` end to end: a real small image
+built from the project's templates (tests/support/small_project.py), a real daemon, a
+real loopback registry, keys made by `dlbase key generate`.
+
+A small image cannot pass the full verify (it has no torch), so for the push gate this
+test writes the local verification record itself, marked ``simulated`` (the attached
+verification predicate carries that note); `verify --attest` then runs the real verify,
+which fails, and its failed result is what gets attested -- the honest outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from dlbase import build as build_mod
+from dlbase import records
+from dlbase.registry import RegistryClient
+from dlbase.spec import BuildSpec
+from dlbase.trust import predicates, store
+
+from tests.support.cut_proxy import CutProxy
+from tests.support.registry import dangling_references, registry_binary, running_registry
+from tests.support.small_project import make_small_project
+
+pytestmark = [pytest.mark.docker,
+              pytest.mark.skipif(registry_binary() is None, reason="docker-registry is not installed")]
+REPO = f"dlbase-test-{uuid.uuid4().hex[:8]}/pytorch"
+PASSWORD = "trust-push-test"
+
+
+@pytest.fixture(scope="module")
+def image(engine, debian_base, session_labels, tmp_path_factory):
+    sp = make_small_project(tmp_path_factory.mktemp("sp"), payload="trust")
+    project = sp.project()
+    spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
+    res = build_mod.build(project, spec, engine, tag=False, check_versions=False, extra_labels=session_labels)
+    immutable = res.immutable_tag.split(":", 1)[1]
+    engine.tag(res.image_id, REPO, immutable)
+    return {"sp": sp, "image_id": res.image_id, "ref": f"{REPO}:{immutable}", "immutable": immutable}
+
+
+def simulate_passed_verify(image) -> None:
+    """The push gate's local record, written by the test (see the module docstring);
+    `verify --attest` in a test replaces it with the real, failed, result."""
+    records.record(image["sp"].project(), image["image_id"], passed=True, require_gpu=False,
+                   summary={"simulated": "test_trust_push: a small image cannot pass the full verify",
+                            "counts": {"host": {"passed": 1}, "image": {"passed": 1}}, "failed_checks": [],
+                            "partial": False, "gpus": False})
+
+
+def dlbase(sp, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    full = {**os.environ, "DLBASE_ROOT": str(sp.root), "DLBASE_SIGNING_PASSWORD": PASSWORD,
+            "DOCKER_CONFIG": str(sp.root / ".no-docker-config"), **(env or {})}
+    full.pop("DLBASE_REGISTRY_USER", None)
+    full.pop("DLBASE_REGISTRY_PASSWORD", None)
+    return subprocess.run([sys.executable, "-m", "dlbase", *args], cwd=sp.root, env=full, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
+    simulate_passed_verify(image)
+    sp = image["sp"]
+    keydir = tmp_path / "keys"
+    assert dlbase(sp, "key", "generate", "--out", str(keydir)).returncode == 0
+    with running_registry(tmp_path) as reg:
+        pushed = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", str(keydir / "cosign.key"),
+                        "--host-label", "build-host", "--json")
+        assert pushed.returncode == 0, pushed.stderr
+        body = json.loads(pushed.stdout)
+        signing = body["signing"]
+        assert [a["predicateType"] for a in signing["attestations"]] == [
+            predicates.SBOM_TYPE, predicates.PROVENANCE_TYPE, predicates.VERIFICATION_TYPE]
+        assert signing["registry_bytes"] > 0 and signing["seconds"] > 0
+        print(f"\nSIGNING COST: {signing['seconds']:.2f}s, {signing['registry_bytes']} registry bytes, "
+              f"attestations {[a['bytes'] for a in signing['attestations']]}")
+        digest = body["tags"][image["immutable"]]["digest"]
+        ref = f"{reg.host}/{REPO}:{image['immutable']}"
+
+        res = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"), "--json")
+        assert res.returncode == 0, res.stderr
+        trusted = json.loads(res.stdout)
+        assert trusted["digest"] == digest
+        labels = engine.inspect_image(image["image_id"])["Config"]["Labels"]
+        built = trusted["built_from"]
+        assert built["commit"] == labels["org.opencontainers.image.revision"]
+        assert built["lock_hash"] == labels["dlbase.lock-hash"]
+        assert built["base_digest"] == labels["org.opencontainers.image.base.digest"]
+        assert trusted["sbom"]["python"] >= 1 and trusted["sbom"]["debian"] > 50  # dpkg read from the image
+        [gate] = trusted["verifications"]
+        assert gate["result"] == "passed" and gate["host_label"] == "build-host"
+
+        # the SBOM lists the tiny wheel and Debian's python3 package with purls
+        client = RegistryClient(reg.host)
+        att, _ = client.manifest(REPO, store.att_tag(digest))
+        sbom_layer = next(la for la in att["layers"] if la["annotations"]["predicateType"] == predicates.SBOM_TYPE)
+        stmt = json.loads(base64.b64decode(json.loads(client.blob(REPO, sbom_layer["digest"]))["payload"]))
+        purls = {c["purl"] for c in stmt["predicate"]["components"]}
+        assert any(p.startswith("pkg:pypi/dlbase-tiny@1.0") for p in purls)
+        assert any(p.startswith("pkg:deb/debian/dpkg@") for p in purls)
+
+        table = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"))
+        assert table.returncode == 0 and "verification: build-host" in table.stdout
+
+        pulled = dlbase(sp, "pull", ref, "--key", str(keydir / "cosign.pub"), "--json")
+        assert pulled.returncode == 0, pulled.stderr
+        assert json.loads(pulled.stdout)["image_id"] == image["image_id"]
+
+        # pushing and signing again adds no duplicate signature, SBOM or provenance
+        again = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", str(keydir / "cosign.key"), "--json")
+        assert again.returncode == 0, again.stderr
+        signing = json.loads(again.stdout)["signing"]
+        assert signing["signature"]["existing"] is True
+        assert [a.get("existing", False) for a in signing["attestations"]] == [True, True, False]  # a new record attestation
+
+        image_tags = {t: d for t, d in ((t, client.manifest_digest(REPO, t)) for t in client.tags(REPO))
+                      if not t.startswith("sha256-")}
+        attest = dlbase(sp, "verify", f"{reg.host}/{REPO}@{digest}", "--attest", "--key", str(keydir / "cosign.key"),
+                        "--host-label", "cpu-ci")
+        assert attest.returncode == 9, attest.stderr  # the small image fails the real verify
+        assert "attested" in attest.stderr
+        after = {t: client.manifest_digest(REPO, t) for t in client.tags(REPO) if not t.startswith("sha256-")}
+        assert after == image_tags  # the image was not pushed again
+
+        res = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"), "--json")
+        verifications = {v["host_label"]: v for v in json.loads(res.stdout)["verifications"]}
+        assert verifications["cpu-ci"]["result"] == "failed" and verifications["cpu-ci"]["failed_checks"]
+        gpu = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"), "--require-gpu-verified")
+        assert gpu.returncode == 19 and "no verification meets the policy" in gpu.stderr
+
+        # a wrong passphrase stops push --sign before anything is pushed again
+        wrong = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", str(keydir / "cosign.key"),
+                       env={"DLBASE_SIGNING_PASSWORD": "nope"})
+        assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_registry_cut_while_push_signs(engine, image, tmp_path):
+    """The registry goes away after the image is pushed, at the signature's manifest PUT
+    (a loopback proxy cut there): one message that says the image is published and the
+    signing failed, exit 5, no manifest naming a missing blob; running the same push
+    again completes the evidence."""
+    simulate_passed_verify(image)
+    sp = image["sp"]
+    keydir = tmp_path / "keys"
+    assert dlbase(sp, "key", "generate", "--out", str(keydir)).returncode == 0
+    with running_registry(tmp_path) as reg:
+        upstream = ("127.0.0.1", int(reg.host.rsplit(":", 1)[1]))
+        proxy = CutProxy(upstream, r"^PUT /v2/\S+/manifests/sha256-[0-9a-f]{64}\.sig ")
+        try:
+            res = dlbase(sp, "push", image["ref"], "--registry", proxy.host, "--sign", str(keydir / "cosign.key"))
+        finally:
+            proxy.close()
+        assert res.returncode == 5, res.stderr
+        errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "was pushed, but signing/attaching failed" in errors[0], res.stderr
+        assert "cannot be reached" in errors[0] and "Traceback" not in res.stderr
+        assert any(".sig" in line for line in proxy.seen)
+        tags = RegistryClient(reg.host).tags(REPO)
+        assert image["immutable"] in tags
+        assert [t for t in tags if t.startswith("sha256-")] == []  # no signature, no attestation manifest
+        assert dangling_references(reg.host, REPO) == []
+
+        again = CutProxy(upstream, r"^NEVER$")  # the same address family, nothing cut
+        try:
+            ok = dlbase(sp, "push", image["ref"], "--registry", again.host, "--sign", str(keydir / "cosign.key"))
+            assert ok.returncode == 0, ok.stderr
+            trusted = dlbase(sp, "trust", f"{again.host}/{REPO}:{image['immutable']}", "--key",
+                             str(keydir / "cosign.pub"))
+            assert trusted.returncode == 0, trusted.stderr
+        finally:
+            again.close()
+        assert dangling_references(reg.host, REPO) == []

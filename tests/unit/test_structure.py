@@ -1,0 +1,81 @@
+"""The package's shape: no import cycle, and the daemon-free modules stay daemon-free.
+
+Imports are read from the source (module level, outside ``if TYPE_CHECKING:``), so a
+cycle hidden behind a late import inside a function is caught too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "tools" / "dlbase"
+# Modules that must work without Docker (DESIGN: matrix, compat, render and lock never import docker).
+DAEMON_FREE = ("matrix", "compat", "render", "lock", "spec", "tags", "sbom", "imageref", "root",
+               "engine.buildstream")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every dlbase module (and top-level third-party name) ``path`` imports, anywhere but
+    under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py") if "suites" not in p.parts}
+    return {name: {m for m in imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def test_no_import_cycle(graph: dict[str, set[str]]) -> None:
+    """A package's __init__ importing its own submodules is not a cycle of concerns."""
+    def deps(name: str) -> set[str]:
+        return {d for d in graph[name] if not (name.startswith(d + ".") or d.startswith(name + "."))}
+
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for dep in deps(name):
+            if state.get(dep) == 1:
+                cycles.append(stack[stack.index(dep):] + [dep] if dep in stack else [name, dep])
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("name", DAEMON_FREE)
+def test_daemon_free_modules_import_neither_docker_nor_the_engine(name: str) -> None:
+    path = PACKAGE / (name.replace(".", "/") + ".py")
+    found = imports(path)
+    assert not {m for m in found if m == "docker" or m.startswith("docker.")}, f"{name} imports docker"
+    assert not {m for m in found if m == "dlbase.engine" or m.startswith("dlbase.engine.")}, \
+        f"{name} imports the engine"

@@ -1,0 +1,125 @@
+"""DSSE envelopes, simple-signing payloads and the policy, without a registry.
+
+Envelopes are verified twice: by dlbase's own check and by securesystemslib's DSSE
+implementation (an independent verifier of the same spec).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from dlbase.errors import BadSignature, InvalidInput, WrongSubject
+from dlbase.trust import keys, predicates, simplesign, statements, store
+from dlbase.trust.policy import Policy, reasons_against
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import VerificationError
+from securesystemslib.signer import SSlibKey
+
+DIGEST = "sha256:" + hashlib.sha256(b"image").hexdigest()
+OTHER = "sha256:" + hashlib.sha256(b"other").hexdigest()
+NAME = "127.0.0.1:5000/team/pytorch"
+
+
+def sslib_key(public) -> SSlibKey:
+    """securesystemslib's view of the key, with cosign's empty key id."""
+    return SSlibKey("", "ecdsa", "ecdsa-sha2-nistp256",
+                    {"public": public.public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()})
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return keys.generate()
+
+
+def _envelope(pair, digest=DIGEST):
+    stmt = statements.statement(NAME, digest, predicates.VERIFICATION_TYPE, {"result": "passed"})
+    return statements.envelope(pair, stmt)
+
+
+def test_envelope_verifies_with_securesystemslib(pair):
+    env = json.loads(_envelope(pair))
+    assert env["payloadType"] == "application/vnd.in-toto+json"
+    assert env["signatures"][0]["keyid"] == ""
+    envelope = Envelope.from_dict(json.loads(json.dumps(env)))
+    key = sslib_key(pair.public)
+    assert "" in envelope.verify([key], 1)
+    stmt = json.loads(envelope.payload)
+    assert stmt["_type"] == "https://in-toto.io/Statement/v1"
+    assert stmt["subject"] == [{"name": NAME, "digest": {"sha256": DIGEST.split(":")[1]}}]
+
+
+def test_securesystemslib_rejects_an_edited_payload(pair):
+    env = json.loads(_envelope(pair))
+    stmt = json.loads(base64.b64decode(env["payload"]))
+    stmt["predicate"]["result"] = "failed"
+    env["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+    with pytest.raises(VerificationError):
+        Envelope.from_dict(json.loads(json.dumps(env))).verify([sslib_key(pair.public)], 1)
+    with pytest.raises(BadSignature, match="does not verify"):
+        statements.open_envelope(pair.public, json.dumps(env).encode(), DIGEST, "att")
+
+
+def test_own_check_accepts_good_and_names_the_failure(pair):
+    assert statements.open_envelope(pair.public, _envelope(pair), DIGEST, "att")["predicate"] == {"result": "passed"}
+    with pytest.raises(BadSignature, match="does not verify"):
+        statements.open_envelope(keys.generate().public, _envelope(pair), DIGEST, "att")
+    with pytest.raises(WrongSubject, match=OTHER):
+        statements.open_envelope(pair.public, _envelope(pair, OTHER), DIGEST, "att")
+    with pytest.raises(BadSignature, match="not a DSSE envelope"):
+        statements.open_envelope(pair.public, b"{}", DIGEST, "att")
+
+
+def test_simple_signing_payload_and_checks(pair):
+    data = simplesign.payload(NAME, DIGEST)
+    body = json.loads(data)
+    assert body["critical"] == {"identity": {"docker-reference": NAME}, "image": {"docker-manifest-digest": DIGEST},
+                                "type": "cosign container image signature"}
+    blob, ann = simplesign.sign(pair, data)
+    assert simplesign.verify(pair.public, blob, ann, DIGEST, "sig")["critical"]["image"]["docker-manifest-digest"] == DIGEST
+    with pytest.raises(WrongSubject):
+        simplesign.verify(pair.public, blob, ann, OTHER, "sig")
+    with pytest.raises(BadSignature):
+        simplesign.verify(keys.generate().public, blob, ann, DIGEST, "sig")
+    with pytest.raises(BadSignature):
+        simplesign.verify(pair.public, blob.replace(b"cosign", b"Cosign"), ann, DIGEST, "sig")
+    with pytest.raises(BadSignature, match="no dev.cosignproject.cosign/signature"):
+        simplesign.verify(pair.public, blob, {}, DIGEST, "sig")
+
+
+def test_manifest_layout():
+    layer = store.Layer(b"x", statements.MEDIA_TYPE, {"predicateType": "t"})
+    body = json.loads(store.manifest_bytes([layer.descriptor()]))
+    assert body["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert body["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    assert body["config"]["digest"] == "sha256:" + hashlib.sha256(b"{}").hexdigest()
+    assert body["layers"][0]["digest"] == "sha256:" + hashlib.sha256(b"x").hexdigest()
+    assert store.sig_tag(DIGEST) == f"sha256-{DIGEST[7:]}.sig"
+    assert store.att_tag(DIGEST) == f"sha256-{DIGEST[7:]}.att"
+
+
+def _verification(result="passed", gpus=(), driver=None, require_gpu=True, partial=False):
+    return {"result": result, "partial": partial, "requireGpu": require_gpu, "gpusUsed": bool(gpus),
+            "host": {"label": "h", "driver": driver,
+                     "gpus": [{"name": "H200", "sm": sm, "computeCapability": sm[3] + "." + sm[4:]} for sm in gpus]}}
+
+
+def test_policy():
+    gpu = _verification(gpus=("sm_90",), driver="550.54.15")
+    cpu = _verification(require_gpu=False)
+    assert reasons_against(Policy(), cpu) == []
+    assert reasons_against(Policy(require_gpu_verified=True), gpu) == []
+    assert "no GPU on that host" in reasons_against(Policy(require_gpu_verified=True), cpu)
+    assert reasons_against(Policy(gpu_arch="sm_90"), gpu) == []
+    assert reasons_against(Policy(gpu_arch="sm_80"), gpu) == ["no sm_80 GPU (sm_90)"]
+    assert reasons_against(Policy(min_driver="550.54.14"), gpu) == []
+    assert reasons_against(Policy(min_driver="560"), gpu) == ["driver 550.54.15 < 560"]
+    assert "did not pass" in reasons_against(Policy(), _verification(result="failed"))
+    with pytest.raises(InvalidInput):
+        Policy(gpu_arch="hopper")
+    with pytest.raises(InvalidInput):
+        Policy(min_driver="new")

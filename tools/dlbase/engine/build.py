@@ -1,0 +1,160 @@
+"""Running a classic-builder build on the daemon, and cleaning up after a failed one.
+
+The stream itself is read by the pure :mod:`dlbase.engine.buildstream`; this module
+starts the build, decides what a broken stream means (a failing step, a daemon that
+went away, Ctrl-C) and removes exactly the objects the failed build made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from docker import errors as docker_errors
+
+from dlbase import errors
+from dlbase.engine.buildstream import BuildEvent, BuildStreamParser, BuildTrace, killed_by_signal
+from dlbase.engine.daemon import GONE_PROBE_S, api_message, is_connection_error, short_cause
+from dlbase.engine.images import Images
+
+BUILD_ID_LABEL = "dlbase.build-id"
+
+
+class Builds(Images):
+    """``build``: the one way dlbase makes an image from a Dockerfile."""
+
+    def build(self, context_dir: str | os.PathLike[str], dockerfile: str = "Dockerfile", *,
+              buildargs: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+              network_mode: str | None = None, nocache: bool = False, pull: bool = False,
+              on_event: Callable[[BuildEvent], None] | None = None,
+              log_path: str | os.PathLike[str] | None = None,
+              clean_on_failure: bool = True, cache_from: list[str] | None = None) -> str:
+        """Build with the classic builder, stream progress, return the image ID (untagged).
+
+        Every build gets a ``dlbase.build-id`` label (kept if the caller passed one) so
+        its final image can be found again. On failure, Ctrl-C or the daemon vanishing,
+        the containers and per-step images this build created are removed (they are read
+        off the stream, since the classic builder labels none of them), unless
+        ``clean_on_failure`` is False (keeps the layer cache of the steps that passed).
+        """
+        build_labels = {BUILD_ID_LABEL: str(uuid.uuid4()), **(labels or {})}
+        log_file = str(log_path) if log_path else None
+        emit = on_event or (lambda _event: None)
+        stream: Any = None
+        with _open_log(log_file) as log:
+            parser = BuildStreamParser(log=log, log_file=log_file)
+            trace = parser.trace
+            try:
+                stream = self._start_build(context_dir, dockerfile, buildargs, build_labels,
+                                           network_mode, nocache, pull, cache_from)
+                for chunk in stream:
+                    for event in parser.feed(chunk):
+                        emit(event)
+                short = parser.finish()
+            except KeyboardInterrupt:
+                self._abort_stream(stream)
+                self._clean_failed_build(trace, clean_on_failure, interrupted=True)
+                what = "removed what it had created" if clean_on_failure else "kept its layers"
+                raise errors.Interrupted(f"build interrupted at {trace.step_text or 'start'}; {what}",
+                                         details=_log_details(log_file)) from None
+            except errors.BuildFailed as exc:
+                # A step "failing" because the daemon is shutting down (its container was
+                # killed, exit 137) is the daemon's going, not the Dockerfile's fault.
+                if self._gone(within=GONE_PROBE_S if killed_by_signal(exc.message) else 0):
+                    raise self._unavailable(None, during="the build", details=exc.details) from None
+                self._clean_failed_build(trace, clean_on_failure)
+                raise
+            except errors.DlbaseError:
+                self._clean_failed_build(trace, clean_on_failure)
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified, then re-raised typed
+                self._clean_failed_build(trace, clean_on_failure)
+                raise self._build_exception(exc, parser) from None
+        image_id = self._full_image_id(short)
+        emit(BuildEvent("done", text=image_id, image_id=image_id, elapsed=parser.elapsed()))
+        return image_id
+
+    def _start_build(self, context_dir: str | os.PathLike[str], dockerfile: str,
+                     buildargs: dict[str, str] | None, labels: dict[str, str],
+                     network_mode: str | None, nocache: bool, pull: bool,
+                     cache_from: list[str] | None = None) -> Iterator[dict]:
+        context = Path(context_dir)
+        if not context.is_dir():
+            raise errors.Missing(f"build context {context} is not a directory")
+        if not (context / dockerfile).is_file():
+            raise errors.Missing(f"Dockerfile {context / dockerfile} does not exist")
+        return self._api.build(path=str(context), dockerfile=dockerfile, buildargs=buildargs or {},
+                               labels=labels, network_mode=network_mode, nocache=nocache,
+                               pull=pull, rm=True, forcerm=True, decode=True, cache_from=cache_from)
+
+    def _build_exception(self, exc: BaseException, parser: BuildStreamParser) -> errors.DlbaseError:
+        trace = parser.trace
+        if isinstance(exc, docker_errors.APIError):
+            return parser.failure(f"Docker daemon refused the build: {api_message(exc)}")
+        if is_connection_error(exc):
+            if not self._gone():
+                return parser.failure(f"build stream broke: {short_cause(exc)}")
+            return self._unavailable(exc, during="the build" if trace.started else None,
+                                     details=parser.failure("").details if trace.started else None)
+        return parser.failure(f"build failed: {exc}")
+
+    def _clean_failed_build(self, trace: BuildTrace, enabled: bool, *, interrupted: bool = False) -> None:
+        """Remove this build's intermediate containers and the images it committed.
+
+        Best effort, and only objects read off this build's stream (plus, after Ctrl-C,
+        containers created since the build began from the last image of its chain, whose
+        "Running in" line may not have reached us yet). Images are removed newest first
+        without force, so an image another build now uses (a cache hit) is left alone.
+        """
+        if not enabled or not self._answers():
+            return
+        if interrupted:
+            time.sleep(0.5)  # the daemon cancels the build when the stream closes; let it
+        for container_id in self._failed_build_containers(trace, interrupted):
+            with contextlib.suppress(Exception):
+                self._api.remove_container(container_id, force=True)
+        built = {trace.image_id} if trace.image_id else set()
+        for image_id in reversed(trace.created_images + sorted(built)):
+            with contextlib.suppress(Exception):
+                if not self._has_tags(image_id):
+                    self._api.remove_image(image_id)
+
+    def _failed_build_containers(self, trace: BuildTrace, interrupted: bool) -> list[str]:
+        """Containers this build left: the "Running in" ones, and after Ctrl-C also a
+        step container created from the chain's last image whose line never reached us
+        (same parent image, created during the build, a builder-style shell command)."""
+        found = list(trace.containers)
+        if interrupted and trace.chain:
+            parent = trace.chain[-1]
+            with contextlib.suppress(Exception):
+                for summary in self._api.containers(all=True, filters={"ancestor": parent}):
+                    if _is_step_container_of(summary, parent, trace):
+                        found.append(summary["Id"])
+        return found
+
+
+def _is_step_container_of(summary: dict[str, Any], parent: str, trace: BuildTrace) -> bool:
+    started_wall = time.time() - (time.monotonic() - trace.started_at)
+    image_id = str(summary.get("ImageID", "")).removeprefix("sha256:")
+    return (image_id.startswith(parent.removeprefix("sha256:"))
+            and float(summary.get("Created", 0)) >= started_wall - 2
+            and str(summary.get("Command", "")).startswith("/bin/sh -c"))
+
+
+def _log_details(log_file: str | None) -> list[str]:
+    return [f"full log: {log_file}"] if log_file else []
+
+
+@contextlib.contextmanager
+def _open_log(path: str | None) -> Iterator[IO[str] | None]:
+    if not path:
+        yield None
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        yield handle

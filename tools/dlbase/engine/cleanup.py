@@ -1,0 +1,68 @@
+"""Label-based clean-up: remove what dlbase made (and only that) from a shared daemon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dlbase import errors
+from dlbase.engine.containers import Containers
+from dlbase.engine.images import Images
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What :meth:`Cleanup.cleanup` removed, and what it had to keep (ID -> reason)."""
+
+    containers: list[str]
+    images: list[str]
+    kept: dict[str, str] = field(default_factory=dict)
+
+
+class Cleanup(Containers, Images):
+    def cleanup(self, label: str) -> CleanupReport:
+        """Remove containers, then images, that carry ``label`` (``key`` or ``key=value``).
+
+        Refuses labels outside the ``dlbase.`` namespace so it can never touch anything
+        on the shared daemon that dlbase did not make. Images are removed newest first,
+        so children go before the parents they were built on.
+        """
+        if not label.startswith("dlbase."):
+            raise errors.InvalidInput(f"refusing to clean up by label {label!r}",
+                                      hint="only dlbase.* labels can be cleaned up")
+        removed_containers = []
+        for summary in self.containers_with_label(label):
+            self._remove_container(summary["Id"])
+            removed_containers.append(summary["Id"])
+        removed_images, kept = self._remove_images_children_first(
+            [s["Id"] for s in sorted(self.images_with_label(label),
+                                     key=lambda s: s.get("Created", 0), reverse=True)])
+        return CleanupReport(containers=removed_containers, images=removed_images, kept=kept)
+
+    def _remove_images_children_first(self, image_ids: list[str]) -> tuple[list[str], dict[str, str]]:
+        """Remove images in passes, retrying those that still had children.
+
+        "Created" has one-second resolution, so sorting cannot order a build's
+        intermediate images (the classic builder's LABEL steps carry the labels too);
+        the daemon answers 409 for a parent, which is retried after its children went.
+        Images pruned along with a child (untagged parents) simply vanish.
+        """
+        removed: list[str] = []
+        pending = list(image_ids)
+        kept: dict[str, str] = {}
+        while pending:
+            kept = {}
+            for image_id in pending:
+                try:
+                    with self._translate(f"remove image {image_id}", missing="gone"):
+                        self._api.remove_image(image_id, force=True)
+                    removed.append(image_id)
+                except errors.Missing:
+                    continue
+                except errors.DaemonUnavailable:
+                    raise
+                except errors.DlbaseError as exc:
+                    kept[image_id] = exc.message
+            if len(kept) == len(pending):
+                break  # no progress: what is left is used by something unlabelled
+            pending = list(kept)
+        return removed, kept

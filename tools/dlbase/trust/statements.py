@@ -1,0 +1,89 @@
+"""in-toto v1 statements in DSSE envelopes, as cosign stores attestations.
+
+A statement names its subject (the image's repository and manifest digest), a predicate
+type and the predicate. The envelope signs the DSSE pre-authentication encoding
+(PAE, computed by securesystemslib) of the statement's bytes with the ECDSA key. The
+envelope JSON follows the DSSE spec and cosign: ``payload`` and ``sig`` in standard
+base64, ``keyid`` empty (a key-based signature names no key id).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from securesystemslib.dsse import Envelope
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from dlbase.errors import BadSignature, WrongSubject
+from dlbase.trust import keys
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+
+
+def statement(name: str, digest: str, predicate_type: str, predicate: dict) -> dict:
+    algo, _, hexdigest = digest.partition(":")
+    return {"_type": STATEMENT_TYPE, "subject": [{"name": name, "digest": {algo: hexdigest}}],
+            "predicateType": predicate_type, "predicate": predicate}
+
+
+def pae(payload: bytes) -> bytes:
+    """The bytes a DSSE signature covers (securesystemslib's implementation)."""
+    return Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={}).pae()
+
+
+def payload_bytes(stmt: dict) -> bytes:
+    """The canonical bytes of a statement (what the envelope carries and signs)."""
+    return json.dumps(stmt, separators=(",", ":"), sort_keys=True).encode()
+
+
+def envelope_payload(blob: bytes) -> bytes:
+    """The payload bytes of an envelope already checked by :func:`open_envelope`."""
+    return base64.b64decode(json.loads(blob)["payload"])
+
+
+def envelope(pair: keys.KeyPair, stmt: dict) -> bytes:
+    """The signed DSSE envelope (JSON bytes) of one statement."""
+    payload = payload_bytes(stmt)
+    sig = keys.sign(pair, pae(payload))
+    body = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
+            "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def open_envelope(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, where: str) -> dict:
+    """Verify one envelope with the key and check its subject; the statement.
+
+    Any signature in the envelope made by the key is enough (DSSE allows several).
+    """
+    try:
+        env = json.loads(blob)
+        payload = base64.b64decode(env["payload"], validate=True)
+        sigs = [base64.b64decode(s["sig"], validate=True) for s in env.get("signatures") or []]
+        ptype = env["payloadType"]
+    except (ValueError, KeyError, TypeError):
+        raise BadSignature(f"{where}: not a DSSE envelope") from None
+    if ptype != PAYLOAD_TYPE:
+        raise BadSignature(f"{where}: payload type {ptype!r} is not {PAYLOAD_TYPE}")
+    signed = pae(payload)
+    if not any(keys.verify(public, s, signed) for s in sigs):
+        raise BadSignature(f"{where}: the attestation's signature does not verify with the key given",
+                           hint="its statement was edited after signing, or another key signed it")
+    try:
+        stmt = json.loads(payload)
+        subjects = stmt["subject"]
+        stmt["predicateType"]
+    except (ValueError, KeyError, TypeError):
+        raise BadSignature(f"{where}: the signed payload is not an in-toto statement") from None
+    if stmt.get("_type") != STATEMENT_TYPE:
+        raise BadSignature(f"{where}: statement type {stmt.get('_type')!r} is not {STATEMENT_TYPE}")
+    algo, _, hexdigest = digest.partition(":")
+    if not any((s.get("digest") or {}).get(algo) == hexdigest for s in subjects if isinstance(s, dict)):
+        named = ", ".join(f"{algo}:{(s.get('digest') or {}).get(algo)}" for s in subjects if isinstance(s, dict))
+        raise WrongSubject(f"{where}: a correctly signed {stmt['predicateType']} statement names {named or 'nothing'}, "
+                           f"not {digest}",
+                           hint="an attestation of another image was copied here; do not use this image")
+    return stmt
