@@ -61,7 +61,10 @@ ARG WHEELHOUSE=""
 ARG PIP_INDEX_URL=https://download.pytorch.org/whl/cu126
 ARG PIP_EXTRA_INDEX_URL="https://pypi.org/simple"
 COPY images/_build/pycompile_new.py /opt/dlbase/pycompile_new.py
+# The venv keeps pip only: the setuptools ensurepip adds would be replaced (files rewritten in a
+# higher layer) by the one a flavor's lock pins; a lock that needs setuptools installs it.
 RUN python3.10 -m venv /opt/venv \
+ && PYTHONDONTWRITEBYTECODE=1 /opt/venv/bin/python -m pip uninstall --yes --quiet setuptools \
  && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /opt/venv/lib > /dev/null
 
 # Layer group 1 "environment": 0 package(s).
