@@ -78,7 +78,12 @@ doctor: venv ## pre-flight of a GPU host: Docker, NVIDIA runtime, driver and GPU
 	$(DLBASE) doctor $(VERIFY_FLAGS)
 
 .PHONY: static
-static: render-check lint check lock-check ## the checks that need no daemon: drift, lint, compatibility, lock freshness
+static: render-check lint check lock-check ci-check ## the checks that need no daemon: drift, lint, compatibility, lock integrity, CI hand-offs
+
+.PHONY: ci-check
+ci-check: venv ## what users' CI gets: the workflow against GitHub's schema (offline), the bake file's targets, Dockerfiles and tags
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows ci/github-actions.yml
+	$(PYTEST) -q tests/unit/test_ci_handoff.py
 
 .PHONY: unit
 unit: venv ## fast tests, no daemon

@@ -61,6 +61,22 @@ def detection_pipeline(seed: int | None = None, extra: list | None = None) -> A.
     )
 
 
+def colour_pipeline(seed: int | None = None) -> A.Compose:
+    """The seed's timing example: 224x224 images through "colour jitter, blur, normalisation"
+    (its train_transform is not spelled out; these are the three operations it names)."""
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1, p=0.8),
+            A.GaussianBlur(blur_limit=(3, 5), p=0.5),
+            A.Normalize(),
+            ToTensorV2(),
+        ],
+        strict=True,
+        seed=seed,
+    )
+
+
 def validation_pipeline() -> A.Compose:
     """The seed's evaluation pipeline: only Resize + Normalize, so evaluation is deterministic."""
     return A.Compose([A.Resize(640, 640), A.Normalize(), ToTensorV2()], bbox_params=coco_params(), strict=True)

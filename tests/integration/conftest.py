@@ -16,10 +16,16 @@ from pathlib import Path
 import pytest
 from dlbase import base, errors
 from dlbase.engine import Engine
+from tests.support.signals import install_sigterm_as_interrupt
 
 SESSION_LABEL_KEY = "dlbase.test-session"
 SESSION_ID = str(uuid.uuid4())
 SESSION_LABEL = f"{SESSION_LABEL_KEY}={SESSION_ID}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run killed with SIGTERM (CI's time limit) still runs the finaliser below."""
+    install_sigterm_as_interrupt()
 
 
 def _require_docker() -> bool:

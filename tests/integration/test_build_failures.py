@@ -296,7 +296,10 @@ def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> list[s
 # ---------------------------------------------------------------- 5. Ctrl-C
 
 
-def test_ctrl_c_mid_step_exits_130_and_leaves_nothing(engine: Engine, small, session_labels, test_repo) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_mid_step_exits_130_and_leaves_nothing(engine: Engine, small, session_labels, test_repo,
+                                                      sig: signal.Signals) -> None:
+    """Ctrl-C, and SIGTERM (a CI cancel, `timeout`) the same way: exit 130, nothing left."""
     sp, token = small
     insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}", f'RUN echo "{token}: sleeping" && sleep 60')
     render(sp)
@@ -308,7 +311,7 @@ def test_ctrl_c_mid_step_exits_130_and_leaves_nothing(engine: Engine, small, ses
         time.sleep(1)  # the step's container is running
         assert containers_matching(engine, token), "the sleeping step should be running"
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, rest = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -29,7 +29,7 @@ from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
 from dlbase.wheelhouse import default_wheelhouse
 
 ROOT = Path(__file__).resolve().parents[2]
-COPY = ("images", "templates", "tests/image", "README.md", ".dockerignore", ".hadolint.yaml", "ci")
+COPY = ("images", "templates", "tests/image", "runtime", "README.md", ".dockerignore", ".hadolint.yaml", "ci")
 
 
 @dataclass
@@ -85,8 +85,8 @@ def write_lock(spec: BuildSpec, path: Path, pins: list[tuple[str, str, str]],
                constraints: list[str] | None = None) -> None:
     """A lock with the variant's true fingerprint and the given (name, version, sha256) pins."""
     lspec = lock_spec(spec, constraints)
-    header = lock_mod._header(lspec, lspec.fingerprint())  # the same header `dlbase lock` writes
     body = "".join(f"{n}=={v} \\\n    --hash=sha256:{h}\n" for n, v, h in pins)
+    header = lock_mod._header(lspec, lspec.fingerprint(), body)  # the same header `dlbase lock` writes
     path.write_text(header + body)
     path.chmod(0o644)
 

@@ -247,8 +247,8 @@ def test_toolkit_does_not_match_the_wheel_line(cli, project_copy, edit):
 
 
 def test_variant_on_a_line_the_release_does_not_publish(cli, project_copy, edit):
-    v = "torch2.6-cu124-runtime-debian12"
-    edit(project_copy / MATRIX_REL, f'  - name: {v}\n    torch: "2.6.0"\n    line: cu124',
+    old, v = "torch2.6-cu118-runtime-ubuntu22.04", "torch2.6-cu121-runtime-ubuntu22.04"
+    edit(project_copy / MATRIX_REL, f'  - name: {old}\n    torch: "2.6.0"\n    line: cu118',
          f'  - name: {v}\n    torch: "2.6.0"\n    line: cu121')
     errs = _variant_status(cli, v)
     assert errs[0]["field"] == "line" and "cu121" in errs[0]["message"]

@@ -28,7 +28,7 @@ from dlbase.project import Project
 from dlbase.spec import LOCK_PLATFORM, BuildSpec
 
 BENCH_LABEL = "dlbase.bench"
-COPY = ("images", "templates", "tests/image", "README.md", ".dockerignore", "ci")
+COPY = ("images", "templates", "tests/image", "runtime", "README.md", ".dockerignore", "ci")
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from dlbase import yamlio
-from dlbase.errors import MatrixError
+from dlbase import validate, yamlio
+from dlbase.errors import AddressError, MatrixError
 
 LINE_RE = re.compile(r"^cu(\d{2,})(\d)$")  # cu118, cu124; not cu12 (would read as CUDA 1.2)
 
@@ -116,8 +116,33 @@ class Compat:
 
 
 # --------------------------------------------------------------------------- loading
-def _version(value: Any, file: str, field_name: str, where: str, lineno: int | None) -> str:
+def _text(value: Any, file: str, field_name: str, where: str, lineno: int | None) -> str:
+    """A scalar that must be written as a string: a float (YAML reads 3.10 as 3.1), a list,
+    a mapping, a boolean or an empty value is an error naming the field, not a silent str()."""
+    if isinstance(value, float):
+        raise MatrixError(file, f"{where}: {field_name} {value!r} must be a quoted string "
+                                "(YAML reads 3.10 as 3.1)", field=field_name, lineno=lineno,
+                          hint=f'write it in quotes, e.g. {field_name}: "{value}"')
+    if isinstance(value, bool) or value is None or not isinstance(value, (str, int)):
+        raise MatrixError(file, f"{where}: {field_name} must be a string, not "
+                                f"{'empty' if value is None else type(value).__name__} ({value!r})",
+                          field=field_name, lineno=lineno, hint="compare the entry with its neighbours in the file")
     text = str(value)
+    if not text.strip():
+        raise MatrixError(file, f"{where}: {field_name} is empty", field=field_name, lineno=lineno)
+    return text
+
+
+def _mapping(value: Any, file: str, field_name: str, lineno: int | None) -> dict:
+    if not isinstance(value, dict):
+        raise MatrixError(file, f"'{field_name}' must be a mapping, not "
+                                f"{'empty' if value is None else type(value).__name__}",
+                          field=field_name, lineno=lineno, hint="compare the entry with its neighbours in the file")
+    return value
+
+
+def _version(value: Any, file: str, field_name: str, where: str, lineno: int | None) -> str:
+    text = _text(value, file, field_name, where, lineno)
     try:
         Version(text)
     except InvalidVersion:
@@ -147,16 +172,46 @@ def _load(data: Any, name: str) -> Compat:
         if key not in data:
             raise MatrixError(name, f"missing top-level key '{key}'", field=key)
 
+    for key in ("cuda", "minor_version_compat", "indexes", "arch_lists", "torch"):
+        _mapping(data[key], name, key, yamlio.lineno_of(data, key))
+
+    def at(node: Any, key: Any) -> int | None:
+        return yamlio.lineno_of(node, key)
+
     cuda_min = {}
     for cuda, entry in data["cuda"].items():
-        cuda_min[str(cuda)] = str(entry["min_driver"])
-    minor = {str(k): MinorCompat(str(v["min_driver"]), str(v["require_cuda"]))
-             for k, v in data["minor_version_compat"].items()}
-    indexes = {str(k): str(v) for k, v in data["indexes"].items()}
-    arch = {str(k): tuple(str(a) for a in v) for k, v in data["arch_lists"].items()}
+        where = f"cuda {cuda}"
+        entry = _mapping(entry, name, where, at(data["cuda"], cuda))
+        cuda_min[_text(cuda, name, "cuda", where, at(data["cuda"], cuda))] = _text(
+            entry.get("min_driver"), name, "min_driver", where, at(data["cuda"], cuda))
+    minor = {}
+    for k, v in data["minor_version_compat"].items():
+        where, ln = f"minor_version_compat {k}", at(data["minor_version_compat"], k)
+        v = _mapping(v, name, where, ln)
+        minor[str(k)] = MinorCompat(_text(v.get("min_driver"), name, "min_driver", where, ln),
+                                    _text(v.get("require_cuda"), name, "require_cuda", where, ln))
+    indexes = {}
+    for k, v in data["indexes"].items():
+        url = _text(v, name, "indexes", f"index {k}", at(data["indexes"], k))
+        try:
+            validate.index_url(url, what=f"index {k}")
+        except AddressError as exc:
+            raise MatrixError(name, exc.message, field="indexes", lineno=at(data["indexes"], k), hint=exc.hint) from None
+        indexes[str(k)] = url
+    if "pypi" not in indexes:
+        raise MatrixError(name, "indexes has no 'pypi' entry: every line's extra index and the "
+                                "PyPI-default line need it", field="indexes", lineno=yamlio.lineno_of(data, "indexes"),
+                          hint="add `pypi: https://pypi.org/simple` under indexes")
+    arch = {}
+    for k, v in data["arch_lists"].items():
+        if not isinstance(v, list):
+            raise MatrixError(name, f"arch_lists {k} must be a list like [sm_80, sm_90]", field="arch_lists",
+                              lineno=at(data["arch_lists"], k))
+        arch[str(k)] = tuple(_text(a, name, "arch_lists", f"arch_lists {k}", at(data["arch_lists"], k)) for a in v)
 
     releases: dict[str, Release] = {}
     for torch, entry in data["torch"].items():
+        entry = _mapping(entry, name, f"torch {torch}", at(data["torch"], torch))
         torch = _version(torch, name, "torch", "torch release key", yamlio.lineno_of(data["torch"], torch))
         where = f"torch {torch}"
         missing = [k for k in ("torchvision", "torchaudio", "python", "pypi_default", "lines") if k not in entry]
@@ -164,7 +219,10 @@ def _load(data: Any, name: str) -> Compat:
             raise MatrixError(name, f"{where} lacks {', '.join(missing)}", field=missing[0],
                               lineno=yamlio.lineno_of(data["torch"], torch))
         lines = {}
-        for line_name, spec in entry["lines"].items():
+        if not isinstance(entry["python"], list) or not entry["python"]:
+            raise MatrixError(name, f"{where}: python must be a non-empty list of quoted versions like [\"3.11\"]",
+                              field="python", lineno=yamlio.lineno_of(entry, "python"))
+        for line_name, spec in _mapping(entry["lines"], name, "lines", yamlio.lineno_of(entry, "lines")).items():
             line_name = str(line_name)
             lnum = yamlio.lineno_of(entry["lines"], line_name)
             if not LINE_RE.match(line_name):
@@ -177,7 +235,7 @@ def _load(data: Any, name: str) -> Compat:
             if line_name not in indexes:
                 raise MatrixError(name, f"{where}: line {line_name} has no entry under 'indexes'",
                                   field="indexes", lineno=lnum)
-            cuda = str(spec["cuda"])
+            cuda = _text(spec["cuda"], name, "cuda", where, lnum)
             if cuda not in cuda_min:
                 raise MatrixError(name, f"{where}: CUDA {cuda} has no minimum driver under 'cuda'",
                                   field="cuda", lineno=lnum)
@@ -187,7 +245,7 @@ def _load(data: Any, name: str) -> Compat:
                 nccl=_version(spec["nccl"], name, "nccl", where, lnum),
                 triton=_version(spec["triton"], name, "triton", where, lnum),
             )
-        default = str(entry["pypi_default"])
+        default = _text(entry["pypi_default"], name, "pypi_default", where, yamlio.lineno_of(entry, "pypi_default"))
         if default not in lines:
             raise MatrixError(name, f"{where}: pypi_default {default} is not one of its lines",
                               field="pypi_default", lineno=yamlio.lineno_of(entry, "pypi_default"))
@@ -195,7 +253,7 @@ def _load(data: Any, name: str) -> Compat:
             torch=torch,
             torchvision=_version(entry["torchvision"], name, "torchvision", where, yamlio.lineno_of(entry, "torchvision")),
             torchaudio=_version(entry["torchaudio"], name, "torchaudio", where, yamlio.lineno_of(entry, "torchaudio")),
-            python=tuple(str(p) for p in entry["python"]),
+            python=tuple(_text(p, name, "python", where, yamlio.lineno_of(entry, "python")) for p in entry["python"]),
             pypi_default=default,
             lines=lines,
         )

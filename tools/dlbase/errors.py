@@ -36,6 +36,39 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # Ctrl-C; matches the shell's 128 + SIGINT
 
 
+#: What each code means, in the words the README, docs/failures.md and `dlbase --help` use.
+#: The one source for those texts: `dlbase render` writes them into the README and
+#: docs/failures.md, and a unit test fails when a code has no text here.
+EXIT_TEXT: dict[ExitCode, str] = {
+    ExitCode.OK: "ok",
+    ExitCode.FAILED: "a check failed",
+    ExitCode.INVALID_INPUT: "invalid input or incompatible versions",
+    ExitCode.DRIFT: "stale or damaged generated files",
+    ExitCode.LINT: "lint findings",
+    ExitCode.UNREACHABLE: "index/registry unreachable",
+    ExitCode.DAEMON: "Docker daemon unreachable",
+    ExitCode.BUILD: "build failed",
+    ExitCode.MISMATCH: "image contents disagree with the variant",
+    ExitCode.VERIFY: "verify failed",
+    ExitCode.NOT_VERIFIED: "image not verified",
+    ExitCode.REGISTRY: "registry error",
+    ExitCode.TAG_CONFLICT: "immutable tag conflict",
+    ExitCode.NOT_REPRODUCIBLE: "not reproducible",
+    ExitCode.MISSING: "missing local resource",
+    ExitCode.HASH_MISMATCH: "wheel hash mismatch",
+    ExitCode.UNSIGNED: "unsigned",
+    ExitCode.BAD_SIGNATURE: "bad signature",
+    ExitCode.WRONG_SUBJECT: "statement about another digest",
+    ExitCode.POLICY: "trust policy not met",
+    ExitCode.INTERRUPTED: "interrupted",
+}
+
+
+def exit_code_sentence() -> str:
+    """'0 ok, 1 a check failed, ..., 130 interrupted': every code, in order, one line."""
+    return ", ".join(f"{int(code)} {EXIT_TEXT[code]}" for code in ExitCode)
+
+
 class DlbaseError(Exception):
     """Base error: a message for the user, an optional hint saying what to do, an exit code."""
 
@@ -74,6 +107,15 @@ class MatrixError(InvalidInput):
             parts.append(f"field '{field}'")
         super().__init__(f"{', '.join(parts)}: {message}", hint=hint)
         self.file, self.variant, self.field, self.lineno = file, variant, field, lineno
+
+
+class FileProblem(InvalidInput):
+    """A file dlbase must read or write is not usable: missing, a folder, unreadable,
+    not UTF-8, or on a read-only/immutable path. Names the file and the reason."""
+
+
+class AddressError(InvalidInput):
+    """A malformed address: registry HOST[:PORT], DOCKER_HOST, an index URL, a repository."""
 
 
 class Incompatible(InvalidInput):

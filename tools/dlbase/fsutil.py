@@ -20,6 +20,16 @@ def _umask() -> int:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temp file + rename; an unwritable place is a FileProblem (exit 2)."""
+    try:
+        _write_text_atomic(path, text)
+    except OSError as exc:
+        from dlbase.validate import file_error
+
+        raise file_error(path, exc, action="write") from None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlbase import validate
 from dlbase.lock import Lock, Pinned, canonical_name, parse_lock_text
 from dlbase.matrix import LayerGroup, Matrix, Variant
 
@@ -172,7 +173,7 @@ def variant_assignment(matrix: Matrix, variant: Variant, lock_path: Path) -> Ass
     """The variant's groups from its committed lock; None while it has no lock."""
     if not lock_path.is_file():
         return None
-    text = lock_path.read_text(encoding="utf-8")
+    text = validate.read_text(lock_path, what="lock file")
     lock = parse_lock_text(text, source=str(lock_path))
     return assign(matrix.layers, lock, dependents_graph(text), list(variant.flavor.packages))
 
@@ -198,7 +199,7 @@ def parent_constraints(project, variant: Variant) -> list[str]:  # project: dlba
     path = project.variant_dir(parent.name) / "requirements.lock"
     if not path.is_file():
         return []
-    return [f"{p.key}=={p.version}" for p in parse_lock_text(path.read_text(encoding="utf-8"),
+    return [f"{p.key}=={p.version}" for p in parse_lock_text(validate.read_text(path, what="lock file"),
                                                              source=str(path)).packages]
 
 

@@ -14,13 +14,14 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from dlbase import yamlio
-from dlbase.errors import MatrixError
+from dlbase import validate, yamlio
+from dlbase.errors import AddressError, MatrixError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PY_RE = re.compile(r"^3\.\d+$")
 LINE_RE = re.compile(r"^cu\d{3}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 TOP_KEYS = {"schema": False, "default": True, "repository": True, "packages": True,
             "flavors": True, "bases": True, "variants": True, "layers": False}
@@ -199,6 +200,25 @@ def _pins(probs: _Problems, node: Any, what: str, variant: str | None = None) ->
     return out
 
 
+def _check_name_agrees(probs: _Problems, vname: str, *, lineno: int | None, lname: str, torch: str | None,
+                       flavor: str, flavors: dict[str, Flavor]) -> None:
+    """A variant's name is read by people as its content (torch2.6-cu124-runtime-...): a name
+    that says cu118 while the variant builds cu124 would publish a lying tag."""
+    tokens = vname.split("-")
+    for tok in tokens:
+        m = re.fullmatch(r"cu\d{3}", tok)
+        if m and LINE_RE.match(lname) and tok != lname:
+            probs.add(f"the name says {tok} but the variant's line is {lname}", variant=vname,
+                      field_name="line", lineno=lineno)
+        m = re.fullmatch(r"torch(\d+(?:\.\d+)*)", tok)
+        if m and torch and not (torch == m.group(1) or torch.startswith(m.group(1) + ".")):
+            probs.add(f"the name says torch {m.group(1)} but the variant's torch is {torch}", variant=vname,
+                      field_name="torch", lineno=lineno)
+        if tok in flavors and flavor in flavors and tok != flavor:
+            probs.add(f"the name says flavor {tok} but the variant's flavor is {flavor}", variant=vname,
+                      field_name="flavor", lineno=lineno)
+
+
 def load(path: Path, display: str | None = None) -> Matrix:
     """Load and validate the matrix. Raises MatrixError (exit 2) listing every problem."""
     name = display or str(path)
@@ -211,6 +231,22 @@ def load(path: Path, display: str | None = None) -> Matrix:
     probs.raise_if_any()
 
     packages = _pins(probs, data["packages"], "packages")
+    repository = data["repository"]
+    if not isinstance(repository, str):
+        probs.add(f"repository must be a string like dlbase/pytorch, not {type(repository).__name__}",
+                  field_name="repository", lineno=yamlio.lineno_of(data, "repository"))
+    else:
+        try:
+            validate.repository(repository, where="repository")
+        except AddressError as exc:
+            probs.add(exc.message.removeprefix("repository: ") + "; it must follow Docker's reference grammar "
+                      "(lower-case, e.g. dlbase/pytorch)", field_name="repository",
+                      lineno=yamlio.lineno_of(data, "repository"))
+    for section in ("flavors", "bases"):
+        if data[section] is not None and not isinstance(data[section], dict):
+            probs.add(f"{section} must be a mapping of names to entries", field_name=section,
+                      lineno=yamlio.lineno_of(data, section))
+    probs.raise_if_any()
 
     flavors: dict[str, Flavor] = {}
     for fname, fnode in (data["flavors"] or {}).items():
@@ -218,10 +254,19 @@ def load(path: Path, display: str | None = None) -> Matrix:
             continue
         if any(k not in fnode for k, req in FLAVOR_KEYS.items() if req):
             continue
+        apt = fnode["apt"] or []
+        if not isinstance(apt, list) or not all(isinstance(a, str) and APT_RE.match(a) for a in apt):
+            probs.add(f"flavor '{fname}': apt must be a list of Debian package names", field_name="apt",
+                      lineno=yamlio.lineno_of(fnode, "apt"))
+            apt = []
+        for flag in ("compiler", "jupyter"):
+            if not isinstance(fnode[flag], bool):
+                probs.add(f"flavor '{fname}': {flag} must be true or false, not {fnode[flag]!r}",
+                          field_name=flag, lineno=yamlio.lineno_of(fnode, flag))
         flavors[str(fname)] = Flavor(
             name=str(fname), description=str(fnode["description"]),
             packages=_pins(probs, fnode["packages"], f"flavor '{fname}' packages"),
-            apt=tuple(str(a) for a in (fnode["apt"] or [])),
+            apt=tuple(str(a) for a in apt),
             compiler=bool(fnode["compiler"]), jupyter=bool(fnode["jupyter"]),
             extends=None if fnode.get("extends") is None else str(fnode["extends"]),
         )
@@ -254,6 +299,15 @@ def load(path: Path, display: str | None = None) -> Matrix:
         if not PY_RE.match(python):
             probs.add(f"base '{bname}': python '{python}' must look like 3.11", field_name="python",
                       lineno=yamlio.lineno_of(bnode, "python"))
+        os_name = bnode["os"]
+        if not isinstance(os_name, str) or not NAME_RE.match(os_name):
+            probs.add(f"base '{bname}': os {os_name!r} must be a short lower-case name like debian12 "
+                      "(it becomes part of every tag)", field_name="os", lineno=yamlio.lineno_of(bnode, "os"))
+        for fld, check in (("image", validate.repository), ("tag", validate.tag)):
+            try:
+                check(str(bnode[fld]), where=f"base '{bname}' {fld}")
+            except AddressError as exc:
+                probs.add(exc.message, field_name=fld, lineno=yamlio.lineno_of(bnode, fld))
         toolkit = bnode["cuda_toolkit"]
         bases[str(bname)] = Base(
             key=str(bname), image=str(bnode["image"]), tag=str(bnode["tag"]), source=source,
@@ -300,6 +354,7 @@ def load(path: Path, display: str | None = None) -> Matrix:
             probs.add(f"base '{bname}' is not defined under 'bases' (defined: {', '.join(bases)})",
                       variant=vname, field_name="base", lineno=yamlio.lineno_of(vnode, "base"))
         overrides = _pins(probs, vnode.get("packages"), "packages", variant=vname)
+        _check_name_agrees(probs, vname, lineno=lineno, lname=lname, torch=torch, flavor=fname, flavors=flavors)
         if torch and fname in flavors and bname in bases and LINE_RE.match(lname) and PY_RE.match(python):
             flavor = flavors[fname]
             variants.append(Variant(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlbase import yamlio
-from dlbase.errors import DlbaseError
+from dlbase.errors import DlbaseError, InvalidInput
 from dlbase.matrix import Matrix
 from dlbase.registry import RegistryClient, parse_reference
 
@@ -28,6 +28,20 @@ class PinResult:
         if self.old == self.new:
             return "unchanged"
         return "pinned" if self.old is None else "updated"
+
+
+def check_names(matrix: Matrix, names: list[str]) -> None:
+    """Every base named on the command line must exist and come from a registry."""
+    registry = [k for k, b in matrix.bases.items() if b.source == "registry"]
+    for name in names:
+        base = matrix.bases.get(name)
+        if base is None:
+            raise InvalidInput(f"{matrix.path}: no base named '{name}'",
+                               hint=f"registry bases: {', '.join(registry) or '(none)'}")
+        if base.source != "registry":
+            raise InvalidInput(f"{matrix.path}: base '{name}' is built on this machine ({base.source}), "
+                               "it has no registry digest to pin",
+                               hint="`dlbase base bootstrap` makes it; pin one of: " + (", ".join(registry) or "(none)"))
 
 
 def resolve(matrix: Matrix, only: list[str] | None = None,

@@ -17,6 +17,7 @@ import docker.errors
 import requests
 
 from dlbase.errors import InvalidInput, RegistryError, Unreachable
+from dlbase import validate
 
 DOCKER_HUB = "registry-1.docker.io"
 MANIFEST_TYPES = ", ".join([
@@ -92,7 +93,7 @@ class RegistryClient:
     """Talks to one registry. Loopback registries are plain HTTP, others HTTPS."""
 
     def __init__(self, host: str, *, credentials: tuple[str, str] | None = None, timeout: float = 15.0):
-        self.host = host
+        self.host = validate.registry_host(host)  # a URL or bad port: a clear exit 2, not requests' InvalidURL
         self.scheme = "http" if is_loopback(host) else "https"
         self.credentials = credentials if credentials is not None else docker_config_credentials(host)
         self.timeout = timeout

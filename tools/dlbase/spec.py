@@ -18,6 +18,8 @@ IMAGE_ROOT = "/opt/dlbase"
 LOCK_IN_IMAGE = f"{IMAGE_ROOT}/requirements.lock"
 INFO_IN_IMAGE = f"{IMAGE_ROOT}/image.json"
 TESTS_IN_IMAGE = f"{IMAGE_ROOT}/tests"
+ENTRYPOINT_IN_IMAGE = f"{IMAGE_ROOT}/entrypoint.sh"
+PREFLIGHT_IN_IMAGE = f"{IMAGE_ROOT}/preflight.py"
 VENV = "/opt/venv"
 # uv's --python-platform for the images' x86_64 glibc >= 2.28 (Debian 12: 2.36, Ubuntu 22.04: 2.35).
 LOCK_PLATFORM = "x86_64-manylinux_2_28"
@@ -164,6 +166,10 @@ class BuildSpec:
             "jupyter": self.variant.flavor.jupyter,
             "compiler": self.variant.flavor.compiler,
             "arch_list": list(self.arch_list),
+            # The preflight compares the host driver with these (minor-version compatibility
+            # floor: the image runs there; full floor: every feature of the CUDA release).
+            "minor_floor_driver": self.minor_floor_driver,
+            "min_driver": self.min_driver,
             "lock_file": LOCK_IN_IMAGE,
             "compatible_pairs": compat.pairs(),
         }

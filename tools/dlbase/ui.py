@@ -42,7 +42,32 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
     out.print(t)
 
 
+#: Under --json the CLI collects what a verb emits and prints exactly one document when the
+#: verb ends (success or failure, with the exit code, message and hint merged in); None
+#: means "print at once" (a library caller, or a verb run outside dlbase.cli.main).
+_captured: list[Any] | None = None
+
+
+def capture_json() -> None:
+    global _captured
+    _captured = []
+
+
+def take_json() -> list[Any]:
+    """The documents emitted since capture_json(), and stop capturing."""
+    global _captured
+    docs, _captured = _captured or [], None
+    return docs
+
+
 def emit_json(data: Any) -> None:
+    if _captured is not None:
+        _captured.append(data)
+        return
+    write_json(data)
+
+
+def write_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 

@@ -337,7 +337,7 @@ def fill(
     on_event: Callable[[FillEvent], None] | None = None,
     index_urls: list[str] | None = None,
     jobs: int = 4,
-    timeout: float = 60.0,
+    timeout: float = 30.0,
     retries: int = 3,
 ) -> list[Path]:
     """Make ``dest`` hold, for every package the lock pins, the wheel that fits the target.

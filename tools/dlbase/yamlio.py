@@ -16,6 +16,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from dlbase.errors import MatrixError
 from dlbase.fsutil import write_text_atomic
+from dlbase.validate import read_text
 
 
 def _yaml() -> YAML:
@@ -28,10 +29,9 @@ def _yaml() -> YAML:
 def load(path: Path, display: str | None = None) -> Any:
     """Parse a YAML file; a syntax error becomes a MatrixError naming the file and line."""
     name = display or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MatrixError(name, "file not found", hint="run dlbase from the repository root or pass --matrix/--compat") from None
+    if not path.exists():
+        raise MatrixError(name, "file not found", hint="run dlbase from the repository root or pass --matrix/--compat")
+    text = read_text(path, name, what="YAML file")
     try:
         return _yaml().load(text)
     except MarkedYAMLError as exc:
@@ -39,8 +39,11 @@ def load(path: Path, display: str | None = None) -> Any:
         lineno = mark.line + 1 if mark is not None else None
         raise MatrixError(name, f"YAML syntax error: {exc.problem or exc.context}", lineno=lineno,
                           hint="fix the YAML syntax at that line") from None
-    except YAMLError as exc:  # pragma: no cover - other parser failures
-        raise MatrixError(name, f"YAML error: {exc}") from None
+    except YAMLError as exc:  # other parser failures (e.g. a reader error on a control character)
+        raise MatrixError(name, f"YAML error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                          hint="fix the file; `git diff` shows what changed") from None
+    except (ValueError, TypeError, RecursionError) as exc:  # ruamel's constructors on odd input
+        raise MatrixError(name, f"cannot be read as YAML: {exc}", hint="fix the file; `git diff` shows what changed") from None
 
 
 def lineno_of(node: Any, key: Any = None) -> int | None:

@@ -13,8 +13,10 @@
 #   - ca-certificates  TLS to the Debian mirror and PyPI
 # There is no systemd on these machines, so dockerd is started in the background here.
 #
-# Idempotent: when every package is installed and a daemon answers it does nothing
-# (no apt-get update), so `make setup` / .ci/run can call it on every run.
+# Idempotent: when every package is installed (or what it provides is already there) and a
+# daemon answers it does nothing (no apt-get update), so `make setup` / .ci/run can call it
+# on every run. A daemon that already answers (e.g. Docker CE on a hosted runner) is left
+# alone and docker.io is not installed next to it.
 #
 # Environment:
 #   DLBASE_DOCKERD_TIMEOUT  seconds to wait for a started dockerd to answer (default 60)
@@ -35,12 +37,28 @@ require_root() {
     fi
 }
 
-# Prints the packages from PACKAGES that dpkg does not report as installed.
+# What each package provides; a host that already has it (from any package: Docker CE's
+# docker-ce, a hand-installed debootstrap) does not get the Debian package on top.
+provided() {
+    case "$1" in
+        # A daemon that answers (Docker CE on a hosted runner, a remote DOCKER_HOST) or a
+        # dockerd this script can start: installing docker.io next to Docker CE would
+        # replace its containerd and break the runner's own Docker.
+        docker.io)       daemon_answers || command -v dockerd >/dev/null 2>&1 ;;
+        debootstrap)     command -v debootstrap >/dev/null 2>&1 ;;
+        docker-registry) command -v docker-registry >/dev/null 2>&1 ;;
+        apache2-utils)   command -v htpasswd >/dev/null 2>&1 ;;
+        ca-certificates) [ -s /etc/ssl/certs/ca-certificates.crt ] ;;
+        *)               return 1 ;;
+    esac
+}
+
+# Prints the packages from PACKAGES that are needed: not installed and not provided otherwise.
 missing_packages() {
     local pkg status
     for pkg in "${PACKAGES[@]}"; do
         status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-        if [ "$status" != "install ok installed" ]; then
+        if [ "$status" != "install ok installed" ] && ! provided "$pkg"; then
             printf '%s\n' "$pkg"
         fi
     done
@@ -50,7 +68,7 @@ install_packages() {
     local missing
     mapfile -t missing < <(missing_packages)
     if [ "${#missing[@]}" -eq 0 ]; then
-        say "packages already installed: ${PACKAGES[*]}"
+        say "nothing to install: ${PACKAGES[*]} (or what they provide) already present"
         return
     fi
     command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian/Ubuntu only"

@@ -16,6 +16,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 #  - NO_ALBUMENTATIONS_UPDATE stops albumentations from calling home at import.
 #  - OPENCV_FOR_THREADS_NUM=1 keeps every DataLoader worker's OpenCV single-threaded, so
 #    N workers use N cores instead of N x cores threads.
+#  - HOME and the caches (torch, triton, matplotlib, Jupyter) are not set here: the entrypoint
+#    points them at a writable place for whatever UID the container runs as.
 ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
@@ -27,7 +29,8 @@ ENV LANG=C.UTF-8 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     NVIDIA_REQUIRE_CUDA="cuda>=12.0" \
     NO_ALBUMENTATIONS_UPDATE=1 \
-    OPENCV_FOR_THREADS_NUM=1
+    OPENCV_FOR_THREADS_NUM=1 \
+    DLBASE_IMAGE_INFO=/opt/dlbase/image.json
 
 # OS packages: the Python the base ships (3.11) for the virtual environment, tini as
 # PID 1 (signals reach python/jupyter, zombies are reaped).
@@ -42,9 +45,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 
 # A non-root default user; /workspace/notebooks is where `-v ./notebooks:/workspace/notebooks` lands.
+# Both folders are world-writable with the sticky bit (like /tmp), so a container run as any
+# UID (`-u $(id -u):$(id -g)`, OpenShift's random UIDs) can write there without root.
 RUN useradd --create-home --uid 1000 --user-group --shell /bin/bash dl \
  && mkdir -p /workspace/notebooks \
- && chown -R dl:dl /workspace
+ && chown -R dl:dl /workspace \
+ && chmod 1777 /workspace /workspace/notebooks
 
 # The Python environment, one layer per package group of the lock (images/matrix.yaml
 # `layers:`), lowest (changes least) first: a change in one group rebuilds that layer and
@@ -118,12 +124,16 @@ COPY images/torch2.6-cu124-runtime-debian12/requirements.lock /opt/dlbase/requir
 
 # Cheap, often-changing layers last: the facts the image's own tests check, and the tests.
 COPY images/torch2.6-cu124-runtime-debian12/image.json /opt/dlbase/image.json
+# The entrypoint picks a writable HOME for any UID and runs the preflight (stdlib only, no torch).
+COPY runtime/entrypoint.sh /opt/dlbase/entrypoint.sh
+COPY runtime/preflight.py /opt/dlbase/preflight.py
 COPY tests/image/ /opt/dlbase/tests/
 
 WORKDIR /workspace
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 1000:1000
-ENTRYPOINT ["/usr/bin/tini", "--"]
+# tini stays PID 1 (signals, zombies); the entrypoint execs the command after the preflight.
+ENTRYPOINT ["/usr/bin/tini", "--", "/opt/dlbase/entrypoint.sh"]
 CMD ["python"]
 
 # Labels, in one step (each LABEL step commits an image; one keeps a warm rebuild short).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dlbase import base as base_mod
-from dlbase import ui
+from dlbase import ui, validate
 from dlbase.commands.common import json_option
 from dlbase.engine import Engine
 
@@ -21,6 +21,7 @@ def command() -> None:
 @json_option
 def bootstrap(force: bool, mirror: str, as_json: bool) -> None:
     """debootstrap Debian 12 (minbase) and import it as dlbase/debian:12-minbase; idempotent."""
+    validate.index_url(mirror, what="--mirror", example=base_mod.DEFAULT_MIRROR)  # a malformed mirror: exit 2 before anything starts
     engine = Engine()
     engine.ping()
     image = base_mod.bootstrap(engine, force=force, mirror=mirror,

@@ -25,7 +25,7 @@ def command() -> None:
 @json_option
 def build(variant: str | None, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Cold build, warm rebuild and a naive single-stage build of VARIANT (minutes)."""
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     engine = Engine()
     engine.ping()
@@ -71,3 +71,47 @@ def update(variant: str | None, notebook_variant: str | None, designs: tuple[str
     else:
         ui.out.print(table, markup=False)
         ui.info(f"written: {project.rel(jpath)}, {project.rel(mpath)}")
+
+
+@command.command("data")
+@click.argument("image", required=False, metavar="[IMAGE_OR_VARIANT]")
+@click.option("--host-python", default=None, metavar="PYTHON",
+              help="interpreter for the host side (default: dlbase's own); skipped with the reason when it "
+                   "lacks torch, torchvision, albumentations or OpenCV")
+@click.option("--no-host", is_flag=True, help="measure inside the image only")
+@click.option("--workers", default=None, metavar="0,1,2", help="num_workers to try (default 0..cores)")
+@click.option("--quick", is_flag=True, help="few samples: a smoke run, not a measurement")
+@click.option("--rounds", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="alternate image and host this many times and keep the best of each (shared machines)")
+@click.option("--png", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="where to write the plot (default next to the JSON under .dlbase/bench/)")
+@json_option
+def data(image: str | None, host_python: str | None, no_host: bool, workers: str | None, quick: bool,
+         rounds: int, png: Path | None, as_json: bool) -> None:
+    """The seed's data-pipeline claims, measured in IMAGE_OR_VARIANT (default: the matrix's
+    default variant) and on the host: ms per image of its pipelines, Albumentations against
+    torchvision v2, DataLoader images/s against num_workers, the preflight's cost."""
+    from dlbase import bench_data
+    from dlbase.commands.run import resolve_image
+
+    if workers is not None and not all(w.strip().isdigit() for w in workers.split(",")):
+        raise InvalidInput(f"--workers {workers!r} is not a comma-separated list of counts", hint="e.g. --workers 0,1,2")
+    from dlbase import validate
+
+    if image is not None:
+        validate.image_ref(image, where="IMAGE_OR_VARIANT")
+    project = open_project(None, None)
+    engine = Engine()
+    engine.ping()
+    ref = resolve_image(engine, image)
+    result = bench_data.measure(project, engine, ref, host_python=host_python, host=not no_host, quick=quick,
+                                workers=workers, rounds=rounds, say=ui.info)
+    jpath, mpath, ppath, table = bench_data.write(result, project.state_dir / "bench", png)
+    if as_json:
+        ui.emit_json({"ok": True, **result.to_dict(), "files": [str(p) for p in (jpath, mpath, ppath) if p]})
+        return
+    ui.out.print(table, markup=False)
+    written = ", ".join(project.rel(p) if p.is_absolute() else str(p) for p in (jpath, mpath, ppath) if p)
+    ui.info(f"written: {written}")
+    if ppath is None:
+        ui.warn("no PNG: matplotlib is not installed (pip install 'dlbase[bench]')")

@@ -8,7 +8,7 @@ import click
 
 from dlbase import build as build_mod
 from dlbase import render as render_mod
-from dlbase import ui
+from dlbase import ui, validate
 from dlbase.commands.common import json_option, open_project, parse_labels, project_options, variant_spec
 from dlbase.engine import Engine
 from dlbase.progress import BuildProgress
@@ -39,7 +39,9 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
     extra = parse_labels(labels)
-    project = open_project(matrix_file, compat_file)
+    if repository is not None:
+        validate.repository(repository)  # checked before the build, not at tagging time
+    project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     progress = BuildProgress(quiet=quiet or as_json, verbose=verbose)
     engine = Engine()

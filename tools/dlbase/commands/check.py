@@ -61,7 +61,5 @@ def command(torch: str | None, torchvision: str | None, torchaudio: str | None, 
                 (ui.warn if f.severity == "warning" else ui.err.print)(line)
     if not ok:
         bad = [r.name for r in results if not r.ok]
-        if as_json:
-            raise click.exceptions.Exit(int(Incompatible.exit_code))
         raise Incompatible(f"incompatible: {', '.join(bad)}",
                            hint="use the versions named after '->' above")

@@ -23,8 +23,15 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="print JSON for programs instead of a table")(fn)
 
 
-def open_project(matrix_file: Path | None, compat_file: Path | None) -> Project:
-    return Project.discover(matrix=matrix_file, compat=compat_file)
+def open_project(matrix_file: Path | None, compat_file: Path | None, *, writes_state: bool = False) -> Project:
+    """The project; with ``writes_state`` its .dlbase/ folder (logs, reports, records,
+    wheelhouse) must be writable, checked before any work rather than after a build."""
+    project = Project.discover(matrix=matrix_file, compat=compat_file)
+    if writes_state:
+        from dlbase.validate import writable_dir
+
+        writable_dir(project.state_dir)
+    return project
 
 
 def parse_labels(items: tuple[str, ...]) -> dict[str, str]:

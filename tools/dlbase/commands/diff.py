@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dlbase import diff as diff_mod
-from dlbase import ui
+from dlbase import ui, validate
 from dlbase.commands._changes import print_changes
 from dlbase.commands.common import json_option
 from dlbase.engine import Engine
@@ -19,6 +19,8 @@ from dlbase.engine import Engine
 def command(image_a: str, image_b: str, limit: int, as_json: bool) -> None:
     """Compare two local images: labels, Python and Debian packages (added, removed,
     changed versions) and every file (added, removed, changed). Exit 0 either way."""
+    validate.image_ref(image_a, where="IMAGE_A")
+    validate.image_ref(image_b, where="IMAGE_B")
     engine = Engine()
     engine.ping()
     found = diff_mod.diff_images(engine, image_a, image_b)

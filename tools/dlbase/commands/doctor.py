@@ -10,7 +10,7 @@ from dlbase import doctor as doctor_mod
 from dlbase import ui
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
-from dlbase.errors import ExitCode
+from dlbase.errors import DlbaseError
 
 
 @click.command("doctor")
@@ -36,11 +36,9 @@ def command(variants: tuple[str, ...], require_gpu: bool, matrix_file: Path | No
     else:
         ui.table(["check", "status", "detail", "fix"], [[r.check, r.status, r.detail, r.fix] for r in rows],
                  title="dlbase doctor", status_column="status")
-        if failed:
-            ui.error(f"{len(failed)} check(s) failed: {', '.join(r.check for r in failed)}",
-                     hint="apply the fix in each failing row, then run `dlbase doctor` again")
-        elif any(r.status == doctor_mod.NO_GPU for r in rows):
+        if not failed and any(r.status == doctor_mod.NO_GPU for r in rows):
             ui.info("no GPU on this host: images run on the CPU here; on a GPU host run "
                     "`dlbase doctor --require-gpu`")
     if failed:
-        raise click.exceptions.Exit(int(ExitCode.FAILED))
+        raise DlbaseError(f"{len(failed)} check(s) failed: {', '.join(r.check for r in failed)}",
+                          hint="apply the fix in each failing row, then run `dlbase doctor` again")

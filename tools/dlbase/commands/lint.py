@@ -33,8 +33,6 @@ def command(files: tuple[Path, ...], matrix_file: Path | None, compat_file: Path
                  [[project.rel(Path(f.file)), f.lineno, f.code, f.level, f.message] for f in findings],
                  status_column="level")
     if blocking:
-        if as_json:  # the JSON above is the whole answer: one document on stdout, then exit 4
-            raise click.exceptions.Exit(int(LintFailed.exit_code))
         raise LintFailed(f"hadolint: {len(blocking)} finding(s) at warning level or above",
                          hint="fix the template, or list the rule in .hadolint.yaml with the reason")
     ui.info(f"hadolint: {len(targets)} Dockerfile(s), no finding at warning level or above"

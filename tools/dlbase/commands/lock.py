@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dlbase import layering
+from dlbase import fileset, layering
 from dlbase import lock as lock_mod
 from dlbase import render as render_mod
 from dlbase import ui
@@ -26,8 +26,11 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
             compat_file: Path | None, as_json: bool) -> None:
     """Resolve images/<variant>/requirements.lock with hashes, for the image's Python and platform.
 
-    Variants whose wheel index cannot be reached from here are reported as "not lockable
-    here" and do not fail the run; any other problem does.
+    With no VARIANTS, variants whose wheel index cannot be reached from here are reported as
+    "not lockable here" and do not fail the run; a variant named on the command line whose
+    index cannot be reached fails it (exit 5). Any other problem fails it too.
+    --check also verifies each lock itself: it parses to the end, its content matches the
+    hash in its header, and it pins every package the variant names.
     """
     project = open_project(matrix_file, compat_file)
     rows: list[dict] = []
@@ -42,7 +45,7 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
         try:
             if check_only:
                 try:
-                    lock = lock_mod.check_lock(lspec, path)
+                    lock = lock_mod.check_lock(lspec, path, complete=True)
                 except Drift:
                     if path.is_file():
                         raise
@@ -54,12 +57,16 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
             else:
                 ui.info(f"resolving {spec.name} (python {lspec.python_version}, {lspec.platform}, index {spec.index_url})")
                 res = lock_mod.compile_lock(lspec, path, upgrade=upgrade)
-                for out in render_mod.subset_outputs(project, spec):  # the per-layer subsets follow the lock
-                    render_mod.write_atomic(out.path, out.content)
+                subsets = render_mod.subset_outputs(project, spec)  # the per-layer subsets follow the lock
+                fileset.commit([fileset.Change(o.path, o.content) for o in subsets
+                                if render_mod._current(o.path) != o.content])
                 row.update(status="locked", packages=len(res.packages), lock_hash=res.lock_hash,
                            message=f"{res.seconds:.1f}s")
         except Unreachable as exc:
             row.update(status="not lockable here", message=exc.message)
+            if variants:  # named on purpose: an index that cannot be reached is a failure (exit 5)
+                row["status"] = "unreachable"
+                failures.append(exc)
         except DlbaseError as exc:
             row.update(status="failed" if not isinstance(exc, Drift) else "stale", message=exc.message)
             failures.append(exc)
@@ -71,6 +78,9 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
                  [[r["variant"], r["status"], r["packages"], r["lock_hash"], r["message"]] for r in rows],
                  status_column="status")
     if failures:
+        # The most severe kind decides the exit code: a damaged/stale lock (3) before an
+        # unreachable index (5) would hide nothing, but a named variant's index is reported too.
+        failures.sort(key=lambda f: 0 if not isinstance(f, Unreachable) else 1)
         first = failures[0]
         first.details = [f.message for f in failures[1:]] + first.details
         raise first

@@ -20,11 +20,18 @@ from dlbase.errors import Unreachable
 def command(bases: tuple[str, ...], matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Resolve each registry base tag to its digest and write it into the matrix, then re-render."""
     project = open_project(matrix_file, compat_file)
+    pin_mod.check_names(project.matrix, list(bases))  # before any registry is asked
     results = pin_mod.resolve(project.matrix, list(bases))
+    before = project.matrix_file.read_bytes()
     changed = pin_mod.write(project.matrix_file, project.rel(project.matrix_file), results)
     if changed:
         fresh = type(project).discover(project.root, project.matrix_file, project.compat_file)
-        render_mod.write(fresh)
+        try:
+            render_mod.write(fresh)
+        except BaseException:
+            # all or nothing: a digest in the matrix without the Dockerfiles that use it is half-done
+            project.matrix_file.write_bytes(before)
+            raise
     if as_json:
         ui.emit_json({"changed": changed, "bases": [{**r.__dict__, "status": r.status} for r in results]})
     else:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dlbase import publish, ui
+from dlbase import validate
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine, PushEvent
 
@@ -58,7 +59,9 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
     never overwrites an immutable tag that names another image (exit 12); then reads
     the manifests back, pulls the image by digest and runs one command in it.
     """
-    project = open_project(matrix_file, compat_file)
+    host = validate.registry_host(host)  # a URL or a bad port: exit 2 before anything is touched
+    validate.image_ref(image)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     signer = None
     if sign_key:
         from dlbase.commands._signing import private_key

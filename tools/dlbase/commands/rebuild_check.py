@@ -29,7 +29,7 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
     Excluded paths (they legitimately vary) are listed by `--json` and in docs/failures.md.
     """
     extra = parse_labels(labels)
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     engine = Engine()
     engine.ping()
@@ -52,7 +52,4 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
         error = NotReproducible(f"{result.variant}: two from-scratch builds differ ("
                                 + ", ".join(f"{k}: {n}" for k, n in counts.items() if n) + ")",
                                 hint="see the listing above; Debian packages differ only if the mirror changed")
-        if as_json:  # one JSON document on stdout (the result above), the message on stderr
-            ui.error(error.message, hint=error.hint)
-            raise click.exceptions.Exit(int(error.exit_code))
-        raise error
+        raise error  # under --json the CLI merges it into the result: one document

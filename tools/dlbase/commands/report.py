@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dlbase import report as report_mod
-from dlbase import ui
+from dlbase import ui, validate
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
 
@@ -20,6 +20,7 @@ from dlbase.engine import Engine
 def command(image: str, packages: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Print the report of IMAGE (tag, reference or ID): variant, tags, repo digests, size,
     lock hash, base, build time, versions, verification, pushes, packages."""
+    validate.image_ref(image)
     project = open_project(matrix_file, compat_file)
     engine = Engine()
     engine.ping()

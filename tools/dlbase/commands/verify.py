@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dlbase import ui
+from dlbase import ui, validate
 from dlbase import verify as verify_mod
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
@@ -87,6 +87,9 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
 
     With --attest --key KEY, IMAGE is REGISTRY/REPO@sha256:...: the result, passed or failed,
     is signed and appended to the image's attestations in the registry."""
+    if image_or_variant is not None:
+        validate.image_ref(image_or_variant, where="IMAGE_OR_VARIANT")
+    validate.size(shm_size, where="--shm-size")
     attestation = None
     if attest:
         from dlbase.commands import _attest
@@ -97,7 +100,7 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
     options = verify_mod.VerifyOptions(require_gpu=require_gpu, gpus=gpus, shm_size=shm_size, ipc_host=ipc_host,
                                        only=only, keyword=keyword, junit_file=junit_file, report_file=report_file,
                                        labels=_labels(labels))
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)
     engine = Engine()
     engine.ping()
     if attestation is not None:
@@ -125,7 +128,4 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
         err = VerifyFailed(f"{target.ref} failed verification: {', '.join(failed) or 'no check ran'}",
                            hint="read the rows above (and the JUnit XML); a GPU check on a CPU host needs "
                                 "a GPU host" if require_gpu else "read the rows above and the JUnit XML")
-        if as_json:  # the report is the JSON answer; say why on stderr and exit 9
-            ui.error(err.message, hint=err.hint)
-            raise click.exceptions.Exit(int(err.exit_code))
-        raise err
+        raise err  # under --json the CLI merges it into the report: one document

@@ -19,7 +19,7 @@ import requests
 import urllib3
 from docker import errors as docker_errors
 
-from dlbase import errors
+from dlbase import errors, validate
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 START_HINT = "run `sudo tools/host/setup.sh` or start dockerd"
@@ -88,6 +88,7 @@ class Daemon:
     """
 
     def __init__(self, base_url: str | None = None, *, timeout: int = 120):
+        validate.docker_host(base_url or os.environ.get("DOCKER_HOST"))  # exit 2 before docker-py sees it
         self._base_url = base_url
         self._timeout = timeout
         self._client_obj: docker.DockerClient | None = None

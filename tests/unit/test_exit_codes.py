@@ -1,0 +1,59 @@
+"""One source for exit codes: dlbase.errors. The README, docs/failures.md and `dlbase --help`
+must say exactly what the enum says; this fails on any drift."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dlbase import render
+from dlbase.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sentence
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _block(text: str) -> str:
+    assert render.EXIT_START in text and render.EXIT_END in text, "exit-code markers missing"
+    return text.split(render.EXIT_START, 1)[1].split(render.EXIT_END, 1)[0]
+
+
+def test_every_code_has_a_text_and_a_unique_value():
+    assert set(EXIT_TEXT) == set(ExitCode)
+    assert len({int(c) for c in ExitCode}) == len(ExitCode)
+
+
+def test_readme_and_failures_doc_carry_the_generated_table():
+    table = render.exit_code_table()
+    for rel in ("README.md", "docs/failures.md"):
+        block = _block((REPO / rel).read_text(encoding="utf-8"))
+        assert block.strip() == table.strip(), f"{rel}: exit-code table drifted; run `dlbase render`"
+        codes = [int(m) for m in re.findall(r"^\| (\d+) \|", block, re.M)]
+        assert codes == [int(c) for c in ExitCode]
+
+
+def test_help_lists_every_code():
+    from dlbase.cli import app
+
+    assert exit_code_sentence() in " ".join((app.help or "").split())
+    for code in ExitCode:
+        assert f"{int(code)} {EXIT_TEXT[code]}" in exit_code_sentence()
+
+
+def test_every_error_class_uses_a_documented_code():
+    import dlbase.errors as errors_mod
+
+    classes = [c for c in vars(errors_mod).values() if isinstance(c, type) and issubclass(c, DlbaseError)]
+    assert len(classes) > 10
+    for cls in classes:
+        assert cls.exit_code in EXIT_TEXT, cls
+
+
+def test_codes_named_in_the_readme_verb_table_exist():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = [ln for ln in text.splitlines() if ln.startswith("| `dlbase ")]
+    assert rows
+    valid = {int(c) for c in ExitCode}
+    for row in rows:
+        cell = row.rstrip("|").rsplit("|", 1)[-1]
+        for number in re.findall(r"\b(\d+)\b", cell):
+            assert int(number) in valid, row

@@ -1,0 +1,175 @@
+"""`dlbase run`'s decisions and `dlbase bench data`'s outputs, without a daemon.
+
+The launcher's real runs (UID, shm, mount, exit code, Ctrl-C, notebook URL) are in
+tests/integration/test_run.py; here a stand-in engine answers only "has the NVIDIA runtime?",
+which is all `plan` asks the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlbase import bench_data
+from dlbase.engine import launcher
+from dlbase.bench_data import DataBench
+from dlbase.errors import InvalidInput, Missing
+
+
+class StandInEngine:
+    endpoint = "unix:///var/run/docker.sock"
+
+    def __init__(self, nvidia: bool):
+        self.nvidia = nvidia
+
+    def has_nvidia_runtime(self) -> bool:
+        return self.nvidia
+
+
+def plan(nvidia: bool = False, **kw):
+    args = dict(labels={}, workspace=None, user="1234:1234", shm_size=None, ipc=None, gpus="auto",
+                environment={}, publish=None, notebook=False, tty=False)
+    args.update(kw)
+    return launcher.plan(StandInEngine(nvidia), "img", None, **args)
+
+
+def test_defaults_give_dataloader_shm_and_no_gpu_without_the_runtime():
+    p = plan()
+    assert p.shm_size == "8g" and p.ipc_mode is None and p.gpus == "none"
+    assert p.labels["dlbase.managed"] == "true"
+
+
+def test_gpus_follow_the_runtime():
+    assert plan(nvidia=True).gpus == "all"
+    assert plan(nvidia=True, gpus="2").gpus == "2"
+    with pytest.raises(Missing, match="no NVIDIA runtime"):
+        plan(nvidia=False, gpus="all")
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "many", "1.5"])
+def test_bad_gpus(bad):
+    with pytest.raises(InvalidInput):
+        plan(gpus=bad)
+
+
+def test_ipc_host_replaces_shm():
+    p = plan(ipc="host", shm_size="16g")
+    assert p.ipc_mode == "host" and p.shm_size is None
+
+
+@pytest.mark.parametrize("bad", ["lots", "8 g", "-1g"])
+def test_bad_shm(bad):
+    with pytest.raises(InvalidInput, match="--shm-size"):
+        plan(shm_size=bad)
+
+
+def test_notebook_gets_a_port_a_token_and_a_url():
+    p = plan(notebook=True)
+    assert p.port == 8888 and p.token and len(p.token) >= 32
+    assert p.environment["JUPYTER_TOKEN"] == p.token
+    assert p.notebook_url == f"http://127.0.0.1:8888/lab?token={p.token}"
+    assert plan(notebook=True, publish=9999).notebook_url.startswith("http://127.0.0.1:9999/lab?token=")
+    assert plan(notebook=True, environment={"JUPYTER_TOKEN": "mine"}).token == "mine"
+    assert "token" not in json.dumps(plan(notebook=True).summary()).replace("?token=", "")
+
+
+def test_a_missing_workspace_is_named(tmp_path):
+    with pytest.raises(InvalidInput, match="not a folder"):
+        plan(workspace=str(tmp_path / "nope"))
+
+
+def test_env_set_and_pass_through():
+    env = launcher.parse_env(["A=1", "B", "C", "D="], host_env={"B": "from-host"})
+    assert env == {"A": "1", "B": "from-host", "D": ""}
+    with pytest.raises(InvalidInput, match="not an environment variable name"):
+        launcher.parse_env(["1BAD=x"], host_env={})
+
+
+def test_invoking_user_is_numeric_and_sudo_aware():
+    uid, gid = launcher.invoking_user({}).split(":")
+    assert uid.isdigit() and gid.isdigit()
+    under_sudo = launcher.invoking_user({"SUDO_UID": "1001", "SUDO_GID": "1002"})
+    import os
+
+    assert under_sudo == ("1001:1002" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}")
+
+
+def test_jupyter_as_root_gets_allow_root():
+    cmd = ["jupyter", "lab", "--ip=0.0.0.0"]
+    assert launcher.notebook_command(cmd, "0:0") == [*cmd, "--allow-root"]
+    assert launcher.notebook_command(cmd, "1000:1000") is None
+    assert launcher.notebook_command(["python"], "0:0") is None
+
+
+# ----------------------------------------------------------------------------- bench data
+
+
+def sample(scale: float = 1.0, with_versus: bool = True) -> dict:
+    pipes = {"colour 224px (seed: jitter+blur+normalize)": 0.4, "detection 640px + boxes (seed)": 3.0,
+             "validation 640px + boxes (seed)": 6.0}
+    out = {"cpu": "Test CPU", "cores": 2, "versions": {"python": "3.11.2", "torch": "2.6.0", "torchvision": "0.21.0",
+                                                       "albumentations": "2.0.8", "opencv-python-headless": "4.11.0.86"},
+           "pipelines": {k: {"median_ms": v * scale * 1.1, "p90_ms": v * scale * 1.5, "cpu_median_ms": v * scale,
+                             "cpu_p90_ms": v * scale * 1.2, "n": 200} for k, v in pipes.items()},
+           "loader": {"batch_size": 32, "rows": [
+               {"num_workers": 0, "images_per_s": 100.0, "steady_images_per_s": 120.0, "efficiency": 1.0},
+               {"num_workers": 2, "images_per_s": 150.0, "steady_images_per_s": 200.0, "efficiency": 0.833}]},
+           "preflight": {"runs": 30, "preflight_ms": {"median_ms": 30.0, "p90_ms": 40.0},
+                         "python_startup_ms": {"median_ms": 7.0}}}
+    if with_versus:
+        out["versus"] = {"ColorJitter": {"albumentations_ms": 1.0, "torchvision_v2_ms": 12.0,
+                                         "torchvision_over_albumentations": 12.0}}
+    return out
+
+
+def bench(host: dict | None) -> DataBench:
+    return DataBench(image="img", image_id="sha256:x", in_image=sample(), host=host,
+                     host_reason=None if host else "no torch on the host", started_at="t", seconds=1.0)
+
+
+def test_ratio_is_host_ms_over_image_ms_on_cpu_time():
+    b = bench(sample(scale=0.98))  # host 2% faster: the image reaches 0.98 of the host's speed
+    assert b.ratio_basis() == "cpu_median_ms"
+    assert set(b.ratios().values()) == {0.98}
+    assert b.same_packages() is True
+    table = bench_data.markdown(b)
+    assert "0.980 ok" in table
+    slow = bench(sample(scale=0.9))
+    assert "below 0.95" in bench_data.markdown(slow)
+
+
+def test_host_not_measured_is_said_with_the_reason():
+    table = bench_data.markdown(bench(None))
+    assert "not measured" in table and "no torch on the host" in table
+    assert bench(None).ratios() == {}
+
+
+def test_table_marks_the_seed_claim_and_lists_workers():
+    table = bench_data.markdown(bench(None))
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    assert rows["validation 640px + boxes (seed)"].rstrip(" |").endswith("no")
+    assert rows["detection 640px + boxes (seed)"].rstrip(" |").endswith("yes")
+    assert "| 2 | 150.0 | 200.0 | 0.833 | not measured |" in table
+    assert "Preflight" in table and "30.0 ms" in table
+
+
+def test_write_gives_json_table_and_png(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    jpath, mpath, ppath, _ = bench_data.write(bench(sample(scale=1.01)), tmp_path)
+    data = json.loads(jpath.read_text())
+    assert data["kind"] == "dlbase.bench.data" and data["want_ratio"] == 0.95
+    assert mpath.read_text().startswith("# dlbase bench data: img")
+    assert ppath is not None and ppath.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_best_of_rounds_keeps_the_fastest_round_of_each_measure():
+    slow, fast = sample(scale=2.0), sample(scale=1.0)
+    slow["loader"]["rows"][1]["images_per_s"] = 300.0  # the slow round had the better loader run
+    slow["loadavg_before"], fast["loadavg_before"] = 6.0, 1.0
+    best = bench_data.best_of([slow, fast])
+    assert best["pipelines"]["detection 640px + boxes (seed)"]["cpu_median_ms"] == 3.0
+    assert best["loader"]["rows"][1]["images_per_s"] == 300.0
+    assert best["rounds"] == 2 and best["loadavg_before"] == [6.0, 1.0]
+    assert bench_data.best_of([fast]) is fast
