@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlbase import lock as lock_mod
+from dlbase import layering, render
 from dlbase.project import Project
 from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
 from dlbase.wheelhouse import default_wheelhouse
@@ -80,9 +81,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_lock(spec: BuildSpec, path: Path, pins: list[tuple[str, str, str]]) -> None:
+def write_lock(spec: BuildSpec, path: Path, pins: list[tuple[str, str, str]],
+               constraints: list[str] | None = None) -> None:
     """A lock with the variant's true fingerprint and the given (name, version, sha256) pins."""
-    lspec = lock_spec(spec)
+    lspec = lock_spec(spec, constraints)
     body = "".join(f"{n}=={v} \\\n    --hash=sha256:{h}\n" for n, v, h in pins)
     header = lock_mod._header(lspec, lspec.fingerprint(), body)  # the same header `dlbase lock` writes
     path.write_text(header + body)
@@ -105,5 +107,7 @@ def make_small_project(tmp: Path, *, payload: str = "", variant: str | None = No
     house = default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=root)
     wheel = make_wheel(house, payload=payload)
     lock = root / "images" / name / "requirements.lock"
-    write_lock(spec, lock, [("dlbase-tiny", "1.0", sha256(wheel))])
+    write_lock(spec, lock, [("dlbase-tiny", "1.0", sha256(wheel))],
+               layering.parent_constraints(project, spec.variant))
+    render.write(project)  # the per-layer subsets (and the Dockerfile's install steps) follow the tiny lock
     return SmallProject(root=root, variant=name, lock=lock, wheel=wheel, wheelhouse=house)

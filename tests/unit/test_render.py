@@ -93,9 +93,11 @@ def apt_installed(run: str) -> set[str]:
     return {w for w in words if not w.startswith("-")}
 
 
-def pip_run(instrs) -> str:
-    (run,) = [a for w, a in instrs if w == "RUN" and "pip install" in a]
-    return run
+def pip_runs(instrs) -> list[str]:
+    """The install RUNs: one per layer group of the lock (one for a variant not locked yet)."""
+    runs = [a for w, a in instrs if w == "RUN" and "pip install" in a]
+    assert runs, "no pip install step"
+    return runs
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -309,11 +311,17 @@ class TestDockerfileProperties:
         assert run.index("apt-get update") < run.index("apt-get install") < run.index("rm -rf /var/lib/apt/lists/*")
 
     def test_pip_install_is_hash_pinned_and_cacheless(self, rendered, name):
-        run = pip_run(instructions(rendered[name]))
-        assert "--require-hashes" in run and "--no-cache-dir" in run
-        assert "--only-binary=:all:" in run
-        assert f"/images/{name}/requirements.lock" not in run  # installs the copy inside the image
         ins = instructions(rendered[name])
+        for run in pip_runs(ins):
+            assert "--require-hashes" in run and "--no-cache-dir" in run and "--no-deps" in run
+            assert "--only-binary=:all:" in run
+            assert f"/images/{name}/" not in run  # installs the copy inside the image
+        # each install RUN reads the file the COPY just before it put in the image
+        for i, (w, a) in enumerate(ins):
+            if w == "RUN" and "pip install" in a:
+                word, args = ins[i - 1]
+                assert word == "COPY" and args.startswith((f"images/{name}/", "images/_layers/"))
+                assert f"-r {args.split()[-1]} " in a + " "
         copies = [a for w, a in ins if w == "COPY" and "requirements.lock" in a]
         assert copies and copies[0].startswith(f"images/{name}/requirements.lock ")
 
@@ -321,8 +329,8 @@ class TestDockerfileProperties:
         v = variants[name]
         base_py = raw_matrix["bases"][v["base"]]["python"]
         ins = instructions(rendered[name])
-        run = pip_run(ins)
-        assert run.startswith(f"python{base_py} -m venv ")
+        (venv,) = [a for w, a in ins if w == "RUN" and " -m venv " in a]
+        assert venv.startswith(f"python{base_py} -m venv ")
         assert f"python{base_py}" in apt_installed(apt_run(ins))
         args = {}
         for w, a in ins:
@@ -397,16 +405,18 @@ class TestDockerfileProperties:
 
     def test_layer_order_keeps_the_heavy_layer_cached(self, rendered, name):
         ins = instructions(rendered[name])
-        pip = index_of(ins, lambda i: i[0] == "RUN" and "pip install" in i[1])
+        pips = [i for i, (w, a) in enumerate(ins) if w == "RUN" and "pip install" in a]
+        pip, last_pip = pips[0], pips[-1]
         apt = index_of(ins, lambda i: i[0] == "RUN" and "apt-get install" in i[1])
         tests = index_of(ins, lambda i: i[0] == "COPY" and i[1].startswith("tests/image/"))
         info = index_of(ins, lambda i: i[0] == "COPY" and "image.json" in i[1])
         labels = [i for i, (w, _) in enumerate(ins) if w == "LABEL"]
         envs = [i for i, (w, _) in enumerate(ins) if w == "ENV"]
-        assert apt < pip < tests
-        assert pip < info
-        assert labels and min(labels) > pip
+        assert apt < pip and last_pip < tests
+        assert last_pip < info
+        assert len(labels) == 1 and labels[0] > last_pip  # one LABEL step: one commit, not nine
         assert envs and max(envs) < pip
-        # only the lock (and what precedes it) may feed the heavy layer
-        copies_before = [a for w, a in ins[:pip] if w in ("COPY", "ADD")]
-        assert all("requirements.lock" in a for a in copies_before), copies_before
+        # only the lock, its subsets and the byte-code helper (and what precedes them) feed the install layers
+        copies_before = [a for w, a in ins[:last_pip] if w in ("COPY", "ADD")]
+        assert all("requirements.lock" in a or "/layers/" in a or "pycompile_new.py" in a
+                   for a in copies_before), copies_before

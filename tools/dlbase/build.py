@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from dlbase import tags, wheelhouse
+from dlbase import layering, tags, wheelhouse
 from dlbase import report as report_mod
 from dlbase import lock as lock_mod
 from dlbase import render as render_mod
@@ -152,6 +152,23 @@ def build_labels(project: Project, spec: BuildSpec, lock_hash: str, base_ref: st
     }
 
 
+#: Build-time label -> the build argument the Dockerfile's LABEL step reads it from (partials/labels.j2).
+LABEL_ARGS = {
+    "org.opencontainers.image.created": "OCI_CREATED",
+    "org.opencontainers.image.revision": "OCI_REVISION",
+    "org.opencontainers.image.version": "OCI_VERSION",
+    "org.opencontainers.image.source": "OCI_SOURCE",
+    "org.opencontainers.image.base.digest": "OCI_BASE_DIGEST",
+    "dlbase.lock-hash": "DLBASE_LOCK_HASH",
+}
+
+
+def label_buildargs(labels: dict[str, str]) -> dict[str, str]:
+    """The build-time labels as the build arguments of the Dockerfile's single LABEL step
+    (base.name is a static label already)."""
+    return {arg: labels[key] for key, arg in LABEL_ARGS.items() if key in labels}
+
+
 def preflight(project: Project, spec: BuildSpec) -> Path:
     """Checks that need no daemon: the Dockerfile is current and the lock is fresh."""
     dockerfile = project.variant_dir(spec.name) / "Dockerfile"
@@ -160,7 +177,11 @@ def preflight(project: Project, spec: BuildSpec) -> Path:
         raise Drift(f"{project.rel(dockerfile)} is missing or differs from the templates",
                     hint="run `dlbase render` (and commit the result)")
     lock_path = project.variant_dir(spec.name) / "requirements.lock"
-    lock_mod.check_lock(lock_spec(spec), lock_path)
+    lock_mod.check_lock(lock_spec(spec, layering.parent_constraints(project, spec.variant)), lock_path)
+    for out in render_mod.subset_outputs(project, spec):
+        if not out.path.is_file() or out.path.read_text(encoding="utf-8") != out.content:
+            raise Drift(f"{project.rel(out.path)} is missing or differs from {project.rel(lock_path)}",
+                        hint="run `dlbase render` (and commit the result)")
     return lock_path
 
 
@@ -169,7 +190,8 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
           say: Callable[[str], None] = lambda _m: None,
           nocache: bool = False, extra_labels: dict[str, str] | None = None,
           wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
-          wheelhouse_dir: Path | None = None, repository: str | None = None) -> BuildResult:
+          wheelhouse_dir: Path | None = None, repository: str | None = None,
+          cache_from: list[str] | None = None) -> BuildResult:
     """Build, read back, compare, tag, report. Raises a typed error at the first problem;
     nothing is tagged unless every check passed. ``on_event`` receives the wheelhouse's
     FillEvents, then the build's BuildEvents; ``say`` receives one-line messages.
@@ -182,6 +204,9 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
     carried to an air-gapped builder) instead of filling the default one: nothing is
     downloaded or pre-checked, and pip's ``--require-hashes`` in the Dockerfile is then
     the check that every wheel is the one the lock pins.
+
+    ``cache_from``: images (already on the daemon, e.g. pulled from a registry) whose
+    layers the classic builder may reuse, so an empty CI daemon rebuilds only changed groups.
     """
     if not check_versions and tag:
         raise ValueError("an image is tagged only after its versions were read back")
@@ -202,17 +227,22 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
             say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
             wheelhouse.fill(lock_path, house, python_version=spec.variant.python,
                             platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_event=on_event)
+        cache_from = cache_sources(engine, cache_from or [], say)
         log_dir = project.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        labels = {**build_labels(project, spec, lock_hash, base_ref, base_digest), **(extra_labels or {})}
+        # Build-time labels reach the Dockerfile's one LABEL step as build arguments (the API's
+        # labels= would add one committed step per label); only extra labels go through labels=.
+        buildargs = label_buildargs(build_labels(project, spec, lock_hash, base_ref, base_digest))
+        labels = dict(extra_labels or {})
         port = wheelhouse_port or int(os.environ.get("DLBASE_WHEELHOUSE_PORT", DEFAULT_WHEELHOUSE_PORT))
         with _serve(house, port) as url:
             say(f"serving the wheelhouse at {url}; building {project.rel(project.variant_dir(spec.name))}/Dockerfile")
             try:
                 image_id = engine.build(project.root, f"images/{spec.name}/Dockerfile",
-                                        buildargs={"WHEELHOUSE": url}, labels=labels, network_mode="host",
-                                        nocache=nocache, pull=False, on_event=on_event, log_path=log_file)
+                                        buildargs={"WHEELHOUSE": url, **buildargs}, labels=labels,
+                                        network_mode="host", nocache=nocache, pull=False, on_event=on_event,
+                                        log_path=log_file, cache_from=list(cache_from or []) or None)
             except BuildFailed as exc:
                 if hash_mismatch(exc.log_tail):
                     exc.message += " (a wheel's sha256 is not one the lock pins)"
@@ -252,6 +282,32 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                              log_file=str(log_file), probe=probe)
         result.report_file = str(write_report(project, result, spec))
         return result
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``host:port/repo:tag`` or ``repo@sha256:...`` -> (repository, tag or digest); tag
+    defaults to ``latest`` like docker's."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    head, _, last = ref.rpartition("/")
+    if ":" in last:
+        name, tag = last.rsplit(":", 1)
+        return (f"{head}/{name}" if head else name), tag
+    return ref, "latest"
+
+
+def cache_sources(engine: Engine, refs: list[str], say: Callable[[str], None]) -> list[str]:
+    """The --cache-from images, pulled when the daemon does not have them: the classic builder
+    reuses only local images' layers, so an empty CI daemon pulls the published image first."""
+    found = []
+    for ref in refs:
+        if not engine.image_exists(ref):
+            say(f"pulling {ref} to use its layers as cache")
+            repo, reference = split_ref(ref)
+            engine.pull(repo, reference)
+        found.append(ref)
+    return found
 
 
 def _cudnn_text(probe: dict, spec: BuildSpec) -> str:

@@ -111,6 +111,9 @@ class LockSpec:
     platform: str = "x86_64-manylinux_2_28"
     index_url: str = PYPI_SIMPLE
     extra_index_urls: list[str] = field(default_factory=list)
+    #: ``name==version`` pins this resolution must keep (a flavor's parent lock), so the
+    #: packages it shares with the parent are the same versions, hashes and layers.
+    constraints: list[str] = field(default_factory=list)
 
     def canonical(self) -> dict:
         """The inputs that matter, in a stable form.
@@ -121,7 +124,7 @@ class LockSpec:
         ``torch==2.6.0``) do not change the result. Index order is kept: with several
         indexes it can matter.
         """
-        return {
+        canon = {
             "format": LOCK_FORMAT,
             "requirements": sorted({_normalise_requirement(r) for r in self.requirements if r.strip()}),
             "python_version": self.python_version.strip(),
@@ -130,6 +133,9 @@ class LockSpec:
             "extra_index_urls": [_normalise_url(u) for u in self.extra_index_urls],
             "resolver": dict(_RESOLVER_OPTIONS),
         }
+        if self.constraints:  # absent when empty: locks without a parent keep their fingerprint
+            canon["constraints"] = sorted({_normalise_requirement(c) for c in self.constraints})
+        return canon
 
     def fingerprint(self) -> str:
         """sha256 over a canonical JSON of :meth:`canonical`; detects stale locks offline."""
@@ -351,6 +357,8 @@ def compile_lock(
         # A fixed file name keeps uv's "# via -r requirements.in" annotations stable.
         (work / "requirements.in").write_text("\n".join(spec.requirements) + "\n", encoding="utf-8")
         out_tmp = work / "requirements.lock"
+        if spec.constraints:
+            (work / "constraints.txt").write_text("\n".join(sorted(spec.constraints)) + "\n", encoding="utf-8")
         if output.is_file() and not upgrade:
             previous = _strip_header(output.read_text(encoding="utf-8", errors="replace"))
             try:
@@ -372,6 +380,8 @@ def compile_lock(
             "--only-binary", _RESOLVER_OPTIONS["only_binary"],
             "--no-header",
         ]
+        if spec.constraints:
+            cmd += ["--constraint", "constraints.txt"]
         if upgrade:
             cmd.append("--upgrade")
         if cache_dir is not None:

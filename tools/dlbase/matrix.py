@@ -24,8 +24,10 @@ DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 TOP_KEYS = {"schema": False, "default": True, "repository": True, "packages": True,
-            "flavors": True, "bases": True, "variants": True}
-FLAVOR_KEYS = {"description": True, "packages": True, "apt": True, "compiler": True, "jupyter": True}
+            "flavors": True, "bases": True, "variants": True, "layers": False}
+FLAVOR_KEYS = {"description": True, "packages": True, "apt": True, "compiler": True, "jupyter": True,
+               "extends": False}
+LAYER_KEYS = {"name": True, "match": False, "closure": False, "flavor": False}
 BASE_KEYS = {"image": True, "tag": True, "source": True, "os": True, "python": True,
              "cuda_toolkit": True, "digest": False}
 VARIANT_KEYS = {"name": True, "torch": True, "line": True, "flavor": True, "python": True,
@@ -41,6 +43,22 @@ class Flavor:
     apt: tuple[str, ...]
     compiler: bool
     jupyter: bool
+    extends: str | None = None  # the flavor whose lock constrains this one's (shared layers)
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """One image layer: the locked packages a rule selects, minus those an earlier group took.
+
+    ``match``: name globs (``nvidia-*``); ``closure``: root packages whose whole dependency
+    closure (from the resolver's ``# via`` record) belongs here; ``flavor``: the flavor's own
+    packages and their closure. Rules, not lists, so a new dependency finds its layer.
+    """
+
+    name: str
+    match: tuple[str, ...] = ()
+    closure: tuple[str, ...] = ()
+    flavor: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,7 @@ class Matrix:
     flavors: dict[str, Flavor]
     bases: dict[str, Base]
     variants: list[Variant] = field(default_factory=list)
+    layers: tuple[LayerGroup, ...] = ()
 
     def get(self, name: str) -> Variant:
         for v in self.variants:
@@ -249,7 +268,18 @@ def load(path: Path, display: str | None = None) -> Matrix:
             packages=_pins(probs, fnode["packages"], f"flavor '{fname}' packages"),
             apt=tuple(str(a) for a in apt),
             compiler=bool(fnode["compiler"]), jupyter=bool(fnode["jupyter"]),
+            extends=None if fnode.get("extends") is None else str(fnode["extends"]),
         )
+    for fname, flavor in flavors.items():
+        if flavor.extends is not None and flavor.extends not in flavors:
+            probs.add(f"flavor '{fname}' extends '{flavor.extends}', which is not a flavor",
+                      field_name="extends", lineno=yamlio.lineno_of(data["flavors"][fname], "extends"))
+        elif flavor.extends is not None and flavors[flavor.extends].extends is not None:
+            probs.add(f"flavor '{fname}' extends '{flavor.extends}', which extends another flavor "
+                      "(one level only: the runtime lock is the shared base)",
+                      field_name="extends", lineno=yamlio.lineno_of(data["flavors"][fname], "extends"))
+
+    layers = _layers(probs, data.get("layers"))
 
     bases: dict[str, Base] = {}
     for bname, bnode in (data["bases"] or {}).items():
@@ -338,4 +368,42 @@ def load(path: Path, display: str | None = None) -> Matrix:
                   lineno=yamlio.lineno_of(data, "default"))
     probs.raise_if_any()
     return Matrix(path=name, default=default, repository=str(data["repository"]), packages=packages,
-                  flavors=flavors, bases=bases, variants=variants)
+                  flavors=flavors, bases=bases, variants=variants, layers=layers)
+
+
+def _layers(probs: _Problems, node: Any) -> tuple[LayerGroup, ...]:
+    """The layer groups, lowest first. Absent: one group holding the whole lock."""
+    if node is None:
+        return ()
+    if not isinstance(node, list) or not node:
+        probs.add("layers must be a non-empty list of groups", field_name="layers")
+        return ()
+    groups: list[LayerGroup] = []
+    seen: set[str] = set()
+    for gnode in node:
+        if not _check_keys(probs, gnode, LAYER_KEYS, what="a layer group"):
+            continue
+        gname = str(gnode.get("name", ""))
+        gline = yamlio.lineno_of(gnode)
+        if not NAME_RE.match(gname):
+            probs.add(f"layer group name '{gname}' may hold only lower-case letters, digits, '.', '_' and '-'",
+                      field_name="name", lineno=gline)
+            continue
+        if gname in seen:
+            probs.add(f"layer group '{gname}' is defined twice", field_name="name", lineno=gline)
+            continue
+        seen.add(gname)
+        lists = {}
+        for key in ("match", "closure"):
+            value = gnode.get(key) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                probs.add(f"layer group '{gname}': {key} must be a list of package names or globs",
+                          field_name=key, lineno=yamlio.lineno_of(gnode, key))
+                value = []
+            lists[key] = tuple(value)
+        flavor = bool(gnode.get("flavor", False))
+        if not (lists["match"] or lists["closure"] or flavor):
+            probs.add(f"layer group '{gname}' has no rule (give match:, closure: or flavor: true)",
+                      field_name="name", lineno=gline)
+        groups.append(LayerGroup(name=gname, match=lists["match"], closure=lists["closure"], flavor=flavor))
+    return tuple(groups)

@@ -175,10 +175,11 @@ class BuildSpec:
         }
 
 
-def lock_spec(spec: BuildSpec):  # -> dlbase.lock.LockSpec
-    """The resolver input of a variant: its pins, its Python, the image's platform, its indexes."""
+def lock_spec(spec: BuildSpec, constraints: list[str] | None = None):  # -> dlbase.lock.LockSpec
+    """The resolver input of a variant: its pins, its Python, the image's platform, its indexes,
+    and the pins of its parent flavor's lock (see :func:`dlbase.layering.parent_constraints`)."""
     from dlbase.lock import LockSpec
 
     return LockSpec(variant=spec.name, requirements=spec.requirements(), python_version=spec.variant.python,
                     platform=LOCK_PLATFORM, index_url=spec.index_url,
-                    extra_index_urls=list(spec.extra_index_urls))
+                    extra_index_urls=list(spec.extra_index_urls), constraints=list(constraints or []))

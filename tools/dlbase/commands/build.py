@@ -26,12 +26,15 @@ from dlbase.progress import BuildProgress
                    "(no download; pip's --require-hashes checks every wheel)")
 @click.option("--repository", default=None, metavar="REPO",
               help="tag into REPO instead of the matrix's repository (a staging repository, a test run)")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
+              help="use a published image's layers as cache (pulled when not on this daemon; repeatable): "
+                   "only the layer groups that changed are rebuilt, the others keep their digests")
 @click.option("--record-size", is_flag=True,
               help="write the image's size into images/sizes.json and re-render the README tag table")
 @project_options
 @json_option
 def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labels: tuple[str, ...],
-            repository: str | None, record_size: bool,
+            repository: str | None, record_size: bool, cache_from: tuple[str, ...],
             wheelhouse_dir: Path | None, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
@@ -46,7 +49,8 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
     try:
         result = build_mod.build(project, spec, engine, on_event=progress.event,
                                  say=progress.say, nocache=nocache, extra_labels=extra,
-                                 wheelhouse_dir=wheelhouse_dir, repository=repository)
+                                 wheelhouse_dir=wheelhouse_dir, repository=repository,
+                                 cache_from=list(cache_from))
     finally:
         progress.flush_step()
     if record_size:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dlbase import ui
+from dlbase import layering, ui
 from dlbase.compat import StackResult, check_stack
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.errors import Incompatible
@@ -42,7 +42,11 @@ def command(torch: str | None, torchvision: str | None, torchaudio: str | None, 
         results = [check_stack(project.compat, torch=torch, torchvision=torchvision,
                                torchaudio=torchaudio, cuda=cuda, python=python)]
     else:
-        results = [check_variant(project.compat, v) for v in project.matrix.select(list(variants))]
+        results = []
+        for v in project.matrix.select(list(variants)):
+            res = check_variant(project.compat, v)
+            res.findings.extend(layering.findings(project, v))  # packages no layer rule takes
+            results.append(res)
 
     ok = all(r.ok for r in results)
     if as_json:

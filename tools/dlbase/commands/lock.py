@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from dlbase import fileset, layering
 from dlbase import lock as lock_mod
+from dlbase import render as render_mod
 from dlbase import ui
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.errors import Drift, DlbaseError, Unreachable
@@ -33,9 +35,10 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
     project = open_project(matrix_file, compat_file)
     rows: list[dict] = []
     failures: list[DlbaseError] = []
-    for variant in project.matrix.select(list(variants)):
+    # Parents first: a flavor that extends another is resolved with the parent's lock as constraints.
+    for variant in sorted(project.matrix.select(list(variants)), key=lambda v: v.flavor.extends is not None):
         spec = BuildSpec.of(project.compat, variant)
-        lspec = lock_spec(spec)
+        lspec = lock_spec(spec, layering.parent_constraints(project, variant))
         path = project.variant_dir(spec.name) / "requirements.lock"
         row = {"variant": spec.name, "index": spec.index_url, "lock": project.rel(path), "packages": None,
                "lock_hash": None, "status": "", "message": ""}
@@ -54,6 +57,9 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
             else:
                 ui.info(f"resolving {spec.name} (python {lspec.python_version}, {lspec.platform}, index {spec.index_url})")
                 res = lock_mod.compile_lock(lspec, path, upgrade=upgrade)
+                subsets = render_mod.subset_outputs(project, spec)  # the per-layer subsets follow the lock
+                fileset.commit([fileset.Change(o.path, o.content) for o in subsets
+                                if render_mod._current(o.path) != o.content])
                 row.update(status="locked", packages=len(res.packages), lock_hash=res.lock_hash,
                            message=f"{res.seconds:.1f}s")
         except Unreachable as exc:

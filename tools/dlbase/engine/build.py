@@ -33,7 +33,7 @@ class Builds(Images):
               network_mode: str | None = None, nocache: bool = False, pull: bool = False,
               on_event: Callable[[BuildEvent], None] | None = None,
               log_path: str | os.PathLike[str] | None = None,
-              clean_on_failure: bool = True) -> str:
+              clean_on_failure: bool = True, cache_from: list[str] | None = None) -> str:
         """Build with the classic builder, stream progress, return the image ID (untagged).
 
         Every build gets a ``dlbase.build-id`` label (kept if the caller passed one) so
@@ -51,7 +51,7 @@ class Builds(Images):
             trace = parser.trace
             try:
                 stream = self._start_build(context_dir, dockerfile, buildargs, build_labels,
-                                           network_mode, nocache, pull)
+                                           network_mode, nocache, pull, cache_from)
                 for chunk in stream:
                     for event in parser.feed(chunk):
                         emit(event)
@@ -81,7 +81,8 @@ class Builds(Images):
 
     def _start_build(self, context_dir: str | os.PathLike[str], dockerfile: str,
                      buildargs: dict[str, str] | None, labels: dict[str, str],
-                     network_mode: str | None, nocache: bool, pull: bool) -> Iterator[dict]:
+                     network_mode: str | None, nocache: bool, pull: bool,
+                     cache_from: list[str] | None = None) -> Iterator[dict]:
         context = Path(context_dir)
         if not context.is_dir():
             raise errors.Missing(f"build context {context} is not a directory")
@@ -89,7 +90,7 @@ class Builds(Images):
             raise errors.Missing(f"Dockerfile {context / dockerfile} does not exist")
         return self._api.build(path=str(context), dockerfile=dockerfile, buildargs=buildargs or {},
                                labels=labels, network_mode=network_mode, nocache=nocache,
-                               pull=pull, rm=True, forcerm=True, decode=True)
+                               pull=pull, rm=True, forcerm=True, decode=True, cache_from=cache_from)
 
     def _build_exception(self, exc: BaseException, parser: BuildStreamParser) -> errors.DlbaseError:
         trace = parser.trace

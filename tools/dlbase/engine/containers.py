@@ -63,6 +63,16 @@ class Containers(Daemon):
             return self._api.containers(all=True, filters={"label": label})
 
     @contextlib.contextmanager
+    def saved_image(self, image: str) -> Iterator[IO[bytes]]:
+        """Yield a readable binary stream of ``docker save IMAGE`` (each layer's own tar, the
+        config with its history, manifest.json), streamed in 1 MiB chunks: what
+        `dlbase layers` reads to tell which files each layer adds or shadows."""
+        self.inspect_image(image)  # a missing image is Missing here, not a 404 in mid-stream
+        with self._translate(f"save {image}", missing=f"no image {image!r}"):
+            chunks = self._api.get_image(image, chunk_size=1 << 20)
+        yield _ChunkReader(iter(chunks), self)
+
+    @contextlib.contextmanager
     def exported_filesystem(self, image: str, *, labels: dict[str, str] | None = None) -> Iterator[IO[bytes]]:
         """Yield a readable binary stream: the tar of a (never started) container's
         filesystem, i.e. the image's merged layers, streamed from the daemon in 1 MiB
