@@ -66,6 +66,10 @@ def test_compiler_matches_the_flavor(expect: dict[str, Any], host) -> None:
     found = [c for c in COMPILERS if host.exists(c)]
     if expect["compiler"]:
         assert "gcc" in found or "cc" in found, f"the {expect['flavor']} flavor promises a compiler; none found"
+        # Extensions are built through torch.utils.cpp_extension, which imports setuptools: the
+        # venv layer keeps pip only, so a compiler flavor must pin setuptools in its own packages.
+        res = host.run(f"{VENV_PYTHON} -c 'import torch.utils.cpp_extension'")
+        assert res.rc == 0, f"torch.utils.cpp_extension does not import: {res.stderr.strip()[-300:]}"
     else:
         assert not found, f"the {expect['flavor']} flavor must not ship a compiler, found: {', '.join(found)}"
 

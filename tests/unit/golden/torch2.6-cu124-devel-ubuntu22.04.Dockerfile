@@ -121,8 +121,8 @@ RUN export PYTHONDONTWRITEBYTECODE=1 \
         -r /opt/dlbase/layers/05-test.txt \
  && /opt/venv/bin/python /opt/dlbase/pycompile_new.py /opt/venv
 
-# Layer group 6 "flavor": 1 package(s).
-COPY images/_layers/06-flavor-ee7626464034.txt /opt/dlbase/layers/06-flavor.txt
+# Layer group 6 "flavor": 2 package(s).
+COPY images/_layers/06-flavor-0a649cca968d.txt /opt/dlbase/layers/06-flavor.txt
 RUN export PYTHONDONTWRITEBYTECODE=1 \
  && if [ -n "${WHEELHOUSE}" ]; then set -- --no-index --find-links "${WHEELHOUSE}"; \
     else set -- --index-url "${PIP_INDEX_URL}" ${PIP_EXTRA_INDEX_URL:+--extra-index-url "${PIP_EXTRA_INDEX_URL}"}; fi \
