@@ -37,7 +37,7 @@ def _sha256_file(path: Path) -> str | None:
 
 def debian_packages(engine: Engine, image: str, labels: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(name, version, arch) of every installed Debian package, from dpkg inside the image."""
-    result = engine.run(image, ["dpkg-query", "-W", f"-f={DPKG_FORMAT}"],
+    result = engine.run(image, ["dpkg-query", "-W", f"-f={DPKG_FORMAT}"], entrypoint=[],  # no preflight lines
                         network_mode="none", timeout=120, labels=labels)
     if not result.ok:
         return []
