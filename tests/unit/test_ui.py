@@ -38,3 +38,27 @@ def test_the_status_column_is_still_coloured() -> None:
         ui.out = original
     text = buf.getvalue()
     assert "\x1b[31mfailed" in text and "\x1b[32mpassed" in text
+
+
+def test_messages_print_user_text_verbatim(capsys) -> None:
+    """An error naming a path like [/tmp] once raised inside rich; a tag like :abc: became an emoji."""
+    from dlbase import ui
+
+    ui.error("no image x:thumbs_up: in [/tmp]", hint="look in [bold]here[/bold]")
+    ui.warn("[/oops] :smile:")
+    ui.info("[red]plain[/red]")
+    err = capsys.readouterr().err
+    assert "x:thumbs_up: in [/tmp]" in err and "[bold]here[/bold]" in err
+    assert "[/oops] :smile:" in err and "[red]plain[/red]" in err
+
+
+def test_build_output_that_looks_like_markup_is_printed_as_is(capsys) -> None:
+    """A build log line such as `[/usr/lib]` is shown verbatim, not parsed as a rich tag (it raised)."""
+    from dlbase.engine import BuildEvent
+    from dlbase.progress import BuildProgress
+
+    progress = BuildProgress(quiet=False, verbose=True)
+    progress.event(BuildEvent(kind="output", text="copying [/usr/lib] :smile:"))
+    progress.say("wheelhouse at [/tmp/x]")
+    err = capsys.readouterr().err
+    assert "copying [/usr/lib] :smile:" in err and "wheelhouse at [/tmp/x]" in err

@@ -40,7 +40,7 @@ class BuildProgress:
                          highlight=False)
 
     def say(self, text: str) -> None:
-        self._line(text)
+        self._line(escape(text))
 
     def event(self, ev: BuildEvent | FillEvent) -> None:
         """The one callback a build takes: wheelhouse events, then the build's own."""
@@ -108,7 +108,7 @@ class BuildProgress:
         elif ev.kind == "output":
             text = ev.text.rstrip()
             if text and (self.verbose or _interesting(text)):
-                self._line(f"  [dim]{text[:200]}[/dim]")
+                self._line(f"  [dim]{escape(text[:200])}[/dim]")  # a build log line is text, not markup
         elif ev.kind == "done":
             self._line(f"built {ev.image_id} ({self._cached_steps} of {self._steps} steps from the layer cache)")
 

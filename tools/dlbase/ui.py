@@ -11,13 +11,14 @@ import sys
 from typing import Any, Iterable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns,
 # so tables stay one row per line.
-out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 250)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=False, emoji=False, width=None if sys.stdout.isatty() else 250)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 STATUS_STYLE = {"ok": "green", "pass": "green", "passed": "green", "incompatible": "red",
                 "fail": "red", "failed": "red", "error": "red", "skipped": "yellow",
@@ -72,17 +73,19 @@ def write_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+# Messages carry user input (paths like [/tmp], tags like :abc:): printed as text, never
+# as rich markup or emoji codes; only the fixed prefixes are styled.
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {message}")
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 def info(message: str) -> None:
-    err.print(message)
+    err.print(message, markup=False)
 
 
 def error(message: str, *, hint: str | None = None, details: Sequence[str] = ()) -> None:
-    err.print(f"[bold red]error:[/bold red] {message}", markup=True)
+    err.print(f"[bold red]error:[/bold red] {escape(message)}", markup=True)
     for line in details:
         err.print(line, markup=False, highlight=False)
     if hint:
-        err.print(f"[bold]what to do:[/bold] {hint}")
+        err.print(f"[bold]what to do:[/bold] {escape(hint)}")

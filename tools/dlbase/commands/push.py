@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from dlbase import publish, ui
 from dlbase import validate
@@ -23,7 +24,8 @@ class PushProgress:
 
     def say(self, text: str) -> None:
         if not self.quiet:
-            ui.err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/dim] {text}", markup=True, highlight=False)
+            ui.err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/dim] {escape(text)}", markup=True,
+                         highlight=False)
 
     def event(self, ev: PushEvent) -> None:
         if ev.kind == "progress":
