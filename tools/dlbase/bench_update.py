@@ -47,6 +47,18 @@ from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
 
 BENCH_LABEL = "dlbase.bench"
 DESIGNS = ("layered", "single")
+
+
+def default_notebook(project: Project, spec: BuildSpec) -> str:
+    """The flavor measured on top of ``spec``: the first variant whose flavor extends its
+    flavor on the same base, torch and line (so every layer below the flavor can be shared)."""
+    kids = [v for v in project.matrix.variants if v.flavor.extends == spec.variant.flavor.name
+            and v.base.key == spec.variant.base.key and v.torch == spec.variant.torch
+            and v.line == spec.variant.line]
+    if not kids:
+        raise InvalidInput(f"no variant extends {spec.name}'s flavor on its base",
+                           hint="name one with --notebook VARIANT")
+    return kids[0].name
 #: The package bumped for the update measure, and the version it moves to. pyyaml belongs to the
 #: augmentation group (albumentations' closure) and has cp311 manylinux wheels in both versions.
 UPDATE_PACKAGE = ("pyyaml", "6.0.2")

@@ -13,7 +13,7 @@ from typing import Any
 
 from dlbase import imageref
 from dlbase.engine import Engine
-from dlbase.errors import DlbaseError, Missing
+from dlbase.errors import DlbaseError, InvalidInput, Missing
 from dlbase.project import Project
 from dlbase.spec import BuildSpec
 
@@ -68,3 +68,20 @@ def locate(project: Project, engine: Engine, name: str | None, *, hint: str | No
         with contextlib.suppress(DlbaseError):
             spec = BuildSpec.of(project.compat, project.matrix.get(label))
     return LocatedImage(ref=ref, image_id=inspect["Id"], inspect=inspect, spec=spec, by_variant=by_variant)
+
+
+def locate_ref(engine: Engine, name: str | None) -> str:
+    """Like :func:`locate`, for verbs that also work outside a project (`run`, `bench data`):
+    a variant of the project found from here (its moving tag; no name: the default variant),
+    else any image reference or ID the daemon has."""
+    try:
+        project = Project.discover()
+    except (DlbaseError, OSError):  # no project here, or a parent folder this user cannot read
+        project = None
+    if project is not None and (name is None or name in {v.name for v in project.matrix.variants}):
+        return locate(project, engine, name).ref
+    if name is None:
+        raise InvalidInput("no image named and no dlbase project here to take the default variant from",
+                           hint="dlbase run IMAGE [-- COMMAND]")
+    engine.inspect_image(name)  # Missing, with the daemon's words, when there is no such image
+    return name

@@ -8,7 +8,7 @@ import click
 
 from dlbase import bench as bench_mod
 from dlbase import bench_update
-from dlbase import ui
+from dlbase import local_image, ui, validate
 from dlbase.commands.common import json_option, open_project, project_options, variant_spec
 from dlbase.engine import Engine
 from dlbase.errors import InvalidInput
@@ -53,13 +53,7 @@ def update(variant: str | None, notebook_variant: str | None, designs: tuple[str
     project = open_project(matrix_file, compat_file)
     spec = variant_spec(project, variant)
     if notebook_variant is None:
-        kids = [v for v in project.matrix.variants if v.flavor.extends == spec.variant.flavor.name
-                and v.base.key == spec.variant.base.key and v.torch == spec.variant.torch
-                and v.line == spec.variant.line]
-        if not kids:
-            raise InvalidInput(f"no variant extends {spec.name}'s flavor on its base",
-                               hint="name one with --notebook VARIANT")
-        notebook_variant = kids[0].name
+        notebook_variant = bench_update.default_notebook(project, spec)
     notebook = variant_spec(project, notebook_variant)
     engine = Engine()
     engine.ping()
@@ -92,18 +86,15 @@ def data(image: str | None, host_python: str | None, no_host: bool, workers: str
     default variant) and on the host: ms per image of its pipelines, Albumentations against
     torchvision v2, DataLoader images/s against num_workers, the preflight's cost."""
     from dlbase import bench_data
-    from dlbase.commands.run import resolve_image
 
     if workers is not None and not all(w.strip().isdigit() for w in workers.split(",")):
         raise InvalidInput(f"--workers {workers!r} is not a comma-separated list of counts", hint="e.g. --workers 0,1,2")
-    from dlbase import validate
-
     if image is not None:
         validate.image_ref(image, where="IMAGE_OR_VARIANT")
     project = open_project(None, None)
     engine = Engine()
     engine.ping()
-    ref = resolve_image(engine, image)
+    ref = local_image.locate_ref(engine, image)
     result = bench_data.measure(project, engine, ref, host_python=host_python, host=not no_host, quick=quick,
                                 workers=workers, rounds=rounds, say=ui.info)
     jpath, mpath, ppath, table = bench_data.write(result, project.state_dir / "bench", png)

@@ -8,28 +8,9 @@ from pathlib import Path
 
 import click
 
-from dlbase import ui
+from dlbase import local_image, ui
 from dlbase.engine import launcher
-from dlbase.errors import DlbaseError, InvalidInput
 from dlbase.engine import Engine
-
-
-def resolve_image(engine: Engine, name: str | None) -> str:
-    """A variant of the project's matrix (its moving tag) or any image reference/ID."""
-    from dlbase import verify
-    from dlbase.project import Project
-
-    try:
-        project = Project.discover()
-    except (DlbaseError, OSError):  # no project here, or a parent folder this user cannot read
-        project = None
-    if project is not None and (name is None or name in {v.name for v in project.matrix.variants}):
-        return verify.resolve(project, engine, name).ref
-    if name is None:
-        raise InvalidInput("no image named and no dlbase project here to take the default variant from",
-                           hint="dlbase run IMAGE [-- COMMAND]")
-    engine.inspect_image(name)  # Missing, with the daemon's words, when there is no such image
-    return name
 
 
 def _is_notebook(engine: Engine, ref: str) -> bool:
@@ -69,7 +50,7 @@ def command(image: str | None, command: tuple[str, ...], gpus: str, shm_size: st
         validate.size(shm_size, where="--shm-size")
     engine = Engine()
     engine.ping()
-    ref = resolve_image(engine, image)
+    ref = local_image.locate_ref(engine, image)
     cmd = list(command[1:] if command[:1] == ("--",) else command) or None
     notebook = cmd is None and _is_notebook(engine, ref)
     tty = launcher.stdin_is_tty() and not as_json
