@@ -27,7 +27,7 @@ from tests.support.small_project import SmallProject, make_small_project, sha256
 pytestmark = pytest.mark.docker
 
 # The first install layer (one RUN per layer group of the lock).
-PIP_STEP = re.compile(r"^Step (\d+)/\d+ : RUN export PYTHONDONTWRITEBYTECODE=1 ", re.M)
+PIP_STEP = re.compile(r"^Step (\d+)/\d+ : RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py ", re.M)
 
 
 def stand_in_stack(sp: SmallProject) -> None:
@@ -110,7 +110,7 @@ def test_rebuild_after_test_or_label_change_reuses_the_pip_layer(engine: Engine,
         pip = step_block(log, pip_step)
         assert " ---> Using cache" in pip, f"{name}: pip re-ran:\n{pip}"
         assert "Running in" not in pip and "Successfully installed" not in pip, f"{name}: pip re-ran"
-        assert re.search(rf"step {pip_step}/\d+ \(cached\) RUN export PYTHONDONTWRITEBYTECODE=1", out.stderr), out.stderr
+        assert re.search(rf"step {pip_step}/\d+ \(cached\) RUN /opt/venv/bin/python -B /opt/dlbase/install_group", out.stderr), out.stderr
         summary = re.search(r"\((\d+) of (\d+) steps from the layer cache\)", out.stderr)
         assert summary and int(summary.group(1)) >= pip_step - 1, out.stderr
         print(f"  {name}: {summary.group(0)}")

@@ -34,10 +34,11 @@ import pytest
 from dlbase import base, errors
 from dlbase.engine import Engine
 from dlbase.errors import ExitCode
+from dlbase.spec import BuildSpec
 from tests.support import second_daemon as second
 from tests.support.build_cli import (Outcome, cli_args, cli_env, edit, insert_after_shell, insert_before_python_env,
                                      render, run_build)
-from tests.support.small_project import SmallProject, make_small_project, make_wheel, sha256
+from tests.support.small_project import SmallProject, copy_installer_wheels, make_small_project, make_wheel, sha256
 
 pytestmark = pytest.mark.docker
 
@@ -157,24 +158,27 @@ def test_bad_step_names_the_step_shows_the_log_and_cleans_up(engine: Engine, sma
 # ---------------------------------------------------------------- 2. hashes
 
 
-def test_pip_require_hashes_rejects_a_served_wheel_that_differs(engine: Engine, small, session_labels,
-                                                                 test_repo, tmp_path: Path) -> None:
+def test_require_hashes_rejects_a_served_wheel_that_differs(engine: Engine, small, session_labels,
+                                                             test_repo, tmp_path: Path) -> None:
     """The Dockerfile's own check: a wheelhouse served as given (`--wheelhouse`, no
-    pre-check) holds a wheel with the locked file name but other bytes; pip must refuse."""
+    pre-check) holds a wheel with the locked file name but other bytes; the installer (uv,
+    fetched per RUN from the installer lock) must refuse it."""
     sp, token = small
     insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}")
     render(sp)
     other = make_wheel(tmp_path / "foreign-wheelhouse", payload="not the locked bytes")
     assert other.name == sp.wheel.name and sha256(other) != sha256(sp.wheel)
+    copy_installer_wheels(other.parent, BuildSpec.of(sp.project().compat, sp.project().matrix.get(sp.variant)))
     before = dangling(engine)
     out = run_build(sp, session_labels, "--wheelhouse", str(other.parent))
-    print(f"\n--- pip hash mismatch ({out.seconds}s), stderr tail:\n" + "\n".join(out.stderr.splitlines()[-16:]))
+    print(f"\n--- hash mismatch ({out.seconds}s), stderr tail:\n" + "\n".join(out.stderr.splitlines()[-16:]))
     assert_one_error(out, ExitCode.BUILD)
-    assert re.search(r"^failing step: Step \d+/\d+ : RUN export PYTHONDONTWRITEBYTECODE=1 ", out.stderr, re.M)
-    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in out.stderr
+    assert re.search(r"^failing step: Step \d+/\d+ : RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py ",
+                     out.stderr, re.M)
+    assert "Hash mismatch for" in out.stderr
     assert sha256(sp.wheel) in out.stderr and sha256(other) in out.stderr  # expected and got
     assert "not one the lock pins" in out.stderr
-    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in out.log_path().read_text()
+    assert "Hash mismatch for" in out.log_path().read_text()
     assert_no_tag_moved(engine, test_repo)
     assert_nothing_left(engine, token, before, out.log_path().read_text())
 

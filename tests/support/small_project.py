@@ -7,7 +7,9 @@ the real templates but whose lock pins one tiny wheel made here, offline:
 
 - the lock's header carries the fingerprint of the variant's real inputs, so every
   drift check passes: the lock "lies" about its content, which is the point;
-- the wheel is written into the copy's wheelhouse, so filling it needs no network;
+- the wheel is written into the copy's wheelhouse, so filling it needs no network; the
+  uv wheel the layer RUNs fetch (images/_build/installer.lock) is copied from the
+  checkout's wheelhouse, filled from PyPI once per machine;
 - the image builds in ~15 s (Debian 12 + Python 3.11 + the tiny wheel) and reading it
   back fails (no torch), so `dlbase build` refuses to tag it: the mismatch path.
 """
@@ -25,8 +27,8 @@ from pathlib import Path
 from dlbase import lock as lock_mod
 from dlbase import layering, render
 from dlbase.project import Project
-from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
-from dlbase.wheelhouse import default_wheelhouse
+from dlbase.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, lock_spec
+from dlbase.wheelhouse import default_wheelhouse, fill, platform_tags_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COPY = ("images", "templates", "tests/image", "runtime", "README.md", ".dockerignore", ".hadolint.yaml", "ci")
@@ -91,6 +93,18 @@ def write_lock(spec: BuildSpec, path: Path, pins: list[tuple[str, str, str]],
     path.chmod(0o644)
 
 
+def copy_installer_wheels(house: Path, spec: BuildSpec) -> None:
+    """The installer lock's wheels (uv), fetched once into the checkout's wheelhouse and
+    copied from there, so a test's build needs no network of its own."""
+    installer = ROOT / INSTALLER_LOCK
+    if not installer.is_file():
+        return
+    shared = default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=ROOT)
+    for path in fill(installer, shared, python_version=spec.variant.python,
+                     platform_tags=platform_tags_for(LOCK_PLATFORM)):
+        shutil.copy2(path, house / path.name)
+
+
 def make_small_project(tmp: Path, *, payload: str = "", variant: str | None = None) -> SmallProject:
     """Copy the project into tmp/<name> with a tiny-lock default variant (see module doc)."""
     root = tmp / "small-project"
@@ -106,6 +120,7 @@ def make_small_project(tmp: Path, *, payload: str = "", variant: str | None = No
     spec = BuildSpec.of(project.compat, project.matrix.get(name))
     house = default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=root)
     wheel = make_wheel(house, payload=payload)
+    copy_installer_wheels(house, spec)
     lock = root / "images" / name / "requirements.lock"
     write_lock(spec, lock, [("dlbase-tiny", "1.0", sha256(wheel))],
                layering.parent_constraints(project, spec.variant))

@@ -93,10 +93,17 @@ def apt_installed(run: str) -> set[str]:
     return {w for w in words if not w.startswith("-")}
 
 
-def pip_runs(instrs) -> list[str]:
+INSTALL_SCRIPT = "/opt/dlbase/install_group.py"
+
+
+def is_install_run(word: str, args: str) -> bool:
+    return word == "RUN" and INSTALL_SCRIPT in args
+
+
+def install_runs(instrs) -> list[str]:
     """The install RUNs: one per layer group of the lock (one for a variant not locked yet)."""
-    runs = [a for w, a in instrs if w == "RUN" and "pip install" in a]
-    assert runs, "no pip install step"
+    runs = [a for w, a in instrs if is_install_run(w, a)]
+    assert runs, "no install step"
     return runs
 
 
@@ -310,18 +317,24 @@ class TestDockerfileProperties:
         assert "rm -rf /var/lib/apt/lists/*" in run
         assert run.index("apt-get update") < run.index("apt-get install") < run.index("rm -rf /var/lib/apt/lists/*")
 
-    def test_pip_install_is_hash_pinned_and_cacheless(self, rendered, name):
+    def test_install_runs_read_the_subset_copied_just_before(self, rendered, raw_matrix, name):
+        # The flags (hashes, wheels only, no deps, no cache) are the script's: test_install_group.py.
         ins = instructions(rendered[name])
-        for run in pip_runs(ins):
-            assert "--require-hashes" in run and "--no-cache-dir" in run and "--no-deps" in run
-            assert "--only-binary=:all:" in run
+        tool = (raw_matrix.get("installer") or {}).get("tool", "pip")
+        script = [i for i, (w, a) in enumerate(ins) if w == "COPY" and a.endswith(f" {INSTALL_SCRIPT}")]
+        assert len(script) == 1
+        for run in install_runs(ins):
+            assert run.startswith(f"/opt/venv/bin/python -B {INSTALL_SCRIPT} --installer {tool} ")
             assert f"/images/{name}/" not in run  # installs the copy inside the image
+            if tool == "uv":  # the pinned uv it fetches was copied in before the first install
+                lock = run.split("--installer-lock ")[1].split()[0]
+                assert [w for w, a in ins[:script[0] + 2] if w == "COPY" and a.endswith(f" {lock}")]
         # each install RUN reads the file the COPY just before it put in the image
         for i, (w, a) in enumerate(ins):
-            if w == "RUN" and "pip install" in a:
+            if is_install_run(w, a):
                 word, args = ins[i - 1]
                 assert word == "COPY" and args.startswith((f"images/{name}/", "images/_layers/"))
-                assert f"-r {args.split()[-1]} " in a + " "
+                assert a.split()[-1] == args.split()[-1]
         copies = [a for w, a in ins if w == "COPY" and "requirements.lock" in a]
         assert copies and copies[0].startswith(f"images/{name}/requirements.lock ")
 
@@ -405,7 +418,7 @@ class TestDockerfileProperties:
 
     def test_layer_order_keeps_the_heavy_layer_cached(self, rendered, name):
         ins = instructions(rendered[name])
-        pips = [i for i, (w, a) in enumerate(ins) if w == "RUN" and "pip install" in a]
+        pips = [i for i, (w, a) in enumerate(ins) if is_install_run(w, a)]
         pip, last_pip = pips[0], pips[-1]
         apt = index_of(ins, lambda i: i[0] == "RUN" and "apt-get install" in i[1])
         tests = index_of(ins, lambda i: i[0] == "COPY" and i[1].startswith("tests/image/"))
@@ -416,7 +429,7 @@ class TestDockerfileProperties:
         assert last_pip < info
         assert len(labels) == 1 and labels[0] > last_pip  # one LABEL step: one commit, not nine
         assert envs and max(envs) < pip
-        # only the lock, its subsets and the byte-code helper (and what precedes them) feed the install layers
+        # only the lock, its subsets, the install script and the installer pin feed the install layers
         copies_before = [a for w, a in ins[:last_pip] if w in ("COPY", "ADD")]
-        assert all("requirements.lock" in a or "/layers/" in a or "pycompile_new.py" in a
+        assert all("requirements.lock" in a or "/layers/" in a or a.startswith("images/_build/")
                    for a in copies_before), copies_before

@@ -39,6 +39,7 @@ from dlbase import lock as lock_mod
 from dlbase import layering
 from dlbase import render as render_mod
 from dlbase import wheelhouse
+from dlbase.matrix import Installer
 from dlbase.bench import _copy_project
 from dlbase.engine import Engine
 from dlbase.errors import InvalidInput, Missing
@@ -214,13 +215,14 @@ class _Builder:
             for v in self.copy.matrix.variants:
                 spec = BuildSpec.of(self.copy.compat, v)
                 path = self.copy.variant_dir(v.name) / "Dockerfile"
-                path.write_text(render_mod.dockerfile(self.copy, spec, env, single_layer=True))
+                # The design before: the whole lock in one RUN, installed by the venv's pip.
+                path.write_text(render_mod.dockerfile(self.copy, spec, env, single_layer=True,
+                                                      installer=Installer(tool="pip")))
 
     def build(self, spec: BuildSpec, *, nocache: bool) -> tuple[str, float]:
         lock_path = self.copy.variant_dir(spec.name) / "requirements.lock"
         house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=self.copy.root)
-        wheelhouse.fill(lock_path, house, python_version=spec.variant.python,
-                        platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM))
+        build_mod.fill_wheelhouse(self.copy, spec, lock_path, house)
         base_ref, base_digest = build_mod.base_identity(self.engine, spec)
         args = build_mod.label_buildargs(build_mod.build_labels(self.copy, spec, lock_mod.lock_hash(lock_path),
                                                                 base_ref, base_digest))

@@ -29,7 +29,7 @@ from dlbase.errors import BuildFailed, Drift, ImageMismatch, Missing
 from dlbase.imageref import short_id
 from dlbase.project import Project
 from dlbase.readback import read_back
-from dlbase.spec import LOCK_PLATFORM, BuildSpec, lock_spec
+from dlbase.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, installer_lock_spec, lock_spec
 
 # A fixed port: the WHEELHOUSE build arg is part of the classic builder's cache key for
 # the heavy RUN, so a random port would rebuild torch on every build.
@@ -182,7 +182,21 @@ def preflight(project: Project, spec: BuildSpec) -> Path:
         if not out.path.is_file() or out.path.read_text(encoding="utf-8") != out.content:
             raise Drift(f"{project.rel(out.path)} is missing or differs from {project.rel(lock_path)}",
                         hint="run `dlbase render` (and commit the result)")
+    installer = installer_lock_spec(project.matrix)
+    if installer is not None:
+        lock_mod.check_lock(installer, project.root / INSTALLER_LOCK)
     return lock_path
+
+
+def fill_wheelhouse(project: Project, spec: BuildSpec, lock_path: Path, house: Path,
+                    on_event: Callable[[wheelhouse.FillEvent], None] | None = None) -> None:
+    """Every wheel the build installs: the variant's lock and, when the installer is uv, the
+    uv wheel each layer RUN fetches (images/_build/installer.lock)."""
+    tags = wheelhouse.platform_tags_for(LOCK_PLATFORM)
+    wheelhouse.fill(lock_path, house, python_version=spec.variant.python, platform_tags=tags, on_event=on_event)
+    if installer_lock_spec(project.matrix) is not None:
+        wheelhouse.fill(project.root / INSTALLER_LOCK, house, python_version=spec.variant.python,
+                        platform_tags=tags, on_event=on_event)
 
 
 def build(project: Project, spec: BuildSpec, engine: Engine, *,
@@ -225,8 +239,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
         else:
             house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=project.root)
             say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
-            wheelhouse.fill(lock_path, house, python_version=spec.variant.python,
-                            platform_tags=wheelhouse.platform_tags_for(LOCK_PLATFORM), on_event=on_event)
+            fill_wheelhouse(project, spec, lock_path, house, on_event=on_event)
         cache_from = cache_sources(engine, cache_from or [], say)
         log_dir = project.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dlbase import tags
 from dlbase.compat import Compat, Finding, Release, StackResult, WheelLine, check_stack
 from dlbase.errors import Incompatible
-from dlbase.matrix import Variant
+from dlbase.matrix import Matrix, Variant
 
 IMAGE_ROOT = "/opt/dlbase"
 LOCK_IN_IMAGE = f"{IMAGE_ROOT}/requirements.lock"
@@ -21,6 +21,12 @@ TESTS_IN_IMAGE = f"{IMAGE_ROOT}/tests"
 ENTRYPOINT_IN_IMAGE = f"{IMAGE_ROOT}/entrypoint.sh"
 PREFLIGHT_IN_IMAGE = f"{IMAGE_ROOT}/preflight.py"
 VENV = "/opt/venv"
+#: The per-layer install script and the uv pin it fetches (see images/_build/install_group.py).
+INSTALL_SCRIPT = "images/_build/install_group.py"
+INSTALL_SCRIPT_IN_IMAGE = f"{IMAGE_ROOT}/install_group.py"
+INSTALLER_LOCK = "images/_build/installer.lock"
+INSTALLER_LOCK_IN_IMAGE = f"{IMAGE_ROOT}/installer.lock"
+INSTALLER_LOCK_NAME = "installer"  # its name for `dlbase lock`
 # uv's --python-platform for the images' x86_64 glibc >= 2.28 (Debian 12: 2.36, Ubuntu 22.04: 2.35).
 LOCK_PLATFORM = "x86_64-manylinux_2_28"
 
@@ -173,6 +179,19 @@ class BuildSpec:
             "lock_file": LOCK_IN_IMAGE,
             "compatible_pairs": compat.pairs(),
         }
+
+
+def installer_lock_spec(matrix: Matrix):  # -> dlbase.lock.LockSpec | None
+    """The resolver input of images/_build/installer.lock: the matrix's uv pin, for the image
+    platform (uv's wheels are py3-none, so the default variant's Python serves every image).
+    None when the installer is pip: nothing is fetched, so there is nothing to lock."""
+    from dlbase.lock import LockSpec
+
+    requirement = matrix.installer.requirement
+    if requirement is None:
+        return None
+    return LockSpec(variant=INSTALLER_LOCK_NAME, requirements=[requirement],
+                    python_version=matrix.get(matrix.default).python, platform=LOCK_PLATFORM)
 
 
 def lock_spec(spec: BuildSpec, constraints: list[str] | None = None):  # -> dlbase.lock.LockSpec

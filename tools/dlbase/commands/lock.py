@@ -12,7 +12,7 @@ from dlbase import render as render_mod
 from dlbase import ui
 from dlbase.commands.common import json_option, open_project, project_options
 from dlbase.errors import Drift, DlbaseError, Unreachable
-from dlbase.spec import BuildSpec, lock_spec
+from dlbase.spec import INSTALLER_LOCK, INSTALLER_LOCK_NAME, BuildSpec, installer_lock_spec, lock_spec
 
 
 @click.command("lock")
@@ -31,10 +31,19 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
     index cannot be reached fails it (exit 5). Any other problem fails it too.
     --check also verifies each lock itself: it parses to the end, its content matches the
     hash in its header, and it pins every package the variant names.
+    The installer lock (images/_build/installer.lock, the uv each layer RUN fetches) is
+    checked on every run and re-resolved when stale or missing; name it as `installer`.
     """
     project = open_project(matrix_file, compat_file)
     rows: list[dict] = []
     failures: list[DlbaseError] = []
+    installer_named = INSTALLER_LOCK_NAME in variants
+    variants = tuple(v for v in variants if v != INSTALLER_LOCK_NAME)
+    if installer_named or not variants or not check_only:
+        _installer_row(project, check_only, installer_named and upgrade, rows, failures)
+    if installer_named and not variants:
+        _finish(rows, failures, as_json)
+        return
     # Parents first: a flavor that extends another is resolved with the parent's lock as constraints.
     for variant in sorted(project.matrix.select(list(variants)), key=lambda v: v.flavor.extends is not None):
         spec = BuildSpec.of(project.compat, variant)
@@ -71,6 +80,41 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
             row.update(status="failed" if not isinstance(exc, Drift) else "stale", message=exc.message)
             failures.append(exc)
         rows.append(row)
+    _finish(rows, failures, as_json)
+
+
+def _installer_row(project, check_only: bool, upgrade: bool, rows: list[dict],
+                   failures: list[DlbaseError]) -> None:  # project: dlbase.project.Project
+    """Check the installer lock; unless --check, re-resolve it when it is stale or missing
+    (a current one is left alone: no network for a lock that names one exact pin)."""
+    lspec = installer_lock_spec(project.matrix)
+    if lspec is None:
+        return
+    path = project.root / INSTALLER_LOCK
+    row = {"variant": INSTALLER_LOCK_NAME, "index": lspec.index_url, "lock": INSTALLER_LOCK, "packages": None,
+           "lock_hash": None, "status": "", "message": ""}
+    try:
+        try:
+            if upgrade:
+                raise Drift("re-resolving on request")
+            lock = lock_mod.check_lock(lspec, path, complete=True)
+            row.update(status="current", packages=len(lock.packages), lock_hash=lock_mod.lock_hash(path))
+        except Drift:
+            if check_only:
+                raise
+            res = lock_mod.compile_lock(lspec, path, upgrade=upgrade)
+            row.update(status="locked", packages=len(res.packages), lock_hash=res.lock_hash,
+                       message=f"{res.seconds:.1f}s")
+    except Unreachable as exc:
+        row.update(status="unreachable", message=exc.message)
+        failures.append(exc)
+    except DlbaseError as exc:
+        row.update(status="failed" if not isinstance(exc, Drift) else "stale", message=exc.message)
+        failures.append(exc)
+    rows.append(row)
+
+
+def _finish(rows: list[dict], failures: list[DlbaseError], as_json: bool) -> None:
     if as_json:
         ui.emit_json({"ok": not failures, "variants": rows})
     else:

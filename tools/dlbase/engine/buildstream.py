@@ -23,8 +23,8 @@ from typing import IO, Any
 from dlbase import errors
 
 LOG_TAIL_LINES = 20
-# What pip prints when --require-hashes rejects a wheel.
-PIP_HASH_ERROR = "DO NOT MATCH THE HASHES"
+# What pip and uv print when --require-hashes rejects a wheel.
+HASH_ERRORS = ("DO NOT MATCH THE HASHES", "Hash mismatch for")
 FAILED_STEP_HINT = "read the log tail above; fix the Dockerfile step or its inputs"
 
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -209,8 +209,8 @@ def killed_by_signal(message: str) -> bool:
 
 
 def hash_mismatch(log_lines: list[str]) -> bool:
-    """pip's ``--require-hashes`` refused a wheel (its sha256 is not one the lock pins)."""
-    return any(PIP_HASH_ERROR in line for line in log_lines)
+    """pip's or uv's ``--require-hashes`` refused a wheel (its sha256 is not one the lock pins)."""
+    return any(marker in line for line in log_lines for marker in HASH_ERRORS)
 
 
 def failure_kind(failure: errors.BuildFailed) -> str:
