@@ -56,7 +56,7 @@ class BuildBench:
         return {**asdict(self), "ratios": self.ratios}
 
 
-def _copy_project(project: Project, dest: Path) -> Project:
+def copy_project(project: Project, dest: Path) -> Project:
     for rel in COPY:
         src = project.root / rel
         if src.is_dir():
@@ -80,7 +80,7 @@ def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], 
     labels = {BENCH_LABEL: "true"}
     images: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dlbase-bench-") as tmp:
-        copy = _copy_project(project, Path(tmp) / "proj")
+        copy = copy_project(project, Path(tmp) / "proj")
         try:
             say("cold build (no layer cache)")
             t = time.monotonic()
@@ -97,7 +97,7 @@ def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], 
             images.append(warm.image_id)
 
             say("naive single-stage build (no layer cache)")
-            naive_id, naive_s = _naive(copy, spec, engine, Path(tmp) / "naive", labels)
+            naive_id, naive_s = naive_build(copy, spec, engine, Path(tmp) / "naive", labels)
             images.append(naive_id)
 
             base_bytes = int(engine.inspect_image(cold.base_ref)["Size"])
@@ -114,7 +114,7 @@ def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], 
                     pass
 
 
-def _naive(copy: Project, spec: BuildSpec, engine: Engine, ctx: Path, labels: dict) -> tuple[str, float]:
+def naive_build(copy: Project, spec: BuildSpec, engine: Engine, ctx: Path, labels: dict) -> tuple[str, float]:
     ctx.mkdir()
     env = render_mod.environment(copy.templates_dir)
     base_ref = spec.variant.base.ref

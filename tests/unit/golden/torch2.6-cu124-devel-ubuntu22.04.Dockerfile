@@ -107,19 +107,21 @@ RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py --installer uv --instal
 RUN PYTHONDONTWRITEBYTECODE=1 /opt/venv/bin/python -m pip check
 COPY images/torch2.6-cu124-devel-ubuntu22.04/requirements.lock /opt/dlbase/requirements.lock
 
-# Cheap, often-changing layers last: the facts the image's own tests check, and the tests.
-COPY images/torch2.6-cu124-devel-ubuntu22.04/image.json /opt/dlbase/image.json
-# The entrypoint picks a writable HOME for any UID and runs the preflight (stdlib only, no torch).
-COPY runtime/entrypoint.sh /opt/dlbase/entrypoint.sh
-COPY runtime/preflight.py /opt/dlbase/preflight.py
-COPY tests/image/ /opt/dlbase/tests/
-
+# Run-time settings before the often-changing files: they are metadata steps, and steps after
+# a changed file all re-run (each commits an image), so here a warm rebuild skips them.
 WORKDIR /workspace
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 1000:1000
 # tini stays PID 1 (signals, zombies); the entrypoint execs the command after the preflight.
 ENTRYPOINT ["/usr/bin/tini", "--", "/opt/dlbase/entrypoint.sh"]
 CMD ["python"]
+
+# Cheap, often-changing layers last: the facts the image's own tests check, and the tests.
+COPY images/torch2.6-cu124-devel-ubuntu22.04/image.json /opt/dlbase/image.json
+# The entrypoint picks a writable HOME for any UID and runs the preflight (stdlib only, no torch).
+COPY runtime/entrypoint.sh /opt/dlbase/entrypoint.sh
+COPY runtime/preflight.py /opt/dlbase/preflight.py
+COPY tests/image/ /opt/dlbase/tests/
 
 # Labels, in one step (each LABEL step commits an image; one keeps a warm rebuild short).
 # Fixed by the variant, plus the build-time ones `dlbase build` passes as build arguments

@@ -86,13 +86,8 @@ RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py --installer uv --instal
 # Once over the whole environment: every package's dependencies are installed and consistent.
 RUN PYTHONDONTWRITEBYTECODE=1 /opt/venv/bin/python -m pip check
 
-# Cheap, often-changing layers last: the facts the image's own tests check, and the tests.
-COPY images/torch2.6-cu126-notebook-ubuntu22.04/image.json /opt/dlbase/image.json
-# The entrypoint picks a writable HOME for any UID and runs the preflight (stdlib only, no torch).
-COPY runtime/entrypoint.sh /opt/dlbase/entrypoint.sh
-COPY runtime/preflight.py /opt/dlbase/preflight.py
-COPY tests/image/ /opt/dlbase/tests/
-
+# Run-time settings before the often-changing files: they are metadata steps, and steps after
+# a changed file all re-run (each commits an image), so here a warm rebuild skips them.
 WORKDIR /workspace
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 1000:1000
@@ -101,6 +96,13 @@ EXPOSE 8888
 ENTRYPOINT ["/usr/bin/tini", "--", "/opt/dlbase/entrypoint.sh"]
 # JupyterLab keeps its token check: pass -e JUPYTER_TOKEN=... or read the token from the log.
 CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser", "--ServerApp.root_dir=/workspace"]
+
+# Cheap, often-changing layers last: the facts the image's own tests check, and the tests.
+COPY images/torch2.6-cu126-notebook-ubuntu22.04/image.json /opt/dlbase/image.json
+# The entrypoint picks a writable HOME for any UID and runs the preflight (stdlib only, no torch).
+COPY runtime/entrypoint.sh /opt/dlbase/entrypoint.sh
+COPY runtime/preflight.py /opt/dlbase/preflight.py
+COPY tests/image/ /opt/dlbase/tests/
 
 # Labels, in one step (each LABEL step commits an image; one keeps a warm rebuild short).
 # Fixed by the variant, plus the build-time ones `dlbase build` passes as build arguments

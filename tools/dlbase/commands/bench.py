@@ -44,10 +44,12 @@ def build(variant: str | None, matrix_file: Path | None, compat_file: Path | Non
               help="the flavor built on top (default: the first variant whose flavor extends VARIANT's, same base)")
 @click.option("--design", "designs", multiple=True, type=click.Choice(bench_update.DESIGNS),
               help="measure only this design (repeatable; default both, side by side)")
+@click.option("--cold-rounds", type=click.IntRange(0, 5), default=1, show_default=True,
+              help="extra cold builds of each design and of the naive Dockerfile, alternating (about 5 min a round)")
 @project_options
 @json_option
-def update(variant: str | None, notebook_variant: str | None, designs: tuple[str, ...], matrix_file: Path | None,
-           compat_file: Path | None, as_json: bool) -> None:
+def update(variant: str | None, notebook_variant: str | None, designs: tuple[str, ...], cold_rounds: int,
+           matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Per-group layers vs one layer: a package update, a second flavor, registry bytes, build
     times (tens of minutes; needs PyPI for the re-lock and Debian's docker-registry)."""
     project = open_project(matrix_file, compat_file)
@@ -58,7 +60,7 @@ def update(variant: str | None, notebook_variant: str | None, designs: tuple[str
     engine = Engine()
     engine.ping()
     result = bench_update.run(project, spec, notebook, engine, say=ui.info,
-                              designs=tuple(designs) or bench_update.DESIGNS)
+                              designs=tuple(designs) or bench_update.DESIGNS, cold_rounds=cold_rounds)
     jpath, mpath, table = bench_update.write(result, project.state_dir / "bench")
     if as_json:
         ui.emit_json(result.to_dict())
