@@ -40,6 +40,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import zipfile
 
 PYPI = "https://pypi.org/simple"
@@ -172,6 +173,7 @@ def main(argv: list[str]) -> int:
     venv_lock = os.path.join(sys.prefix, ".lock")
     had_venv_lock = os.path.exists(venv_lock)
     tmp = tempfile.mkdtemp(prefix="dlbase-install-")
+    started = time.monotonic()
     try:
         if args.installer == "uv":
             if not args.installer_lock:
@@ -190,6 +192,7 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         if not had_venv_lock and os.path.exists(venv_lock):
             os.remove(venv_lock)
+    installed = time.monotonic()
     added = sorted(dist_infos(dirs) - before)
     sources = sorted({p for d in added for p in recorded_sources(d) if needs_compiling(p)})
     if not compile_sources(sources):
@@ -197,7 +200,8 @@ def main(argv: list[str]) -> int:
         return 1
     # The same words as pip's last line: build progress and logs look for them.
     print(f"Successfully installed {' '.join(name_version(d) for d in added)} "
-          f"(with {args.installer}; {len(sources)} file(s) byte-compiled)")
+          f"(with {args.installer} in {installed - started:.1f}s; {len(sources)} file(s) byte-compiled "
+          f"in {time.monotonic() - installed:.1f}s)")
     return 0
 
 

@@ -416,6 +416,23 @@ class TestDockerfileProperties:
         entry = [a for w, a in ins if w == "ENTRYPOINT"]
         assert entry and "tini" in entry[-1]
 
+    def test_a_flavor_repeats_its_parents_steps_up_to_its_own_packages(self, rendered, variants, raw_matrix, name):
+        """Flavors share every layer below their own on the builder only if every step up to
+        there is the same (one differing ENV would rebuild all of them): checked per pair."""
+        v = variants[name]
+        parent = raw_matrix["flavors"][v["flavor"]].get("extends")
+        twins = [n for n, o in variants.items() if o["flavor"] == parent and
+                 (o["base"], o["torch"], o["line"], o["python"]) == (v["base"], v["torch"], v["line"], v["python"])]
+        if not parent or not twins:
+            pytest.skip(f"{name}: no variant of its parent flavor on the same base, torch and line")
+        mine = [(w, a.replace(name, "VARIANT")) for w, a in instructions(rendered[name])]
+        theirs = [(w, a.replace(twins[0], "VARIANT")) for w, a in instructions(rendered[twins[0]])]
+        own = next((i for i, (w, a) in enumerate(mine) if w == "COPY" and "-flavor-" in a), None)
+        if own is None:
+            pytest.skip(f"{name} is not locked here (one install step for the whole lock, no groups yet)")
+        assert mine[:own] == theirs[:own], f"{name} and {twins[0]} differ before the flavor's packages"
+        assert theirs[own][0] == "RUN" and "pip check" in theirs[own][1]  # the parent has no flavor group
+
     def test_layer_order_keeps_the_heavy_layer_cached(self, rendered, name):
         ins = instructions(rendered[name])
         pips = [i for i, (w, a) in enumerate(ins) if is_install_run(w, a)]
@@ -428,7 +445,8 @@ class TestDockerfileProperties:
         assert apt < pip and last_pip < tests
         assert last_pip < info
         assert len(labels) == 1 and labels[0] > last_pip  # one LABEL step: one commit, not nine
-        assert envs and max(envs) < pip
+        # one shared ENV before the packages; a flavor's own settings only after all of them
+        assert envs and envs[0] < pip and all(e > last_pip for e in envs[1:]) and len(envs) <= 2
         # only the lock, its subsets, the install script and the installer pin feed the install layers
         copies_before = [a for w, a in ins[:last_pip] if w in ("COPY", "ADD")]
         assert all("requirements.lock" in a or "/layers/" in a or a.startswith("images/_build/")

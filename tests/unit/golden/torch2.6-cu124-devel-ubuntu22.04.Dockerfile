@@ -18,20 +18,20 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 #    N workers use N cores instead of N x cores threads.
 #  - HOME and the caches (torch, triton, matplotlib, Jupyter) are not set here: the entrypoint
 #    points them at a writable place for whatever UID the container runs as.
+#  - Settings of one flavor only come after the shared layers (see "Run-time settings").
 ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
-    PATH=/opt/venv/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     NVIDIA_REQUIRE_CUDA="cuda>=12.0" \
     NO_ALBUMENTATIONS_UPDATE=1 \
     OPENCV_FOR_THREADS_NUM=1 \
-    DLBASE_IMAGE_INFO=/opt/dlbase/image.json \
-    CUDA_HOME=/usr/local/cuda
+    DLBASE_IMAGE_INFO=/opt/dlbase/image.json
 
 # OS packages: the Python the base ships (3.10) for the virtual environment, tini as
 # PID 1 (signals reach python/jupyter, zombies are reaped) and the flavor's build-essential, python3-dev.
@@ -106,6 +106,12 @@ RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py --installer uv --instal
 # Once over the whole environment: every package's dependencies are installed and consistent.
 RUN PYTHONDONTWRITEBYTECODE=1 /opt/venv/bin/python -m pip check
 COPY images/torch2.6-cu124-devel-ubuntu22.04/requirements.lock /opt/dlbase/requirements.lock
+
+# This flavor's own settings. They come after the package layers on purpose: an ENV that
+# differed between flavors before them would change the cache key of every later step, and
+# runtime and devel would each get their own copy of every shared layer.
+ENV PATH=/opt/venv/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    CUDA_HOME=/usr/local/cuda
 
 # Run-time settings before the often-changing files: they are metadata steps, and steps after
 # a changed file all re-run (each commits an image), so here a warm rebuild skips them.

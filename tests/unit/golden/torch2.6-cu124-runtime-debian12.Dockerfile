@@ -18,6 +18,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 #    N workers use N cores instead of N x cores threads.
 #  - HOME and the caches (torch, triton, matplotlib, Jupyter) are not set here: the entrypoint
 #    points them at a writable place for whatever UID the container runs as.
+#  - Settings of one flavor only come after the shared layers (see "Run-time settings").
 ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
     PYTHONUNBUFFERED=1 \

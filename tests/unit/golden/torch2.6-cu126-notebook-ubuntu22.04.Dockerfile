@@ -18,8 +18,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 #    N workers use N cores instead of N x cores threads.
 #  - HOME and the caches (torch, triton, matplotlib, Jupyter) are not set here: the entrypoint
 #    points them at a writable place for whatever UID the container runs as.
-#  - DLBASE_REQUIRE_WRITABLE_WORKSPACE=1: a notebook server that cannot save is stopped at
-#    start-up by the preflight, with the fix, instead of failing at the first save.
+#  - Settings of one flavor only come after the shared layers (see "Run-time settings").
 ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
@@ -32,8 +31,7 @@ ENV LANG=C.UTF-8 \
     NVIDIA_REQUIRE_CUDA="cuda>=12.0" \
     NO_ALBUMENTATIONS_UPDATE=1 \
     OPENCV_FOR_THREADS_NUM=1 \
-    DLBASE_IMAGE_INFO=/opt/dlbase/image.json \
-    DLBASE_REQUIRE_WRITABLE_WORKSPACE=1
+    DLBASE_IMAGE_INFO=/opt/dlbase/image.json
 
 # OS packages: the Python the base ships (3.10) for the virtual environment, tini as
 # PID 1 (signals reach python/jupyter, zombies are reaped).
@@ -85,6 +83,13 @@ RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py --installer uv --instal
 
 # Once over the whole environment: every package's dependencies are installed and consistent.
 RUN PYTHONDONTWRITEBYTECODE=1 /opt/venv/bin/python -m pip check
+
+# This flavor's own settings. They come after the package layers on purpose: an ENV that
+# differed between flavors before them would change the cache key of every later step, and
+# runtime and notebook would each get their own copy of every shared layer.
+#  - DLBASE_REQUIRE_WRITABLE_WORKSPACE=1: a notebook server that cannot save is stopped at
+#    start-up by the preflight, with the fix, instead of failing at the first save.
+ENV DLBASE_REQUIRE_WRITABLE_WORKSPACE=1
 
 # Run-time settings before the often-changing files: they are metadata steps, and steps after
 # a changed file all re-run (each commits an image), so here a warm rebuild skips them.

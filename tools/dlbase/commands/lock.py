@@ -39,9 +39,8 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
     failures: list[DlbaseError] = []
     installer_named = INSTALLER_LOCK_NAME in variants
     variants = tuple(v for v in variants if v != INSTALLER_LOCK_NAME)
-    if installer_named or not variants or not check_only:
-        _installer_row(project, check_only, installer_named and upgrade, rows, failures)
-    if installer_named and not variants:
+    if installer_named and not variants:  # `dlbase lock installer`: that lock alone
+        _installer_row(project, check_only, upgrade, rows, failures)
         _finish(rows, failures, as_json)
         return
     # Parents first: a flavor that extends another is resolved with the parent's lock as constraints.
@@ -80,6 +79,7 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
             row.update(status="failed" if not isinstance(exc, Drift) else "stale", message=exc.message)
             failures.append(exc)
         rows.append(row)
+    _installer_row(project, check_only, installer_named and upgrade, rows, failures)
     _finish(rows, failures, as_json)
 
 
