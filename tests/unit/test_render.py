@@ -300,6 +300,36 @@ def all_variants():
     return [v["name"] for v in YAML(typ="safe").load((REPO / MATRIX_REL).read_text())["variants"]]
 
 
+def flavor_pairs() -> list[tuple[str, str]]:
+    """(variant, the variant of its parent flavor on the same base, torch, line and Python)."""
+    from ruamel.yaml import YAML
+    raw = YAML(typ="safe").load((REPO / MATRIX_REL).read_text())
+    pairs = []
+    for v in raw["variants"]:
+        parent = raw["flavors"][v["flavor"]].get("extends")
+        key = (v["base"], v["torch"], v["line"], v["python"])
+        pairs += [(v["name"], o["name"]) for o in raw["variants"]
+                  if parent and o["flavor"] == parent and (o["base"], o["torch"], o["line"], o["python"]) == key]
+    return pairs
+
+
+@pytest.mark.parametrize("name, twin", flavor_pairs())
+def test_a_flavor_repeats_its_parents_steps_up_to_its_own_packages(rendered, name, twin):
+    """Flavors share every layer below their own on the builder only if every step up to
+    there is the same (one differing ENV would rebuild all of them)."""
+    mine = [(w, a.replace(name, "VARIANT")) for w, a in instructions(rendered[name])]
+    theirs = [(w, a.replace(twin, "VARIANT")) for w, a in instructions(rendered[twin])]
+    own = next((i for i, (w, a) in enumerate(mine) if w == "COPY" and "-flavor-" in a), None)
+    if own is None:
+        pytest.skip(f"{name} is not locked here (one install step for the whole lock, no groups yet)")
+    assert mine[:own] == theirs[:own], f"{name} and {twin} differ before the flavor's packages"
+    assert theirs[own][0] == "RUN" and "pip check" in theirs[own][1]  # the parent has no flavor group
+
+
+def test_the_matrix_has_flavor_pairs_to_check():
+    assert ("torch2.6-cu124-notebook-debian12", "torch2.6-cu124-runtime-debian12") in flavor_pairs()
+
+
 @pytest.mark.parametrize("name", all_variants())
 class TestDockerfileProperties:
     def test_from_is_the_matrix_base(self, rendered, variants, raw_matrix, name):
@@ -415,23 +445,6 @@ class TestDockerfileProperties:
             assert "CUDA_HOME" not in env
         entry = [a for w, a in ins if w == "ENTRYPOINT"]
         assert entry and "tini" in entry[-1]
-
-    def test_a_flavor_repeats_its_parents_steps_up_to_its_own_packages(self, rendered, variants, raw_matrix, name):
-        """Flavors share every layer below their own on the builder only if every step up to
-        there is the same (one differing ENV would rebuild all of them): checked per pair."""
-        v = variants[name]
-        parent = raw_matrix["flavors"][v["flavor"]].get("extends")
-        twins = [n for n, o in variants.items() if o["flavor"] == parent and
-                 (o["base"], o["torch"], o["line"], o["python"]) == (v["base"], v["torch"], v["line"], v["python"])]
-        if not parent or not twins:
-            pytest.skip(f"{name}: no variant of its parent flavor on the same base, torch and line")
-        mine = [(w, a.replace(name, "VARIANT")) for w, a in instructions(rendered[name])]
-        theirs = [(w, a.replace(twins[0], "VARIANT")) for w, a in instructions(rendered[twins[0]])]
-        own = next((i for i, (w, a) in enumerate(mine) if w == "COPY" and "-flavor-" in a), None)
-        if own is None:
-            pytest.skip(f"{name} is not locked here (one install step for the whole lock, no groups yet)")
-        assert mine[:own] == theirs[:own], f"{name} and {twins[0]} differ before the flavor's packages"
-        assert theirs[own][0] == "RUN" and "pip check" in theirs[own][1]  # the parent has no flavor group
 
     def test_layer_order_keeps_the_heavy_layer_cached(self, rendered, name):
         ins = instructions(rendered[name])

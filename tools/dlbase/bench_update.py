@@ -319,7 +319,7 @@ def run(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine,
                 for old_storage in Path(tmp_s).glob("registry-*"):
                     shutil.rmtree(old_storage, ignore_errors=True)
     for design, res in results.items():
-        res.cold_samples = [res.cold_seconds, *samples.get(design, [])]
+        res.cold_samples = [*samples.get(design, []), res.cold_seconds]  # the rounds ran first
     return UpdateBench(variant=spec.name, notebook=notebook.name, changed=f"{package} {current} -> {version}",
                        designs=results, naive_samples=samples.get("naive", []))
 
