@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from dlbase import spec as spec_mod
 from tests.integration.test_lock_real import _SKIP
 from tests.support.small_project import ROOT, copy_installer_wheels, sha256, write_wheel
 
-SCRIPT = ROOT / "images" / "_build" / "install_group.py"
-INSTALLER_LOCK = ROOT / "images" / "_build" / "installer.lock"
+SCRIPT = ROOT / spec_mod.INSTALL_SCRIPT
+INSTALLER_LOCK = ROOT / spec_mod.INSTALLER_LOCK
 
 
 def load_script():

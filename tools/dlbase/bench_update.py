@@ -332,7 +332,8 @@ def cold_builds(project: Project, spec: BuildSpec, engine: Engine, tmp: Path, la
     samples: dict[str, list[float]] = {}
     if rounds <= 0:
         return samples
-    builders = {d: _Builder(copy_project(project, tmp / d), engine, d, labels, [], say) for d in designs}
+    created: list[str] = []  # the image being timed; removed right after
+    builders = {d: _Builder(copy_project(project, tmp / d), engine, d, labels, created, say) for d in designs}
     for b in builders.values():
         b.render()
         b.fill(spec)  # also fills what the naive build serves (the wheelhouse is shared)
@@ -341,7 +342,6 @@ def cold_builds(project: Project, spec: BuildSpec, engine: Engine, tmp: Path, la
     for r in range(rounds):
         for design in order[r % len(order):] + order[:r % len(order)]:
             say(f"cold round {r + 1}/{rounds}: {design}")
-            created: list[str] = []
             try:
                 if design == "naive":
                     image_id, seconds = naive_build(naive_copy, spec, engine, tmp / f"naive-{r}", labels)
@@ -349,11 +349,10 @@ def cold_builds(project: Project, spec: BuildSpec, engine: Engine, tmp: Path, la
                     seconds = round(seconds, 1)
                     say(f"  naive: built {spec.name} in {seconds:.0f}s")
                 else:
-                    b = builders[design]
-                    b.created = created
-                    _, seconds = b.build(spec, nocache=True)
+                    _, seconds = builders[design].build(spec, nocache=True)
             finally:
                 _cleanup(engine, created)
+                created.clear()
             samples.setdefault(design, []).append(seconds)
     return samples
 

@@ -19,6 +19,15 @@ def command() -> None:
     """Benchmarks: image size and build time, measured side by side in one run."""
 
 
+def _show(project, data: dict, table: str, written: tuple[Path, ...], as_json: bool) -> None:
+    """A bench's one JSON document, or its table and the files it wrote."""
+    if as_json:
+        ui.emit_json(data)
+    else:
+        ui.out.print(table, markup=False)
+        ui.info("written: " + ", ".join(project.rel(p) for p in written))
+
+
 @command.command("build")
 @click.argument("variant", required=False)
 @project_options
@@ -31,11 +40,7 @@ def build(variant: str | None, matrix_file: Path | None, compat_file: Path | Non
     engine.ping()
     result = bench_mod.run(project, spec, engine, say=ui.info)
     jpath, mpath, table = bench_mod.write(result, project.state_dir / "bench")
-    if as_json:
-        ui.emit_json(result.to_dict())
-    else:
-        ui.out.print(table, markup=False)
-        ui.info(f"written: {project.rel(jpath)}, {project.rel(mpath)}")
+    _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 
 
 @command.command("update")
@@ -62,11 +67,7 @@ def update(variant: str | None, notebook_variant: str | None, designs: tuple[str
     result = bench_update.run(project, spec, notebook, engine, say=ui.info,
                               designs=tuple(designs) or bench_update.DESIGNS, cold_rounds=cold_rounds)
     jpath, mpath, table = bench_update.write(result, project.state_dir / "bench")
-    if as_json:
-        ui.emit_json(result.to_dict())
-    else:
-        ui.out.print(table, markup=False)
-        ui.info(f"written: {project.rel(jpath)}, {project.rel(mpath)}")
+    _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 
 
 @command.command("data")

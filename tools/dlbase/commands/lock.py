@@ -94,14 +94,15 @@ def _installer_row(project, check_only: bool, upgrade: bool, rows: list[dict],
     row = {"variant": INSTALLER_LOCK_NAME, "index": lspec.index_url, "lock": INSTALLER_LOCK, "packages": None,
            "lock_hash": None, "status": "", "message": ""}
     try:
-        try:
-            if upgrade:
-                raise Drift("re-resolving on request")
-            lock = lock_mod.check_lock(lspec, path, complete=True)
-            row.update(status="current", packages=len(lock.packages), lock_hash=lock_mod.lock_hash(path))
-        except Drift:
-            if check_only:
-                raise
+        lock = None
+        if not upgrade:
+            try:
+                lock = lock_mod.check_lock(lspec, path, complete=True)
+                row.update(status="current", packages=len(lock.packages), lock_hash=lock_mod.lock_hash(path))
+            except Drift:
+                if check_only:
+                    raise
+        if lock is None:
             res = lock_mod.compile_lock(lspec, path, upgrade=upgrade)
             row.update(status="locked", packages=len(res.packages), lock_hash=res.lock_hash,
                        message=f"{res.seconds:.1f}s")
