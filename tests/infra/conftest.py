@@ -91,7 +91,7 @@ def root_host(expect: dict[str, Any]):
 @pytest.fixture(scope="session")
 def probe(root_host, expect: dict[str, Any]) -> dict[str, Any]:
     """What is installed, read inside the container by dlbase's own probe (one exec)."""
-    from dlbase import image_probe
+    from dlbase.build import image_probe
 
     source = Path(image_probe.__file__).read_text(encoding="utf-8")
     res = root_host.run(f"{VENV_PYTHON} -c %s", source)

@@ -20,7 +20,7 @@ REQUIRED = (
 
 
 def _cudnn_int(version: str) -> int:
-    from dlbase.build import cudnn_int
+    from dlbase.build.builder import cudnn_int
 
     return cudnn_int(version)
 
@@ -34,7 +34,7 @@ def test_required_labels_are_present(expect: dict[str, Any]) -> None:
 
 @pytest.mark.check("labels equal installed versions")
 def test_labels_equal_the_installed_versions(expect: dict[str, Any], probe: dict[str, Any], host) -> None:
-    from dlbase.lock import lock_hash
+    from dlbase.define.lock import lock_hash
 
     labels = expect["labels"]
     problems = []

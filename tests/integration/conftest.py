@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dlbase import base, errors
+from dlbase.build import base
+from dlbase.core import errors
 from dlbase.engine import Engine
 from tests.support.signals import install_sigterm_as_interrupt
 

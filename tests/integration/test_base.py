@@ -7,7 +7,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dlbase import base, errors
+from dlbase.build import base
+from dlbase.core import errors
 from dlbase.engine import MANAGED_LABEL, Engine
 
 pytestmark = pytest.mark.docker

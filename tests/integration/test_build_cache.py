@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from dlbase.engine import Engine
-from dlbase.spec import BuildSpec
+from dlbase.define.spec import BuildSpec
 from tests.support.build_cli import Outcome, edit, insert_before_python_env, render, run_build
 from tests.support.small_project import SmallProject, make_small_project, sha256, write_lock, write_wheel
 

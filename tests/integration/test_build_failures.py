@@ -31,10 +31,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dlbase import base, errors
+from dlbase.build import base
+from dlbase.core import errors
 from dlbase.engine import Engine
-from dlbase.errors import ExitCode
-from dlbase.spec import BuildSpec
+from dlbase.core.errors import ExitCode
+from dlbase.define.spec import BuildSpec
 from tests.support import second_daemon as second
 from tests.support.build_cli import (Outcome, cli_args, cli_env, edit, insert_after_shell, insert_before_python_env,
                                      render, run_build)

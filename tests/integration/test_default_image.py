@@ -9,8 +9,8 @@ import re
 import pytest
 
 from dlbase.engine import Engine
-from dlbase.project import Project
-from dlbase.spec import BuildSpec
+from dlbase.core.project import Project
+from dlbase.define.spec import BuildSpec
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from dlbase import build as build_mod
-from dlbase import records
-from dlbase.spec import BuildSpec
+from dlbase.build import builder as build_mod
+from dlbase.verify import records
+from dlbase.define.spec import BuildSpec
 
 from tests.support.small_project import make_small_project
 

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dlbase import errors
+from dlbase.core import errors
 from dlbase.engine import BUILD_ID_LABEL, MANAGED_LABEL, BuildEvent, Engine
 
 pytestmark = pytest.mark.docker

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import spec as spec_mod
+from dlbase.define import spec as spec_mod
 from tests.integration.test_lock_real import _SKIP
 from tests.support.small_project import ROOT, copy_installer_wheels, sha256, write_wheel
 
@@ -80,8 +80,8 @@ def house(tmp_path_factory) -> Path:
     write_wheel(house, "dlbase-low", "1.0", {"dlbase_low/__init__.py": "VALUE = 'low'\n",
                                              "dlbase_low/more.py": "X = 1\n"})
     write_wheel(house, "dlbase-high", "1.0", {"dlbase_high/__init__.py": "from dlbase_low import VALUE\n"})
-    from dlbase.project import Project
-    from dlbase.spec import BuildSpec
+    from dlbase.core.project import Project
+    from dlbase.define.spec import BuildSpec
 
     project = Project.discover(ROOT)
     copy_installer_wheels(house, BuildSpec.of(project.compat, project.matrix.get(project.matrix.default)))

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dlbase.lock import find_uv
+from dlbase.define.lock import find_uv
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 

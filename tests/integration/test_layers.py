@@ -18,9 +18,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dlbase import build as build_mod
+from dlbase.build import builder as build_mod
 from dlbase.engine import Engine
-from dlbase.spec import BuildSpec
+from dlbase.define.spec import BuildSpec
 from tests.support.build_cli import cli_env, insert_before_python_env, render
 from tests.support.registry import free_port, registry_binary, running_registry
 from tests.support.small_project import make_small_project, make_wheel, sha256, write_lock, write_wheel

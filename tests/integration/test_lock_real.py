@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from dlbase.errors import InvalidInput
-from dlbase.lock import LockSpec, check_lock, compile_lock, lock_hash, read_lock
-from dlbase.wheelhouse import fill, platform_tags_for, serve
+from dlbase.core.errors import InvalidInput
+from dlbase.define.lock import LockSpec, check_lock, compile_lock, lock_hash, read_lock
+from dlbase.build.wheelhouse import fill, platform_tags_for, serve
 
 PYPI = "https://pypi.org/simple"
 PLATFORM = "x86_64-manylinux_2_28"

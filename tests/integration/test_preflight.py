@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import build as build_mod
-from dlbase.spec import BuildSpec
+from dlbase.build import builder as build_mod
+from dlbase.define.spec import BuildSpec
 from tests.support.small_project import make_small_project
 
 pytestmark = pytest.mark.docker

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from dlbase import build as build_mod
-from dlbase import records
+from dlbase.build import builder as build_mod
+from dlbase.verify import records
 from dlbase.engine import Engine
-from dlbase.registry import RegistryClient
-from dlbase.spec import BuildSpec
+from dlbase.registry.client import RegistryClient
+from dlbase.define.spec import BuildSpec
 
 from tests.support.registry import free_port, running_registry
 from tests.support.small_project import SmallProject, make_small_project
@@ -327,7 +327,7 @@ def test_read_only_registry_storage_surfaces_the_daemon_error(engine, image_a, i
 def test_push_the_real_default_image_and_pull_it_back(engine, default_image, tmp_path):
     """The 6 GB default image, once, to a loopback registry; pulled back by digest."""
     project_root = ROOT
-    from dlbase.project import Project
+    from dlbase.core.project import Project
     project = Project.discover(project_root)
     image_id = default_image["image_id"]
     had_record = records.lookup(project, image_id)

@@ -56,9 +56,9 @@ def test_rebuild_check_small_image_is_reproducible(engine, debian_base, session_
 
 def test_rebuild_check_reports_a_difference(engine, debian_base, session_labels, tmp_path):
     """Two builds that really differ (a different wheel) are listed, grouped, exit 13."""
-    from dlbase import diff as diff_mod
-    from dlbase import build as build_mod
-    from dlbase.spec import BuildSpec
+    from dlbase.examine import diff as diff_mod
+    from dlbase.build import builder as build_mod
+    from dlbase.define.spec import BuildSpec
 
     ids = []
     for payload in ("one", "two"):
@@ -96,7 +96,7 @@ def test_two_concurrent_builds_of_one_variant(engine, debian_base, session_label
     assert second.returncode == 8, err2[-2000:]
     assert "waiting for it to finish" in err2
     assert "no tag was applied" in err1 and "no tag was applied" in err2
-    from dlbase.project import Project
+    from dlbase.core.project import Project
     repo = Project.discover(sp.root).matrix.repository
     for summary in engine.images_with_label(next(f"{k}={v}" for k, v in session_labels.items())):
         assert not any(t.startswith(repo + ":") for t in summary.get("RepoTags") or [])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbase.lock import read_lock
+from dlbase.define.lock import read_lock
 from tests.integration.test_lock_real import _SKIP
 
 pytestmark = [pytest.mark.network, pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from dlbase.errors import InvalidInput, Unreachable
-from dlbase.registry import RegistryClient
+from dlbase.core.errors import InvalidInput, Unreachable
+from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence, keys, predicates, statements, store
 
 from tests.support.registry import registry_binary, running_registry

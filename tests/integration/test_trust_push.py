@@ -18,10 +18,10 @@ import sys
 import uuid
 
 import pytest
-from dlbase import build as build_mod
-from dlbase import records
-from dlbase.registry import RegistryClient
-from dlbase.spec import BuildSpec
+from dlbase.build import builder as build_mod
+from dlbase.verify import records
+from dlbase.registry.client import RegistryClient
+from dlbase.define.spec import BuildSpec
 from dlbase.trust import predicates, store
 
 from tests.support.cut_proxy import CutProxy

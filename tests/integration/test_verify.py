@@ -27,9 +27,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from dlbase import records, wheelhouse
+from dlbase.verify import records
+from dlbase.build import wheelhouse
 from dlbase.engine import Engine
-from dlbase.project import Project
+from dlbase.core.project import Project
 
 from tests.support.fake_jupyter import FAKE_JUPYTER
 

@@ -41,7 +41,7 @@ def _cut_lock(root: Path) -> None:
 
 def _drop_torch(root: Path) -> None:
     sys.path.insert(0, str(ROOT / "tools"))
-    from dlbase import lock as lock_mod
+    from dlbase.define import lock as lock_mod
 
     text = (root / LOCK).read_text(encoding="utf-8")
     out, skip = [], False

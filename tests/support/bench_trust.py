@@ -17,11 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from dlbase import report, ui
+from dlbase.examine import report
+from dlbase.cli import ui
 from dlbase.engine import Engine
-from dlbase.fsutil import write_json_atomic
-from dlbase.project import Project
-from dlbase.registry import RegistryClient
+from dlbase.core.fsutil import write_json_atomic
+from dlbase.core.project import Project
+from dlbase.registry.client import RegistryClient
 from dlbase.trust import attach, evidence, keys
 
 from tests.support.registry import running_registry
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> int:
         "attestations": result["attestations"], "verification_attached": result["verification_attached"]}
     out = project.state_dir / "bench" / "trust-sign.json"
     write_json_atomic(out, body)
-    from dlbase.fsutil import write_text_atomic
+    from dlbase.core.fsutil import write_text_atomic
 
     rows = [f"| {k} | {v} |" for k, v in body.items() if k != "attestations"]
     rows += [f"| bytes of {a['predicateType']} | {a['bytes']} |" for a in body["attestations"]]

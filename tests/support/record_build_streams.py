@@ -30,7 +30,7 @@ from typing import Any
 import docker
 
 from dlbase.engine.buildstream import BuildStreamParser
-from dlbase.wheelhouse import serve
+from dlbase.build.wheelhouse import serve
 from tests.support import second_daemon
 from tests.support.small_project import make_small_project, make_wheel
 

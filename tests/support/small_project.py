@@ -24,11 +24,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlbase import lock as lock_mod
-from dlbase import layering, render
-from dlbase.project import Project
-from dlbase.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, lock_spec
-from dlbase.wheelhouse import default_wheelhouse, fill, platform_tags_for
+from dlbase.define import lock as lock_mod
+from dlbase.define import layering
+from dlbase.define import render
+from dlbase.core.project import Project
+from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, lock_spec
+from dlbase.build.wheelhouse import default_wheelhouse, fill, platform_tags_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COPY = ("images", "templates", "tests/image", "runtime", "README.md", ".dockerignore", ".hadolint.yaml", "ci")

@@ -3,7 +3,7 @@
 - ``project_copy``: a throw-away copy of the project's data (images/, templates/,
   README.md, .hadolint.yaml, ci/) with DLBASE_ROOT pointing at it, so a
   test can break the matrix or edit a rendered file and run the real CLI against it.
-- ``cli``: runs ``dlbase.cli.main`` (the real entry point: argument parsing, error
+- ``cli``: runs ``dlbase.cli.app`` (the real entry point: argument parsing, error
   printing, exit codes) in-process and returns exit code, stdout and stderr.
 - ``edit``: replaces text in a file of the copy, failing loudly when the text to replace
   is not there (so a test cannot silently stop testing anything after a matrix change).
@@ -119,9 +119,9 @@ class CliResult:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
-    """Run `dlbase ARGS...` through dlbase.cli.main; DLBASE_ROOT defaults to this repository."""
-    from dlbase import cli as cli_mod
-    from dlbase import ui
+    """Run `dlbase ARGS...` through dlbase.cli.app; DLBASE_ROOT defaults to this repository."""
+    from dlbase.cli import app as cli_mod
+    from dlbase.cli import ui
 
     monkeypatch.setattr(ui.out, "_width", 250)  # one table row per line, whatever the terminal
 

@@ -1,6 +1,6 @@
 """Every bad input answered: issue 11's five repros and the classes of failure behind them.
 
-Each test runs the real CLI (dlbase.cli.main, in-process) against a throw-away copy of the
+Each test runs the real CLI (dlbase.cli.app, in-process) against a throw-away copy of the
 project and asserts the documented exit code, a one-line `error:` plus `what to do:`, no
 traceback, exactly one JSON document under --json, and no file changed when the verb fails.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import fileset
-from dlbase import lock as lock_mod
-from dlbase.errors import ExitCode, FileProblem
+from dlbase.core import fileset
+from dlbase.define import lock as lock_mod
+from dlbase.core.errors import ExitCode, FileProblem
 
 DEFAULT = "torch2.6-cu124-runtime-debian12"
 DEVEL = "torch2.6-cu124-devel-ubuntu22.04"
@@ -351,7 +351,7 @@ def test_invalid_repository_option_fails_before_any_build(cli, project_copy, mon
 
 
 def test_valid_repositories_are_accepted():
-    from dlbase import validate
+    from dlbase.core import validate
 
     for repo in ("dlbase/pytorch", "127.0.0.1:5000/team/x", "localhost/a__b", "a-b.c/d---e", "registry.io/x"):
         assert validate.repository(repo) == repo
@@ -378,7 +378,7 @@ def test_pin_of_a_base_that_cannot_be_pinned(cli, project_copy, base, says):
 
 
 def test_sigterm_is_an_interrupt_with_exit_130(tmp_path):
-    script = ("import time\nfrom dlbase import cli\n"
+    script = ("import time\nfrom dlbase.cli import app as cli\n"
               "@cli.app.command('sleepy')\ndef sleepy():\n    print('ready', flush=True); time.sleep(60)\n"
               "cli.main(['sleepy'])\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -393,7 +393,7 @@ def test_sigterm_is_an_interrupt_with_exit_130(tmp_path):
 
 
 def test_unexpected_exception_is_one_line_and_debug_shows_it(tmp_path):
-    script = ("from dlbase import cli\n"
+    script = ("from dlbase.cli import app as cli\n"
               "@cli.app.command('boom')\ndef boom():\n    raise RuntimeError('kaputt')\n"
               "cli.main(['boom', *__import__('sys').argv[1:]])\n")
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
@@ -484,7 +484,7 @@ def test_compat_without_a_pypi_index_is_a_compat_error(cli, project_copy, edit):
 def test_an_unreadable_folder_on_the_way_up_is_not_a_traceback(tmp_path, monkeypatch):
     """Project discovery from below a folder the user cannot read (root bypasses modes, so
     the permission error is simulated at the one call that raises it)."""
-    from dlbase import root as root_mod
+    from dlbase.core import root as root_mod
 
     real = Path.is_file
 

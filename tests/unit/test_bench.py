@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dlbase.bench import BuildBench, write
+from dlbase.bench.build import BuildBench, write
 
 
 def _bench() -> BuildBench:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dlbase import bench_update as bu
+from dlbase.bench import update as bu
 
 
 def bench(single: list[float], layered: list[float], naive: list[float]) -> bu.UpdateBench:

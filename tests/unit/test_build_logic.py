@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dlbase import build, tags
-from dlbase.project import Project
-from dlbase.spec import BuildSpec
+from dlbase.build import builder as build
+from dlbase.define import tags
+from dlbase.core.project import Project
+from dlbase.define.spec import BuildSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 

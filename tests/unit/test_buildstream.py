@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from dlbase import errors
+from dlbase.core import errors
 from dlbase.engine.buildstream import BuildEvent, BuildStreamParser, failure_kind, hash_mismatch, killed_by_signal
 
 DATA = Path(__file__).parent / "data" / "build-streams"

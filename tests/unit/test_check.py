@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import compat as compat_mod
-from dlbase.errors import MatrixError
+from dlbase.define import compat as compat_mod
+from dlbase.core.errors import MatrixError
 
 REPO = Path(__file__).resolve().parents[2]
 MATRIX_REL = "images/matrix.yaml"

@@ -12,8 +12,9 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from dlbase import render, validate
-from dlbase.project import Project
+from dlbase.define import render
+from dlbase.core import validate
+from dlbase.core.project import Project
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"

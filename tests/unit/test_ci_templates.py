@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from dlbase.project import Project
+from dlbase.core.project import Project
 
 ROOT = Path(__file__).resolve().parents[2]
 

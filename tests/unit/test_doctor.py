@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dlbase import doctor
-from dlbase.doctor import FAIL, NO_GPU, OK, WARN, Gpu, HostFacts, Line
+from dlbase.verify import doctor
+from dlbase.verify.doctor import FAIL, NO_GPU, OK, WARN, Gpu, HostFacts, Line
 
 SMI_H100 = "0, NVIDIA H100 80GB HBM3, 550.54.15, 9.0\n"
 SMI_TWO = "0, Tesla T4, 535.104.05, 7.5\n1, NVIDIA GeForce RTX 4090, 535.104.05, 8.9\n"
@@ -147,7 +147,7 @@ def test_gather_falls_back_to_proc_version(tmp_path: Path) -> None:
         endpoint = "unix:///nowhere"
 
         def ping(self) -> None:
-            from dlbase.errors import DaemonUnavailable
+            from dlbase.core.errors import DaemonUnavailable
             raise DaemonUnavailable("Docker daemon at unix:///nowhere is not reachable")
 
     proc = tmp_path / "version"

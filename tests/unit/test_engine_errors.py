@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 import urllib3
-from dlbase import errors
+from dlbase.core import errors
 from dlbase.engine import BUILD_ID_LABEL, BuildEvent, Engine
-from dlbase.progress import BuildProgress
+from dlbase.cli.progress import BuildProgress
 from docker import errors as docker_errors
 
 from tests.support.fake_docker import FakeAPI, StoppingAPI, broken_stream, fake_engine, stream

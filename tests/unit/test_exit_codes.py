@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dlbase import render
-from dlbase.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sentence
+from dlbase.define import render
+from dlbase.core.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sentence
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def test_readme_and_failures_doc_carry_the_generated_table():
 
 
 def test_help_lists_every_code():
-    from dlbase.cli import app
+    from dlbase.cli.app import app
 
     assert exit_code_sentence() in " ".join((app.help or "").split())
     for code in ExitCode:
@@ -40,7 +40,7 @@ def test_help_lists_every_code():
 
 
 def test_every_error_class_uses_a_documented_code():
-    import dlbase.errors as errors_mod
+    import dlbase.core.errors as errors_mod
 
     classes = [c for c in vars(errors_mod).values() if isinstance(c, type) and issubclass(c, DlbaseError)]
     assert len(classes) > 10

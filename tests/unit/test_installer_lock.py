@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import build as build_mod
-from dlbase import lock as lock_mod
-from dlbase.errors import Drift, ExitCode, InvalidInput
-from dlbase.matrix import Installer
-from dlbase.matrix import load as load_matrix
-from dlbase.project import Project
-from dlbase.spec import INSTALLER_LOCK, BuildSpec, installer_lock_spec
+from dlbase.build import builder as build_mod
+from dlbase.define import lock as lock_mod
+from dlbase.core.errors import Drift, ExitCode, InvalidInput
+from dlbase.define.matrix import Installer
+from dlbase.define.matrix import load as load_matrix
+from dlbase.core.project import Project
+from dlbase.define.spec import INSTALLER_LOCK, BuildSpec, installer_lock_spec
 
 DEFAULT = "torch2.6-cu124-runtime-debian12"
 

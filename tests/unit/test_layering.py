@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import imagelayers, layering
-from dlbase import lock as lock_mod
-from dlbase.build import label_buildargs, split_ref
-from dlbase.errors import ExitCode
-from dlbase.project import Project
+from dlbase.examine import imagelayers
+from dlbase.define import layering
+from dlbase.define import lock as lock_mod
+from dlbase.build.builder import label_buildargs, split_ref
+from dlbase.core.errors import ExitCode
+from dlbase.core.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = "torch2.6-cu124-runtime-debian12"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import lint as lint_mod
-from dlbase.errors import ExitCode
+from dlbase.define import lint as lint_mod
+from dlbase.core.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = "torch2.6-cu124-runtime-debian12"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import lock as lockmod
-from dlbase.errors import Drift, ExitCode, InvalidInput, Missing, Unreachable
-from dlbase.lock import (
+from dlbase.define import lock as lockmod
+from dlbase.core.errors import Drift, ExitCode, InvalidInput, Missing, Unreachable
+from dlbase.define.lock import (
     LockSpec,
     check_lock,
     compile_lock,

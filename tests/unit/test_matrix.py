@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import matrix as matrix_mod
-from dlbase.errors import ExitCode, MatrixError
+from dlbase.define import matrix as matrix_mod
+from dlbase.core.errors import ExitCode, MatrixError
 
 REPO = Path(__file__).resolve().parents[2]
 MATRIX_REL = "images/matrix.yaml"

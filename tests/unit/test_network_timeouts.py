@@ -14,8 +14,10 @@ import time
 import pytest
 import requests
 
-from dlbase import lock, registry, wheelhouse
-from dlbase.errors import Unreachable
+from dlbase.define import lock
+from dlbase.registry import client as registry
+from dlbase.build import wheelhouse
+from dlbase.core.errors import Unreachable
 
 LIMIT_S = 30
 

@@ -5,7 +5,7 @@ them answers with a documented exit code, no traceback, exactly one JSON documen
 Inputs are the committed files mutated by hypothesis (bytes cut, replaced or inserted; lines
 dropped, duplicated or swapped; a YAML value replaced by a value of another type) and
 generated arguments (variant names, repositories, registries). Verbs run in-process through
-dlbase.cli.main (the real entry point) against a throw-away copy of the project; the verbs
+dlbase.cli.app (the real entry point) against a throw-away copy of the project; the verbs
 that need Docker get DOCKER_HOST=tcp://127.0.0.1:1, so they stop at validation (2) or at the
 daemon (6) and never touch the shared daemon. The number of examples is bounded
 (DLBASE_HYPOTHESIS_EXAMPLES, default 150) to stay well inside CI's time.
@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from dlbase.errors import ExitCode
+from dlbase.core.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTED = {int(c) for c in ExitCode}
@@ -165,7 +165,7 @@ def argv(draw):
 
 
 def _run(root: Path, args: list[str]) -> tuple[int, str, str]:
-    from dlbase import cli
+    from dlbase.cli import app as cli
 
     out, err = io.StringIO(), io.StringIO()
     env = {"DLBASE_ROOT": str(root), "DOCKER_HOST": "tcp://127.0.0.1:1"}

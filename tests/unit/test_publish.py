@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 from dlbase import engine as engine_mod
-from dlbase import errors, publish, records
+from dlbase.core import errors
+from dlbase.publish import push as publish
+from dlbase.verify import records
 from dlbase.engine.transfer import raise_stream_error
-from dlbase.project import Project
+from dlbase.core.project import Project
 
 
 @pytest.mark.parametrize("message,kind", [

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from dlbase import registry
+from dlbase.registry import client as registry
 
 HOST = "127.0.0.1:5999"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import render as render_mod
-from dlbase.errors import ExitCode
-from dlbase.project import Project
+from dlbase.define import render as render_mod
+from dlbase.core.errors import ExitCode
+from dlbase.core.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"

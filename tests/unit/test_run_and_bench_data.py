@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dlbase import bench_data
+from dlbase.bench import data as bench_data
 from dlbase.engine import launcher
-from dlbase.bench_data import DataBench
-from dlbase.errors import InvalidInput, Missing
+from dlbase.bench.data import DataBench
+from dlbase.core.errors import InvalidInput, Missing
 
 
 class StandInEngine:

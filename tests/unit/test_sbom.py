@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from dlbase import sbom
+from dlbase.trust import sbom
 
 from tests.support.small_project import make_wheel, sha256
 

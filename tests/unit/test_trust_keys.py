@@ -9,7 +9,7 @@ import stat
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from dlbase.errors import InvalidInput, Missing
+from dlbase.core.errors import InvalidInput, Missing
 from dlbase.trust import keys
 
 # Vectors published with go-securesystemslib's `encrypted` package (which cosign uses):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from dlbase import sbom
+from dlbase.trust import sbom
 from dlbase.trust import predicates
 
 LABELS = {

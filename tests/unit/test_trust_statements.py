@@ -12,7 +12,7 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from dlbase.errors import BadSignature, InvalidInput, WrongSubject
+from dlbase.core.errors import BadSignature, InvalidInput, WrongSubject
 from dlbase.trust import keys, predicates, simplesign, statements, store
 from dlbase.trust.policy import Policy, reasons_against
 from securesystemslib.dsse import Envelope

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from dlbase import ui
+from dlbase.cli import ui
 from rich.console import Console
 
 
@@ -42,7 +42,7 @@ def test_the_status_column_is_still_coloured() -> None:
 
 def test_messages_print_user_text_verbatim(capsys) -> None:
     """An error naming a path like [/tmp] once raised inside rich; a tag like :abc: became an emoji."""
-    from dlbase import ui
+    from dlbase.cli import ui
 
     ui.error("no image x:thumbs_up: in [/tmp]", hint="look in [bold]here[/bold]")
     ui.warn("[/oops] :smile:")
@@ -55,7 +55,7 @@ def test_messages_print_user_text_verbatim(capsys) -> None:
 def test_build_output_that_looks_like_markup_is_printed_as_is(capsys) -> None:
     """A build log line such as `[/usr/lib]` is shown verbatim, not parsed as a rich tag (it raised)."""
     from dlbase.engine import BuildEvent
-    from dlbase.progress import BuildProgress
+    from dlbase.cli.progress import BuildProgress
 
     progress = BuildProgress(quiet=False, verbose=True)
     progress.event(BuildEvent(kind="output", text="copying [/usr/lib] :smile:"))

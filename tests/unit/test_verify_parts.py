@@ -10,7 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from dlbase import verify
+from dlbase.verify import runner as verify
 
 from tests.support.fake_jupyter import FAKE_JUPYTER
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbase.errors import ExitCode, HashMismatch, InvalidInput
-from dlbase.wheelhouse import (
+from dlbase.core.errors import ExitCode, HashMismatch, InvalidInput
+from dlbase.build.wheelhouse import (
     FillEvent,
     default_wheelhouse,
     fill,

@@ -1,5 +1,5 @@
 """Allow ``python -m dlbase`` where the console script is not on PATH."""
 
-from dlbase.cli import main
+from dlbase.cli.app import main
 
 main()

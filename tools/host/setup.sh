@@ -7,7 +7,7 @@
 #   - docker.io        Debian's Docker engine (dockerd + CLI); no registry is reachable,
 #                      so everything the project builds starts from a local import
 #   - debootstrap      builds the Debian 12 minbase rootfs that `docker import` turns
-#                      into the base image (tools/dlbase/base.py)
+#                      into the base image (tools/dlbase/build/base.py)
 #   - docker-registry  Debian's distribution 2.8, the real registry for publish tests
 #   - apache2-utils    htpasswd, for registry basic-auth tests
 #   - ca-certificates  TLS to the Debian mirror and PyPI

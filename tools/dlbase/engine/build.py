@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from docker import errors as docker_errors
 
-from dlbase import errors
+from dlbase.core import errors
 from dlbase.engine.buildstream import BuildEvent, BuildStreamParser, BuildTrace, killed_by_signal
 from dlbase.engine.daemon import GONE_PROBE_S, api_message, is_connection_error, short_cause
 from dlbase.engine.images import Images

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from dlbase import errors
+from dlbase.core import errors
 
 LOG_TAIL_LINES = 20
 # What pip and uv print when --require-hashes rejects a wheel.

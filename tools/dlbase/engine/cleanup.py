@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dlbase import errors
+from dlbase.core import errors
 from dlbase.engine.containers import Containers
 from dlbase.engine.images import Images
 

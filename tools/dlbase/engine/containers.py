@@ -16,7 +16,7 @@ import requests
 from docker import errors as docker_errors
 from docker.types import DeviceRequest
 
-from dlbase import errors
+from dlbase.core import errors
 from dlbase.engine.daemon import Daemon, api_message, is_connection_error
 
 MANAGED_LABEL = "dlbase.managed"

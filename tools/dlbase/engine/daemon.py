@@ -19,7 +19,8 @@ import requests
 import urllib3
 from docker import errors as docker_errors
 
-from dlbase import errors, validate
+from dlbase.core import errors
+from dlbase.core import validate
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 START_HINT = "run `sudo tools/host/setup.sh` or start dockerd"

@@ -7,7 +7,8 @@ import json
 import os
 from typing import IO, Any
 
-from dlbase import errors, imageref
+from dlbase.core import errors
+from dlbase.core import imageref
 from dlbase.engine.daemon import Daemon
 
 

@@ -33,7 +33,7 @@ import docker
 from docker import errors as docker_errors
 from docker.types import DeviceRequest
 
-from dlbase import errors
+from dlbase.core import errors
 from dlbase.engine.containers import MANAGED_LABEL
 
 if TYPE_CHECKING:

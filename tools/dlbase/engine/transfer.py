@@ -11,7 +11,7 @@ from typing import Any
 
 from docker import errors as docker_errors
 
-from dlbase import errors
+from dlbase.core import errors
 from dlbase.engine.daemon import api_message
 from dlbase.engine.images import Images
 

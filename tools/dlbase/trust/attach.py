@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from dlbase import records
+from dlbase.verify import records
 from dlbase.engine import Engine
-from dlbase.project import Project
-from dlbase.registry import RegistryClient
+from dlbase.core.project import Project
+from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence, keys, predicates
 
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dlbase.errors import BadSignature, DlbaseError, PolicyNotMet, Unsigned, WrongSubject
-from dlbase.registry import RegistryClient
+from dlbase.core.errors import BadSignature, DlbaseError, PolicyNotMet, Unsigned, WrongSubject
+from dlbase.registry.client import RegistryClient
 from dlbase.trust import keys, predicates, simplesign, statements, store
 from dlbase.trust.policy import Policy, reasons_against
 
@@ -45,8 +45,8 @@ def parse_subject(ref: str, client_for: Callable[[str], RegistryClient]) -> tupl
 
     A tag is resolved here, once; everything after works on the digest.
     """
-    from dlbase.errors import InvalidInput
-    from dlbase.registry import parse_reference
+    from dlbase.core.errors import InvalidInput
+    from dlbase.registry.client import parse_reference
 
     if "@" in ref:
         name, _, digest = ref.partition("@")

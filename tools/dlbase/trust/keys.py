@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from dlbase.errors import InvalidInput, Missing
+from dlbase.core.errors import InvalidInput, Missing
 
 PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PEM_TYPES_READ = (PEM_TYPE, "ENCRYPTED COSIGN PRIVATE KEY")

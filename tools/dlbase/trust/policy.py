@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dlbase.doctor import version_tuple
-from dlbase.errors import InvalidInput
+from dlbase.verify.doctor import version_tuple
+from dlbase.core.errors import InvalidInput
 
 _SM = re.compile(r"^sm_\d{2,3}[a-z]?$")
 

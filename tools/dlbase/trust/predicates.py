@@ -19,7 +19,9 @@ import hashlib
 import re
 from pathlib import Path
 
-from dlbase import __version__, doctor, sbom
+from dlbase import __version__
+from dlbase.verify import doctor
+from dlbase.trust import sbom
 from dlbase.engine import Engine
 
 SBOM_TYPE = "https://cyclonedx.org/bom"

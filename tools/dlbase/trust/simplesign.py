@@ -13,7 +13,7 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from dlbase.errors import BadSignature, WrongSubject
+from dlbase.core.errors import BadSignature, WrongSubject
 from dlbase.trust import keys
 
 MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"

@@ -16,7 +16,7 @@ from securesystemslib.dsse import Envelope
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from dlbase.errors import BadSignature, WrongSubject
+from dlbase.core.errors import BadSignature, WrongSubject
 from dlbase.trust import keys
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

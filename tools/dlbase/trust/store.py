@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dlbase.errors import RegistryError
-from dlbase.registry import RegistryClient
+from dlbase.core.errors import RegistryError
+from dlbase.registry.client import RegistryClient
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"

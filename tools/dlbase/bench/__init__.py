@@ -1,0 +1,1 @@
+"""Benchmarks: what the image design buys, measured side by side in one run."""

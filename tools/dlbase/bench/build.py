@@ -1,0 +1,155 @@
+"""`dlbase bench build`: what the Dockerfile design buys, measured side by side in one run.
+
+Three builds of one variant on the same daemon, from the same base and the same wheels:
+  cold   - the rendered Dockerfile, no layer cache;
+  warm   - the same again after a change to a file of the image's test suite (cache on):
+           only the cheap layers after the heavy install should rebuild;
+  naive  - a single-stage Dockerfile as a blog reader would write it (build tools, apt
+           lists and pip cache kept), no layer cache.
+plus the payload: the installed Python environment plus the base image. Ratios come from
+this one run, never from numbers measured elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from dlbase.build import builder as build_mod
+from dlbase.define import render as render_mod
+from dlbase.build import wheelhouse
+from dlbase.engine import Engine
+from dlbase.core.project import Project
+from dlbase.define.spec import LOCK_PLATFORM, BuildSpec
+
+BENCH_LABEL = "dlbase.bench"
+COPY = ("images", "templates", "tests/image", "runtime", "README.md", ".dockerignore", "ci")
+
+
+@dataclass
+class BuildBench:
+    variant: str
+    base_bytes: int
+    venv_bytes: int
+    payload_bytes: int
+    image_bytes: int
+    naive_bytes: int
+    cold_seconds: float
+    warm_seconds: float
+    naive_seconds: float
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        return {
+            "image_over_payload": round(self.image_bytes / self.payload_bytes, 3),
+            "image_over_naive": round(self.image_bytes / self.naive_bytes, 3),
+            "warm_over_cold": round(self.warm_seconds / self.cold_seconds, 4),
+            "naive_over_cold_seconds": round(self.naive_seconds / self.cold_seconds, 3),
+        }
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ratios": self.ratios}
+
+
+def copy_project(project: Project, dest: Path) -> Project:
+    for rel in COPY:
+        src = project.root / rel
+        if src.is_dir():
+            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+        elif src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    # Share the wheelhouse: the bench measures building, not downloading.
+    (dest / ".dlbase").mkdir()
+    (dest / ".dlbase" / "wheelhouse").symlink_to(project.state_dir / "wheelhouse")
+    return Project.discover(dest)
+
+
+def _venv_bytes(engine: Engine, image: str) -> int:
+    res = engine.run(image, ["du", "-sb", "/opt/venv"], entrypoint=[], timeout=300,
+                     labels={BENCH_LABEL: "du"})
+    return int(res.output.split()[0])
+
+
+def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], None]) -> BuildBench:
+    labels = {BENCH_LABEL: "true"}
+    images: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="dlbase-bench-") as tmp:
+        copy = copy_project(project, Path(tmp) / "proj")
+        try:
+            say("cold build (no layer cache)")
+            t = time.monotonic()
+            cold = build_mod.build(copy, spec, engine, nocache=True, tag=False, extra_labels=labels)
+            cold_s = time.monotonic() - t
+            images.append(cold.image_id)
+
+            say("warm rebuild after editing a file of the image's test suite")
+            marker = copy.root / "tests" / "image" / "conftest.py"
+            marker.write_text(marker.read_text() + "\n# bench: touched\n")
+            t = time.monotonic()
+            warm = build_mod.build(copy, spec, engine, tag=False, extra_labels=labels)
+            warm_s = time.monotonic() - t
+            images.append(warm.image_id)
+
+            say("naive single-stage build (no layer cache)")
+            naive_id, naive_s = naive_build(copy, spec, engine, Path(tmp) / "naive", labels)
+            images.append(naive_id)
+
+            base_bytes = int(engine.inspect_image(cold.base_ref)["Size"])
+            venv = _venv_bytes(engine, cold.image_id)
+            return BuildBench(
+                variant=spec.name, base_bytes=base_bytes, venv_bytes=venv, payload_bytes=base_bytes + venv,
+                image_bytes=cold.size_bytes, naive_bytes=int(engine.inspect_image(naive_id)["Size"]),
+                cold_seconds=round(cold_s, 1), warm_seconds=round(warm_s, 1), naive_seconds=round(naive_s, 1))
+        finally:
+            for image_id in reversed(images):
+                try:
+                    engine.remove_image(image_id, force=True)
+                except Exception:  # noqa: BLE001 - best effort; labels allow a later cleanup
+                    pass
+
+
+def naive_build(copy: Project, spec: BuildSpec, engine: Engine, ctx: Path, labels: dict) -> tuple[str, float]:
+    ctx.mkdir()
+    env = render_mod.environment(copy.templates_dir)
+    base_ref = spec.variant.base.ref
+    (ctx / "Dockerfile").write_text(env.get_template("bench/naive.Dockerfile.j2").render(
+        base_ref=base_ref, python=spec.variant.python, variant=spec.name))
+    shutil.copy(copy.variant_dir(spec.name) / "requirements.lock", ctx / "requirements.lock")
+    shutil.copytree(copy.root / "tests" / "image", ctx / "tests")
+    house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=copy.root)
+    t = time.monotonic()
+    with build_mod._serve(house, 0) as url:
+        image_id = engine.build(ctx, buildargs={"WHEELHOUSE": url}, labels=labels, network_mode="host",
+                                nocache=True, log_path=ctx / "build.log")
+    return image_id, time.monotonic() - t
+
+
+def write(bench: BuildBench, out_dir: Path) -> tuple[Path, Path, str]:
+    """JSON + markdown table; returns both paths and the table text."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    data = {"kind": "dlbase.bench.build", "time": stamp, **bench.to_dict()}
+    jpath = out_dir / f"build-{stamp}.json"
+    jpath.write_text(json.dumps(data, indent=2) + "\n")
+    gb = lambda b: f"{b / 1e9:.2f} GB"  # noqa: E731
+    r = bench.ratios
+    rows = [
+        ("image size (dlbase Dockerfile)", gb(bench.image_bytes), ""),
+        ("payload (Python env + base)", gb(bench.payload_bytes),
+         f"image / payload = {r['image_over_payload']}"),
+        ("naive single-stage image", gb(bench.naive_bytes), f"image / naive = {r['image_over_naive']}"),
+        ("cold build (no cache)", f"{bench.cold_seconds:.1f} s", ""),
+        ("warm rebuild (test file changed)", f"{bench.warm_seconds:.1f} s", f"warm / cold = {r['warm_over_cold']}"),
+        ("naive build (no cache)", f"{bench.naive_seconds:.1f} s",
+         f"naive / cold = {r['naive_over_cold_seconds']}"),
+    ]
+    table = "| measure | value | ratio |\n|---|---|---|\n" + "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)
+    mpath = out_dir / f"build-{stamp}.md"
+    mpath.write_text(f"# dlbase bench build: {bench.variant} ({stamp})\n\n{table}")
+    return jpath, mpath, table

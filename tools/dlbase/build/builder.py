@@ -1,0 +1,381 @@
+"""Building one variant: lock -> wheelhouse -> docker build -> read back -> tag -> report.
+
+The order is the point. Nothing is tagged until the versions read from *inside* the
+built image equal what the variant promises, so a tag can never name a broken or
+mislabelled image; and every input that decides the image's content (lock, base, the
+rendered Dockerfile) is checked before the daemon is asked to do hours of work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from dlbase.define import layering
+from dlbase.define import tags
+from dlbase.build import wheelhouse
+from dlbase.examine import report as report_mod
+from dlbase.define import lock as lock_mod
+from dlbase.define import render as render_mod
+from dlbase.engine import BuildEvent, Engine
+from dlbase.engine.buildstream import hash_mismatch
+from dlbase.core.fsutil import write_json_atomic
+from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, Missing
+from dlbase.core.imageref import short_id
+from dlbase.core.project import Project
+from dlbase.build.readback import read_back
+from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, installer_lock_spec, lock_spec
+
+# A fixed port: the WHEELHOUSE build arg is part of the classic builder's cache key for
+# the heavy RUN, so a random port would rebuild torch on every build.
+DEFAULT_WHEELHOUSE_PORT = 38211
+SOURCE_URL = "https://github.com/dlbase/dlbase"
+
+
+@dataclass
+class BuildResult:
+    variant: str
+    image_id: str
+    immutable_tag: str
+    moving_tag: str
+    tags: list[str]
+    lock_hash: str
+    base_ref: str
+    base_digest: str
+    seconds: float
+    size_bytes: int
+    log_file: str
+    probe: dict = field(default_factory=dict)
+    report_file: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cudnn_int(version: str) -> int:
+    """cuDNN's own integer encoding, as torch.backends.cudnn.version() returns it.
+
+    cuDNN 9 encodes major*10000 + minor*100 + patch (9.1.0 -> 90100); cuDNN 8 used
+    major*1000 + minor*100 + patch (8.9.7 -> 8907).
+    """
+    major, minor, patch = (int(p) for p in version.split(".")[:3])
+    return major * (10000 if major >= 9 else 1000) + minor * 100 + patch
+
+
+def compare(spec: BuildSpec, probe: dict) -> list[str]:
+    """Every way the image differs from the variant; empty when it is what it says."""
+    want = spec.versions()
+    problems = []
+    for key in ("torch", "torchvision", "cuda", "python", "albumentations", "opencv", "numpy"):
+        if want.get(key) is not None and probe.get(key) != want[key]:
+            problems.append(f"{key}: image has {probe.get(key)!r}, variant says {want[key]!r}")
+    expected_cudnn = cudnn_int(spec.line.cudnn)
+    if probe.get("cudnn_int") is not None:
+        if probe["cudnn_int"] != expected_cudnn:
+            problems.append(f"cudnn: image reports {probe['cudnn_int']}, the {spec.line.name} line brings "
+                            f"{spec.line.cudnn} ({expected_cudnn})")
+    else:
+        wheel = probe.get("cudnn_wheel") or probe.get("cudnn_wheel_cu11")
+        if wheel != spec.line.cudnn:
+            problems.append(f"cudnn: image has cuDNN wheel {wheel!r}, the line brings {spec.line.cudnn}")
+    for extra in ("opencv_gui", "opencv_contrib"):
+        if probe.get(extra):
+            problems.append(f"{extra}: a second OpenCV ({probe[extra]}) is installed beside the headless one")
+    for err in ("torch_error", "cv2_error"):
+        if probe.get(err):
+            problems.append(f"{err.split('_')[0]} does not import: {probe[err]}")
+    return problems
+
+
+def git_facts(root: Path) -> tuple[str, str]:
+    """(revision, created) for the OCI labels: the commit, and its time, not the wall
+    clock, so two builds of one commit carry identical labels (SOURCE_DATE_EPOCH wins)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  check=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    rev = git("rev-parse", "HEAD") or "unknown"
+    if rev != "unknown" and git("status", "--porcelain", "--untracked-files=no"):
+        rev += "-dirty"
+    epoch = os.environ.get("SOURCE_DATE_EPOCH") or git("log", "-1", "--format=%ct") or "0"
+    created = dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rev, created
+
+
+@contextlib.contextmanager
+def exclusive(project: Project, name: str, say: Callable[[str], None]) -> Iterator[None]:
+    """One build of a variant at a time on this machine; a second one waits its turn
+    instead of racing for the same tags and wheelhouse."""
+    lock_dir = project.state_dir / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{name}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"another build of {name} is running on this machine; waiting for it to finish")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def base_identity(engine: Engine, spec: BuildSpec) -> tuple[str, str]:
+    """(reference, digest) of the base. A bootstrapped base must exist locally; its
+    image ID is its digest. A registry base is named by its pinned digest."""
+    base = spec.variant.base
+    if base.source == "bootstrap":
+        if not engine.image_exists(base.tag_ref):
+            raise Missing(f"base image {base.tag_ref} is not on this daemon",
+                          hint="run `dlbase base bootstrap` (or `make base`) first")
+        return base.tag_ref, engine.inspect_image(base.tag_ref)["Id"]
+    return base.tag_ref, base.digest or "unpinned"
+
+
+def build_labels(project: Project, spec: BuildSpec, lock_hash: str, base_ref: str, base_digest: str) -> dict:
+    revision, created = git_facts(project.root)
+    return {
+        "org.opencontainers.image.created": created,
+        "org.opencontainers.image.revision": revision,
+        "org.opencontainers.image.source": SOURCE_URL,
+        "org.opencontainers.image.version": f"{spec.release.torch}-{spec.line.name}-{spec.variant.flavor.name}-{lock_hash}",
+        "org.opencontainers.image.base.name": base_ref,
+        "org.opencontainers.image.base.digest": base_digest,
+        "dlbase.lock-hash": lock_hash,
+    }
+
+
+#: Build-time label -> the build argument the Dockerfile's LABEL step reads it from (partials/labels.j2).
+LABEL_ARGS = {
+    "org.opencontainers.image.created": "OCI_CREATED",
+    "org.opencontainers.image.revision": "OCI_REVISION",
+    "org.opencontainers.image.version": "OCI_VERSION",
+    "org.opencontainers.image.source": "OCI_SOURCE",
+    "org.opencontainers.image.base.digest": "OCI_BASE_DIGEST",
+    "dlbase.lock-hash": "DLBASE_LOCK_HASH",
+}
+
+
+def label_buildargs(labels: dict[str, str]) -> dict[str, str]:
+    """The build-time labels as the build arguments of the Dockerfile's single LABEL step
+    (base.name is a static label already)."""
+    return {arg: labels[key] for key, arg in LABEL_ARGS.items() if key in labels}
+
+
+def preflight(project: Project, spec: BuildSpec) -> Path:
+    """Checks that need no daemon: the Dockerfile is current and the lock is fresh."""
+    dockerfile = project.variant_dir(spec.name) / "Dockerfile"
+    expected = render_mod.dockerfile(project, spec, render_mod.environment(project.templates_dir))
+    if not dockerfile.is_file() or dockerfile.read_text(encoding="utf-8") != expected:
+        raise Drift(f"{project.rel(dockerfile)} is missing or differs from the templates",
+                    hint="run `dlbase render` (and commit the result)")
+    lock_path = project.variant_dir(spec.name) / "requirements.lock"
+    lock_mod.check_lock(lock_spec(spec, layering.parent_constraints(project, spec.variant)), lock_path)
+    for out in render_mod.subset_outputs(project, spec):
+        if not out.path.is_file() or out.path.read_text(encoding="utf-8") != out.content:
+            raise Drift(f"{project.rel(out.path)} is missing or differs from {project.rel(lock_path)}",
+                        hint="run `dlbase render` (and commit the result)")
+    installer = installer_lock_spec(project.matrix)
+    if installer is not None:
+        lock_mod.check_lock(installer, project.root / INSTALLER_LOCK)
+    return lock_path
+
+
+def fill_wheelhouse(project: Project, spec: BuildSpec, lock_path: Path, house: Path,
+                    on_event: Callable[[wheelhouse.FillEvent], None] | None = None) -> None:
+    """Every wheel the build installs: the variant's lock and, when the installer is uv, the
+    uv wheel each layer RUN fetches (images/_build/installer.lock)."""
+    tags = wheelhouse.platform_tags_for(LOCK_PLATFORM)
+    wheelhouse.fill(lock_path, house, python_version=spec.variant.python, platform_tags=tags, on_event=on_event)
+    if installer_lock_spec(project.matrix) is not None:
+        wheelhouse.fill(project.root / INSTALLER_LOCK, house, python_version=spec.variant.python,
+                        platform_tags=tags, on_event=on_event)
+
+
+def build(project: Project, spec: BuildSpec, engine: Engine, *,
+          on_event: Callable[[BuildEvent | wheelhouse.FillEvent], None] | None = None,
+          say: Callable[[str], None] = lambda _m: None,
+          nocache: bool = False, extra_labels: dict[str, str] | None = None,
+          wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
+          wheelhouse_dir: Path | None = None, repository: str | None = None,
+          cache_from: list[str] | None = None) -> BuildResult:
+    """Build, read back, compare, tag, report. Raises a typed error at the first problem;
+    nothing is tagged unless every check passed. ``on_event`` receives the wheelhouse's
+    FillEvents, then the build's BuildEvents; ``say`` receives one-line messages.
+
+    ``check_versions=False`` (only with ``tag=False``) skips reading the versions back: for
+    builds that are compared, never tagged (`dlbase rebuild-check`), including test
+    images without torch. The tag names in the result are then derived from the variant.
+
+    ``wheelhouse_dir`` serves that folder as it is (a wheelhouse prepared elsewhere, e.g.
+    carried to an air-gapped builder) instead of filling the default one: nothing is
+    downloaded or pre-checked, and pip's ``--require-hashes`` in the Dockerfile is then
+    the check that every wheel is the one the lock pins.
+
+    ``cache_from``: images (already on the daemon, e.g. pulled from a registry) whose
+    layers the classic builder may reuse, so an empty CI daemon rebuilds only changed groups.
+    """
+    if not check_versions and tag:
+        raise ValueError("an image is tagged only after its versions were read back")
+    started = time.monotonic()
+    lock_path = preflight(project, spec)
+    lock_hash = lock_mod.lock_hash(lock_path)
+    engine.ping()
+    with exclusive(project, spec.name, say):
+        base_ref, base_digest = base_identity(engine, spec)
+        if wheelhouse_dir is not None:
+            house = Path(wheelhouse_dir)
+            if not house.is_dir():
+                raise Missing(f"wheelhouse {house} is not a directory",
+                              hint="pass a folder of wheels, or leave --wheelhouse out to fill the default one")
+            say(f"wheelhouse {house}: served as given (pip checks every wheel against the lock's hashes)")
+        else:
+            house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=project.root)
+            say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
+            fill_wheelhouse(project, spec, lock_path, house, on_event=on_event)
+        cache_from = cache_sources(engine, cache_from or [], say)
+        log_dir = project.state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_dir / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        # Build-time labels reach the Dockerfile's one LABEL step as build arguments (the API's
+        # labels= would add one committed step per label); only extra labels go through labels=.
+        buildargs = label_buildargs(build_labels(project, spec, lock_hash, base_ref, base_digest))
+        labels = dict(extra_labels or {})
+        port = wheelhouse_port or int(os.environ.get("DLBASE_WHEELHOUSE_PORT", DEFAULT_WHEELHOUSE_PORT))
+        with _serve(house, port) as url:
+            say(f"serving the wheelhouse at {url}; building {project.rel(project.variant_dir(spec.name))}/Dockerfile")
+            try:
+                image_id = engine.build(project.root, f"images/{spec.name}/Dockerfile",
+                                        buildargs={"WHEELHOUSE": url, **buildargs}, labels=labels,
+                                        network_mode="host", nocache=nocache, pull=False, on_event=on_event,
+                                        log_path=log_file, cache_from=list(cache_from or []) or None)
+            except BuildFailed as exc:
+                if hash_mismatch(exc.log_tail):
+                    exc.message += " (a wheel's sha256 is not one the lock pins)"
+                    exc.hint = ("a served wheel differs from the one locked (tampered, corrupt or rebuilt): "
+                                "remove it from the wheelhouse and build again, or re-lock with `dlbase lock`")
+                raise
+        if check_versions:
+            say("reading the versions back from inside the image")
+            try:
+                probe = read_back(engine, image_id)
+                problems = compare(spec, probe)
+            except BaseException:
+                _discard(engine, image_id)
+                raise
+        else:  # nothing was read back: the report says so (empty versions); tag names from the variant
+            probe, problems = {}, []
+        named = probe if check_versions else {k: spec.versions()[k] for k in ("torch", "cuda", "python")}
+        if problems:
+            _discard(engine, image_id)
+            raise ImageMismatch(f"{spec.name}: the built image is not what the variant says; no tag was applied",
+                                details=problems, hint="check the lock and the templates; nothing was tagged")
+        immutable = tags.immutable_tag(torch=named["torch"], cuda=named["cuda"],
+                                       cudnn=_cudnn_text(probe, spec), python=named["python"],
+                                       flavor=spec.variant.flavor.name, os_name=spec.variant.base.os,
+                                       lock_hash=lock_hash)
+        moving = spec.moving_tag  # torch's major.minor: compare() made the image's equal the variant's
+        repo = repository or project.matrix.repository
+        applied = []
+        if tag:
+            for t in (immutable, moving):
+                applied.append(engine.tag(image_id, repo, t))
+        size = int(engine.inspect_image(image_id).get("Size", 0))
+        result = BuildResult(variant=spec.name, image_id=image_id, immutable_tag=f"{repo}:{immutable}",
+                             moving_tag=f"{repo}:{moving}", tags=applied, lock_hash=lock_hash,
+                             base_ref=base_ref, base_digest=base_digest,
+                             seconds=round(time.monotonic() - started, 1), size_bytes=size,
+                             log_file=str(log_file), probe=probe)
+        result.report_file = str(write_report(project, result, spec))
+        return result
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``host:port/repo:tag`` or ``repo@sha256:...`` -> (repository, tag or digest); tag
+    defaults to ``latest`` like docker's."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    head, _, last = ref.rpartition("/")
+    if ":" in last:
+        name, tag = last.rsplit(":", 1)
+        return (f"{head}/{name}" if head else name), tag
+    return ref, "latest"
+
+
+def cache_sources(engine: Engine, refs: list[str], say: Callable[[str], None]) -> list[str]:
+    """The --cache-from images, pulled when the daemon does not have them: the classic builder
+    reuses only local images' layers, so an empty CI daemon pulls the published image first."""
+    found = []
+    for ref in refs:
+        if not engine.image_exists(ref):
+            say(f"pulling {ref} to use its layers as cache")
+            repo, reference = split_ref(ref)
+            engine.pull(repo, reference)
+        found.append(ref)
+    return found
+
+
+def _cudnn_text(probe: dict, spec: BuildSpec) -> str:
+    """cuDNN version for the tag, from the image: the integer torch reports, decoded."""
+    value = probe.get("cudnn_int")
+    if isinstance(value, int) and value >= 90000:
+        return f"{value // 10000}.{value // 100 % 100}.{value % 100}"
+    if isinstance(value, int) and value > 0:
+        return f"{value // 1000}.{value // 100 % 10}.{value % 100}"
+    return probe.get("cudnn_wheel") or probe.get("cudnn_wheel_cu11") or spec.line.cudnn
+
+
+def _discard(engine: Engine, image_id: str) -> None:
+    """Remove an image that failed its checks: no tag points at it, nothing keeps it."""
+    with contextlib.suppress(Exception):
+        engine.remove_image(image_id, force=True)
+
+
+@contextlib.contextmanager
+def _serve(house: Path, port: int) -> Iterator[str]:
+    """Serve on the fixed port; if another build holds it, fall back to a free one (that
+    build then misses the layer cache, which is correct but slower)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(wheelhouse.serve(house, port=port))
+        except OSError:
+            url = stack.enter_context(wheelhouse.serve(house, port=0))
+        yield url
+
+
+def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path:
+    """The build report: what was built, from what, and what is inside (JSON)."""
+    path = report_mod.reports_dir(project) / f"build-{short_id(result.image_id)}.json"
+    body = {
+        "kind": "dlbase.build",
+        "variant": result.variant,
+        "image_id": result.image_id,
+        "tags": result.tags,
+        "immutable_tag": result.immutable_tag,
+        "moving_tag": result.moving_tag,
+        "size_bytes": result.size_bytes,
+        "lock_hash": result.lock_hash,
+        "base": {"ref": result.base_ref, "digest": result.base_digest},
+        "build_seconds": result.seconds,
+        "versions": {k: result.probe.get(k) for k in ("torch", "torchvision", "cuda", "cudnn_int", "nccl",
+                                                       "python", "albumentations", "opencv", "numpy")},
+        "packages": result.probe.get("packages", {}),
+        "expected": spec.versions(),
+        "log_file": result.log_file,
+        "verification": None,
+        "repo_digests": [],
+        "sbom_file": str(report_mod.write_sbom(project, image_id=result.image_id, image_name=result.immutable_tag,
+                                               packages=result.probe.get("packages") or {},
+                                               variant=result.variant, lock_hash=result.lock_hash)),
+    }
+    return write_json_atomic(path, body)

@@ -1,0 +1,535 @@
+"""Fill a wheelhouse on the host from a lock, and serve it to ``docker build``.
+
+Why: containers here cannot reach PyPI (TLS fails inside them), so the wheels a lock
+pins are downloaded on the host, checked against the lock's sha256 hashes as they
+arrive, and then offered to the build on ``http://127.0.0.1:PORT/`` (the build runs with
+``network_mode="host"``) for ``pip install --no-index --find-links URL --require-hashes``.
+
+Files are fetched straight from the index's simple API (PEP 691 JSON, PEP 503 HTML as a
+fallback) with ``requests`` rather than through ``pip download``: that gives per-file
+byte progress, parallel downloads, a hash check while streaming, and no dependence on the
+host's pip configuration (``PIP_FIND_LINKS`` and friends). Only the one wheel per
+package that fits the target interpreter and platform is fetched.
+
+Convention: the default wheelhouse of a python/platform pair is
+``<repo>/.dlbase/wheelhouse/<python>-<platform>/`` (ignored by git). Variants sharing a
+python and platform share it; files not in a given lock are left alone, since pip
+installs only what the lock names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import html.parser
+import http.server
+import os
+import re
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import requests
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from dlbase.core.errors import HashMismatch, InvalidInput, Unreachable
+from dlbase.define.lock import PYPI_SIMPLE, Lock, Pinned, read_lock
+from dlbase.core.root import search_root
+
+__all__ = [
+    "FillEvent",
+    "WheelFile",
+    "default_wheelhouse",
+    "fill",
+    "plan",
+    "platform_tags_for",
+    "serve",
+    "target_tags",
+]
+
+_CHUNK = 1 << 20
+_PART_RE = re.compile(r"^\.(?P<name>.+\.whl)\.(?P<pid>\d+)\.part$")
+_SIMPLE_ACCEPT = ("application/vnd.pypi.simple.v1+json, "
+                  "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """The one wheel of a pinned package chosen for the target, as the index lists it."""
+
+    name: str  # project name as in the lock
+    version: str
+    filename: str
+    url: str
+    sha256: str | None  # from the index, when it gives one (checked again on download)
+    size: int | None  # bytes, when the index gives it (PEP 700)
+
+
+@dataclass(frozen=True)
+class FillEvent:
+    """Progress of :func:`fill`, one per state change and about one per MiB downloaded.
+
+    ``state``: ``"reused"`` (already in the wheelhouse with a pinned hash), ``"start"``,
+    ``"progress"``, ``"done"`` (downloaded and verified). ``index``/``count`` number the
+    packages of the lock so a UI can show "12/41".
+    """
+
+    state: str
+    filename: str
+    index: int
+    count: int
+    bytes_done: int = 0
+    bytes_total: int | None = None
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def platform_tags_for(platform: str) -> list[str]:
+    """Wheel platform tags accepted on uv's ``--python-platform`` target, best first.
+
+    ``x86_64-manylinux_2_28`` -> ``manylinux_2_28_x86_64``, ..., ``manylinux_2_17_x86_64``,
+    ``manylinux2014_x86_64``, ..., ``manylinux1_x86_64``: exactly what pip inside a glibc
+    2.28 container would accept, so the wheelhouse holds what the build will install.
+    """
+    m = re.fullmatch(r"(?P<arch>x86_64|aarch64|ppc64le|s390x|i686)-manylinux_?(?P<maj>2)_(?P<min>\d+)",
+                     platform.strip())
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    if m is None:
+        m2 = re.fullmatch(r"(?P<arch>x86_64|aarch64|ppc64le|s390x|i686)-manylinux(?P<y>2014|2010|1)",
+                          platform.strip())
+        if m2 is None:
+            raise InvalidInput(
+                f"cannot derive wheel platform tags from platform '{platform}'",
+                hint="pass platform_tags explicitly (e.g. ['manylinux_2_28_x86_64', ...]) "
+                     "or use the form <arch>-manylinux_2_<minor>",
+            )
+        arch, minor = m2["arch"], {"2014": 17, "2010": 12, "1": 5}[m2["y"]]
+    else:
+        arch, minor = m["arch"], int(m["min"])
+    tags: list[str] = []
+    for mn in range(minor, 4, -1):
+        tags.append(f"manylinux_2_{mn}_{arch}")
+        if mn in legacy:
+            tags.append(f"{legacy[mn]}_{arch}")
+    return tags
+
+
+def target_tags(python_version: str, platform_tags: list[str]) -> list[Tag]:
+    """All wheel tags a CPython ``python_version`` interpreter on ``platform_tags`` accepts,
+    in pip's order of preference (most specific first)."""
+    try:
+        major, minor = (int(x) for x in python_version.split(".")[:2])
+    except ValueError as exc:
+        raise InvalidInput(f"python version '{python_version}' is not like '3.11'") from exc
+    pv = (major, minor)
+    plats = list(platform_tags)
+    if not plats:
+        raise InvalidInput("no platform tags given", hint="see platform_tags_for()")
+    tags = list(cpython_tags(python_version=pv, platforms=plats))
+    tags += list(compatible_tags(python_version=pv, interpreter=f"cp{major}{minor}", platforms=plats))
+    seen: set[Tag] = set()
+    return [t for t in tags if not (t in seen or seen.add(t))]
+
+
+def _wheel_rank(filename: str, pin: Pinned, priority: dict[Tag, int]) -> int | None:
+    """Preference rank of ``filename`` for ``pin`` on the target (lower is better), or
+    ``None`` when it is not a wheel of that exact release for that target."""
+    try:
+        name, version, _build, tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+    if name != canonicalize_name(pin.name):
+        return None
+    try:
+        if version != Version(pin.version):
+            return None
+    except InvalidVersion:
+        return None
+    ranks = [priority[t] for t in tags if t in priority]
+    return min(ranks) if ranks else None
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def _repo_root() -> Path:
+    """The project root as :func:`dlbase.project.find_root` finds it, else the working
+    directory (a wheelhouse can be filled outside any project)."""
+    return search_root() or Path.cwd().resolve()
+
+
+def default_wheelhouse(python_version: str, platform: str, *, root: Path | None = None) -> Path:
+    """``<repo>/.dlbase/wheelhouse/<python>-<platform>/`` (``/.dlbase/`` is git-ignored).
+
+    Keyed by python and platform, not by variant: a wheel is the same file whichever
+    variant pins it, so runtime and notebook locks share one download.
+    """
+    base = Path(root) if root is not None else _repo_root()
+    return base / ".dlbase" / "wheelhouse" / f"{python_version}-{platform}"
+
+
+# --------------------------------------------------------------------------- index
+
+
+class _LinkParser(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            d = dict(attrs)
+            if d.get("href"):
+                self.links.append((d["href"] or "", d))
+
+
+def _index_files(session: requests.Session, index_url: str, project: str,
+                 timeout: float) -> list[tuple[str, str, str | None, int | None]] | None:
+    """(filename, absolute url, sha256 or None, size or None) for every file of
+    ``project`` on ``index_url``; ``None`` when the index does not have the project."""
+    page = urljoin(index_url.rstrip("/") + "/", canonicalize_name(project) + "/")
+    try:
+        resp = session.get(page, headers={"Accept": _SIMPLE_ACCEPT}, timeout=timeout)
+    except requests.RequestException as exc:
+        raise Unreachable(
+            f"index {index_url} cannot be reached (while listing {project})",
+            hint="fill the wheelhouse on a machine that can reach the index",
+            details=[f"url: {page}", f"{type(exc).__name__}: {exc}"],
+        ) from exc
+    if resp.status_code == 404:
+        return None
+    if resp.status_code >= 400:
+        raise Unreachable(f"index {index_url} answered HTTP {resp.status_code} for {project}",
+                          details=[f"url: {page}"])
+    ctype = resp.headers.get("Content-Type", "")
+    out: list[tuple[str, str, str | None, int | None]] = []
+    if "json" in ctype:
+        data = resp.json()
+        for f in data.get("files", []):
+            url = urljoin(resp.url, f["url"])
+            out.append((f["filename"], url, (f.get("hashes") or {}).get("sha256"), f.get("size")))
+        return out
+    parser = _LinkParser()
+    parser.feed(resp.text)
+    for href, _attrs in parser.links:
+        url, frag = urldefrag(urljoin(resp.url, href))
+        filename = urlsplit(url).path.rsplit("/", 1)[-1]
+        sha = frag[len("sha256="):] if frag.startswith("sha256=") else None
+        out.append((filename, url, sha, None))
+    return out
+
+
+def _choose(pin: Pinned, index_urls: list[str], priority: dict[Tag, int],
+            session: requests.Session, timeout: float) -> WheelFile:
+    """The best wheel of ``pin`` for the target across ``index_urls``, restricted to
+    files whose hash the lock pins (when the index states the hash)."""
+    pinned = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
+    fitting: list[tuple[int, WheelFile]] = []
+    foreign: list[str] = []
+    found_project = False
+    for index_url in index_urls:
+        files = _index_files(session, index_url, pin.name, timeout)
+        if files is None:
+            continue
+        found_project = True
+        for filename, url, sha, size in files:
+            rank = _wheel_rank(filename, pin, priority)
+            if rank is None:
+                continue
+            if sha is not None and sha.lower() not in pinned:
+                foreign.append(f"{filename} sha256:{sha}")
+                continue
+            fitting.append((rank, WheelFile(pin.name, pin.version, filename, url, sha, size)))
+    if fitting:
+        fitting.sort(key=lambda rw: rw[0])
+        return fitting[0][1]
+    if foreign:
+        raise HashMismatch(
+            f"{pin.name}=={pin.version}: the index serves wheels whose sha256 the lock does not pin",
+            hint="the lock or the index changed; re-lock with dlbase lock <variant> and review the diff",
+            details=foreign[:5],
+        )
+    where = ", ".join(index_urls)
+    if not found_project:
+        raise InvalidInput(f"{pin.name} is not on {where}",
+                           hint="re-lock against the index the wheelhouse is filled from")
+    raise InvalidInput(
+        f"no wheel of {pin.name}=={pin.version} fits the target (on {where})",
+        hint="the lock was made for another python/platform; pass the same python_version and "
+             "platform as the lock header",
+    )
+
+
+def plan(lock: Lock | Path, *, python_version: str, platform_tags: list[str],
+         index_urls: list[str] | None = None, timeout: float = 30.0,
+         jobs: int = 8) -> list[WheelFile]:
+    """The wheel each pinned package would be downloaded as, with sizes where the index
+    gives them; nothing is downloaded. Useful to report the download size up front."""
+    lock = lock if isinstance(lock, Lock) else read_lock(lock)
+    urls = index_urls or _lock_indexes(lock)
+    priority = {t: i for i, t in enumerate(target_tags(python_version, platform_tags))}
+    local = threading.local()
+
+    def one(pin: Pinned) -> WheelFile:
+        if not hasattr(local, "s"):
+            local.s = requests.Session()
+        return _choose(pin, urls, priority, local.s, timeout)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, lock.packages))
+
+
+def _lock_indexes(lock: Lock) -> list[str]:
+    return [lock.index_url, *lock.extra_index_urls] if lock.index_url else [PYPI_SIMPLE]
+
+
+# --------------------------------------------------------------------------- fill
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale_parts(dest: Path) -> None:
+    """Remove ``.NAME.whl.PID.part`` files left by a fill that was killed (not ours, not
+    of a live process: two fills of the same wheelhouse may run side by side)."""
+    for p in dest.iterdir():
+        m = _PART_RE.match(p.name)
+        if m and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
+            p.unlink(missing_ok=True)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def fill(
+    lock_path: Path,
+    dest: Path,
+    *,
+    python_version: str,
+    platform_tags: list[str],
+    on_event: Callable[[FillEvent], None] | None = None,
+    index_urls: list[str] | None = None,
+    jobs: int = 4,
+    timeout: float = 30.0,
+    retries: int = 3,
+) -> list[Path]:
+    """Make ``dest`` hold, for every package the lock pins, the wheel that fits the target.
+
+    - A fitting wheel already in ``dest`` whose sha256 is pinned is reused without any
+      network access, so a second run is fast and works offline.
+    - A fitting wheel in ``dest`` whose sha256 the lock does not pin raises
+      :class:`HashMismatch` (tampered or corrupt: it is not silently replaced).
+    - Downloads stream to ``.NAME.PID.part`` in ``dest``, are hashed while streaming and
+      renamed only when the hash is one the lock pins; otherwise the part file is
+      deleted and :class:`HashMismatch` raised. ``dest`` never holds a partial wheel.
+    - ``index_urls`` defaults to the indexes named in the lock header (else PyPI).
+
+    ``on_event`` is called with :class:`FillEvent` values, serialised (never two at
+    once) but possibly from worker threads. Returns the wheel paths in lock order.
+    """
+    lock = read_lock(Path(lock_path))
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    _clean_stale_parts(dest)
+    urls = index_urls or _lock_indexes(lock)
+    priority = {t: i for i, t in enumerate(target_tags(python_version, platform_tags))}
+    count = len(lock.packages)
+    emit_lock = threading.Lock()
+
+    def emit(ev: FillEvent) -> None:
+        if on_event is not None:
+            with emit_lock:
+                on_event(ev)
+
+    # 1. What is already there (no network).
+    existing = [p for p in dest.iterdir() if p.suffix == ".whl" and p.is_file()]
+    result: dict[int, Path] = {}
+    todo: list[tuple[int, Pinned]] = []
+    for i, pin in enumerate(lock.packages, 1):
+        pinned = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
+        ranked = sorted(((r, p) for p in existing
+                         if (r := _wheel_rank(p.name, pin, priority)) is not None),
+                        key=lambda rp: rp[0])
+        chosen: Path | None = None
+        for _rank, path in ranked:
+            digest = _sha256_file(path)
+            if digest not in pinned:
+                raise HashMismatch(
+                    f"{path} does not match the lock: its sha256 is not one pinned for "
+                    f"{pin.name}=={pin.version}",
+                    hint=f"delete {path} and fill again; investigate how it changed",
+                    details=[f"sha256 of file: {digest}",
+                             *[f"pinned: sha256:{h}" for h in sorted(pinned)]],
+                )
+            chosen = chosen or path
+        if chosen is not None:
+            result[i] = chosen
+            emit(FillEvent("reused", chosen.name, i, count, chosen.stat().st_size,
+                           chosen.stat().st_size))
+        else:
+            todo.append((i, pin))
+
+    if not todo:
+        return [result[i] for i in range(1, count + 1)]
+
+    # 2. Download the rest, in parallel, each checked while streaming.
+    cancel = threading.Event()
+    local = threading.local()
+
+    def session() -> requests.Session:
+        if not hasattr(local, "s"):
+            local.s = requests.Session()
+        return local.s
+
+    def download(i: int, pin: Pinned) -> Path:
+        if cancel.is_set():
+            raise _Cancelled()
+        wf = _choose(pin, urls, priority, session(), timeout)
+        pinned = {h.split(":", 1)[1] for h in pin.hashes if h.startswith("sha256:")}
+        final = dest / wf.filename
+        part = dest / f".{wf.filename}.{os.getpid()}.part"
+        last_exc: Exception | None = None
+        for attempt in range(1, retries + 1):
+            try:
+                digest = _stream(wf, part, i, count, emit, cancel, session(), timeout)
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                part.unlink(missing_ok=True)
+                last_exc = exc
+                time.sleep(min(2 ** attempt, 8) if attempt < retries else 0)
+                continue
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
+            if digest not in pinned:
+                part.unlink(missing_ok=True)
+                raise HashMismatch(
+                    f"downloaded {wf.filename} does not match the lock for "
+                    f"{pin.name}=={pin.version}",
+                    hint="the index served a different file than when the lock was made; "
+                         "re-lock and review the diff",
+                    details=[f"url: {wf.url}", f"sha256 of download: {digest}",
+                             *[f"pinned: sha256:{h}" for h in sorted(pinned)]],
+                )
+            os.replace(part, final)
+            emit(FillEvent("done", wf.filename, i, count, final.stat().st_size,
+                           final.stat().st_size))
+            return final
+        raise Unreachable(
+            f"downloading {wf.filename} failed after {retries} attempts",
+            hint="check the network and fill again (finished files are kept)",
+            details=[f"url: {wf.url}", f"{type(last_exc).__name__}: {last_exc}"],
+        )
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="dlbase-fill")
+    futures = {pool.submit(download, i, pin): i for i, pin in todo}
+    try:
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in done:
+            exc = fut.exception()
+            if exc is not None and not isinstance(exc, _Cancelled):
+                raise exc
+        for fut, i in futures.items():
+            result[i] = fut.result()
+    except BaseException:
+        cancel.set()  # workers notice within one chunk and delete their part files
+        for fut in futures:
+            fut.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    return [result[i] for i in range(1, count + 1)]
+
+
+def _stream(wf: WheelFile, part: Path, i: int, count: int, emit: Callable[[FillEvent], None],
+            cancel: threading.Event, session: requests.Session, timeout: float) -> str:
+    """Download ``wf`` into ``part``, returning its sha256 (computed while streaming)."""
+    h = hashlib.sha256()
+    with session.get(wf.url, stream=True, timeout=timeout) as resp:
+        if resp.status_code >= 400:
+            raise Unreachable(f"{wf.url} answered HTTP {resp.status_code}",
+                              details=[f"file: {wf.filename}"])
+        total = wf.size or (int(resp.headers["Content-Length"])
+                            if resp.headers.get("Content-Length", "").isdigit() else None)
+        emit(FillEvent("start", wf.filename, i, count, 0, total))
+        done = 0
+        with part.open("wb") as fh:
+            for chunk in resp.iter_content(_CHUNK):
+                if cancel.is_set():
+                    raise _Cancelled()
+                fh.write(chunk)
+                h.update(chunk)
+                done += len(chunk)
+                emit(FillEvent("progress", wf.filename, i, count, done, total))
+            fh.flush()
+            os.fsync(fh.fileno())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- serve
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files, no access log on stderr (a build streams its own log)."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
+        pass  # a client hanging up mid-file is not our error to print
+
+
+@contextlib.contextmanager
+def serve(directory: Path, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``directory`` over HTTP on loopback; yields the base URL (``http://127.0.0.1:PORT/``).
+
+    Loopback only: a build run with ``network_mode="host"`` reaches it, nothing outside
+    the machine does. Port 0 picks a free port, so parallel builds do not collide. The
+    directory listing is a valid ``--find-links`` page for pip. Stops on exit.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InvalidInput(f"wheelhouse {directory} does not exist", hint="run the fill step first")
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = _QuietServer((host, port), handler)
+    # A short poll interval makes leaving the context quick (shutdown waits for one poll).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="dlbase-wheelhouse", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,50 @@
+"""`dlbase verify REGISTRY/REPO@sha256:... --attest --key KEY`: the parts around verify.
+
+The key (and its passphrase) is loaded before anything is pulled, so a wrong passphrase
+costs nothing; the image is pulled by digest, verified as usual, and this host's result
+is signed and appended to the image's ``.att`` list. Only the attestation is written to
+the registry; the image is never pushed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from dlbase.cli.commands._signing import private_key
+from dlbase.engine import Engine
+from dlbase.core.errors import InvalidInput
+from dlbase.registry.client import RegistryClient, docker_config_credentials
+from dlbase.trust import attach, evidence, keys
+
+
+@dataclass
+class Attestation:
+    subject: evidence.Subject
+    pair: keys.KeyPair
+
+    def pull(self, engine: Engine, say: Callable[[str], None]) -> str:
+        """Pull the digest; the reference verify then resolves."""
+        say(f"pulling {self.subject.reference}")
+        creds = docker_config_credentials(self.subject.host)
+        engine.pull(self.subject.name, self.subject.digest,
+                    auth_config={"username": creds[0], "password": creds[1]} if creds else None)
+        return self.subject.reference
+
+    def attach(self, project, engine: Engine, report, host_label: str | None, say: Callable[[str], None]) -> dict:
+        client = RegistryClient(self.subject.host)
+        return attach.for_verify(project, engine, client, self.subject, self.pair, report,
+                                 host_label=host_label, say=say)
+
+
+def prepare(ref: str | None, key: str | None) -> Attestation:
+    if not ref or "@sha256:" not in ref:
+        raise InvalidInput(f"--attest needs REGISTRY/REPO@sha256:... (got {ref!r})",
+                           hint="attest a digest, never a tag: `dlbase trust REF` prints the pinned reference")
+    if not key:
+        raise InvalidInput("--attest needs --key KEY (the private signing key)",
+                           hint="give cosign.key or env://DLBASE_SIGNING_KEY")
+    subject, _tag = evidence.parse_subject(ref, RegistryClient)
+    if "." not in subject.host and ":" not in subject.host and subject.host != "localhost":
+        raise InvalidInput(f"{ref!r} names no registry host")
+    return Attestation(subject, private_key(key))

@@ -1,0 +1,45 @@
+"""Key and passphrase handling shared by `key`, `push --sign`, `verify --attest`, `trust`, `pull`.
+
+The passphrase comes from DLBASE_SIGNING_PASSWORD or, on a terminal, a prompt; with
+neither (a CI job without the secret) the verb stops with one clear error instead of
+waiting on stdin.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from dlbase.core.errors import InvalidInput
+from dlbase.trust import keys
+
+
+def passphrase(*, confirm: bool) -> bytes:
+    value = os.environ.get(keys.PASSWORD_ENV)
+    if value is not None:
+        if not value and confirm:
+            raise InvalidInput(f"{keys.PASSWORD_ENV} is empty; a key needs a passphrase",
+                               hint=f"set {keys.PASSWORD_ENV} to a long random secret")
+        return value.encode()
+    if not sys.stdin.isatty():
+        raise InvalidInput(f"no passphrase: {keys.PASSWORD_ENV} is not set and there is no terminal to ask on",
+                           hint=f"set {keys.PASSWORD_ENV} (a CI secret) or run on a terminal")
+    value = click.prompt("passphrase for the signing key", hide_input=True, confirmation_prompt=confirm,
+                         err=True)
+    if not value and confirm:
+        raise InvalidInput("an empty passphrase is not accepted for a new key")
+    return value.encode()
+
+
+def private_key(source: str) -> keys.KeyPair:
+    """The key pair from a path or env://NAME; the passphrase as above."""
+    keys.read_source(source, "private key")  # a missing file fails before the prompt
+    return keys.load_private(source, passphrase(confirm=False))
+
+
+def public_keys(sources: tuple[str, ...]) -> list:
+    if not sources:
+        raise InvalidInput("no public key given", hint="pass --key cosign.pub (repeat it to accept several keys)")
+    return [keys.load_public(s) for s in sources]

@@ -1,0 +1,113 @@
+"""`dlbase bench`: benchmarks, written as JSON + a markdown table under .dlbase/bench/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dlbase.bench import build as bench_mod
+from dlbase.bench import update as bench_update
+from dlbase.examine import local_image
+from dlbase.cli import ui
+from dlbase.core import validate
+from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
+from dlbase.engine import Engine
+from dlbase.core.errors import InvalidInput
+
+
+@click.group("bench")
+def command() -> None:
+    """Benchmarks: image size and build time, measured side by side in one run."""
+
+
+def _show(project, data: dict, table: str, written: tuple[Path, ...], as_json: bool) -> None:
+    """A bench's one JSON document, or its table and the files it wrote."""
+    if as_json:
+        ui.emit_json(data)
+    else:
+        ui.out.print(table, markup=False)
+        ui.info("written: " + ", ".join(project.rel(p) for p in written))
+
+
+@command.command("build")
+@click.argument("variant", required=False)
+@project_options
+@json_option
+def build(variant: str | None, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+    """Cold build, warm rebuild and a naive single-stage build of VARIANT (minutes)."""
+    project = open_project(matrix_file, compat_file, writes_state=True)
+    spec = variant_spec(project, variant)
+    engine = Engine()
+    engine.ping()
+    result = bench_mod.run(project, spec, engine, say=ui.info)
+    jpath, mpath, table = bench_mod.write(result, project.state_dir / "bench")
+    _show(project, result.to_dict(), table, (jpath, mpath), as_json)
+
+
+@command.command("update")
+@click.argument("variant", required=False)
+@click.option("--notebook", "notebook_variant", default=None, metavar="VARIANT",
+              help="the flavor built on top (default: the first variant whose flavor extends VARIANT's, same base)")
+@click.option("--design", "designs", multiple=True, type=click.Choice(bench_update.DESIGNS),
+              help="measure only this design (repeatable; default both, side by side)")
+@click.option("--cold-rounds", type=click.IntRange(0, 5), default=1, show_default=True,
+              help="extra cold builds of each design and of the naive Dockerfile, alternating (about 5 min a round)")
+@project_options
+@json_option
+def update(variant: str | None, notebook_variant: str | None, designs: tuple[str, ...], cold_rounds: int,
+           matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+    """Per-group layers vs one layer: a package update, a second flavor, registry bytes, build
+    times (tens of minutes; needs PyPI for the re-lock and Debian's docker-registry)."""
+    project = open_project(matrix_file, compat_file)
+    spec = variant_spec(project, variant)
+    if notebook_variant is None:
+        notebook_variant = bench_update.default_notebook(project, spec)
+    notebook = variant_spec(project, notebook_variant)
+    engine = Engine()
+    engine.ping()
+    result = bench_update.run(project, spec, notebook, engine, say=ui.info,
+                              designs=tuple(designs) or bench_update.DESIGNS, cold_rounds=cold_rounds)
+    jpath, mpath, table = bench_update.write(result, project.state_dir / "bench")
+    _show(project, result.to_dict(), table, (jpath, mpath), as_json)
+
+
+@command.command("data")
+@click.argument("image", required=False, metavar="[IMAGE_OR_VARIANT]")
+@click.option("--host-python", default=None, metavar="PYTHON",
+              help="interpreter for the host side (default: dlbase's own); skipped with the reason when it "
+                   "lacks torch, torchvision, albumentations or OpenCV")
+@click.option("--no-host", is_flag=True, help="measure inside the image only")
+@click.option("--workers", default=None, metavar="0,1,2", help="num_workers to try (default 0..cores)")
+@click.option("--quick", is_flag=True, help="few samples: a smoke run, not a measurement")
+@click.option("--rounds", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="alternate image and host this many times and keep the best of each (shared machines)")
+@click.option("--png", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="where to write the plot (default next to the JSON under .dlbase/bench/)")
+@json_option
+def data(image: str | None, host_python: str | None, no_host: bool, workers: str | None, quick: bool,
+         rounds: int, png: Path | None, as_json: bool) -> None:
+    """The seed's data-pipeline claims, measured in IMAGE_OR_VARIANT (default: the matrix's
+    default variant) and on the host: ms per image of its pipelines, Albumentations against
+    torchvision v2, DataLoader images/s against num_workers, the preflight's cost."""
+    from dlbase.bench import data as bench_data
+
+    if workers is not None and not all(w.strip().isdigit() for w in workers.split(",")):
+        raise InvalidInput(f"--workers {workers!r} is not a comma-separated list of counts", hint="e.g. --workers 0,1,2")
+    if image is not None:
+        validate.image_ref(image, where="IMAGE_OR_VARIANT")
+    project = open_project(None, None)
+    engine = Engine()
+    engine.ping()
+    ref = local_image.locate_ref(engine, image)
+    result = bench_data.measure(project, engine, ref, host_python=host_python, host=not no_host, quick=quick,
+                                workers=workers, rounds=rounds, say=ui.info)
+    jpath, mpath, ppath, table = bench_data.write(result, project.state_dir / "bench", png)
+    if as_json:
+        ui.emit_json({"ok": True, **result.to_dict(), "files": [str(p) for p in (jpath, mpath, ppath) if p]})
+        return
+    ui.out.print(table, markup=False)
+    written = ", ".join(project.rel(p) if p.is_absolute() else str(p) for p in (jpath, mpath, ppath) if p)
+    ui.info(f"written: {written}")
+    if ppath is None:
+        ui.warn("no PNG: matplotlib is not installed (pip install 'dlbase[bench]')")

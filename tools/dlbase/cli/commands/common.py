@@ -1,0 +1,53 @@
+"""Options and helpers shared by the verbs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from dlbase.core.project import Project
+
+
+def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--matrix / --compat, for trying a different file without editing the committed one."""
+    fn = click.option("--compat", "compat_file", type=click.Path(path_type=Path), default=None,
+                      help="compatibility table (default images/compat.yaml)")(fn)
+    fn = click.option("--matrix", "matrix_file", type=click.Path(path_type=Path), default=None,
+                      help="variant matrix (default images/matrix.yaml)")(fn)
+    return fn
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="print JSON for programs instead of a table")(fn)
+
+
+def open_project(matrix_file: Path | None, compat_file: Path | None, *, writes_state: bool = False) -> Project:
+    """The project; with ``writes_state`` its .dlbase/ folder (logs, reports, records,
+    wheelhouse) must be writable, checked before any work rather than after a build."""
+    project = Project.discover(matrix=matrix_file, compat=compat_file)
+    if writes_state:
+        from dlbase.core.validate import writable_dir
+
+        writable_dir(project.state_dir)
+    return project
+
+
+def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
+    """--label KEY=VALUE options (repeatable) as a dict; a malformed one is a usage error."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint="--label")
+        labels[key] = value
+    return labels
+
+
+def variant_spec(project: Project, variant: str | None):  # -> dlbase.spec.BuildSpec
+    """The named variant's build spec, or the matrix default's when none is named."""
+    from dlbase.define.spec import BuildSpec
+
+    v = project.matrix.get(variant) if variant else project.matrix.default_variant
+    return BuildSpec.of(project.compat, v)

@@ -1,0 +1,41 @@
+"""`dlbase pull REF --key PUB`: the checks of `dlbase trust`, then a pull by digest."""
+
+from __future__ import annotations
+
+import click
+
+from dlbase.cli import ui
+from dlbase.cli.commands import _trustview
+from dlbase.cli.commands._signing import public_keys
+from dlbase.cli.commands.common import json_option
+from dlbase.cli.commands.trust import policy_options
+from dlbase.engine import Engine
+from dlbase.registry.client import docker_config_credentials
+from dlbase.trust.policy import Policy
+
+
+@click.command("pull")
+@click.argument("ref")
+@policy_options
+@json_option
+def command(ref: str, key_sources: tuple[str, ...], require_gpu_verified: bool, gpu_arch: str | None,
+            min_driver: str | None, as_json: bool) -> None:
+    """Check REF like `dlbase trust`, then pull the digest that was checked (the tag is
+    resolved once, so it cannot move between the check and the pull)."""
+    policy = Policy(require_gpu_verified=require_gpu_verified, gpu_arch=gpu_arch, min_driver=min_driver)
+    publics = public_keys(key_sources)
+    engine = Engine()
+    engine.ping()
+    body = _trustview.check(ref, publics, policy)
+    if not as_json:
+        _trustview.print_table(body)
+        ui.info(f"pulling {body['pinned']}")
+    name = body["pinned"].split("@", 1)[0]
+    creds = docker_config_credentials(name.split("/", 1)[0])
+    image_id = engine.pull(name, body["digest"],
+                           auth_config={"username": creds[0], "password": creds[1]} if creds else None)
+    body["image_id"] = image_id
+    if as_json:
+        ui.emit_json(body)
+        return
+    ui.out.print(f"pulled {body['pinned']} -> {image_id}")

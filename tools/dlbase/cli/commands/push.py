@@ -1,0 +1,100 @@
+"""`dlbase push`: publish a verified image's immutable and moving tags to a registry."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from dlbase.publish import push as publish
+from dlbase.cli import ui
+from dlbase.core import validate
+from dlbase.cli.commands.common import json_option, open_project, project_options
+from dlbase.engine import Engine, PushEvent
+
+
+class PushProgress:
+    """One line per finished layer and per status line; byte progress at most every 5 s."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self._last: dict[str, float] = {}
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            ui.err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/dim] {escape(text)}", markup=True,
+                         highlight=False)
+
+    def event(self, ev: PushEvent) -> None:
+        if ev.kind == "progress":
+            now = time.monotonic()
+            if now - self._last.get(ev.layer or "", 0) >= 5 and ev.total_bytes:
+                self._last[ev.layer or ""] = now
+                self.say(f"  {ev.layer}: {ev.text} {ev.current or 0:,}/{ev.total_bytes:,} bytes")
+        elif ev.kind == "layer":
+            self.say(f"  {ev.layer}: {ev.text}")
+        elif ev.kind == "status" and ev.layer is None:
+            self.say(f"  {ev.text}")
+
+
+@click.command("push")
+@click.argument("image")
+@click.option("--registry", "host", required=True, metavar="HOST[:PORT]",
+              help="registry to push to; credentials come from the Docker config or "
+                   "DLBASE_REGISTRY_USER/DLBASE_REGISTRY_PASSWORD, never from the command line")
+@click.option("--force", is_flag=True, help="push even if the image has not passed `dlbase verify` (recorded)")
+@click.option("--sign", "sign_key", default=None, metavar="KEY",
+              help="sign the pushed digest and attach SBOM, provenance and verification with this private "
+                   "key (cosign.key, or env://NAME; passphrase from DLBASE_SIGNING_PASSWORD or a prompt)")
+@click.option("--host-label", default=None, metavar="LABEL",
+              help="with --sign: the name of this host in the verification attestation")
+@click.option("--quiet", "-q", is_flag=True, help="no progress")
+@project_options
+@json_option
+def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, quiet: bool, matrix_file: Path | None,
+            compat_file: Path | None, as_json: bool) -> None:
+    """Push IMAGE (a variant name, a tag or an image ID) to --registry.
+
+    Pushes the immutable and the moving tag, refuses unverified images (exit 10) and
+    never overwrites an immutable tag that names another image (exit 12); then reads
+    the manifests back, pulls the image by digest and runs one command in it.
+    """
+    host = validate.registry_host(host)  # a URL or a bad port: exit 2 before anything is touched
+    validate.image_ref(image)
+    project = open_project(matrix_file, compat_file, writes_state=True)
+    signer = None
+    if sign_key:
+        from dlbase.cli.commands._signing import private_key
+
+        signer = private_key(sign_key)  # a wrong passphrase stops here, before anything is pushed
+    engine = Engine()
+    engine.ping()
+    progress = PushProgress(quiet or as_json)
+    local = publish.resolve(project, engine, image)
+    if force:
+        ui.warn("--force: the verification requirement is waived; the report records it")
+    body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
+                           signer=signer, host_label=host_label)
+    if as_json:
+        ui.emit_json({"ok": True, **body})
+        return
+    rows = []
+    for t in body["tags"].values():
+        change = t["action"]
+        if t["before"] and t["before"] != t["digest"]:
+            change += f" (from {t['before'][:19]})"
+        rows.append([t["reference"], t["digest"], change])
+    ui.table(["tag", "digest", "change"], rows, title=f"pushed {body['image_id'][:19]} to {body['registry']}")
+    ui.info(f"verification: {body['verification']['status']}" + (" (FORCED)" if body["forced"] else ""))
+    ui.info(f"pull check: {body['pull_check']['reference']} -> {body['pull_check']['output']}")
+    if body.get("signing"):
+        s = body["signing"]
+        new = [a["predicateType"] for a in s["attestations"] if not a.get("existing")]
+        ui.info(f"{'already signed' if s['signature'].get('existing') else 'signed'} ({s['signature']['tag']}); "
+                f"attached {len(new)} new attestation(s) ({', '.join(new) or 'none'}), "
+                f"{len(s['attestations']) - len(new)} already there: {s['seconds']:.1f}s, "
+                f"{s['registry_bytes']:,} bytes added to the registry")
+    ui.info(f"report: {body['report_file']}\nsbom: {body['sbom_file']}")

@@ -1,0 +1,75 @@
+"""Where a dlbase project's files are, and loading its matrix and compat table together.
+
+Commands run from anywhere inside the repository (or with DLBASE_ROOT set) find the
+same files, so `make` targets, CI and a user in a sub-folder agree on what is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from dlbase.define import compat as compat_mod
+from dlbase.define import matrix as matrix_mod
+from dlbase.core.errors import Missing
+from dlbase.core.root import search_root
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The folder holding images/matrix.yaml: DLBASE_ROOT, else the nearest parent."""
+    found = search_root(start)
+    if found is not None:
+        return found
+    try:
+        here = (start or Path.cwd()).resolve()
+    except OSError:
+        raise Missing("the working directory no longer exists",
+                      hint="cd into the dlbase repository, or set DLBASE_ROOT") from None
+    raise Missing(f"no images/matrix.yaml in {here} or any parent folder",
+                  hint="run dlbase inside the dlbase repository, or set DLBASE_ROOT")
+
+
+@dataclass
+class Project:
+    root: Path
+    matrix_file: Path
+    compat_file: Path
+
+    @classmethod
+    def discover(cls, root: Path | None = None, matrix: Path | None = None,
+                 compat: Path | None = None) -> "Project":
+        root = root or find_root()
+        return cls(root=root, matrix_file=matrix or root / "images" / "matrix.yaml",
+                   compat_file=compat or root / "images" / "compat.yaml")
+
+    def rel(self, path: Path) -> str:
+        """A path as the user should read it: relative to the repository when inside it."""
+        try:
+            return str(path.resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def state_dir(self) -> Path:
+        """Untracked working state: wheelhouses, build logs, verification records."""
+        return self.root / ".dlbase"
+
+    def variant_dir(self, name: str) -> Path:
+        return self.images_dir / name
+
+    @cached_property
+    def matrix(self) -> matrix_mod.Matrix:
+        return matrix_mod.load(self.matrix_file, self.rel(self.matrix_file))
+
+    @cached_property
+    def compat(self) -> compat_mod.Compat:
+        return compat_mod.load(self.compat_file, self.rel(self.compat_file))

@@ -1,0 +1,1 @@
+"""Looking at images that exist: finding them, their layers, snapshots, differences, reports."""

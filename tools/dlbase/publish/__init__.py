@@ -1,0 +1,1 @@
+"""Publishing a verified image to a registry."""

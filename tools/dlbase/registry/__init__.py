@@ -1,0 +1,1 @@
+"""The OCI distribution (Registry HTTP API v2) client."""

@@ -1,0 +1,36 @@
+"""Verification records, kept per image ID, so publishing can refuse an image that was
+never verified (or failed). A record names the image ID, not a tag: tags move, IDs do not.
+
+Records live under .dlbase/verified/ on the machine that ran `dlbase verify`; they are
+local evidence, not a registry-side attestation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from dlbase.core.fsutil import write_json_atomic
+from dlbase.core.project import Project
+
+
+def _path(project: Project, image_id: str) -> Path:
+    return project.state_dir / "verified" / f"{image_id.split(':')[-1]}.json"
+
+
+def record(project: Project, image_id: str, *, passed: bool, summary: dict, report_file: str | None = None,
+           require_gpu: bool = False) -> Path:
+    """Store the outcome of a verification of image_id (atomically)."""
+    body = {"image_id": image_id, "passed": passed, "require_gpu": require_gpu,
+            "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "summary": summary, "report_file": report_file}
+    return write_json_atomic(_path(project, image_id), body)
+
+
+def lookup(project: Project, image_id: str) -> dict | None:
+    """The latest verification record of image_id, or None when it was never verified."""
+    path = _path(project, image_id)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
