@@ -146,6 +146,18 @@ def test_ipc_host_and_shm_size(image, tmp_path):
     assert proc.returncode == 0 and int(proc.stdout) == host.f_blocks * host.f_frsize, proc.stderr
 
 
+@pytest.mark.parametrize("value, size", [("1.5g", 1536 << 20), ("2GB", 2 << 30), ("0", None)])
+def test_shm_size_of_any_spelling_reaches_the_daemon_as_its_bytes(image, tmp_path, value, size):
+    """One grammar (dlbase.core.sizes) for the CLI and the launcher: 1.5g was refused by the
+    CLI, 2GB by neither but sent as text; 0 was accepted and Docker made it 64 MB."""
+    code = "import os; st = os.statvfs('/dev/shm'); print(st.f_blocks * st.f_frsize)"
+    proc = dlbase("--shm-size", value, image, "--", "python", "-c", code, cwd=tmp_path)
+    if size is None:
+        assert proc.returncode == 2 and "zero" in proc.stderr and "--ipc host" in proc.stderr, proc.stderr
+    else:
+        assert proc.returncode == 0 and int(proc.stdout) == size, proc.stderr
+
+
 def test_json_is_one_document_and_output_goes_to_stderr(image, tmp_path):
     proc = dlbase("--json", image, "--", "sh", "-c", "echo hello; exit 3", cwd=tmp_path)
     assert proc.returncode == 3

@@ -123,3 +123,18 @@ def test_policy():
         Policy(gpu_arch="hopper")
     with pytest.raises(InvalidInput):
         Policy(min_driver="new")
+
+
+def test_policy_arch_and_driver_follow_the_shared_gpu_rule():
+    """sm_90a is a build target, not a GPU: it used to pass the check and then match no
+    verification (exit 19 'no sm_90a GPU'); now exit 2 naming sm_90. A driver the predicate
+    records in a form that is no version is a reason, not a crash or a silent 'old'."""
+    with pytest.raises(InvalidInput) as info:
+        Policy(gpu_arch="sm_90a")
+    assert "build target" in info.value.message and "--gpu-arch sm_90" in info.value.hint
+    with pytest.raises(InvalidInput):
+        Policy(gpu_arch="compute_90")
+    assert reasons_against(Policy(gpu_arch="sm_100"), _verification(gpus=("sm_100",))) == []
+    odd = _verification(gpus=("sm_90",), driver="[N/A]")
+    assert reasons_against(Policy(min_driver="550"), odd) == ["driver '[N/A]' is not a version"]
+    assert reasons_against(Policy(min_driver="535.104.05"), _verification(gpus=("sm_90",), driver="535.104.05-1")) == []

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from dlbase.core import sizes
 from dlbase.core.errors import AddressError, FileProblem
 
 # The Docker reference grammar (distribution/reference): a path of lower-case components
@@ -204,7 +205,6 @@ def writable_dir(path: Path) -> None:
 
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{4,64}$")
-_SIZE_RE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
 
 
 def image_ref(value: str, *, where: str = "IMAGE") -> str:
@@ -237,8 +237,6 @@ def image_ref(value: str, *, where: str = "IMAGE") -> str:
 
 
 def size(value: str, *, where: str) -> str:
-    """A Docker size such as 8g, 512m or 1073741824 (bytes)."""
-    if not _SIZE_RE.match(value.strip()):
-        raise AddressError(f"{where}: '{value}' is not a size",
-                           hint="a number with an optional unit b, k, m or g, e.g. 8g or 512m")
-    return value.strip()
+    """A ``--shm-size`` such as 8g, 512m or 1073741824 (bytes), in the canonical form the
+    daemon gets; the grammar (and why zero is refused) is :mod:`dlbase.core.sizes`'."""
+    return sizes.canonical(sizes.shm_option(value, where=where))

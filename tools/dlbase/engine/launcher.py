@@ -33,17 +33,16 @@ import docker
 from docker import errors as docker_errors
 from docker.types import DeviceRequest
 
-from dlbase.core import errors
+from dlbase.core import errors, sizes
+from dlbase.core.sizes import DEFAULT_SHM
 from dlbase.engine.containers import MANAGED_LABEL
 
 if TYPE_CHECKING:
     from dlbase.engine import Engine
 
 WORKSPACE = "/workspace"
-DEFAULT_SHM = "8g"
 NOTEBOOK_PORT = 8888
 RUN_LABEL = "dlbase.run"
-_SIZE_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmg]?$", re.IGNORECASE)
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -103,9 +102,9 @@ def parse_gpus(value: str) -> str:
 
 
 def check_shm(value: str) -> str:
-    if not _SIZE_RE.match(value.strip()):
-        raise errors.InvalidInput(f"--shm-size {value!r} is not a size", hint="e.g. --shm-size 8g or 512m")
-    return value.strip().lower()
+    """``--shm-size`` in the canonical form docker-py reads back as the same bytes (exit 2 when
+    it is not a size, or zero: Docker would silently use its 64 MB)."""
+    return sizes.canonical(sizes.shm_option(value))
 
 
 def plan(engine: Engine, image: str, command: list[str] | None, *, labels: dict[str, str],
@@ -328,7 +327,8 @@ def run_captured(engine: Engine, image: str, command: list[str], *, files: dict[
     import tarfile
 
     api = _api(engine)
-    launch = Launch(image=image, command=command, user=None, workspace=None, shm_size=shm_size, ipc_mode=None,
+    launch = Launch(image=image, command=command, user=None, workspace=None,
+                    shm_size=check_shm(shm_size) if shm_size else None, ipc_mode=None,
                     gpus="none", environment=dict(environment or {}),
                     labels={**labels, MANAGED_LABEL: "true", RUN_LABEL: "true"})
     buf = io.BytesIO()

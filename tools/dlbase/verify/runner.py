@@ -49,10 +49,10 @@ from dlbase.core.imageref import labels_of, short_id
 from dlbase.examine.local_image import locate
 from dlbase.core.project import Project
 from dlbase.define.spec import TESTS_IN_IMAGE, BuildSpec
+from dlbase.core.sizes import DEFAULT_SHM
 
 PURPOSE_LABEL = "dlbase.purpose"
 RUN_LABEL = "dlbase.verify-run"
-DEFAULT_SHM = "8g"
 IMAGE_JUNIT = "/tmp/dlbase-verify/junit.xml"
 IMAGE_SUITE_TIMEOUT = 1800
 HOST_SUITE_TIMEOUT = 900
