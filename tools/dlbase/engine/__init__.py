@@ -35,12 +35,12 @@ from dlbase.engine.buildstream import LOG_TAIL_LINES, BuildEvent
 from dlbase.engine.cleanup import Cleanup, CleanupReport
 from dlbase.engine.containers import MANAGED_LABEL, RunResult, StartedContainer
 from dlbase.engine.daemon import DEFAULT_ENDPOINT, GONE_PROBE_S, REMOTE_HINT, START_HINT
-from dlbase.engine.transfer import PushEvent, PushResult, Transfers
+from dlbase.engine.transfer import PushResult, TransferEvent, Transfers
 
 __all__ = [
     "BUILD_ID_LABEL", "DEFAULT_ENDPOINT", "GONE_PROBE_S", "LOG_TAIL_LINES", "MANAGED_LABEL",
-    "REMOTE_HINT", "START_HINT", "BuildEvent", "CleanupReport", "Engine", "PushEvent",
-    "PushResult", "RunResult", "StartedContainer",
+    "REMOTE_HINT", "START_HINT", "BuildEvent", "CleanupReport", "Engine", "PushResult",
+    "RunResult", "StartedContainer", "TransferEvent",
 ]
 
 
