@@ -21,6 +21,7 @@ import pytest
 
 from dlbase.build import builder as build_mod
 from dlbase.define.spec import BuildSpec
+from dlbase.engine import LAUNCHED_LABEL
 from tests.support.small_project import make_small_project
 
 pytestmark = pytest.mark.docker
@@ -183,7 +184,7 @@ def test_ctrl_c_stops_and_removes_the_container(engine, image, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
 
     def mine() -> list[dict]:
-        return [c for c in engine.containers_with_label("dlbase.run=true") if c.get("ImageID") == image]
+        return [c for c in engine.containers_with_label(f"{LAUNCHED_LABEL}=true") if c.get("ImageID") == image]
 
     deadline = time.monotonic() + 30
     while not any(c.get("State") == "running" for c in mine()):

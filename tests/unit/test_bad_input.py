@@ -415,8 +415,9 @@ def test_test_session_finaliser_runs_on_sigterm(tmp_path):
     (tmp_path / "test_wait.py").write_text(
         f"import time\ndef test_wait(res):\n    open({str(tmp_path / 'ready')!r}, 'w').write('1')\n    time.sleep(60)\n")
     repo = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(repo), str(repo / "tools")])  # tests.support and this checkout's dlbase
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)},
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": path},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while not (tmp_path / "ready").exists() and time.monotonic() < deadline and proc.poll() is None:

@@ -173,3 +173,38 @@ def test_best_of_rounds_keeps_the_fastest_round_of_each_measure():
     assert best["loader"]["rows"][1]["images_per_s"] == 300.0
     assert best["rounds"] == 2 and best["loadavg_before"] == [6.0, 1.0]
     assert bench_data.best_of([fast]) is fast
+
+
+PACKAGE = Path(launcher.__file__).resolve().parents[1]
+
+
+def _modules_matching(pattern: str, *, besides: str) -> list[str]:
+    import re
+
+    rx = re.compile(pattern)
+    return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                  if str(p.relative_to(PACKAGE)) != besides and rx.search(p.read_text()))
+
+
+def test_gpu_request_has_one_home():
+    from dlbase.engine.containers import gpu_requests
+
+    assert gpu_requests(None) is None
+    assert gpu_requests(-1)[0]["Count"] == -1 and gpu_requests(2)[0]["Count"] == 2
+    assert gpu_requests(2)[0]["Capabilities"] == [["gpu"]]
+    for bad in (0, -2):
+        with pytest.raises(ValueError):
+            gpu_requests(bad)
+    assert _modules_matching(r"DeviceRequest\(", besides="engine/containers.py") == []
+
+
+def test_labels_are_read_from_an_inspect_result_in_one_place():
+    assert _modules_matching(r"""get\(["']Labels["']\)""", besides="core/imageref.py") == []
+
+
+def test_run_and_verify_label_their_containers_under_different_names():
+    from dlbase.engine import LAUNCHED_LABEL, VERIFY_RUN_LABEL
+
+    assert LAUNCHED_LABEL != VERIFY_RUN_LABEL
+    assert plan().labels[LAUNCHED_LABEL] == "true"
+    assert _modules_matching(r"\bRUN_LABEL\b", besides="engine/containers.py") == []

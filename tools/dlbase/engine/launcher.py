@@ -31,18 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 from docker import errors as docker_errors
-from docker.types import DeviceRequest
 
-from dlbase.core import errors, sizes
+from dlbase.core import errors, signals, sizes
 from dlbase.core.sizes import DEFAULT_SHM
-from dlbase.engine.containers import MANAGED_LABEL
+from dlbase.engine.containers import LAUNCHED_LABEL, MANAGED_LABEL, gpu_requests
 
 if TYPE_CHECKING:
     from dlbase.engine import Engine
 
 WORKSPACE = "/workspace"
 NOTEBOOK_PORT = 8888
-RUN_LABEL = "dlbase.run"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -136,7 +134,7 @@ def plan(engine: Engine, image: str, command: list[str] | None, *, labels: dict[
         raise errors.InvalidInput(f"--workspace {workspace!r} is not a folder", hint="name an existing folder")
     return Launch(image=image, command=command, user=user, workspace=workspace, shm_size=shm, ipc_mode=ipc,
                   gpus=gpus, environment=env, port=port, token=token, tty=tty,
-                  labels={**labels, MANAGED_LABEL: "true", RUN_LABEL: "true"})
+                  labels={**labels, MANAGED_LABEL: "true", LAUNCHED_LABEL: "true"})
 
 
 def invoking_user(env: dict[str, str] | None = None) -> str:
@@ -191,11 +189,8 @@ def _translated(engine: Engine, image: str) -> Iterator[None]:
 
 
 def _create(api: docker.APIClient, launch: Launch) -> str:
-    device_requests = None
-    if launch.gpus == "all":
-        device_requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    elif launch.gpus.isdigit():
-        device_requests = [DeviceRequest(count=int(launch.gpus), capabilities=[["gpu"]])]
+    count = {"all": -1, "none": None}.get(launch.gpus) if not launch.gpus.isdigit() else int(launch.gpus)
+    device_requests = gpu_requests(count)
     binds = {launch.workspace: {"bind": WORKSPACE, "mode": "rw"}} if launch.workspace else None
     ports = {f"{NOTEBOOK_PORT}/tcp": launch.port} if launch.port is not None else None
     host_config = api.create_host_config(binds=binds, shm_size=launch.shm_size, ipc_mode=launch.ipc_mode,
@@ -219,40 +214,32 @@ def run(engine: Engine, launch: Launch, *, on_output: Callable[[int, bytes], Non
     """
     api = _api(engine)
     container_id = None
-    previous_term = signal.getsignal(signal.SIGTERM)
-
-    def _term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        with contextlib.suppress(ValueError):  # not in the main thread: leave SIGTERM alone
-            signal.signal(signal.SIGTERM, _term)
-        with _translated(engine, launch.image):
-            container_id = _create(api, launch)
-            if launch.tty and stdin_fd is not None:
-                return _run_tty(api, container_id, stdin_fd, on_output, on_started)
-            # Attach before start (as docker's CLI does): a command that ends at once loses no output.
-            stream = api.attach(container_id, stream=True, logs=True, demux=True)
-            api.start(container_id)
-            if on_started:
-                on_started(container_id)
-            for out, err in stream:
-                if out:
-                    on_output(1, out)
-                if err:
-                    on_output(2, err)
-            return int(api.wait(container_id)["StatusCode"])
-    except KeyboardInterrupt:
-        if container_id is not None:
-            with contextlib.suppress(Exception):
-                api.stop(container_id, timeout=5)
-        raise errors.Interrupted(f"interrupted: the container of {launch.image} was stopped and removed") from None
-    finally:
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, previous_term)
-        if container_id is not None:
-            with contextlib.suppress(Exception):
-                api.remove_container(container_id, force=True, v=True)
+    with signals.sigterm_as_interrupt():  # clean-up below runs on SIGTERM too, and is not cut by a second one
+        try:
+            with _translated(engine, launch.image):
+                container_id = _create(api, launch)
+                if launch.tty and stdin_fd is not None:
+                    return _run_tty(api, container_id, stdin_fd, on_output, on_started)
+                # Attach before start (as docker's CLI does): a command that ends at once loses no output.
+                stream = api.attach(container_id, stream=True, logs=True, demux=True)
+                api.start(container_id)
+                if on_started:
+                    on_started(container_id)
+                for out, err in stream:
+                    if out:
+                        on_output(1, out)
+                    if err:
+                        on_output(2, err)
+                return int(api.wait(container_id)["StatusCode"])
+        except KeyboardInterrupt:
+            if container_id is not None:
+                with contextlib.suppress(Exception):
+                    api.stop(container_id, timeout=5)
+            raise errors.Interrupted(f"interrupted: the container of {launch.image} was stopped and removed") from None
+        finally:
+            if container_id is not None:
+                with contextlib.suppress(Exception):
+                    api.remove_container(container_id, force=True, v=True)
 
 
 def _run_tty(api: docker.APIClient, container_id: str, stdin_fd: int,
@@ -330,7 +317,7 @@ def run_captured(engine: Engine, image: str, command: list[str], *, files: dict[
     launch = Launch(image=image, command=command, user=None, workspace=None,
                     shm_size=check_shm(shm_size) if shm_size else None, ipc_mode=None,
                     gpus="none", environment=dict(environment or {}),
-                    labels={**labels, MANAGED_LABEL: "true", RUN_LABEL: "true"})
+                    labels={**labels, MANAGED_LABEL: "true", LAUNCHED_LABEL: "true"})
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in sorted(files.items()):

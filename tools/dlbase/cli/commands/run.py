@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.core import imageref
 from dlbase.examine import local_image
 from dlbase.cli import ui
 from dlbase.engine import launcher
@@ -15,9 +16,9 @@ from dlbase.engine import Engine
 
 
 def _is_notebook(engine: Engine, ref: str) -> bool:
-    config = engine.inspect_image(ref).get("Config") or {}
-    labels = config.get("Labels") or {}
-    return labels.get("dlbase.flavor") == "notebook" or "8888/tcp" in (config.get("ExposedPorts") or {})
+    inspect = engine.inspect_image(ref)
+    config = inspect.get("Config") or {}
+    return imageref.labels_of(inspect).get("dlbase.flavor") == "notebook" or "8888/tcp" in (config.get("ExposedPorts") or {})
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
