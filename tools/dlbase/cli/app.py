@@ -140,10 +140,41 @@ def _unexpected(exc: BaseException) -> tuple[int, dict]:
     return int(ExitCode.FAILED), {"error": "InternalError", "message": message, "hint": hint, "details": []}
 
 
+def wants_json(args: list[str]) -> bool:
+    """Whether dlbase's own ``--json`` was given, read with click's own parser (no callbacks,
+    no conversions), so a ``--json`` that belongs to something else does not count -- a
+    container's command (`run IMG -- echo --json`), an option's value (`run -e --json IMG`)
+    -- and one of dlbase's counts however the rest reads (`run --json IMG -- ls -h`). False
+    when --help or --version is asked (their text is the output). Where the words do not
+    parse (an unknown verb or option), any ``--json`` before ``--`` counts: that usage
+    error is still one document."""
+    cmd: click.Command = app
+    name, rest, parent = "dlbase", list(args), None
+    as_json = False
+    while True:
+        ctx = click.Context(cmd, info_name=name, parent=parent, **cmd.context_settings)
+        try:
+            opts, remaining, order = cmd.make_parser(ctx).parse_args(args=list(rest))
+        except click.UsageError:
+            own = rest[:rest.index("--")] if "--" in rest else rest
+            return as_json or "--json" in own
+        given = [p for p in order if isinstance(p, click.Option)]
+        if any(not p.expose_value for p in given):
+            return False  # --help / --version: an eager option that prints and ends
+        as_json = as_json or any("--json" in p.opts and opts.get(p.name) is True for p in given)
+        if not isinstance(cmd, click.Group) or not remaining:
+            return as_json
+        sub = cmd.get_command(ctx, remaining[0])
+        if sub is None:
+            own = remaining[:remaining.index("--")] if "--" in remaining else remaining
+            return as_json or "--json" in own
+        cmd, name, rest, parent = sub, remaining[0], remaining[1:], ctx
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one exit code per failure kind, one JSON document under --json."""
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json = "--json" in args and not {"--help", "-h", "--version"} & set(args)
+    as_json = wants_json(args)
     signals.install_sigterm_as_interrupt()
     if as_json:
         ui.capture_json()
