@@ -70,7 +70,7 @@ def test_notebook_gets_a_port_a_token_and_a_url():
     assert p.port == 8888 and p.token and len(p.token) >= 32
     assert p.environment["JUPYTER_TOKEN"] == p.token
     assert p.notebook_url == f"http://127.0.0.1:8888/lab?token={p.token}"
-    assert plan(notebook=True, publish=9999).notebook_url.startswith("http://127.0.0.1:9999/lab?token=")
+    assert plan(notebook=True, publish="9999").notebook_url.startswith("http://127.0.0.1:9999/lab?token=")
     assert plan(notebook=True, environment={"JUPYTER_TOKEN": "mine"}).token == "mine"
     assert "token" not in json.dumps(plan(notebook=True).summary()).replace("?token=", "")
 
@@ -173,3 +173,75 @@ def test_best_of_rounds_keeps_the_fastest_round_of_each_measure():
     assert best["loader"]["rows"][1]["images_per_s"] == 300.0
     assert best["rounds"] == 2 and best["loadavg_before"] == [6.0, 1.0]
     assert bench_data.best_of([fast]) is fast
+
+
+PACKAGE = Path(launcher.__file__).resolve().parents[1]
+
+
+def _modules_matching(pattern: str, *, besides: str) -> list[str]:
+    import re
+
+    rx = re.compile(pattern)
+    return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                  if str(p.relative_to(PACKAGE)) != besides and rx.search(p.read_text()))
+
+
+def test_gpu_request_has_one_home():
+    from dlbase.engine.containers import gpu_requests
+
+    assert gpu_requests(None) is None
+    assert gpu_requests(-1)[0]["Count"] == -1 and gpu_requests(2)[0]["Count"] == 2
+    assert gpu_requests(2)[0]["Capabilities"] == [["gpu"]]
+    for bad in (0, -2):
+        with pytest.raises(ValueError):
+            gpu_requests(bad)
+    assert _modules_matching(r"DeviceRequest\(", besides="engine/containers.py") == []
+
+
+def test_labels_are_read_from_an_inspect_result_in_one_place():
+    assert _modules_matching(r"""get\(["']Labels["']\)""", besides="core/imageref.py") == []
+
+
+def test_run_and_verify_label_their_containers_under_different_names():
+    from dlbase.engine import LAUNCHED_LABEL, VERIFY_RUN_LABEL
+
+    assert LAUNCHED_LABEL != VERIFY_RUN_LABEL
+    assert plan().labels[LAUNCHED_LABEL] == "true"
+    assert _modules_matching(r"\bRUN_LABEL\b", besides="engine/containers.py") == []
+
+
+@pytest.mark.parametrize("good", ["1000", "1000:1000", "0", "root", "root:root", "www-data:100", "svc$", "a.b_c-d"])
+def test_user_accepts_what_docker_accepts(good):
+    assert launcher.check_user(good) == good
+    assert plan(user=good).user == good
+
+
+@pytest.mark.parametrize("bad", ["banana:", ":1", "1:2:3", "", "-x", "a b", "é", "x" * 40, "4294967295"])
+def test_user_refuses_what_no_passwd_file_has(bad):
+    with pytest.raises(InvalidInput, match="--user"):
+        launcher.check_user(bad)
+
+
+def test_published_port_listens_on_this_machine_unless_told():
+    p = plan(notebook=True)
+    assert (p.address, p.port) == ("127.0.0.1", 8888) and p.summary()["address"] == "127.0.0.1"
+    assert plan(publish="9999").address == "127.0.0.1"
+    every = plan(notebook=True, publish="0.0.0.0:9999")
+    assert every.address == "0.0.0.0" and every.notebook_url.startswith("http://127.0.0.1:9999/")
+    v6 = plan(notebook=True, publish="[::1]:9999")
+    assert v6.address == "::1" and v6.notebook_url.startswith("http://[::1]:9999/")
+    assert plan(notebook=True, publish="10.1.2.3:80").notebook_url.startswith("http://10.1.2.3:80/")
+    assert plan().summary()["address"] is None  # nothing published
+
+
+def test_variant_images_best_first_tagged_then_newest():
+    from dlbase.examine.local_image import best_first
+
+    summaries = [
+        {"Id": "sha256:untagged-new", "RepoTags": ["<none>:<none>"], "Created": 300},
+        {"Id": "sha256:old", "RepoTags": ["reg/x:old"], "Created": 100},
+        {"Id": "sha256:new", "RepoTags": ["reg/x:new", "reg/x:also"], "Created": 200},
+        {"Id": "sha256:no-tags", "RepoTags": None, "Created": 50},
+    ]
+    assert best_first(summaries) == ["reg/x:new", "reg/x:old", "sha256:untagged-new", "sha256:no-tags"]
+    assert best_first([]) == []

@@ -19,8 +19,25 @@ from docker.types import DeviceRequest
 from dlbase.core import errors
 from dlbase.engine.daemon import Daemon, api_message, is_connection_error
 
+#: On every container (and base image) dlbase makes: `dlbase`'s clean-up may remove them.
 MANAGED_LABEL = "dlbase.managed"
+#: On the containers of `dlbase run` and of the launcher's captured runs (`bench data`), value
+#: "true": what a Ctrl-C'd or killed run may leave, found by ``dlbase.run=true``.
+LAUNCHED_LABEL = "dlbase.run"
+#: On the containers of one `dlbase verify`, value that run's id: its clean-up removes
+#: exactly its own containers (a Jupyter container of a killed host half), not another run's.
+VERIFY_RUN_LABEL = "dlbase.verify-run"
 LOG_TAIL_LINES = 20
+
+
+def gpu_requests(count: int | None) -> list[DeviceRequest] | None:
+    """The device request for ``count`` GPUs (-1: every GPU, as ``docker run --gpus all``;
+    None: no GPU). The one place the NVIDIA runtime is asked for GPUs."""
+    if count is None:
+        return None
+    if count == 0 or count < -1:
+        raise ValueError(f"a GPU count is -1 (all) or positive, not {count}")
+    return [DeviceRequest(count=count, capabilities=[["gpu"]])]
 
 
 @dataclass(frozen=True)
@@ -189,7 +206,7 @@ class Containers(Daemon):
         host_config = self._api.create_host_config(
             shm_size=shm_size, ipc_mode=ipc_mode, port_bindings=ports or None,
             network_mode=network_mode, auto_remove=auto_remove,
-            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpus else None)
+            device_requests=gpu_requests(-1 if gpus else None))
         all_labels = {**(labels or {}), MANAGED_LABEL: "true"}
         with self._translate(f"create a container from {image}", missing=f"no image {image!r}"):
             created = self._api.create_container(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from dlbase.core import imageref
 from dlbase.verify import records
 from dlbase.engine import Engine
 from dlbase.core.project import Project
@@ -29,7 +30,7 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
              say: Callable[[str], None] = lambda _m: None) -> dict:
     """Sign the pushed digest and attach SBOM, provenance and the local verification record."""
     info = engine.inspect_image(image_id)
-    labels = dict((info.get("Config") or {}).get("Labels") or {})
+    labels = imageref.labels_of(info)
     variant = labels.get("dlbase.variant")
     dockerfile, lock = _variant_files(project, variant)
     say("reading Debian packages from the image (dpkg) for the SBOM")

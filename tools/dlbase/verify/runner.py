@@ -43,7 +43,7 @@ import requests
 from dlbase import suites
 from dlbase.verify import records
 from dlbase.core.fsutil import write_json_atomic
-from dlbase.engine import Engine
+from dlbase.engine import VERIFY_RUN_LABEL, Engine
 from dlbase.core.errors import Interrupted, InvalidInput, Missing
 from dlbase.core.imageref import labels_of, short_id
 from dlbase.examine.local_image import locate
@@ -52,7 +52,6 @@ from dlbase.define.spec import TESTS_IN_IMAGE, BuildSpec
 from dlbase.core.sizes import DEFAULT_SHM
 
 PURPOSE_LABEL = "dlbase.purpose"
-RUN_LABEL = "dlbase.verify-run"
 IMAGE_JUNIT = "/tmp/dlbase-verify/junit.xml"
 IMAGE_SUITE_TIMEOUT = 1800
 HOST_SUITE_TIMEOUT = 900
@@ -526,7 +525,7 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
     t0 = time.monotonic()
     gpus = engine.has_nvidia_runtime() if options.gpus is None else options.gpus
     run_id = str(uuid.uuid4())
-    run_labels = {**options.labels, PURPOSE_LABEL: "verify", RUN_LABEL: run_id}
+    run_labels = {**options.labels, PURPOSE_LABEL: "verify", VERIFY_RUN_LABEL: run_id}
     shm = "host IPC" if options.ipc_host else (options.shm_size or "docker default (64m)")
     say(f"verifying {target.ref} ({target.image_id[:19]}): "
         f"{'GPUs: all' if gpus else 'no GPU (the daemon has no NVIDIA runtime)'}, /dev/shm: {shm}")
@@ -554,7 +553,7 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
         raise Interrupted(f"verify of {target.ref} interrupted; its containers were removed") from None
     finally:
         with contextlib.suppress(Exception):
-            engine.cleanup(f"{RUN_LABEL}={run_id}")  # e.g. a Jupyter container of a killed host half
+            engine.cleanup(f"{VERIFY_RUN_LABEL}={run_id}")  # e.g. a Jupyter container of a killed host half
     passed = bool(rows) and not any(r.result in ("failed", "error") for r in rows)
     flavor = target.labels.get("dlbase.flavor")
     report = VerifyReport(image=target.ref, image_id=target.image_id, variant=target.variant, flavor=flavor,
