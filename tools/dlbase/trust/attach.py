@@ -50,14 +50,12 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
 def _from_record(project: Project, record: dict, host_label: str | None, subject: evidence.Subject) -> dict:
     """The verification predicate of a local record, with the facts it kept from its run.
 
-    A record from before records kept them names the checkout's suites and no host: the
-    honest reading of "unknown" (no GPU requirement is then met by it).
+    A record from before records kept them names the checkout's suites and no host facts
+    (only the label): the honest reading of "unknown", which meets no GPU requirement.
     """
     summary = record.get("summary") or {}
     suites = record.get("suites") or {"checkout tests/image + tests/infra": predicates.suite_hash(project.root)}
-    host = record.get("host")
-    if host is not None:
-        host = {**host, "label": host_label}
+    host = {**(record.get("host") or {}), "label": host_label}  # no facts kept: the label alone
     notes = []
     if summary.get("simulated"):
         notes.append(f"simulated record: {summary.get('simulated')}")
