@@ -24,7 +24,7 @@ import click
 
 from dlbase import __version__
 from dlbase.cli import ui
-from dlbase.core import validate
+from dlbase.core import fileerrors
 from dlbase.core.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sentence
 
 # Verb modules, each exposing `command` (a click.Command). Order = order in --help.
@@ -139,7 +139,7 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
     except OSError as exc:
         # A file problem that no module turned into a FileProblem: still say which file.
         if getattr(exc, "filename", None):
-            err = validate.file_error(exc.filename, exc, action="use")
+            err = fileerrors.file_error(exc.filename, exc, action="use")
             ui.error(err.message, hint=err.hint)
             return int(err.exit_code), err.to_dict()
         return _unexpected(exc)

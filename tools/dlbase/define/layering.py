@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlbase.core import validate
+from dlbase.core import fileerrors
 from dlbase.define.lock import Lock, Pinned, canonical_name, parse_lock_text
 from dlbase.define.matrix import LayerGroup, Matrix, Variant
 
@@ -173,7 +173,7 @@ def variant_assignment(matrix: Matrix, variant: Variant, lock_path: Path) -> Ass
     """The variant's groups from its committed lock; None while it has no lock."""
     if not lock_path.is_file():
         return None
-    text = validate.read_text(lock_path, what="lock file")
+    text = fileerrors.read_text(lock_path, what="lock file")
     lock = parse_lock_text(text, source=str(lock_path))
     return assign(matrix.layers, lock, dependents_graph(text), list(variant.flavor.packages))
 
@@ -199,7 +199,7 @@ def parent_constraints(project, variant: Variant) -> list[str]:  # project: dlba
     path = project.variant_dir(parent.name) / "requirements.lock"
     if not path.is_file():
         return []
-    return [f"{p.key}=={p.version}" for p in parse_lock_text(validate.read_text(path, what="lock file"),
+    return [f"{p.key}=={p.version}" for p in parse_lock_text(fileerrors.read_text(path, what="lock file"),
                                                              source=str(path)).packages]
 
 

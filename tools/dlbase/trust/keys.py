@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from dlbase.core.errors import InvalidInput, Missing
+from dlbase.core.fsutil import TargetExists, write_bytes_atomic
 
 PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PEM_TYPES_READ = (PEM_TYPE, "ENCRYPTED COSIGN PRIVATE KEY")
@@ -201,21 +201,12 @@ def fingerprint(public: ec.EllipticCurvePublicKey) -> str:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` atomically, never replacing an existing file (link(2) refuses)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``path`` atomically with exactly ``mode``, never replacing an existing file."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise InvalidInput(f"{path} already exists; keys are never overwritten",
-                               hint="move the old key away deliberately (see docs/trust-operators.md on rotation)") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        write_bytes_atomic(path, data, mode=mode, overwrite=False)
+    except TargetExists:
+        raise InvalidInput(f"{path} already exists; keys are never overwritten",
+                           hint="move the old key away deliberately (see docs/trust-operators.md on rotation)") from None
 
 
 def write_pair(pair: KeyPair, passphrase: bytes, out_dir: Path) -> tuple[Path, Path]:
