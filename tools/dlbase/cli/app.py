@@ -31,7 +31,7 @@ from dlbase.core.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sente
 COMMANDS = [
     "check", "render", "lint", "pin", "lock", "base", "build", "verify", "doctor",
     "push", "report", "diff", "rebuild_check", "bench",
-    # this round: keys/trust/pull (issue 9), run (issue 13), layers (issue 10)
+    # trust (keys, signatures, pulls), running an image, and its layers
     "key", "trust", "pull", "run", "layers",
 ]
 

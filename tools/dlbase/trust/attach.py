@@ -47,7 +47,7 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
             passed=bool(record.get("passed")), verified_at=record.get("verified_at"),
             counts=summary.get("counts") or {}, failed_checks=summary.get("failed_checks") or [],
             require_gpu=bool(record.get("require_gpu")), partial=bool(summary.get("partial")),
-            gpus_used=summary.get("gpus"), suite=predicates.suite_hash(project.root),
+            gpus_used=summary.get("gpus"), suite=predicates.suite_hash(),
             host=predicates.host_facts(engine, host_label), image=subject.reference,
             source="dlbase push (the local verification record that let the image through)",
             note=None if not summary.get("simulated") else f"simulated record: {summary.get('simulated')}")))
@@ -64,7 +64,7 @@ def for_verify(project: Project, engine: Engine, client: RegistryClient, subject
     predicate = predicates.verification_predicate(
         passed=report.passed, verified_at=report.started_at, counts=report.counts(),
         failed_checks=report.failed_checks, require_gpu=report.require_gpu, partial=report.partial,
-        gpus_used=report.gpus, suite=predicates.suite_hash(project.root),
+        gpus_used=report.gpus, suite=predicates.suite_hash(),
         host=predicates.host_facts(engine, host_label), image=subject.reference,
         source="dlbase verify --attest")
     return evidence.attach(client, subject, pair, sign=False,

@@ -19,7 +19,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from dlbase import __version__
+from dlbase import __version__, suites
 from dlbase.verify import doctor
 from dlbase.trust import sbom
 from dlbase.engine import Engine
@@ -30,7 +30,9 @@ VERIFICATION_TYPE = "https://dlbase.dev/attestation/verification/v1"
 BUILD_TYPE = "https://dlbase.dev/build/docker-classic/v1"
 BUILDER_ID = "https://dlbase.dev/builder/dlbase"
 DPKG_FORMAT = "${Package}\\t${Version}\\t${Architecture}\\n"
-SUITE_DIRS = ("tests/image", "tests/infra")
+#: The suites a verification ran, by the names the record gives them (their place in the
+#: repository), found through dlbase.suites (a wheel holds them too, a checkout is not needed).
+SUITE_DIRS = {"tests/image": suites.image_dir, "tests/infra": suites.infra_dir}
 
 
 def _sha256_file(path: Path) -> str | None:
@@ -105,17 +107,18 @@ def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str 
     }
 
 
-def suite_hash(root: Path) -> dict:
-    """sha256 over the verify suite's files (path + content, sorted): which tests ran."""
+def suite_hash(dirs: dict[str, Path] | None = None) -> dict:
+    """sha256 over the verify suites' files (name/path + content, sorted): which tests ran.
+    ``dirs``: {name: folder}, by default the installed suites (:data:`SUITE_DIRS`)."""
+    dirs = dirs if dirs is not None else {name: where() for name, where in SUITE_DIRS.items()}
     h = hashlib.sha256()
     count = 0
-    for rel in SUITE_DIRS:
-        base = root / rel
+    for name, base in dirs.items():
         for path in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts
                            and p.suffix not in (".pyc",)):
-            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+            h.update(f"{name}/{path.relative_to(base).as_posix()}".encode() + b"\0" + path.read_bytes() + b"\0")
             count += 1
-    return {"sha256": h.hexdigest(), "files": count, "dirs": list(SUITE_DIRS)}
+    return {"sha256": h.hexdigest(), "files": count, "dirs": list(dirs)}
 
 
 def _cuda_driver_version(run=doctor._run, which=doctor.shutil.which) -> str | None:  # noqa: SLF001
