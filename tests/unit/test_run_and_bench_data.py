@@ -245,3 +245,122 @@ def test_variant_images_best_first_tagged_then_newest():
     ]
     assert best_first(summaries) == ["reg/x:new", "reg/x:old", "sha256:untagged-new", "sha256:no-tags"]
     assert best_first([]) == []
+
+
+# ----------------------------------------------------------------------------- bench data: bad input
+
+import os  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+from dlbase.core.errors import DlbaseError, ExitCode  # noqa: E402
+
+NO_DAEMON = "tcp://127.0.0.1:1"  # a command that reached the daemon would exit 6
+
+
+def finishes_within(seconds: float, fn, *args, **kw):
+    """fn's result, or a test failure (not a hung test) when it has not returned in time."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args, **kw)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"did not return within {seconds} s (deadlocked?)"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def loud_python(tmp_path: Path, body: str) -> str:
+    """An executable standing in for the host's python: runs ``body`` whatever it is given."""
+    script = tmp_path / "python"
+    script.write_text(f"#!{sys.executable}\nimport sys, os, time, json\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_the_host_run_reads_both_pipes_past_64_kib(tmp_path):
+    """stderr was read to its end before stdout: a child filling the stdout pipe blocked
+    forever while dlbase waited for stderr's end."""
+    python = loud_python(tmp_path, "\n".join([
+        "sys.stdout.write('o' * 200_000 + '\\n'); sys.stdout.flush()",
+        "sys.stderr.write(('progress line\\n') * 20_000); sys.stderr.flush()",
+        "print(json.dumps({'pipelines': {}, 'argv': sys.argv[2:]}))"]))
+    said: list[str] = []
+    result = finishes_within(60, bench_data._run_host, python, ["--quick"], said.append, timeout=60)
+    assert result["argv"][:1] == ["--quick"] and len(said) == 20_000
+
+
+def test_a_host_run_past_its_timeout_is_killed_with_what_it_started(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    python = loud_python(tmp_path, "\n".join([
+        "import subprocess",
+        f"p = subprocess.Popen(['sleep', '300']); open({str(pid_file)!r}, 'w').write(str(p.pid))",
+        "sys.stderr.write('started\\n'); sys.stderr.flush()",
+        "time.sleep(300)"]))
+    with pytest.raises(DlbaseError) as info:
+        finishes_within(60, bench_data._run_host, python, [], lambda _m: None, timeout=2)
+    assert "did not finish within 2 s" in info.value.message and info.value.hint
+    assert info.value.details == ["started"]
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):  # killed; the zombie is reaped by init shortly after
+        try:
+            os.kill(grandchild, 0)
+            if open(f"/proc/{grandchild}/stat").read().split()[2] == "Z":
+                break
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        import time
+
+        time.sleep(0.1)
+    else:
+        pytest.fail("the benchmark's own child outlived the timeout")
+
+
+def test_a_host_run_that_fails_says_so_with_its_last_lines(tmp_path):
+    python = loud_python(tmp_path, "sys.stderr.write('ImportError: no cv2\\n'); sys.exit(3)")
+    with pytest.raises(DlbaseError, match=r"failed \(exit 3\)") as info:
+        bench_data._run_host(python, [], lambda _m: None, timeout=30)
+    assert info.value.details == ["ImportError: no cv2"]
+
+
+def test_an_image_dlbase_did_not_build_is_named_before_anything_runs():
+    class NotDlbase:
+        def inspect_image(self, _ref):
+            return {"Id": "sha256:" + "a" * 64, "Config": {"Labels": {"maintainer": "someone"}}}
+
+    with pytest.raises(InvalidInput) as info:  # the stand-in has no run(): nothing may start
+        bench_data.measure(object(), NotDlbase(), "busybox:latest", host_python=None, host=False)
+    assert "busybox:latest is not a dlbase image" in info.value.message
+    assert "dlbase build" in info.value.hint and "/tmp" not in info.value.message
+    bench_data.require_dlbase_image({"Config": {"Labels": {"dlbase.variant": "v"}}}, "mine")  # no error
+
+
+def test_the_benchmark_files_come_from_the_installed_suite_not_a_checkout(tmp_path):
+    from dlbase import suites
+
+    class Elsewhere:  # a project folder that is not dlbase's checkout
+        root = tmp_path
+
+    files = bench_data._script_files(Elsewhere())
+    assert set(files) == set(bench_data.SCRIPT_FILES)
+    assert files["bench_data.py"] == (suites.image_dir() / "bench_data.py").read_bytes()
+
+
+@pytest.mark.parametrize("blocker, args", [(".dlbase", []), (".dlbase/bench", []),
+                                           ("plots", ["--png", "plots/out.png"])])
+def test_an_unwritable_output_stops_bench_data_before_any_work(cli, project_copy, monkeypatch, blocker, args):
+    monkeypatch.setenv("DOCKER_HOST", NO_DAEMON)
+    monkeypatch.chdir(project_copy)
+    (project_copy / blocker).parent.mkdir(parents=True, exist_ok=True)
+    (project_copy / blocker).write_text("a file in the way")
+    res = cli("bench", "data", "--no-host", *args, "--json")
+    assert res.code == ExitCode.INVALID_INPUT, res.output
+    doc = json.loads(res.out)
+    assert "not a folder" in doc["message"] and doc["hint"] and "Traceback" not in res.output

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from dlbase.core.errors import FileProblem, InvalidInput, Missing
+from dlbase.core import fsutil
 from dlbase.trust import keys
 
 # Vectors published with go-securesystemslib's `encrypted` package (which cosign uses):
@@ -130,7 +131,7 @@ def test_a_filesystem_without_hard_links_is_a_clear_error(tmp_path, monkeypatch)
     def no_links(_src, _dst):
         raise OSError(errno.EPERM, "Operation not permitted")  # what vfat answers link(2)
 
-    monkeypatch.setattr(keys, "_link", no_links)
+    monkeypatch.setattr(fsutil, "_link", no_links)
     with pytest.raises(FileProblem, match="does not support hard links"):
         keys.write_pair(keys.generate(), b"pw", tmp_path / "k")
     assert list((tmp_path / "k").iterdir()) == []  # no key, no temporary file left

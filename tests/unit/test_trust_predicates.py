@@ -50,12 +50,24 @@ def test_sbom_lists_python_and_debian_packages():
 
 
 def test_suite_hash_changes_with_the_suite(tmp_path: Path):
-    (tmp_path / "tests" / "image").mkdir(parents=True)
-    (tmp_path / "tests" / "image" / "test_a.py").write_text("def test_a(): pass\n")
-    first = predicates.suite_hash(tmp_path)
-    assert first["files"] == 1
-    (tmp_path / "tests" / "image" / "test_a.py").write_text("def test_a(): assert 0\n")
-    assert predicates.suite_hash(tmp_path)["sha256"] != first["sha256"]
+    (tmp_path / "image").mkdir(parents=True)
+    (tmp_path / "image" / "test_a.py").write_text("def test_a(): pass\n")
+    first = predicates.suite_hash({"tests/image": tmp_path / "image"})
+    assert first["files"] == 1 and first["dirs"] == ["tests/image"]
+    (tmp_path / "image" / "test_a.py").write_text("def test_a(): assert 0\n")
+    assert predicates.suite_hash({"tests/image": tmp_path / "image"})["sha256"] != first["sha256"]
+
+
+def test_suite_hash_reads_the_installed_suites_not_a_checkout(tmp_path: Path, monkeypatch):
+    """From a folder that is not dlbase's checkout the verification still names its suites."""
+    from dlbase import suites
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLBASE_ROOT", str(tmp_path))
+    found = predicates.suite_hash()
+    files = [p for d in (suites.image_dir(), suites.infra_dir()) for p in d.rglob("*.py")
+             if "__pycache__" not in p.parts]
+    assert found["dirs"] == ["tests/image", "tests/infra"] and found["files"] >= len(files) > 0
 
 
 def test_cuda_driver_version_from_nvidia_smi_banner():

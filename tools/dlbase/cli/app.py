@@ -23,14 +23,14 @@ import click
 
 from dlbase import __version__
 from dlbase.cli import ui
-from dlbase.core import signals, validate
+from dlbase.core import fileerrors, signals
 from dlbase.core.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sentence
 
 # Verb modules, each exposing `command` (a click.Command). Order = order in --help.
 COMMANDS = [
     "check", "render", "lint", "pin", "lock", "base", "build", "verify", "doctor",
     "push", "report", "diff", "rebuild_check", "bench",
-    # this round: keys/trust/pull (issue 9), run (issue 13), layers (issue 10)
+    # trust (keys, signatures, pulls), running an image, and its layers
     "key", "trust", "pull", "run", "layers",
 ]
 
@@ -105,7 +105,7 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
             exc.hint = FALLBACK_HINT.get(exc.exit_code)
         ui.error(exc.message, hint=exc.hint, details=exc.details)
         return int(exc.exit_code), exc.to_dict()
-    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         why = "interrupted" + (" (SIGTERM)" if signals.received_sigterm() else "")
         ui.error(why)
         return int(ExitCode.INTERRUPTED), {"error": "Interrupted", "message": why, "hint": None, "details": []}
@@ -122,7 +122,7 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
     except OSError as exc:
         # A file problem that no module turned into a FileProblem: still say which file.
         if getattr(exc, "filename", None):
-            err = validate.file_error(exc.filename, exc, action="use")
+            err = fileerrors.file_error(exc.filename, exc, action="use")
             ui.error(err.message, hint=err.hint)
             return int(err.exit_code), err.to_dict()
         return _unexpected(exc)

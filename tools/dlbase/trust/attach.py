@@ -55,7 +55,7 @@ def _from_record(project: Project, record: dict, host_label: str | None, subject
     (only the label): the honest reading of "unknown", which meets no GPU requirement.
     """
     summary = record.get("summary") or {}
-    suites = record.get("suites") or {"checkout tests/image + tests/infra": predicates.suite_hash(project.root)}
+    suites = record.get("suites") or {"checkout tests/image + tests/infra": predicates.suite_hash()}
     host = {**(record.get("host") or {}), "label": host_label}  # no facts kept: the label alone
     notes = []
     if summary.get("simulated"):

@@ -21,11 +21,9 @@ child dlbase starts afterwards (the testinfra and pytest runs of ``verify --atte
 from __future__ import annotations
 
 import base64
-import errno
 import json
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from dlbase.core.errors import FileProblem, InvalidInput, Missing
+from dlbase.core.fsutil import NoHardLinks, TargetExists, write_bytes_atomic
 
 PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PEM_TYPES_READ = (PEM_TYPE, "ENCRYPTED COSIGN PRIVATE KEY")
@@ -238,48 +237,18 @@ def fingerprint(public: ec.EllipticCurvePublicKey) -> str:
     return "sha256:" + digest.finalize().hex()
 
 
-# link(2) errors that mean "this filesystem has no hard links" (vfat, some FUSE and SMB mounts).
-NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
-
-
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` atomically, never replacing an existing file (link(2) refuses).
-
-    The key appears complete or not at all and a concurrent writer cannot be overwritten;
-    that needs a hard link, so a filesystem without them is refused with a clear error
-    rather than writing the key in place.
-    """
+    """Write ``path`` atomically with exactly ``mode``, never replacing an existing file."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise FileProblem(f"cannot write a key into {path.parent}: {exc.strerror}",
-                          hint="choose an --out folder you can write to") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        try:
-            _link(tmp, path)
-        except FileExistsError:
-            raise InvalidInput(f"{path} already exists; keys are never overwritten",
-                               hint="move the old key away deliberately (see docs/trust-operators.md on rotation)") from None
-        except OSError as exc:
-            if exc.errno in NO_LINKS:
-                raise FileProblem(f"cannot write {path}: its filesystem does not support hard links "
-                                  f"({exc.strerror}), which dlbase needs to create a key without ever "
-                                  "overwriting one", hint="choose an --out folder on a local Linux filesystem "
-                                                          "(ext4, xfs, btrfs, tmpfs), then move the files") from None
-            raise FileProblem(f"cannot write {path}: {exc.strerror}",
-                              hint="choose an --out folder you can write to") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _link(src: str, dst: Path) -> None:
-    """os.link, by name so a test can stand in a filesystem without hard links."""
-    os.link(src, dst)
+        write_bytes_atomic(path, data, mode=mode, overwrite=False)
+    except NoHardLinks as exc:
+        raise FileProblem(f"cannot write {path}: its filesystem does not support hard links "
+                          f"({exc.strerror}), which dlbase needs to create a key without ever "
+                          "overwriting one", hint="choose an --out folder on a local Linux filesystem "
+                                                  "(ext4, xfs, btrfs, tmpfs), then move the files") from None
+    except TargetExists:
+        raise InvalidInput(f"{path} already exists; keys are never overwritten",
+                           hint="move the old key away deliberately (see docs/trust-operators.md on rotation)") from None
 
 
 def write_pair(pair: KeyPair, passphrase: bytes, out_dir: Path) -> tuple[Path, Path]:

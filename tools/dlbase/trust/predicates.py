@@ -25,7 +25,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from dlbase import __version__
+from dlbase import __version__, suites
 from dlbase.verify import doctor
 from dlbase.trust import sbom
 from dlbase.trust.sources import BuiltFrom, Material
@@ -42,7 +42,9 @@ TEST_RESULT_FIELDS = ("result", "configuration", "url", "passedTests", "warnedTe
 BUILD_TYPE = "https://dlbase.dev/build/docker-classic/v1"
 BUILDER_ID = "https://dlbase.dev/builder/dlbase"
 DPKG_FORMAT = "${Package}\\t${Version}\\t${Architecture}\\n"
-SUITE_DIRS = ("tests/image", "tests/infra")
+#: The suites a verification ran, by the names the record gives them (their place in the
+#: repository), found through dlbase.suites (a wheel holds them too, a checkout is not needed).
+SUITE_DIRS = {"tests/image": suites.image_dir, "tests/infra": suites.infra_dir}
 
 
 def debian_packages(engine: Engine, image: str, labels: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
@@ -131,14 +133,16 @@ def folder_files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def suite_hash(root: Path) -> dict:
-    """sha256 over the checkout's verify suites (path + content, sorted). Used only for a
-    record written before verify kept the digests of the suites that actually ran."""
+def suite_hash(dirs: dict[str, Path] | None = None) -> dict:
+    """sha256 over the installed verify suites (name/path + content, sorted). Used only for
+    a record written before verify kept the digests of the suites that actually ran.
+    ``dirs``: {name: folder}, by default the installed suites (:data:`SUITE_DIRS`)."""
+    dirs = dirs if dirs is not None else {name: where() for name, where in SUITE_DIRS.items()}
     files = {}
-    for rel in SUITE_DIRS:
-        if (root / rel).is_dir():
-            files.update({f"{rel}/{k}": v for k, v in folder_files(root / rel).items()})
-    return {**suite_digest(files), "dirs": list(SUITE_DIRS)}
+    for name, base in dirs.items():
+        if base.is_dir():
+            files.update({f"{name}/{k}": v for k, v in folder_files(base).items()})
+    return {**suite_digest(files), "dirs": list(dirs)}
 
 
 def suites_summary(suites: dict[str, dict]) -> dict:
