@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from dlbase.trust import sbom
-from dlbase.trust import predicates
+from dlbase.trust import predicates, probes
 
 LABELS = {
     "org.opencontainers.image.source": "https://example.org/dlbase",
@@ -59,5 +59,5 @@ def test_suite_hash_changes_with_the_suite(tmp_path: Path):
 
 def test_cuda_driver_version_from_nvidia_smi_banner():
     banner = "| NVIDIA-SMI 550.54.15    Driver Version: 550.54.15    CUDA Version: 12.4     |"
-    assert predicates._cuda_driver_version(run=lambda cmd: (0, banner), which=lambda _n: "/usr/bin/nvidia-smi") == "12.4"
-    assert predicates._cuda_driver_version(run=lambda cmd: (0, banner), which=lambda _n: None) is None
+    assert probes.cuda_driver_version(run=lambda cmd: (0, banner), which=lambda _n: "/usr/bin/nvidia-smi") == "12.4"
+    assert probes.cuda_driver_version(run=lambda cmd: (0, banner), which=lambda _n: None) is None

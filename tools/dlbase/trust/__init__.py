@@ -10,7 +10,8 @@ Small modules, one job each:
 - :mod:`keys`: the cosign-compatible key pair (ECDSA P-256, encrypted sigstore PEM);
 - :mod:`simplesign`: the simple-signing payload and the ``.sig`` layer;
 - :mod:`statements`: in-toto v1 statements in DSSE envelopes;
-- :mod:`predicates`: SBOM, SLSA provenance and the verification result;
+- :mod:`predicates`: SBOM, SLSA provenance and the verification result, as plain data;
+- :mod:`probes`: what those record that is asked of the host (GPUs, driver) or the image (dpkg);
 - :mod:`store`: reading and writing the ``.sig``/``.att`` artifacts on the registry;
 - :mod:`evidence`: what push and verify attach, and what trust checks;
 - :mod:`policy`: the consumer's policy over the verified evidence.

@@ -14,7 +14,7 @@ from dlbase.verify import records
 from dlbase.engine import Engine
 from dlbase.core.project import Project
 from dlbase.registry.client import RegistryClient
-from dlbase.trust import evidence, keys, predicates
+from dlbase.trust import evidence, keys, predicates, probes
 
 
 def _variant_files(project: Project, variant: str | None) -> tuple[Path | None, Path | None]:
@@ -33,7 +33,7 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
     variant = labels.get("dlbase.variant")
     dockerfile, lock = _variant_files(project, variant)
     say("reading Debian packages from the image (dpkg) for the SBOM")
-    debs = predicates.debian_packages(engine, image_id, labels={"dlbase.purpose": "sbom"})
+    debs = probes.debian_packages(engine, image_id, labels={"dlbase.purpose": "sbom"})
     sbom = predicates.sbom_predicate(image_id=image_id, name=subject.name, python=facts.get("packages") or {},
                                      debs=debs, lock_path=lock, labels=labels)
     provenance = predicates.provenance_predicate(
@@ -48,7 +48,7 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
             counts=summary.get("counts") or {}, failed_checks=summary.get("failed_checks") or [],
             require_gpu=bool(record.get("require_gpu")), partial=bool(summary.get("partial")),
             gpus_used=summary.get("gpus"), suite=predicates.suite_hash(project.root),
-            host=predicates.host_facts(engine, host_label), image=subject.reference,
+            host=probes.host_facts(engine, host_label), image=subject.reference,
             source="dlbase push (the local verification record that let the image through)",
             note=None if not summary.get("simulated") else f"simulated record: {summary.get('simulated')}")))
     result = evidence.attach(client, subject, pair, sign=True, attestations=attestations, on_step=say)
@@ -65,7 +65,7 @@ def for_verify(project: Project, engine: Engine, client: RegistryClient, subject
         passed=report.passed, verified_at=report.started_at, counts=report.counts(),
         failed_checks=report.failed_checks, require_gpu=report.require_gpu, partial=report.partial,
         gpus_used=report.gpus, suite=predicates.suite_hash(project.root),
-        host=predicates.host_facts(engine, host_label), image=subject.reference,
+        host=probes.host_facts(engine, host_label), image=subject.reference,
         source="dlbase verify --attest")
     return evidence.attach(client, subject, pair, sign=False,
                            attestations=[(predicates.VERIFICATION_TYPE, predicate)], on_step=say)
