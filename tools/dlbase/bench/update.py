@@ -306,7 +306,7 @@ class _Builder:
 def pin_in_matrix(matrix_file: Path, variant: str, package: str, version: str) -> None:
     """Pin ``package==version`` under the variant's ``packages:`` in ``matrix_file``, through
     the round-trip YAML reader (comments, layout and the variant's other pins stay)."""
-    data = yamlio.load(matrix_file)
+    data = yamlio.load(matrix_file, round_trip=True)  # written back: keep comments
     node = next((v for v in data.get("variants") or [] if isinstance(v, dict) and v.get("name") == variant), None)
     if node is None:
         raise InvalidInput(f"cannot find variant {variant} in {matrix_file}")

@@ -65,7 +65,7 @@ def write(matrix_file: Path, display: str, results: list[PinResult]) -> bool:
     changed = [r for r in results if r.new and r.new != r.old]
     if not changed:
         return False
-    data = yamlio.load(matrix_file, display)
+    data = yamlio.load(matrix_file, display, round_trip=True)
     for r in changed:
         data["bases"][r.base]["digest"] = r.new
     yamlio.dump_atomic(data, matrix_file)
