@@ -18,7 +18,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tools" / "dlbase"
 DAEMON_FREE = ("define.matrix", "define.compat", "define.render", "define.lock", "define.spec",
                "define.tags", "define.layering", "trust.sbom", "core.imageref", "core.root",
                "trust.statements", "trust.simplesign", "trust.policy", "core.gpu", "core.sizes",
-               "core.fileerrors", "core.fsutil", "core.fileset")
+               "core.fileerrors", "core.fsutil", "core.fileset",
+               "vuln.osv", "vuln.versions", "vuln.severity", "vuln.db", "vuln.inventory", "vuln.match",
+               "vuln.vex", "vuln.report", "vuln.update")
 # Pure source inside the engine package: its own imports are checked, but importing it runs
 # dlbase/engine/__init__.py, which loads docker, so the transitive check cannot apply.
 DAEMON_FREE_SOURCE = ("engine.buildstream",)

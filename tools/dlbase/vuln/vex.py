@@ -22,10 +22,13 @@ from packaging.utils import canonicalize_name
 
 from dlbase.core import validate
 from dlbase.core.errors import InvalidInput
+from dlbase.define.matrix import Matrix
 from dlbase.vuln.db import parse_time
 from dlbase.vuln.match import Finding
 
 CONTEXT = "https://openvex.dev/ns/v0.2.0"
+#: Where a project keeps its documents, relative to its root.
+DEFAULT_DIR = Path("images") / "vex"
 STATUSES = ("not_affected", "affected", "fixed", "under_investigation")
 JUSTIFICATIONS = ("component_not_present", "vulnerable_code_not_present", "vulnerable_code_not_in_execute_path",
                   "vulnerable_code_cannot_be_controlled_by_adversary", "inline_mitigations_already_exist")
@@ -102,6 +105,12 @@ def _names_package(purl: str, finding: Finding) -> bool:
     if match["type"] == "deb":
         return finding.ecosystem != "PyPI" and (name == finding.package or name in finding.installed)
     return False
+
+
+def known_products(matrix: Matrix) -> set[str]:
+    """What a product may name besides an image reference or digest: a variant, or the
+    matrix repository (every variant)."""
+    return {v.name for v in matrix.variants} | {matrix.repository}
 
 
 def load_dir(folder: Path, *, products: set[str] | None = None) -> list[Statement]:

@@ -15,9 +15,6 @@ from dlbase.vuln import report as report_mod
 from dlbase.vuln import severity, update, vex
 from dlbase.vuln.inventory import Inventory
 
-VEX_DIR = Path("images") / "vex"
-
-
 class VulnerabilitiesFound(DlbaseError):
     """Findings at or above --fail-on that no VEX statement answers."""
 
@@ -68,7 +65,7 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
         raise click.UsageError("--ecosystem needs --update")
     database = db_mod.load(db_dir)
     project = open_project(matrix_file, compat_file)
-    statements = [] if no_vex else vex.load_dir(vex_dir or project.root / VEX_DIR, products=_known_products(project))
+    statements = [] if no_vex else vex.load_dir(vex_dir or project.root / vex.DEFAULT_DIR, products=vex.known_products(project.matrix))
     if from_lock:
         spec = variant_spec(project, image)
         lock = read_lock(project.variant_dir(spec.name) / "requirements.lock")
@@ -95,10 +92,6 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
             raise VulnerabilitiesFound(f"{len(over)} finding(s) at or above {fail_on.upper()} in {subject}",
                                        hint="upgrade the package (see 'fixed in'), or write a reviewed OpenVEX "
                                             "statement in images/vex/ if it does not apply to this image")
-
-
-def _known_products(project) -> set[str]:
-    return {v.name for v in project.matrix.variants} | {project.matrix.repository}
 
 
 def _read_image(project, image: str | None, as_json: bool):
