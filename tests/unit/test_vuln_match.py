@@ -109,7 +109,7 @@ def test_unfixed_debian_advisory_says_no_fix(fixtures) -> None:
 
 
 def test_database_stats(fixtures) -> None:
-    assert fixtures.records == 6 and fixtures.withdrawn == 0
+    assert fixtures.records == 7 and fixtures.withdrawn == 0
     assert fixtures.newest_modified.isoformat() == "2026-11-20T00:00:00+00:00"
     assert fixtures.covers("Debian:12") and fixtures.covers("PyPI") and not fixtures.covers("Ubuntu:22.04")
 
@@ -257,7 +257,7 @@ def test_no_database_is_missing_not_zero(monkeypatch) -> None:
 
 def test_env_var_names_the_database(monkeypatch) -> None:
     monkeypatch.setenv(db_mod.ENV_VAR, str(DATA))
-    assert db_mod.load(None).records == 6
+    assert db_mod.load(None).records == 7
 
 
 def test_empty_folder_and_bad_files(tmp_path: Path) -> None:

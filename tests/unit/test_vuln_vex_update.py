@@ -140,9 +140,9 @@ def osv_server(tmp_path: Path):
 def test_update_downloads_each_ecosystem_and_the_scan_reads_it(osv_server: str, tmp_path: Path) -> None:
     folder = tmp_path / "db"
     got = update.download(folder, ["PyPI", "Debian:12"], base_url=osv_server)
-    assert [(g.ecosystem, g.records) for g in got] == [("PyPI", 4), ("Debian:12", 2)]
+    assert [(g.ecosystem, g.records) for g in got] == [("PyPI", 5), ("Debian:12", 2)]
     assert (folder / "Debian:12" / "all.zip").is_file()
-    assert db_mod.load(folder).records == 6
+    assert db_mod.load(folder).records == 7
 
 
 def test_failed_update_leaves_the_old_database_and_no_partial_file(osv_server: str, tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_plain_http_is_refused_off_loopback(url: str) -> None:
 def test_scan_update_verb(osv_server: str, tmp_path: Path, cli) -> None:
     res = cli("scan", "--update", "--db", str(tmp_path / "db"), "--ecosystem", "PyPI", "--base-url", osv_server,
               "--json")
-    assert res.code == 0 and res.json()["updated"][0]["records"] == 4
+    assert res.code == 0 and res.json()["updated"][0]["records"] == 5
     res = cli("scan", "--update", "--db", str(tmp_path / "db"), "--base-url", "http://osv.example.org", "--json")
     assert res.code == 2 and "https" in res.json()["message"]
 
