@@ -125,6 +125,26 @@ def test_all_zip_is_read_like_the_folder(tmp_path: Path, fixtures) -> None:
     assert {f.id for f in match.find([pypi("torch", "2.6.0")], from_zip)} == {"PYSEC-2025-208", "PYSEC-2026-2286"}
 
 
+def test_archive_index_is_reused_until_the_archive_changes(tmp_path: Path, monkeypatch) -> None:
+    archive = tmp_path / "PyPI" / "all.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted((DATA / "pypi").glob("*.json")):
+            zf.write(path, path.name)
+    db_mod.load(tmp_path)
+    index = archive.with_name("all.zip" + db_mod.INDEX_SUFFIX)
+    assert index.is_file() and json.loads(index.read_text())["records"] == 5
+    built: list[Path] = []
+    real = db_mod.build_archive_index
+    monkeypatch.setattr(db_mod, "build_archive_index", lambda a: built.append(a) or real(a))
+    again = db_mod.load(tmp_path)
+    assert not built and {f.id for f in match.find([pypi("torch", "2.6.0")], again)} == {"PYSEC-2025-208",
+                                                                                        "PYSEC-2026-2286"}
+    with zipfile.ZipFile(archive, "a") as zf:  # a newer archive: its index is rebuilt, not trusted
+        zf.write(DATA / "debian" / "DSA-5514-1.json", "DSA-5514-1.json")
+    assert db_mod.load(tmp_path).records == 6 and built == [archive]
+
+
 # ---------------------------------------------------------------- OSV semantics (synthetic records)
 
 def rec(events=None, versions=None, kind="ECOSYSTEM", eco="PyPI", name="demo", **extra) -> dict:

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from dlbase.core.errors import AddressError, FileProblem, Unreachable
+from dlbase.vuln import db
 
 DEFAULT_BASE_URL = "https://osv-vulnerabilities.storage.googleapis.com"
 #: The ecosystems the matrix's images install from: Python, and the base OS releases.
@@ -82,6 +83,7 @@ def download(folder: Path, ecosystems: list[str], *, base_url: str = DEFAULT_BAS
             staged[-1] = (tmp, final, Downloaded(ecosystem, final, size, records))
         for tmp, final, _info in staged:
             os.replace(tmp, final)
+            db.archive_index(final)  # indexed now, so the next scan reads only what it needs
         return [info for _tmp, _final, info in staged]
     finally:
         for tmp, _final, _info in staged:
