@@ -20,7 +20,7 @@ DAEMON_FREE = ("define.matrix", "define.compat", "define.render", "define.lock",
                "trust.statements", "trust.simplesign", "trust.policy", "core.gpu", "core.sizes",
                "core.fileerrors", "core.fsutil", "core.fileset",
                "vuln.osv", "vuln.versions", "vuln.severity", "vuln.db", "vuln.inventory", "vuln.match",
-               "vuln.vex", "vuln.report", "vuln.update")
+               "vuln.vex", "vuln.report", "vuln.update", "vuln.attestation")
 # Pure source inside the engine package: its own imports are checked, but importing it runs
 # dlbase/engine/__init__.py, which loads docker, so the transitive check cannot apply.
 DAEMON_FREE_SOURCE = ("engine.buildstream",)

@@ -196,3 +196,17 @@ def test_scan_without_database_is_exit_14(cli, monkeypatch) -> None:
     res = cli("scan", "--from-lock", "--json")
     assert res.code == 14 and "--db" in res.json()["hint"]
     assert cli("scan", "--from-lock", "--db", "/nonexistent/osv").code == 14
+
+
+def test_scan_writes_cosigns_vuln_predicate(cli, tmp_path: Path) -> None:
+    from dlbase.vuln.attestation import VULN_TYPE
+
+    out = tmp_path / "vuln.json"
+    res = cli("scan", "--from-lock", "--db", str(DATA), "--predicate", str(out), "--json")
+    assert res.code == 0 and res.json()["predicate_file"] == str(out)
+    predicate = json.loads(out.read_text())
+    assert set(predicate) == {"invocation", "scanner", "metadata"}  # cosign's vuln/v1 fields
+    assert predicate["scanner"]["db"]["version"].startswith("2026-11-20")
+    assert {f["id"] for f in predicate["scanner"]["result"]["findings"]} == {"PYSEC-2025-208", "PYSEC-2026-2286"}
+    assert predicate["metadata"]["scanStartedOn"] <= predicate["metadata"]["scanFinishedOn"]
+    assert VULN_TYPE == "https://cosign.sigstore.dev/attestation/vuln/v1"

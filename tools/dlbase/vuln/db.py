@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from dlbase.core import fsutil
 from dlbase.core.errors import FileProblem, Missing
 from dlbase.vuln import osv
 
@@ -206,15 +206,8 @@ def build_archive_index(archive: Path) -> dict[str, Any]:
 def _write_index(path: Path, body: dict[str, Any]) -> None:
     """Atomically, and only where the database folder is writable (a read-only mirror
     just gets parsed each time)."""
-    try:
-        handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(body, out, separators=(",", ":"))
-        os.chmod(tmp, 0o644)  # as readable as the archive beside it (a team's shared database)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp)
+    with contextlib.suppress(FileProblem):
+        fsutil.write_text_atomic(path, json.dumps(body, separators=(",", ":")))
 
 
 def _read(file: Path) -> bytes:

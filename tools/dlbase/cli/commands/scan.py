@@ -8,11 +8,12 @@ import click
 
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
+from dlbase.core import fsutil
 from dlbase.core.errors import DlbaseError, ExitCode, ImageMismatch
 from dlbase.define.lock import read_lock
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import report as report_mod
-from dlbase.vuln import severity, update, vex
+from dlbase.vuln import attestation, severity, update, vex
 from dlbase.vuln.inventory import Inventory
 
 class VulnerabilitiesFound(DlbaseError):
@@ -38,12 +39,15 @@ class VulnerabilitiesFound(DlbaseError):
 @click.option("--vex", "vex_dir", type=click.Path(path_type=Path), default=None,
               help="folder of OpenVEX documents (default images/vex)")
 @click.option("--no-vex", is_flag=True, help="apply no VEX statements (every finding stays open)")
+@click.option("--predicate", "predicate_out", type=click.Path(path_type=Path), default=None,
+              help="also write the result as cosign's vuln predicate (for `cosign attest --type vuln`)")
 @click.option("--from-lock", is_flag=True,
               help="scan the variant's requirements.lock instead of an image (Python packages only, no OS packages)")
 @project_options
 @json_option
 def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems: tuple[str, ...], base_url: str,
-            fail_on: str | None, max_db_age: float, vex_dir: Path | None, no_vex: bool, from_lock: bool,
+            fail_on: str | None, max_db_age: float, vex_dir: Path | None, no_vex: bool, predicate_out: Path | None,
+            from_lock: bool,
             matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """List the known vulnerabilities (OSV advisories) of IMAGE's Python and OS packages.
 
@@ -77,6 +81,9 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
     scan = report_mod.build(subject, inventory, database, statements=statements, target=target, lock=lock,
                             max_age_days=max_db_age, lock_only=from_lock)
     body = scan.to_dict()
+    if predicate_out is not None:
+        fsutil.write_json_atomic(predicate_out, attestation.vuln_predicate(scan), sort_keys=False)
+        body["predicate_file"] = str(predicate_out)
     if as_json:
         ui.emit_json(body)
     else:
