@@ -63,6 +63,11 @@ def test_scan_reads_the_image_and_applies_vex(small_image) -> None:
     assert pip["id"] == "PYSEC-2023-228" and Version(pip["installed_version"]) < Version("23.3")
     assert pip["severity"] == "LOW" and pip["fixed"] == ["23.3"]
     assert body["counts_without_vex"]["UNKNOWN"] == body["counts"]["UNKNOWN"] + 1
+    # `dlbase report` shows the newest scan's counts.
+    proc = subprocess.run([sys.executable, "-m", "dlbase", "report", image, "--json"], cwd=sp.root, env=cli_env(sp),
+                          capture_output=True, text=True, timeout=300)
+    shown = json.loads(proc.stdout)["scan"]
+    assert shown["counts"] == body["counts"] and shown["vex_applied"] == 1
 
 
 def test_scan_without_vex_and_fail_on(small_image) -> None:

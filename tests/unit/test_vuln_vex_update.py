@@ -210,3 +210,22 @@ def test_scan_writes_cosigns_vuln_predicate(cli, tmp_path: Path) -> None:
     assert {f["id"] for f in predicate["scanner"]["result"]["findings"]} == {"PYSEC-2025-208", "PYSEC-2026-2286"}
     assert predicate["metadata"]["scanStartedOn"] <= predicate["metadata"]["scanFinishedOn"]
     assert VULN_TYPE == "https://cosign.sigstore.dev/attestation/vuln/v1"
+
+
+def test_the_newest_scan_is_what_report_shows(project_copy: Path) -> None:
+    from dlbase.cli.commands.report import _scan_line
+    from dlbase.core.project import Project
+    from dlbase.examine import report as image_reports
+
+    project = Project.discover(project_copy)
+    image_id = "sha256:" + "cd" * 32
+    assert image_reports.last_scan(project, image_id) is None
+    assert "never scanned" in _scan_line(None)
+    body = {"scanned_at": "2026-12-01T00:00:00+00:00", "database": {"newest_modified": "2026-11-30T00:00:00+00:00"},
+            "counts": {"CRITICAL": 0, "HIGH": 2, "LOW": 1}, "counts_without_vex": {"HIGH": 2, "LOW": 1, "UNKNOWN": 1},
+            "vex": [{"id": "DEBIAN-CVE-2011-3374"}]}
+    image_reports.write_scan(project, image_id, body)
+    scan = image_reports.last_scan(project, image_id)
+    assert scan["vex_applied"] == 1 and scan["database_newest"].startswith("2026-11-30")
+    assert _scan_line(scan).startswith("2 high, 1 low open; 1 answered by VEX")
+    assert image_reports.last_scan(project, "sha256:" + "cd" * 6 + "ee" * 26) is None  # same short id, other image

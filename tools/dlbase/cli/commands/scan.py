@@ -9,7 +9,8 @@ import click
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
 from dlbase.core import fsutil
-from dlbase.core.errors import DlbaseError, ExitCode, ImageMismatch
+from dlbase.core.errors import DlbaseError, ExitCode, FileProblem, ImageMismatch
+from dlbase.examine import report as image_reports
 from dlbase.define.lock import read_lock
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import report as report_mod
@@ -75,15 +76,20 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
         lock = read_lock(project.variant_dir(spec.name) / "requirements.lock")
         inventory = Inventory(os_ecosystem=None, os_pretty=None, python={p.name: p.version for p in lock.packages})
         target = vex.Target(variant=spec.name, repository=project.matrix.repository)
-        subject, lock = f"{spec.name} (requirements.lock)", None
+        subject, lock, image_id = f"{spec.name} (requirements.lock)", None, None
     else:
-        inventory, target, subject, lock = _read_image(project, image, as_json)
+        inventory, target, subject, lock, image_id = _read_image(project, image, as_json)
     scan = report_mod.build(subject, inventory, database, statements=statements, target=target, lock=lock,
                             max_age_days=max_db_age, lock_only=from_lock)
     body = scan.to_dict()
     if predicate_out is not None:
         fsutil.write_json_atomic(predicate_out, attestation.vuln_predicate(scan), sort_keys=False)
         body["predicate_file"] = str(predicate_out)
+    if image_id is not None:
+        try:
+            body["scan_file"] = str(image_reports.write_scan(project, image_id, body))
+        except FileProblem as exc:
+            ui.warn(f"the scan is not recorded for `dlbase report`: {exc.message}")
     if as_json:
         ui.emit_json(body)
     else:
@@ -119,7 +125,7 @@ def _read_image(project, image: str | None, as_json: bool):
     lock = None
     if located.variant:
         lock = read_lock(project.variant_dir(located.variant) / "requirements.lock")
-    return inventory, target, located.ref, lock
+    return inventory, target, located.ref, lock, located.image_id
 
 
 def _print(scan: report_mod.ScanReport, body: dict) -> None:
