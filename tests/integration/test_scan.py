@@ -50,7 +50,7 @@ def test_scan_reads_the_image_and_applies_vex(small_image) -> None:
     assert code == 0, err
     assert body["os_ecosystem"] == "Debian:12" and body["variant"] == spec.name
     assert body["packages"]["Debian:12"] > 50 and body["packages"]["PyPI"] >= 2  # dlbase-tiny and pip
-    assert body["lock"]["agrees"] is True and body["lock"]["not_in_lock"] == ["pip"]
+    assert body["lock"]["checked"] is True and body["lock"]["agrees"] is True and body["lock"]["not_in_lock"] == ["pip"]
     assert not body["not_covered"]
     open_ids = {f["id"] for f in body["findings"]}
     assert "DSA-5514-1" not in open_ids  # glibc in today's bookworm is past the fix
@@ -87,3 +87,9 @@ def test_scan_reports_an_image_that_disagrees_with_its_lock(small_image) -> None
         assert body["lock"]["disagreements"] == [{"name": "dlbase-tiny", "locked": "2.0", "installed": "1.0"}]
     finally:
         sp.lock.write_text(original)
+
+
+def test_an_image_without_python_is_refused_not_reported_clean(small_image) -> None:
+    sp, spec, _image = small_image
+    code, body, _err, _s = scan(sp, spec.variant.base.image + ":" + spec.variant.base.tag)
+    assert code == 8 and "no `python`" in body["message"] and "findings" not in body

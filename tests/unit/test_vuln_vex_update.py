@@ -196,6 +196,7 @@ def test_scan_without_database_is_exit_14(cli, monkeypatch) -> None:
     res = cli("scan", "--from-lock", "--json")
     assert res.code == 14 and "--db" in res.json()["hint"]
     assert cli("scan", "--from-lock", "--db", "/nonexistent/osv").code == 14
+    assert cli("scan", "--from-lock", "--db", str(DATA), "--vex", "/nonexistent/vex").code == 14
 
 
 def test_scan_writes_cosigns_vuln_predicate(cli, tmp_path: Path) -> None:

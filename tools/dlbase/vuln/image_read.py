@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dlbase.core.errors import ImageMismatch
+from dlbase.core.errors import DlbaseError, ImageMismatch
 from dlbase.engine import Engine
 from dlbase.vuln import inventory_probe
 from dlbase.vuln.inventory import Inventory, parse_dpkg_status, parse_os_release
@@ -20,8 +20,15 @@ MARKER = "DLBASE_INVENTORY "
 
 def read_inventory(engine: Engine, image: str, *, labels: dict[str, str] | None = None) -> Inventory:
     source = Path(inventory_probe.__file__).read_text(encoding="utf-8")
-    res = engine.run(image, ["python", "-c", source], timeout=300, entrypoint=[], network_mode="none",
-                     labels={"dlbase.purpose": "scan", **(labels or {})})
+    try:
+        res = engine.run(image, ["python", "-c", source], timeout=300, entrypoint=[], network_mode="none",
+                         labels={"dlbase.purpose": "scan", **(labels or {})})
+    except DlbaseError as exc:
+        if "executable file not found" not in exc.message:
+            raise
+        raise ImageMismatch(f"{image} has no `python` on its PATH: its installed packages cannot be read",
+                            hint="scan a dlbase image (its venv's python is on PATH), or a variant's lock "
+                                 "with --from-lock") from None
     for line in res.output.splitlines():
         if line.startswith(MARKER):
             raw = json.loads(line[len(MARKER):])

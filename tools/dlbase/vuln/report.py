@@ -32,6 +32,7 @@ class ScanReport:
     lock_disagreements: list[LockDisagreement] = field(default_factory=list)
     not_in_lock: list[str] = field(default_factory=list)
     lock_only: bool = False
+    lock_checked: bool = False  # the image named a variant of this project, whose lock was compared
     scanned_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property
@@ -62,7 +63,8 @@ class ScanReport:
                          "age_days": None if self.age_days is None else round(self.age_days, 2),
                          "max_age_days": self.max_age_days, "stale": self.stale},
             "packages": self.packages, "not_covered": self.not_covered,
-            "lock": {"agrees": not self.lock_disagreements,
+            "lock": {"checked": self.lock_checked,
+                     "agrees": None if not self.lock_checked else not self.lock_disagreements,
                      "disagreements": [d.to_dict() for d in self.lock_disagreements],
                      "not_in_lock": self.not_in_lock},
             "findings": [f.to_dict() for f in self.result.open],
@@ -86,4 +88,5 @@ def build(subject: str, inventory: Inventory, database: Database, *, statements:
     return ScanReport(subject=subject, variant=target.variant, os=inventory.os_pretty,
                       os_ecosystem=inventory.os_ecosystem, database=database, max_age_days=max_age_days,
                       packages=per_ecosystem, result=vex.apply(findings, statements, target),
-                      not_covered=not_covered, lock_disagreements=bad, not_in_lock=extras, lock_only=lock_only)
+                      not_covered=not_covered, lock_disagreements=bad, not_in_lock=extras, lock_only=lock_only,
+                      lock_checked=lock is not None and not lock_only)

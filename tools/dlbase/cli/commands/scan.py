@@ -9,7 +9,7 @@ import click
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
 from dlbase.core import fsutil
-from dlbase.core.errors import DlbaseError, ExitCode, FileProblem, ImageMismatch
+from dlbase.core.errors import DlbaseError, ExitCode, FileProblem, ImageMismatch, Missing
 from dlbase.examine import report as image_reports
 from dlbase.define.lock import read_lock
 from dlbase.vuln import db as db_mod
@@ -70,7 +70,10 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
         raise click.UsageError("--ecosystem needs --update")
     database = db_mod.load(db_dir)
     project = open_project(matrix_file, compat_file)
-    statements = [] if no_vex else vex.load_dir(vex_dir or project.root / vex.DEFAULT_DIR, products=vex.known_products(project.matrix))
+    if vex_dir is not None and not vex_dir.is_dir():
+        raise Missing(f"--vex {vex_dir}: no such folder", hint="name the folder of OpenVEX documents (default images/vex)")
+    statements = [] if no_vex else vex.load_dir(vex_dir or project.root / vex.DEFAULT_DIR,
+                                                products=vex.known_products(project.matrix))
     if from_lock:
         spec = variant_spec(project, image)
         lock = read_lock(project.variant_dir(spec.name) / "requirements.lock")
@@ -139,6 +142,8 @@ def _print(scan: report_mod.ScanReport, body: dict) -> None:
         ui.warn(f"the database has no records for {eco}: those packages were NOT checked")
     if scan.lock_only:
         ui.warn("lock only: the OS packages were not scanned (scan the built image for those)")
+    elif not scan.lock_checked:
+        ui.warn("the image names no variant of this project: its Python packages were not compared with a lock")
     rows = [[_ids(f), f.package, f.installed_version, f.fixed_in, _sev(f)] for f in scan.result.open]
     ui.table(["advisory", "package", "installed", "fixed in", "severity"], rows,
              title=f"{scan.subject}: {len(rows)} known vulnerabilities "
