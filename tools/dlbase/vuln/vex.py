@@ -20,7 +20,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from dlbase.core import validate
+from dlbase.core import fileerrors
 from dlbase.core.errors import InvalidInput
 from dlbase.define.matrix import Matrix
 from dlbase.vuln.db import parse_time
@@ -126,7 +126,7 @@ def load_dir(folder: Path, *, products: set[str] | None = None) -> list[Statemen
 
 
 def load_document(path: Path, *, products: set[str] | None = None) -> list[Statement]:
-    text = validate.read_text(path, str(path), what="VEX document")
+    text = fileerrors.read_text(path, str(path), what="VEX document")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
