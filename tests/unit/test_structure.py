@@ -19,7 +19,9 @@ DAEMON_FREE = ("define.matrix", "define.compat", "define.render", "define.lock",
                "define.tags", "define.layering", "trust.sbom", "core.imageref", "core.root",
                "trust.statements", "trust.simplesign", "trust.policy", "core.gpu", "core.sizes",
                "core.fileerrors", "core.fsutil", "core.fileset", "trust.predicates",
-               "verify.junit", "verify.report", "verify.jupyter", "verify.children")
+               "verify.junit", "verify.report", "verify.jupyter", "verify.children",
+               "vuln.osv", "vuln.versions", "vuln.severity", "vuln.db", "vuln.inventory", "vuln.match",
+               "vuln.vex", "vuln.report", "vuln.update", "vuln.attestation")
 # Pure source inside the engine package: its own imports are checked, but importing it runs
 # dlbase/engine/__init__.py, which loads docker, so the transitive check cannot apply.
 DAEMON_FREE_SOURCE = ("engine.buildstream",)
