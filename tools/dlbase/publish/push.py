@@ -34,6 +34,7 @@ from dlbase.verify import records
 from dlbase.registry import client as registry
 from dlbase.examine import report
 from dlbase.engine import Engine, PushEvent
+from dlbase.core import reference
 from dlbase.core.errors import InvalidInput, NotVerified, RegistryError, TagConflict
 from dlbase.core.imageref import repo_tags
 from dlbase.examine.local_image import locate
@@ -56,14 +57,15 @@ class LocalImage:
         return [self.immutable] + ([self.moving] if self.moving else [])
 
 
-def _is_registry_qualified(ref: str) -> bool:
-    first = ref.split("/", 1)[0]
-    return "/" in ref and ("." in first or ":" in first or first == "localhost")
-
-
-def _split(ref: str) -> tuple[str, str]:
-    repo, _, tag = ref.rpartition(":")
-    return repo, tag
+def _local_tags(info: dict) -> list[tuple[str, str]]:
+    """(repository, tag) of each of the image's tags that names no registry (the ones
+    `dlbase build` made; registry-qualified tags are push leftovers or someone else's)."""
+    found = []
+    for text in repo_tags(info):
+        ref = reference.parse(text, where="local tag")
+        if ref.registry is None and ref.tag:
+            found.append((ref.repository, ref.tag))
+    return found
 
 
 def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
@@ -72,14 +74,15 @@ def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
     wanted_repo = None
     if found.by_variant:
         wanted_repo = project.matrix.repository
-    elif ":" in target and not target.startswith("sha256:") and "@" not in target:
-        wanted_repo = _split(target)[0]
+    elif not target.startswith("sha256:"):
+        named = reference.parse(target, where="IMAGE")
+        wanted_repo = named.name if named.tag and not named.digest else None
     info, labels = found.inspect, found.labels
     lock_hash = labels.get("dlbase.lock-hash")
     if not lock_hash:
         raise InvalidInput(f"{target} carries no dlbase.lock-hash label: not an image dlbase built",
                            hint="push images built by `dlbase build`")
-    local = [_split(t) for t in repo_tags(info) if not _is_registry_qualified(t)]
+    local = _local_tags(info)
     immutables = [(r, t) for r, t in local if t.endswith(f"-{lock_hash}") and (wanted_repo in (None, r))]
     if not immutables:
         raise InvalidInput(f"{target} has no immutable tag (one ending in -{lock_hash})",
@@ -216,10 +219,9 @@ def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClie
         return attach.for_push(project, engine, client, subject, signer, image_id=image.image_id,  # type: ignore[arg-type]
                                facts=facts, host_label=host_label, say=say)
     except DlbaseError as exc:
-        raise type(exc)(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
-                        hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "
-                             "attestations are written again (nothing half-written names a missing blob)",
-                        details=exc.details) from None
+        raise exc.reworded(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
+                           hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "
+                                "attestations are written again (nothing half-written names a missing blob)") from None
 
 
 def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, command: list[str],

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 import docker.auth
 import docker.errors
 import requests
 
-from dlbase.core.errors import InvalidInput, RegistryError, Unreachable
+from dlbase.core import digest as digests
 from dlbase.core import validate
+from dlbase.core.errors import RegistryError, Unreachable
+from dlbase.core.reference import DOCKER_HUB as HUB_NAME
+from dlbase.core.reference import Reference
 
 DOCKER_HUB = "registry-1.docker.io"
 MANIFEST_TYPES = ", ".join([
@@ -26,43 +28,12 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-_HOST_RE = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+|[\w.-]+:\d+|\[[0-9a-fA-F:]+\](:\d+)?)$")
 
 
-@dataclass(frozen=True)
-class Reference:
-    """registry host, repository path and tag of an image reference."""
-
-    host: str
-    repository: str
-    tag: str
-
-    @property
-    def display(self) -> str:
-        return f"{self.host}/{self.repository}:{self.tag}"
-
-
-def parse_reference(image: str, tag: str | None = None) -> Reference:
-    """Split `docker.io/nvidia/cuda` (+ tag) or `127.0.0.1:5000/x/y:tag` into parts."""
-    name = image
-    if tag is None:
-        if "@" in name:
-            raise InvalidInput(f"'{image}' already names a digest; give a tag to resolve")
-        last = name.rsplit("/", 1)[-1]
-        if ":" in last:
-            name, tag = name.rsplit(":", 1)
-        else:
-            tag = "latest"
-    first, _, rest = name.partition("/")
-    if rest and (_HOST_RE.match(first) and ("." in first or ":" in first or first == "localhost")):
-        host, repo = first, rest
-    else:
-        host, repo = "docker.io", name
-    if host in ("docker.io", "index.docker.io"):
-        host = DOCKER_HUB
-        if "/" not in repo:
-            repo = f"library/{repo}"
-    return Reference(host=host, repository=repo, tag=tag)
+def api_host(ref: Reference) -> str:
+    """The host to ask for ``ref``: Docker Hub's API lives on registry-1.docker.io."""
+    host = ref.normalized().host
+    return DOCKER_HUB if host == HUB_NAME else host
 
 
 def is_loopback(host: str) -> bool:
@@ -165,12 +136,10 @@ class RegistryClient:
 
     def manifest(self, repository: str, reference: str) -> tuple[dict, str]:
         """(manifest JSON, digest computed from its bytes) - the digest is checked, not trusted."""
-        import hashlib
-
         resp = self._request("GET", f"{self.base}/{repository}/manifests/{reference}",
                              headers={"Accept": MANIFEST_TYPES})
-        self._expect_found(resp, f"{repository}{'@' if reference.startswith('sha256:') else ':'}{reference}")
-        digest = "sha256:" + hashlib.sha256(resp.content).hexdigest()
+        self._expect_found(resp, f"{repository}{'@' if digests.is_digest(reference) else ':'}{reference}")
+        digest = digests.sha256_of(resp.content)
         return resp.json(), digest
 
     def tag_digest_or_none(self, repository: str, tag: str) -> str | None:
@@ -189,22 +158,18 @@ class RegistryClient:
 
     def blob(self, repository: str, digest: str, *, max_bytes: int = 64 << 20) -> bytes:
         """A blob's bytes, checked against its digest (a registry is not trusted either)."""
-        import hashlib
-
         resp = self._request("GET", f"{self.base}/{repository}/blobs/{digest}")
         self._expect_found(resp, f"{repository}@{digest} (blob)")
         data = resp.content[: max_bytes + 1]
         if len(data) > max_bytes:
             raise RegistryError(f"blob {digest} of {repository} is larger than {max_bytes} bytes")
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if digests.sha256_of(data) != digest:
             raise RegistryError(f"registry {self.host} served blob {digest} with other content")
         return data
 
     def upload_blob(self, repository: str, data: bytes) -> str:
         """Upload one blob (POST then monolithic PUT) unless the registry has it; its digest."""
-        import hashlib
-
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = digests.sha256_of(data)
         if self.blob_exists(repository, digest):
             return digest
         resp = self._request("POST", f"{self.base}/{repository}/blobs/uploads/")
@@ -223,14 +188,12 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """PUT a manifest under a tag (its blobs must be there already); its digest."""
-        import hashlib
-
         resp = self._request("PUT", f"{self.base}/{repository}/manifests/{reference}", data=body,
                              headers={"Content-Type": media_type})
         if resp.status_code != 201:
             raise RegistryError(f"registry {self.host} refused the manifest {repository}:{reference} "
                                 f"(HTTP {resp.status_code}): {resp.text[:200]}")
-        return "sha256:" + hashlib.sha256(body).hexdigest()
+        return digests.sha256_of(body)
 
     def tags(self, repository: str) -> list[str]:
         """Every tag of a repository (following the API's pagination); [] for an unknown one."""

@@ -13,6 +13,7 @@ from typing import Callable
 
 from dlbase.cli.commands._signing import private_key
 from dlbase.engine import Engine
+from dlbase.core import reference
 from dlbase.core.errors import InvalidInput
 from dlbase.registry.client import RegistryClient, docker_config_credentials
 from dlbase.trust import attach, evidence, keys
@@ -38,13 +39,15 @@ class Attestation:
 
 
 def prepare(ref: str | None, key: str | None) -> Attestation:
-    if not ref or "@sha256:" not in ref:
+    parsed = reference.parse(ref or "", where="--attest IMAGE") if ref else None
+    if parsed is None or not parsed.digest:
         raise InvalidInput(f"--attest needs REGISTRY/REPO@sha256:... (got {ref!r})",
                            hint="attest a digest, never a tag: `dlbase trust REF` prints the pinned reference")
+    if parsed.registry is None:
+        raise InvalidInput(f"--attest: {ref!r} names no registry host",
+                           hint=f"name the registry the image is in, e.g. 127.0.0.1:5000/{parsed.repository}@...")
     if not key:
         raise InvalidInput("--attest needs --key KEY (the private signing key)",
                            hint="give cosign.key or env://DLBASE_SIGNING_KEY")
     subject, _tag = evidence.parse_subject(ref, RegistryClient)
-    if "." not in subject.host and ":" not in subject.host and subject.host != "localhost":
-        raise InvalidInput(f"{ref!r} names no registry host")
     return Attestation(subject, private_key(key))
