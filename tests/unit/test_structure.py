@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tools" / "dlbase"
 DAEMON_FREE = ("define.matrix", "define.compat", "define.render", "define.lock", "define.spec",
                "define.tags", "define.layering", "trust.sbom", "core.imageref", "core.root",
                "trust.statements", "trust.simplesign", "trust.policy", "engine.buildstream",
-               "core.reference", "core.digest")
+               "core.reference", "core.digest", "registry.client", "registry.limits", "registry.auth",
+               "registry.answers")
 
 
 def module_name(path: Path) -> str:

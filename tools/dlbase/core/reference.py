@@ -27,6 +27,8 @@ from dlbase.core import digest as digests
 from dlbase.core.errors import AddressError
 
 DOCKER_HUB = "docker.io"
+#: Where Docker Hub's registry API answers (``docker.io`` names it in references).
+DOCKER_HUB_API = "registry-1.docker.io"
 NAME_MAX = 255
 _COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _DOMAIN_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"

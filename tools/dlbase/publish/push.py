@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
 from dlbase.verify import records
+from dlbase.engine import credentials
+from dlbase.registry import answers
 from dlbase.registry import client as registry
 from dlbase.examine import report
 from dlbase.engine import Engine, PushEvent
@@ -99,15 +100,6 @@ def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
                       variant=variant, labels=labels)
 
 
-def credentials_source(host: str) -> tuple[tuple[str, str] | None, str]:
-    """(credentials, where they came from) -- the source, never the values, is reported."""
-    creds = registry.docker_config_credentials(host)
-    if creds is None:
-        return None, "none"
-    env = os.environ.get("DLBASE_REGISTRY_USER") and os.environ.get("DLBASE_REGISTRY_PASSWORD")
-    return creds, "environment (DLBASE_REGISTRY_USER/PASSWORD)" if env else "docker config"
-
-
 def check_publishable(project: Project, image: LocalImage, *, force: bool) -> dict:
     record = records.lookup(project, image.image_id)
     if not (record and record.get("passed")):
@@ -129,14 +121,14 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     With ``signer`` (a dlbase.trust.keys.KeyPair) the pushed digest is then signed and
     its SBOM, provenance and verification attached in the registry (dlbase.trust)."""
     verification = check_publishable(project, image, force=force)
-    creds, creds_from = credentials_source(host)
+    creds, creds_from = credentials.source(host)
     client = registry.RegistryClient(host, credentials=creds)
     say(f"asking {host} what {image.repository} holds now")
     before = {t: client.tag_digest_or_none(image.repository, t) for t in image.tags}
     immutable_present = False
     if before[image.immutable]:
         manifest, _digest = client.manifest(image.repository, before[image.immutable])
-        remote_config = (manifest.get("config") or {}).get("digest")
+        remote_config = answers.config_digest(manifest, f"{host}/{image.repository}:{image.immutable}")
         if remote_config != image.image_id:
             raise TagConflict(f"{host}/{image.repository}:{image.immutable} already exists and names another "
                               f"image ({before[image.immutable]}, config {remote_config}); immutable tags are "
@@ -155,7 +147,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
             say(f"pushing {target}:{t}")
             pushed = engine.push(target, t, auth_config=auth, on_event=on_event)
             _manifest, digest = client.manifest(image.repository, t)
-            config = (_manifest.get("config") or {}).get("digest")
+            config = answers.config_digest(_manifest, f"{target}:{t}")
             if digest != pushed.digest or config != image.image_id:
                 raise RegistryError(f"{target}:{t}: the registry serves {digest} (config {config}), the push "
                                     f"reported {pushed.digest} for image {image.image_id}",

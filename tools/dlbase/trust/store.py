@@ -30,6 +30,7 @@ from typing import Callable
 
 from dlbase.core import digest as digests
 from dlbase.core.errors import RegistryError
+from dlbase.registry import answers
 from dlbase.registry.client import RegistryClient
 from dlbase.trust.simplesign import SIGNATURE_ANNOTATION
 
@@ -103,7 +104,7 @@ class ArtifactStore:
         if self.client.tag_digest_or_none(self.repository, tag) is None:
             return []
         manifest, _digest = self.client.manifest(self.repository, tag)
-        return list(manifest.get("layers") or [])
+        return answers.layers(manifest, f"{self.client.host}/{self.repository}:{tag}")
 
     def _layers(self, tag: str) -> list[Layer]:
         out = []

@@ -15,7 +15,8 @@ from dlbase.cli.commands._signing import private_key
 from dlbase.engine import Engine
 from dlbase.core import reference
 from dlbase.core.errors import InvalidInput
-from dlbase.registry.client import RegistryClient, docker_config_credentials
+from dlbase.cli.commands.common import registry_client
+from dlbase.engine import credentials
 from dlbase.trust import attach, evidence, keys
 
 
@@ -27,13 +28,13 @@ class Attestation:
     def pull(self, engine: Engine, say: Callable[[str], None]) -> str:
         """Pull the digest; the reference verify then resolves."""
         say(f"pulling {self.subject.reference}")
-        creds = docker_config_credentials(self.subject.host)
+        creds = credentials.for_registry(self.subject.host)
         engine.pull(self.subject.name, self.subject.digest,
                     auth_config={"username": creds[0], "password": creds[1]} if creds else None)
         return self.subject.reference
 
     def attach(self, project, engine: Engine, report, host_label: str | None, say: Callable[[str], None]) -> dict:
-        client = RegistryClient(self.subject.host)
+        client = registry_client(self.subject.host)
         return attach.for_verify(project, engine, client, self.subject, self.pair, report,
                                  host_label=host_label, say=say)
 
@@ -49,5 +50,5 @@ def prepare(ref: str | None, key: str | None) -> Attestation:
     if not key:
         raise InvalidInput("--attest needs --key KEY (the private signing key)",
                            hint="give cosign.key or env://DLBASE_SIGNING_KEY")
-    subject, _tag = evidence.parse_subject(ref, RegistryClient)
+    subject, _tag = evidence.parse_subject(ref, registry_client)
     return Attestation(subject, private_key(key))

@@ -11,7 +11,8 @@ from dlbase.cli.commands.common import json_option
 from dlbase.cli.commands.trust import policy_options
 from dlbase.core import reference
 from dlbase.engine import Engine
-from dlbase.registry.client import docker_config_credentials
+from dlbase.engine import credentials
+from dlbase.registry.client import api_host
 from dlbase.trust.policy import Policy
 
 
@@ -33,7 +34,7 @@ def command(ref: str, key_sources: tuple[str, ...], require_gpu_verified: bool, 
         _trustview.print_table(body)
         ui.info(f"pulling {body['pinned']}")
     pinned = reference.parse(body["pinned"], where="REF")
-    creds = docker_config_credentials(pinned.host)
+    creds = credentials.for_registry(api_host(pinned))
     image_id = engine.pull(pinned.name, body["digest"],
                            auth_config={"username": creds[0], "password": creds[1]} if creds else None)
     body["image_id"] = image_id
