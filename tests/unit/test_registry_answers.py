@@ -294,3 +294,18 @@ def test_the_fake_server_stops_by_itself():
         pass
     time.sleep(0.3)
     assert threading.active_count() <= before
+
+
+def test_bench_reads_pushed_sizes_through_the_client():
+    """bench update's registry-bytes column asks the registry through the checked client."""
+    from dlbase.bench import update
+
+    body = json.dumps({"schemaVersion": 2, "config": {"mediaType": "c", "size": 7, "digest": "sha256:" + "1" * 64},
+                       "layers": [{"mediaType": "l", "size": 100, "digest": "sha256:" + "2" * 64},
+                                  {"mediaType": "l", "size": 20, "digest": "sha256:" + "3" * 64}]}).encode()
+    with odd_registry() as r:
+        r.put_manifest("notebook", body)
+        assert update._manifest_bytes(r.host, REPO, "notebook") == 127
+        r.on("GET", manifest_path("notebook"), answer(200, HTML))
+        with pytest.raises(RegistryError, match="HTML page"):
+            update._manifest_bytes(r.host, REPO, "notebook")

@@ -50,6 +50,8 @@ from dlbase.bench.build import copy_project, naive_build
 from dlbase.engine import Engine
 from dlbase.core.errors import InvalidInput, Missing
 from dlbase.core.project import Project
+from dlbase.registry import answers
+from dlbase.registry.client import RegistryClient
 from dlbase.define.spec import INSTALL_SCRIPT_IN_IMAGE, LOCK_PLATFORM, BuildSpec, lock_spec
 
 BENCH_LABEL = "dlbase.bench"
@@ -197,11 +199,10 @@ def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
 
 def _manifest_bytes(host: str, repo: str, tag: str) -> int:
     """Config + layer blob sizes of a pushed image: what a registry holding only it stores."""
-    r = requests.get(f"http://{host}/v2/{repo}/manifests/{tag}", timeout=30,
-                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-    r.raise_for_status()
-    m = r.json()
-    return int(m["config"]["size"]) + sum(int(layer["size"]) for layer in m["layers"])
+    manifest, _digest = RegistryClient(host).manifest(repo, tag)
+    where = f"{host}/{repo}:{tag}"
+    config = answers.descriptor(manifest.get("config"), f"{where} config")
+    return int(config.get("size", 0)) + sum(int(d.get("size", 0)) for d in answers.layers(manifest, where))
 
 
 # --------------------------------------------------------------------------- builder

@@ -153,10 +153,10 @@ def parse(text: str, *, where: str = "reference") -> Reference:
     tag = None
     if name.rfind(":") > slash:
         name, _, tag = name.rpartition(":")
-        if not _TAG_RE.match(tag):
-            raise ReferenceError(f"{where}: '{value}' is not an image reference (tag '{tag}' is not a valid tag)",
-                                 hint=TAG_HINT)
-    ref = _name(name, where=where, value=value)
+    ref = _name(name, where=where, value=value)  # the name first: its reason is the more basic one
+    if tag is not None and not _TAG_RE.match(tag):
+        raise ReferenceError(f"{where}: '{value}' is not an image reference (tag '{tag}' is not a valid tag)",
+                             hint=TAG_HINT)
     return replace(ref, tag=tag, digest=digest_text or None)
 
 
@@ -169,9 +169,10 @@ def _name(name: str, *, where: str, value: str) -> Reference:
     if sep and is_registry_host(first):
         split_host_port(first, what=f"{where}: registry", value=first, hint=HINT)
         registry, path = first, rest
-    why = "it names no repository" if not path else _path_problem(path)
-    if why:
-        raise ReferenceError(f"{where}: '{value}' is not an image reference (the repository {why})", hint=HINT)
+    problem = _path_problem(path) if path else None
+    if not path or problem:
+        why = f"the repository {problem}" if problem else "it names no repository"
+        raise ReferenceError(f"{where}: '{value}' is not an image reference ({why})", hint=HINT)
     return Reference(registry=registry, repository=path)
 
 
