@@ -309,3 +309,19 @@ def test_bench_reads_pushed_sizes_through_the_client():
         r.on("GET", manifest_path("notebook"), answer(200, HTML))
         with pytest.raises(RegistryError, match="HTML page"):
             update._manifest_bytes(r.host, REPO, "notebook")
+
+
+def test_the_deadline_holds_through_a_proxy(monkeypatch):
+    """The drip server posing as an HTTP proxy: the watchdog is armed on proxied connections too."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n"
+    with odd_registry() as proxy:
+        proxy.on("GET", "http://", drip(head, b" " * 200, 0.3))  # a proxy sees absolute URLs
+        monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.host}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = RegistryClient("127.0.0.1:9", timeout=5, deadline=2)
+        started = time.monotonic()
+        with pytest.raises(Unreachable, match="did not finish answering"):
+            client.manifest(REPO, TAG)
+    assert time.monotonic() - started < 4
+    assert proxy.seen, "the request did not go through the proxy"

@@ -111,9 +111,16 @@ class _HTTPSPool(HTTPSConnectionPool):
 
 
 class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter, with connections that arm the deadline (direct or through a proxy)."""
+
     def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def proxy_manager_for(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        manager = super().proxy_manager_for(*args, **kwargs)
+        manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return manager
 
 
 class BoundedHttp:
