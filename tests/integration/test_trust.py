@@ -129,8 +129,9 @@ def test_key_in_environment_and_wrong_passphrase(keydir):
     try:
         assert keys.public_pem(keys.load_private("env://DLBASE_TEST_KEY", PASSWORD.encode())) == \
             (keydir / "team" / "cosign.pub").read_bytes()
+        assert "DLBASE_TEST_KEY" not in os.environ  # a private key leaves the environment once read
     finally:
-        del os.environ["DLBASE_TEST_KEY"]
+        os.environ.pop("DLBASE_TEST_KEY", None)
     with pytest.raises(InvalidInput, match="wrong passphrase"):
         keys.load_private(str(keydir / "team" / "cosign.key"), b"nope")
 

@@ -123,3 +123,60 @@ def test_policy():
         Policy(gpu_arch="hopper")
     with pytest.raises(InvalidInput):
         Policy(min_driver="new")
+
+
+def test_policy_arch_and_driver_follow_the_shared_gpu_rule():
+    """sm_90a is a build target, not a GPU: it used to pass the check and then match no
+    verification (exit 19 'no sm_90a GPU'); now exit 2 naming sm_90. A driver the predicate
+    records in a form that is no version is a reason, not a crash or a silent 'old'."""
+    with pytest.raises(InvalidInput) as info:
+        Policy(gpu_arch="sm_90a")
+    assert "build target" in info.value.message and "--gpu-arch sm_90" in info.value.hint
+    with pytest.raises(InvalidInput):
+        Policy(gpu_arch="compute_90")
+    assert reasons_against(Policy(gpu_arch="sm_100"), _verification(gpus=("sm_100",))) == []
+    odd = _verification(gpus=("sm_90",), driver="[N/A]")
+    assert reasons_against(Policy(min_driver="550"), odd) == ["driver '[N/A]' is not a version"]
+    assert reasons_against(Policy(min_driver="535.104.05"), _verification(gpus=("sm_90",), driver="535.104.05-1")) == []
+
+
+# --------------------------------------------------------------------------- statement versions
+
+
+def _signed(pair, stmt: dict) -> bytes:
+    """An envelope of exactly these statement bytes (as another tool would write it)."""
+    payload = json.dumps(stmt).encode()
+    sig = keys.sign(pair, statements.pae(payload))
+    return json.dumps({"payloadType": statements.PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
+                       "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]}).encode()
+
+
+def _cosign_v01(predicate_type="https://example.com/review/v1", predicate=None) -> dict:
+    """What cosign 2.5's `attest` writes (recorded from a real run): Statement v0.1."""
+    return {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": predicate_type,
+            "subject": [{"name": NAME, "digest": {"sha256": DIGEST.split(":")[1]}}],
+            "predicate": {"hello": "world"} if predicate is None else predicate}
+
+
+def test_written_statements_carry_only_the_four_spec_fields(pair):
+    stmt = json.loads(statements.envelope_payload(_envelope(pair)))
+    assert sorted(stmt) == sorted(["_type", "subject", "predicateType", "predicate"])
+    assert stmt["_type"] == "https://in-toto.io/Statement/v1"
+
+
+def test_cosign_v01_statements_are_read_like_v1(pair):
+    stmt = statements.open_envelope(pair.public, _signed(pair, _cosign_v01()), DIGEST, "att")
+    assert stmt["predicateType"] == "https://example.com/review/v1" and stmt["predicate"] == {"hello": "world"}
+    without = _cosign_v01()
+    del without["predicate"]  # optional in the spec: read as an empty object
+    assert statements.open_envelope(pair.public, _signed(pair, without), DIGEST, "att")["predicate"] == {}
+
+
+def test_other_statement_types_and_non_object_predicates_are_refused(pair):
+    odd = {**_cosign_v01(), "_type": "https://in-toto.io/Statement/v2"}
+    with pytest.raises(BadSignature, match="statement type 'https://in-toto.io/Statement/v2' is neither"):
+        statements.open_envelope(pair.public, _signed(pair, odd), DIGEST, "att")
+    with pytest.raises(BadSignature, match="predicate is a list, not a JSON object"):
+        statements.open_envelope(pair.public, _signed(pair, _cosign_v01(predicate=[1, 2])), DIGEST, "att")
+    with pytest.raises(BadSignature, match="not an in-toto statement"):
+        statements.open_envelope(pair.public, _signed(pair, {**_cosign_v01(), "subject": "x"}), DIGEST, "att")

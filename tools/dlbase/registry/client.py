@@ -119,6 +119,11 @@ class RegistryClient:
     def _named(repository: str, reference: str) -> str:
         return f"{repository}{'@' if digests.is_digest(reference) else ':'}{reference}"
 
+    def ping(self) -> int:
+        """The HTTP status of ``GET /v2/`` (200: the registry answers the v2 API).
+        Unreachable when nothing listens there, RegistryError when it refuses the login."""
+        return self._request("GET", f"{self.base}/", cap=JSON_MAX, what="the v2 API root").status
+
     def manifest_digest(self, repository: str, reference: str) -> str:
         """The digest the registry serves for a tag (index/manifest list when multi-arch)."""
         what = self._named(repository, reference)

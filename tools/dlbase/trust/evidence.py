@@ -138,6 +138,15 @@ class Evidence:
     def of_type(self, ptype: str) -> list[dict]:
         return [s["predicate"] for s in self.statements if s.get("predicateType") == ptype]
 
+    def verifications(self) -> list[dict]:
+        """dlbase's view of every verification, in either predicate type that carries one."""
+        return [predicates.verification_view(s["predicateType"], s["predicate"]) for s in self.statements
+                if s.get("predicateType") in predicates.VERIFICATION_TYPES]
+
+    def unknown_types(self) -> list[str]:
+        """Predicate types dlbase does not read (another tool's attestations): listed, never an error."""
+        return sorted({s["predicateType"] for s in self.statements} - set(predicates.KNOWN_TYPES))
+
 
 def _verify_any(publics: list, check: Callable[[object], dict]) -> dict:
     """The first key that verifies wins; otherwise the most telling error (WrongSubject
@@ -187,7 +196,7 @@ def check(client: RegistryClient, subject: Subject, publics: list, *, tag: str |
 def enforce(evidence: Evidence, policy: Policy) -> list[dict]:
     """Each verification with why it does or does not meet the policy; PolicyNotMet if none does."""
     rows = []
-    for pred in evidence.of_type(predicates.VERIFICATION_TYPE):
+    for pred in evidence.verifications():
         rows.append({"predicate": pred, "unmet": reasons_against(policy, pred)})
     if policy.active and not any(not r["unmet"] for r in rows):
         found = "; ".join(f"{(r['predicate'].get('host') or {}).get('label') or 'unlabelled'}: {', '.join(r['unmet'])}"

@@ -9,10 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dlbase.verify.doctor import version_tuple
+from dlbase.core import gpu
 from dlbase.core.errors import InvalidInput
-
-_SM = re.compile(r"^sm_\d{2,3}[a-z]?$")
 
 
 @dataclass(frozen=True)
@@ -22,8 +20,15 @@ class Policy:
     min_driver: str | None = None  # "550.54.14"
 
     def __post_init__(self) -> None:
-        if self.gpu_arch and not _SM.match(self.gpu_arch):
-            raise InvalidInput(f"--gpu-arch {self.gpu_arch!r} is not like sm_90", hint="use sm_XX (compute capability X.X)")
+        if self.gpu_arch:
+            parsed = gpu.arch(self.gpu_arch)
+            if parsed is None or parsed.kind != "sm":
+                raise InvalidInput(f"--gpu-arch {self.gpu_arch!r} is not like sm_90",
+                                   hint="use sm_XX (compute capability X.X), e.g. sm_90 for an H100")
+            if parsed.suffix:
+                raise InvalidInput(f"--gpu-arch {self.gpu_arch!r} names a build target, not a GPU: a GPU "
+                                   f"reports its compute capability, {gpu.sm_name((parsed.major, parsed.minor))}",
+                                   hint=f"use --gpu-arch {gpu.sm_name((parsed.major, parsed.minor))}")
         if self.min_driver and not re.fullmatch(r"\d+(\.\d+)*", self.min_driver):
             raise InvalidInput(f"--min-driver {self.min_driver!r} is not a driver version like 550.54.14")
 
@@ -62,6 +67,10 @@ def reasons_against(policy: Policy, predicate: dict) -> list[str]:
         driver = host.get("driver")
         if not driver:
             why.append("no driver")
-        elif version_tuple(driver) < version_tuple(policy.min_driver):
-            why.append(f"driver {driver} < {policy.min_driver}")
+        else:
+            enough = gpu.at_least(str(driver), policy.min_driver)
+            if enough is None:
+                why.append(f"driver {driver!r} is not a version")
+            elif not enough:
+                why.append(f"driver {driver} < {policy.min_driver}")
     return why

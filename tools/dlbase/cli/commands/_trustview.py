@@ -45,6 +45,7 @@ def check(ref: str, publics: list, policy: Policy) -> dict:
                  "debian": sum(1 for c in components if str(c.get("purl", "")).startswith("pkg:deb/"))}
         if boms else None,
         "attestations": [s["predicateType"] for s in evidence.statements],
+        "other_attestations": evidence.unknown_types(),
         "verifications": [{**_verification_summary(r["predicate"]), "meets_policy": not r["unmet"],
                            "unmet": r["unmet"]} for r in verifications],
         "policy": {"rules": policy.describe(), "met": True},
@@ -88,5 +89,9 @@ def print_table(body: dict) -> None:
             extra.append("policy: " + ", ".join(v["unmet"]))
         rows.append([f"verification: {v['host_label'] or 'unlabelled'}", v["result"],
                      f"{gpus}; driver {v['driver'] or '-'}; {v['when']}" + ("; " + "; ".join(extra) if extra else "")])
+    others = body.get("other_attestations") or []
+    if others:
+        rows.append(["other attestations", "present",
+                     f"{len(others)} type(s) dlbase does not read: {', '.join(others)}"])
     rows.append(["policy", "ok", body["policy"]["rules"]])
     ui.table(["evidence", "result", "details"], rows, title=f"dlbase trust {body['pinned']}", status_column="result")
