@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name as canonical_name
 
+from dlbase.core import digest as digests
 from dlbase.core.errors import Drift, InvalidInput, Missing, Unreachable
 from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.fileerrors import read_text
@@ -280,7 +281,7 @@ def content_hash(body: str) -> str:
     holds what was made from them, so a lock cut short or edited by hand fails
     ``dlbase lock --check`` instead of passing as "current".
     """
-    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return digests.sha256_of(body.encode("utf-8"))
 
 
 def _header(spec: LockSpec, fingerprint: str, body: str) -> str:

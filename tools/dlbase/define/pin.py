@@ -10,7 +10,8 @@ from pathlib import Path
 from dlbase.core import yamlio
 from dlbase.core.errors import DlbaseError, InvalidInput
 from dlbase.define.matrix import Matrix
-from dlbase.registry.client import RegistryClient, parse_reference
+from dlbase.core import reference
+from dlbase.registry.client import RegistryClient, api_host
 
 
 @dataclass
@@ -51,9 +52,9 @@ def resolve(matrix: Matrix, only: list[str] | None = None,
     for key, base in matrix.bases.items():
         if base.source != "registry" or (only and key not in only):
             continue
-        ref = parse_reference(base.image, base.tag)
+        ref = reference.parse(f"{base.image}:{base.tag}", where=f"base '{key}'").normalized()
         try:
-            digest = client_for(ref.host).manifest_digest(ref.repository, ref.tag)
+            digest = client_for(api_host(ref)).manifest_digest(ref.repository, ref.tag)
             results.append(PinResult(key, base.tag_ref, base.digest, digest))
         except DlbaseError as exc:
             results.append(PinResult(key, base.tag_ref, base.digest, None, exc.message))

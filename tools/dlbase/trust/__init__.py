@@ -18,6 +18,3 @@ Small modules, one job each:
 
 Nothing here prints or exits; failures are typed errors from :mod:`dlbase.errors`.
 """
-
-SIG_SUFFIX = ".sig"
-ATT_SUFFIX = ".att"

@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dlbase.core.errors import BadSignature, DlbaseError, PolicyNotMet, Unsigned, WrongSubject
-from dlbase.registry.client import RegistryClient
+from dlbase.core import digest as digests
+from dlbase.core import reference
+from dlbase.core.errors import BadSignature, DlbaseError, InvalidInput, PolicyNotMet, Unsigned, WrongSubject
+from dlbase.registry.client import RegistryClient, api_host
 from dlbase.trust import keys, predicates, simplesign, statements, store
 from dlbase.trust.policy import Policy, reasons_against
 
@@ -45,18 +47,17 @@ def parse_subject(ref: str, client_for: Callable[[str], RegistryClient]) -> tupl
 
     A tag is resolved here, once; everything after works on the digest.
     """
-    from dlbase.core.errors import InvalidInput
-    from dlbase.registry.client import parse_reference
-
-    if "@" in ref:
-        name, _, digest = ref.partition("@")
-        if not digest.startswith("sha256:") or len(digest) != 71:
-            raise InvalidInput(f"{ref!r}: {digest!r} is not a sha256 digest")
-        parsed = parse_reference(name + ":x")
-        return Subject(parsed.host, parsed.repository, digest), None
-    parsed = parse_reference(ref)
-    digest = client_for(parsed.host).manifest_digest(parsed.repository, parsed.tag)
-    return Subject(parsed.host, parsed.repository, digest), parsed.tag
+    parsed = reference.parse(ref, where="REF").normalized()
+    host = api_host(parsed)
+    if parsed.digest:
+        if not digests.is_sha256(parsed.digest):
+            raise InvalidInput(f"REF: {ref!r} names a {parsed.digest.partition(':')[0]} digest; "
+                               "signatures are made over sha256 manifest digests",
+                               hint="give REGISTRY/REPO@sha256:... or REGISTRY/REPO:TAG")
+        return Subject(host, parsed.repository, parsed.digest), parsed.tag
+    tag = parsed.tag or "latest"
+    digest = client_for(host).manifest_digest(parsed.repository, tag)
+    return Subject(host, parsed.repository, digest), tag
 
 
 # --------------------------------------------------------------------------- attaching

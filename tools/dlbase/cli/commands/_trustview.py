@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dlbase.cli import ui
+from dlbase.cli.commands.common import registry_client
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence as ev
 from dlbase.trust import keys, predicates
@@ -14,7 +15,9 @@ def check(ref: str, publics: list, policy: Policy) -> dict:
     clients: dict[str, RegistryClient] = {}
 
     def client_for(host: str) -> RegistryClient:
-        return clients.setdefault(host, RegistryClient(host))
+        if host not in clients:
+            clients[host] = registry_client(host)
+        return clients[host]
 
     subject, tag = ev.parse_subject(ref, client_for)
     evidence = ev.check(client_for(subject.host), subject, publics, tag=tag)

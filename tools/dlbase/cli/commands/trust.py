@@ -8,6 +8,7 @@ from dlbase.cli import ui
 from dlbase.cli.commands import _trustview
 from dlbase.cli.commands._signing import public_keys
 from dlbase.cli.commands.common import json_option
+from dlbase.core import reference
 from dlbase.trust.policy import Policy
 
 
@@ -32,6 +33,7 @@ def command(ref: str, key_sources: tuple[str, ...], require_gpu_verified: bool, 
     """Check REF (REGISTRY/REPO:TAG or @sha256:...): its signature, every attestation's
     signature and subject, and the policy. Exit 16 unsigned, 17 bad signature or wrong
     key, 18 a statement about another digest, 19 no verification meets the policy."""
+    reference.parse(ref, where="REF")  # a malformed REF is exit 2 before keys are read or a registry asked
     policy = Policy(require_gpu_verified=require_gpu_verified, gpu_arch=gpu_arch, min_driver=min_driver)
     body = _trustview.check(ref, public_keys(key_sources), policy)
     if as_json:
