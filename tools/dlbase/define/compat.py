@@ -31,6 +31,7 @@ class WheelLine:
     cudnn: str
     nccl: str
     triton: str
+    cublas: str | None = None  # written by `dlbase compat add` (older hand-written rows lack it)
 
     @property
     def cuda_major(self) -> str:
@@ -47,10 +48,11 @@ class Release:
 
     torch: str
     torchvision: str
-    torchaudio: str
+    torchaudio: str | None  # None: no torchaudio release pairs with this torch (maintenance mode since 2.9)
     python: tuple[str, ...]
     pypi_default: str
     lines: dict[str, WheelLine]
+    sources: dict[str, str] = field(default_factory=dict)  # where `dlbase compat add` read each fact
 
     def describe_lines(self) -> str:
         parts = []
@@ -98,10 +100,16 @@ class Compat:
             return pypi, []
         return self.indexes[line], [pypi]
 
-    def pairs(self) -> list[dict[str, str]]:
-        """Every (torch, torchvision, torchaudio) triple in the table, for the image tests."""
+    def pairs(self, cuda_major: str | None = None) -> list[dict[str, str | None]]:
+        """The (torch, torchvision, torchaudio) triples in the table, for the image tests.
+
+        ``cuda_major`` keeps the releases that publish a wheel line of that CUDA major: the
+        ones that could be installed into an image of that family. An image records only
+        those, so a release of another CUDA family joining the table leaves it unchanged.
+        """
         return [{"torch": r.torch, "torchvision": r.torchvision, "torchaudio": r.torchaudio}
-                for r in self.releases.values()]
+                for r in self.releases.values()
+                if cuda_major is None or any(ln.cuda_major == cuda_major for ln in r.lines.values())]
 
     def release_of_torchvision(self, torchvision: str) -> Release | None:
         for rel in self.releases.values():
@@ -245,6 +253,7 @@ def _load(data: Any, name: str) -> Compat:
                 cudnn=_version(spec["cudnn"], name, "cudnn", where, lnum),
                 nccl=_version(spec["nccl"], name, "nccl", where, lnum),
                 triton=_version(spec["triton"], name, "triton", where, lnum),
+                cublas=None if spec.get("cublas") is None else _version(spec["cublas"], name, "cublas", where, lnum),
             )
         default = _text(entry["pypi_default"], name, "pypi_default", where, yamlio.lineno_of(entry, "pypi_default"))
         if default not in lines:
@@ -253,10 +262,13 @@ def _load(data: Any, name: str) -> Compat:
         releases[torch] = Release(
             torch=torch,
             torchvision=_version(entry["torchvision"], name, "torchvision", where, yamlio.lineno_of(entry, "torchvision")),
-            torchaudio=_version(entry["torchaudio"], name, "torchaudio", where, yamlio.lineno_of(entry, "torchaudio")),
+            torchaudio=None if entry["torchaudio"] is None else _version(
+                entry["torchaudio"], name, "torchaudio", where, yamlio.lineno_of(entry, "torchaudio")),
             python=tuple(_text(p, name, "python", where, yamlio.lineno_of(entry, "python")) for p in entry["python"]),
             pypi_default=default,
             lines=lines,
+            sources={str(k): str(v) for k, v in _mapping(entry.get("sources") or {}, name, "sources",
+                                                         yamlio.lineno_of(entry, "sources")).items()},
         )
     return Compat(name, releases, cuda_min, minor, indexes, arch)
 
@@ -340,7 +352,8 @@ def check_stack(compat: Compat, *, torch: str, torchvision: str | None = None,
         res.findings.append(Finding("torch", f"torch {torch} is not in {compat.path}",
                                     f"known releases: {known}; add the release to {compat.path}"))
         return res
-    pair = f"torch {torch} pairs with torchvision {rel.torchvision} and torchaudio {rel.torchaudio}"
+    audio = f"torchaudio {rel.torchaudio}" if rel.torchaudio else "no torchaudio release"
+    pair = f"torch {torch} pairs with torchvision {rel.torchvision} and {audio}"
     res.torchvision = torchvision or rel.torchvision
     res.torchaudio = torchaudio or rel.torchaudio
     if torchvision is not None and torchvision != rel.torchvision:

@@ -20,7 +20,8 @@ COLUMNS = ["variant", "torch", "torchvision", "torchaudio", "CUDA line", "cuDNN"
 def _row(r: StackResult) -> list[str | None]:
     line = f"{r.line} ({r.cuda})" if r.line else (f"CUDA {r.cuda}" if r.cuda else None)
     driver = f">= {r.minor_floor} (full {r.min_driver})" if r.min_driver else None
-    return [r.name, r.torch, r.torchvision, r.torchaudio, line, r.cudnn, r.python, driver, r.status]
+    audio = r.torchaudio or ("none" if r.torchvision else None)  # a release no torchaudio pairs with
+    return [r.name, r.torch, r.torchvision, audio, line, r.cudnn, r.python, driver, r.status]
 
 
 @click.command("check")
