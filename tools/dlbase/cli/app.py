@@ -33,6 +33,7 @@ COMMANDS = [
     "push", "report", "diff", "rebuild_check", "bench",
     # this round: keys/trust/pull (issue 9), run (issue 13), layers (issue 10)
     "key", "trust", "pull", "run", "layers",
+    "compat",
 ]
 
 
