@@ -23,9 +23,9 @@ from dlbase.define import compat_add
 
 DATA = Path(__file__).parent / "data" / "wheel-metadata"
 # The CPython tags torch publishes per release on PyPI (the fixture is the cp313 wheel's
-# METADATA; torch's METADATA is the same text for every tag of a release).
+# METADATA; a release's METADATA is the same text for every tag, so it is served for each).
 TORCH_TAGS = {"2.14.1": ("cp310", "cp311", "cp312", "cp313", "cp314"), "2.15.0": ("cp311", "cp312", "cp313", "cp314"),
-              "2.6.0": ("cp39", "cp310", "cp311", "cp312", "cp313")}
+              "2.6.0": ("cp39", "cp310", "cp311", "cp312", "cp313"), "2.9.0": ("cp310", "cp311", "cp312", "cp313")}
 
 
 def _files() -> dict[str, dict[str, str]]:
@@ -39,6 +39,8 @@ def _files() -> dict[str, dict[str, str]]:
         version = filename.split("-")[1]
         if project == "torch":
             names = [re.sub(r"cp313-cp313", f"{t}-{t}", filename) for t in TORCH_TAGS[version]]
+        elif "cp313-cp313" in filename:  # companions: the same METADATA under the other CPython tags
+            names = [filename.replace("cp313-cp313", f"{t}-{t}") for t in ("cp39", "cp310", "cp311", "cp312", "cp313")]
         for name in names:
             out.setdefault(project, {})[name] = text
     return out
@@ -157,6 +159,13 @@ def test_cuda12_release_with_exact_companion_pins(index):
         "cu124", "12.4", "9.1.0.70", "2.21.5", "3.2.0", "12.4.5.8")
     assert (d.torchvision, d.torchaudio) == ("0.21.0", "2.6.0")
     assert d.python == ["3.9", "3.10", "3.11", "3.12", "3.13"]
+
+
+def test_an_older_patch_of_the_series_pairs_when_the_newest_pins_the_next_torch(index):
+    """torchvision 0.24.1 pins torch 2.9.1; torch 2.9.0's pair is 0.24.0 of the same series."""
+    url, _ = index
+    d = compat_add.derive("2.9.0", index_url=url, python="3.13")
+    assert (d.torchvision, d.torchaudio, d.line, d.cudnn) == ("0.24.0", "2.9.0", "cu128", "9.10.2.21")
 
 
 def test_the_facts_match_the_hand_written_2_6_0_row(index, raw_compat):

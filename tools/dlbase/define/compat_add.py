@@ -123,19 +123,21 @@ def _companion(project: str, torch: str, *, index_url: str, python: str, session
     for version in wheelmeta.versions(index_url, project, session=session):
         series = _series(version)
         if series in seen_series:
-            continue  # only the newest patch of a series is read; the series pairs as a whole
+            continue  # a series that pairs with another torch is read once, at its newest patch
         try:
             meta = wheelmeta.read(index_url, project, version, python=python, platform=PLATFORM, session=session)
         except InvalidInput:
             continue  # no wheel for this Python: an older series, keep looking
-        seen_series.add(series)
         req = meta.requirement("torch", env)
         floor = _floor(req) if req is not None else None
         if floor is None:
             continue
         newest_note = newest_note or f"newest {project} {version} requires {_short(req)} (the {floor.major}.{floor.minor} series)"
-        if _series(floor) == want and req.specifier.contains(torch, prereleases=True):
-            return version, f"{meta.source}: {_short(req)}"
+        if _series(floor) == want:
+            if req.specifier.contains(torch, prereleases=True):
+                return version, f"{meta.source}: {_short(req)}"
+            continue  # 0.24.1 pins torch 2.9.1; an older patch of the series pins 2.9.0
+        seen_series.add(series)  # a series of another torch: its older patches are too
         if _series(floor) < want:
             break
     return None, f"no {project} release on {index_url} pairs with torch {torch}: {newest_note or 'none read'}"
@@ -227,6 +229,31 @@ def _toolkit_release(index_url: str, pinned: str, session: requests.Session) -> 
         if Version(version) == Version(pinned) or version.startswith(pinned + "."):
             return version
     raise InvalidInput(f"cuda-toolkit {pinned} is not on {index_url}")
+
+
+# --------------------------------------------------------------------------- checking
+def compare(release: Any, derived: Derived, where: str) -> list[Any]:
+    """Findings (errors) where the hand-written entry ``release`` disagrees with the wheels."""
+    from dlbase.define.compat import Finding
+
+    out = []
+
+    def differ(fact: str, written: Any, read: Any, source: str) -> None:
+        if written != read:
+            out.append(Finding(fact, f"{where} says {fact} {written!r}, the wheel says {read!r} ({source})",
+                               f"run `dlbase compat add torch=={derived.torch}` to write what the wheels say"))
+
+    differ("pypi_default", release.pypi_default, derived.line, derived.sources.get("cuda", ""))
+    line = release.lines.get(derived.line)
+    if line is not None:
+        for fact in ("cuda", "cudnn", "nccl", "triton"):
+            differ(fact, getattr(line, fact), getattr(derived, fact), derived.sources.get(fact, ""))
+        if line.cublas is not None:
+            differ("cublas", line.cublas, derived.cublas, derived.sources.get("cublas", ""))
+    differ("torchvision", release.torchvision, derived.torchvision, derived.sources.get("torchvision", ""))
+    differ("torchaudio", release.torchaudio, derived.torchaudio, derived.sources.get("torchaudio", ""))
+    differ("python", list(release.python), derived.python, derived.sources.get("python", ""))
+    return out
 
 
 # --------------------------------------------------------------------------- writing
