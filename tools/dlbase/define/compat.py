@@ -63,6 +63,21 @@ class Release:
 
 
 @dataclass(frozen=True)
+class License:
+    """A package's licence as compat.yaml records it (a team image is distributed: copyleft
+    terms bind whoever ships it), with where that was read."""
+
+    package: str
+    spdx: str
+    source: str
+
+    @property
+    def copyleft_network(self) -> bool:
+        """AGPL: shipping the image (or serving with it) carries the source-offer duty."""
+        return "AGPL" in self.spdx.upper()
+
+
+@dataclass(frozen=True)
 class MinorCompat:
     min_driver: str
     require_cuda: str
@@ -78,6 +93,7 @@ class Compat:
     minor_compat: dict[str, MinorCompat]
     indexes: dict[str, str]
     arch_lists: dict[str, tuple[str, ...]]
+    licenses: dict[str, "License"] = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------
     def release(self, torch: str) -> Release | None:
@@ -110,6 +126,16 @@ class Compat:
         return [{"torch": r.torch, "torchvision": r.torchvision, "torchaudio": r.torchaudio}
                 for r in self.releases.values()
                 if cuda_major is None or any(ln.cuda_major == cuda_major for ln in r.lines.values())]
+
+    def first_with_cuda(self, cuda: str) -> tuple[Release, WheelLine] | None:
+        """The oldest release with a wheel line for CUDA ``cuda`` (else for its major), and that line."""
+        ordered = sorted(self.releases.values(), key=lambda r: Version(r.torch))
+        for exact in (True, False):
+            for rel in ordered:
+                for ln in rel.lines.values():
+                    if (ln.cuda == cuda) if exact else (ln.cuda_major == cuda.split(".")[0]):
+                        return rel, ln
+        return None
 
     def release_of_torchvision(self, torchvision: str) -> Release | None:
         for rel in self.releases.values():
@@ -270,7 +296,13 @@ def _load(data: Any, name: str) -> Compat:
             sources={str(k): str(v) for k, v in _mapping(entry.get("sources") or {}, name, "sources",
                                                          yamlio.lineno_of(entry, "sources")).items()},
         )
-    return Compat(name, releases, cuda_min, minor, indexes, arch)
+    licenses = {}
+    for pkg, node in _mapping(data.get("licenses") or {}, name, "licenses", yamlio.lineno_of(data, "licenses")).items():
+        where, ln = f"licenses {pkg}", yamlio.lineno_of(data["licenses"], pkg)
+        node = _mapping(node, name, where, ln)
+        licenses[str(pkg)] = License(str(pkg), _text(node.get("license"), name, "license", where, ln),
+                                     _text(node.get("source"), name, "source", where, ln))
+    return Compat(name, releases, cuda_min, minor, indexes, arch, licenses)
 
 
 # ------------------------------------------------------------------------- checking
@@ -392,6 +424,15 @@ def check_stack(compat: Compat, *, torch: str, torchvision: str | None = None,
                              f"CUDA {pick.cuda_major}.x-era drivers from {floor.min_driver} on "
                              f"(minor-version compatibility), i.e. any {floor.min_driver.split('.')[0]}+ driver; "
                              f"the full {pick.cuda} feature set needs {compat.min_driver(pick.cuda)}+.")
+                first = compat.first_with_cuda(want)
+                if first is not None and not same_major:
+                    rel_first, line_first = first
+                    hint += (f" The first release in {compat.path} with a CUDA {line_first.cuda} build is torch "
+                             f"{rel_first.torch} ({line_first.name}, torchvision {rel_first.torchvision}); "
+                             f"CUDA {line_first.cuda} needs a {compat.min_driver(line_first.cuda)}+ driver.")
+                elif first is None and not same_major:
+                    hint += (f" No release in {compat.path} has a CUDA {want.split('.')[0]} build; "
+                             "`dlbase compat add torch==X.Y.Z` adds one from its wheels.")
                 res.findings.append(Finding("cuda", f"torch {torch} has no CUDA {want} build", hint))
     else:
         chosen = rel.lines[rel.pypi_default]
@@ -406,3 +447,38 @@ def check_stack(compat: Compat, *, torch: str, torchvision: str | None = None,
             res.findings.append(Finding("python", f"torch {torch} publishes no wheels for Python {python}",
                                         f"supported: Python {', '.join(rel.python)}"))
     return res
+
+
+def pair_findings(compat: Compat, torch: str, pins: dict[str, str], where: str) -> list[Finding]:
+    """Errors for torchvision/torchaudio pins (a lock's, a variant's) that the table does not
+    pair with ``torch``, whatever an index would resolve: torchvision >= 0.29 no longer pins
+    torch, so torch 2.15 with torchvision 0.29 resolves, imports, and fails at the first C++
+    operator."""
+    rel = compat.release(torch)
+    if rel is None:
+        return []
+    out = []
+    for pkg, want in (("torch", rel.torch), ("torchvision", rel.torchvision), ("torchaudio", rel.torchaudio)):
+        have = pins.get(pkg)
+        if have is None or have == want:
+            continue
+        other = (compat.release_of_torchvision(have) if pkg == "torchvision"
+                 else compat.release_of_torchaudio(have) if pkg == "torchaudio" else None)
+        why = f" ({pkg} {have} pairs with torch {other.torch})" if other else ""
+        expect = f"{pkg} {want}" if want else f"no {pkg} (none pairs with torch {torch})"
+        out.append(Finding(pkg, f"{where} pins {pkg} {have}, which the table does not pair with torch {torch}{why}",
+                           f"the table pairs torch {torch} with {expect}; re-lock (`dlbase lock --upgrade`)"))
+    return out
+
+
+def license_findings(compat: Compat, packages: list[str], where: str) -> list[Finding]:
+    """A warning per AGPL package the variant would ship, naming the licence: distributing a
+    team base image with it is a decision to make knowingly, not by a resolver."""
+    out = []
+    for pkg in sorted(packages):
+        lic = compat.licenses.get(pkg)
+        if lic is not None and lic.copyleft_network:
+            out.append(Finding("license", f"{where} ships {pkg}, licensed {lic.spdx} ({lic.source})",
+                               "distributing the image carries that licence's duties; choose the MIT-licensed "
+                               "albumentations 2.0.8 unless the team has decided otherwise", severity="warning"))
+    return out
