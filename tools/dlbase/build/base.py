@@ -52,6 +52,12 @@ STRIP_GLOBS = (
 MIRROR_TIMEOUT_S = 15
 
 
+def base_label(suite: str) -> str:
+    """The ``dlbase.base`` label of a base bootstrapped from ``suite`` (debian13-minbase for trixie)."""
+    release = SUITE_RELEASES.get(suite)
+    return f"debian{release}-minbase" if release else f"debian-{suite}-minbase"
+
+
 @dataclass(frozen=True)
 class BaseImage:
     """A base image on the local daemon.
@@ -81,8 +87,7 @@ def bootstrap(engine: Engine, *, repository: str = DEFAULT_REPOSITORY, tag: str 
     """
     say = say or (lambda _msg: None)
     ref = f"{repository}:{tag}"
-    release = SUITE_RELEASES.get(suite)
-    label_value = f"debian{release}-minbase" if release else f"debian-{suite}-minbase"
+    label_value = base_label(suite)
     if not force and engine.image_exists(ref):
         say(f"{ref} exists; reusing it")
         return _describe(engine, ref, created=False)
