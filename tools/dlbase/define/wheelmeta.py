@@ -113,6 +113,18 @@ def _listing(session: requests.Session, index_url: str, project: str, timeout: f
         raise
 
 
+def _wheels_of(files: list, version: str | None = None):
+    """(filename, url, version, tags) of each wheel in an index listing (of ``version`` only, if given)."""
+    want = None if version is None else Version(version)
+    for filename, url, *_ in files:
+        try:
+            _name, wv, _build, tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if want is None or wv == want:
+            yield filename, url, wv, tags
+
+
 def _parse(text: str) -> tuple[str | None, tuple[str, ...], str, str]:
     msg = HeaderParser().parsestr(text, headersonly=True)
     return (msg.get("Requires-Python"), tuple(msg.get_all("Requires-Dist") or ()),
@@ -153,13 +165,7 @@ def versions(index_url: str, project: str, *, session: requests.Session | None =
     files = _listing(session or requests.Session(), index_url, project, timeout)
     if files is None:
         raise InvalidInput(f"{project} is not on {index_url}")
-    found: set[Version] = set()
-    for filename, *_ in files:
-        try:
-            _name, version, _build, _tags = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        found.add(version)
+    found = {wv for _f, _u, wv, _t in _wheels_of(files)}
     return [str(v) for v in sorted(found, reverse=True)]
 
 
@@ -173,13 +179,7 @@ def read(index_url: str, project: str, version: str, *, python: str, platform: s
         raise InvalidInput(f"{project} is not on {index_url}", hint="check the name and the index")
     priority = {t: i for i, t in enumerate(target_tags(python, platform_tags_for(platform)))}
     best: tuple[int, str, str] | None = None
-    for filename, url, _sha, _size in files:
-        try:
-            _name, wv, _build, tags = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        if str(wv) != str(Version(version)):
-            continue
+    for filename, url, _wv, tags in _wheels_of(files, version):
         ranks = [priority[t] for t in tags if t in priority]
         if ranks and (best is None or min(ranks) < best[0]):
             best = (min(ranks), filename, url)
@@ -203,13 +203,7 @@ def wheel_pythons(index_url: str, project: str, version: str, *, platform: str,
     files = _listing(session or requests.Session(), index_url, project, timeout) or []
     arch = platform.split("-", 1)[0]
     found: set[tuple[int, int]] = set()
-    for filename, *_ in files:
-        try:
-            _name, wv, _build, tags = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        if str(wv) != str(Version(version)):
-            continue
+    for _filename, _url, _wv, tags in _wheels_of(files, version):
         for tag in tags:
             if tag.platform.endswith(arch) and tag.interpreter.startswith("cp") and tag.abi == tag.interpreter:
                 digits = tag.interpreter[2:]
