@@ -14,7 +14,7 @@ group "default" {
 }
 
 group "all" {
-  targets = ["torch2.6-cu124-runtime-debian12", "torch2.6-cu124-notebook-debian12", "torch2.6-cu124-runtime-ubuntu22.04", "torch2.6-cu124-devel-ubuntu22.04", "torch2.6-cu118-runtime-ubuntu22.04", "torch2.6-cu118-devel-ubuntu22.04", "torch2.6-cu126-runtime-ubuntu22.04", "torch2.6-cu126-notebook-ubuntu22.04"]
+  targets = ["torch2.6-cu124-runtime-debian12", "torch2.6-cu124-notebook-debian12", "torch2.6-cu124-runtime-ubuntu22.04", "torch2.6-cu124-devel-ubuntu22.04", "torch2.6-cu118-runtime-ubuntu22.04", "torch2.6-cu118-devel-ubuntu22.04", "torch2.6-cu126-runtime-ubuntu22.04", "torch2.6-cu126-notebook-ubuntu22.04", "torch2.14-cu130-runtime-debian13", "torch2.14-cu130-notebook-debian13"]
 }
 
 target "torch2.6-cu124-runtime-debian12" {
@@ -70,5 +70,19 @@ target "torch2.6-cu126-notebook-ubuntu22.04" {
   context    = "."
   dockerfile = "images/torch2.6-cu126-notebook-ubuntu22.04/Dockerfile"
   tags       = ["${REGISTRY}dlbase/pytorch:2.6-cu126-notebook-ubuntu22.04"]
+  platforms  = ["linux/amd64"]
+}
+
+target "torch2.14-cu130-runtime-debian13" {
+  context    = "."
+  dockerfile = "images/torch2.14-cu130-runtime-debian13/Dockerfile"
+  tags       = ["${REGISTRY}dlbase/pytorch:2.14-cu130-runtime-debian13"]
+  platforms  = ["linux/amd64"]
+}
+
+target "torch2.14-cu130-notebook-debian13" {
+  context    = "."
+  dockerfile = "images/torch2.14-cu130-notebook-debian13/Dockerfile"
+  tags       = ["${REGISTRY}dlbase/pytorch:2.14-cu130-notebook-debian13"]
   platforms  = ["linux/amd64"]
 }

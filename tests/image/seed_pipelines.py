@@ -7,7 +7,6 @@ builds each one strictly (unknown arguments raise) and states what the strong on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from typing import Any
 
 import albumentations as A
@@ -16,11 +15,9 @@ import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split("+")[0].split(".")[:3] if p.isdigit())
+from known_bugs import VERSION as _ALBUMENTATIONS_RELEASE, version_tuple  # albumentations or albumentationsx
 
-
-ALBUMENTATIONS_VERSION = _version_tuple(version("albumentations"))
+ALBUMENTATIONS_VERSION = version_tuple(_ALBUMENTATIONS_RELEASE)
 
 
 class AdaptiveCLAHE(A.ImageOnlyTransform):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import aug_properties as P
+from known_bugs import known_bug
 from aug_cases import case_id, case_params, make_case
 
 CASES = case_params()
@@ -41,9 +42,9 @@ def test_clipping_boxes_that_leave_the_image_keeps_every_box_and_label(params: t
     P.check_clipping_keeps_counts(make_case(*params))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="albumentations 2.0.8 carries numeric label fields as float32 and returns a list of Python "
+@known_bug(
+    "2.0.8",
+    "albumentations 2.0.8 carries numeric label fields as float32 and returns a list of Python "
     "floats: int labels change type, and ids above 2**24 change value (LabelManager._encode_data)",
 )
 def test_integer_labels_keep_type_and_value() -> None:

@@ -1,8 +1,6 @@
 """DataLoader: the seed's detection pipeline through worker processes, with ragged boxes."""
 from __future__ import annotations
 
-from importlib.metadata import version
-
 import albumentations as A
 import cv2
 import numpy as np
@@ -11,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 import seed_pipelines as S
+from known_bugs import known_bug
 from loader_utils import DetectionDataset, detection_collate, worker_init_fn
 
 # pin_memory=True is what the seed asks for; on a CPU host torch warns that nothing gets pinned.
@@ -94,14 +93,10 @@ def test_dataloader_workers_get_different_augmentation_streams() -> None:
     assert all(x != y for x, y in zip(a, b)), "two workers produced the same augmentation"
 
 
-def _le_2_0_8() -> bool:
-    return S._version_tuple(version("albumentations")) <= (2, 0, 8)
-
-
-@pytest.mark.xfail(_le_2_0_8(), strict=True,
-                   reason="albumentations <= 2.0.8 keeps the random state inside Compose; every DataLoader "
-                   "worker starts from a copy of the parent's state, so without a reseeding worker_init_fn "
-                   "all workers draw the same augmentations")
+@known_bug("2.0.8",
+           "albumentations <= 2.0.8 keeps the random state inside Compose; every DataLoader "
+           "worker starts from a copy of the parent's state, so without a reseeding worker_init_fn "
+           "all workers draw the same augmentations")
 def test_dataloader_workers_get_different_augmentation_streams_without_worker_init() -> None:
     streams = _streams(DetectionDataset(8, random_geometry(), same_input=True), None)
     a, b = streams.values()

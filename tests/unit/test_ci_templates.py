@@ -37,5 +37,6 @@ def test_bake_file_has_a_target_per_variant_with_its_dockerfile_and_moving_tag()
     for v in project.matrix.variants:
         block = text.split(f'target "{v.name}" {{', 1)[1].split("\n}", 1)[0]
         assert f'dockerfile = "images/{v.name}/Dockerfile"' in block
-        assert re.search(r'tags\s+= \["\$\{REGISTRY\}dlbase/pytorch:2\.6-cu\d+-', block)
+        major_minor = ".".join(v.torch.split(".")[:2]).replace(".", r"\.")
+        assert re.search(rf'tags\s+= \["\$\{{REGISTRY\}}dlbase/pytorch:{major_minor}-{v.line}-', block)
     assert f'targets = ["{project.matrix.default}"]' in text

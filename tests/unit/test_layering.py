@@ -164,7 +164,7 @@ def test_runtime_and_notebook_copy_the_same_files_for_shared_groups():
 
 
 def test_a_stale_subset_is_drift(project_copy, cli):
-    (path,) = (project_copy / "images" / "_layers").glob("04-augmentation-*.txt")
+    path = sorted((project_copy / "images" / "_layers").glob("04-augmentation-*.txt"))[0]  # one per line
     path.write_text(path.read_text().replace("albumentations==2.0.8", "albumentations==2.0.7"))
     res = cli("render", "--check")
     assert res.code == ExitCode.DRIFT and path.name in res.output

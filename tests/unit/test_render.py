@@ -399,7 +399,8 @@ class TestDockerfileProperties:
         env = env_of(instructions(rendered[name]))
         assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
         assert set(env["NVIDIA_DRIVER_CAPABILITIES"].split(",")) >= {"compute", "utility"}
-        expected = {"cu118": "cuda>=11.0", "cu124": "cuda>=12.0", "cu126": "cuda>=12.0", "cu128": "cuda>=12.0"}
+        expected = {"cu118": "cuda>=11.0", "cu124": "cuda>=12.0", "cu126": "cuda>=12.0", "cu128": "cuda>=12.0",
+                    "cu130": "cuda>=13.0"}
         assert env["NVIDIA_REQUIRE_CUDA"] == expected[variants[name]["line"]]
         assert env["NO_ALBUMENTATIONS_UPDATE"] == "1"
         assert env["OPENCV_FOR_THREADS_NUM"].isdigit() and int(env["OPENCV_FOR_THREADS_NUM"]) >= 1

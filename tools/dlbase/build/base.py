@@ -1,4 +1,4 @@
-"""The Debian 12 base image, made locally with debootstrap + ``docker import``.
+"""Debian base images (12 bookworm, 13 trixie), made locally with debootstrap + ``docker import``.
 
 No container registry is reachable from the build machines, so ``FROM debian:12``
 cannot be pulled. Instead ``debootstrap --variant=minbase`` writes a real Debian root
@@ -34,6 +34,9 @@ DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BASE_LABEL = "dlbase.base"
 BASE_LABEL_VALUE = "debian12-minbase"
+#: Debian suites a bootstrapped base may name (matrix.yaml ``bases.<key>.suite``), by the
+#: release they are; the base label says which one an image is (``debian13-minbase``).
+SUITE_RELEASES = {"bookworm": "12", "trixie": "13"}
 SETUP_HINT = "run `sudo tools/host/setup.sh` (installs debootstrap and Docker)"
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Files debootstrap leaves that vary between runs and that no image needs.
@@ -47,6 +50,12 @@ STRIP_GLOBS = (
     "debootstrap",
 )
 MIRROR_TIMEOUT_S = 15
+
+
+def base_label(suite: str) -> str:
+    """The ``dlbase.base`` label of a base bootstrapped from ``suite`` (debian13-minbase for trixie)."""
+    release = SUITE_RELEASES.get(suite)
+    return f"debian{release}-minbase" if release else f"debian-{suite}-minbase"
 
 
 @dataclass(frozen=True)
@@ -78,13 +87,14 @@ def bootstrap(engine: Engine, *, repository: str = DEFAULT_REPOSITORY, tag: str 
     """
     say = say or (lambda _msg: None)
     ref = f"{repository}:{tag}"
+    label_value = base_label(suite)
     if not force and engine.image_exists(ref):
         say(f"{ref} exists; reusing it")
         return _describe(engine, ref, created=False)
     engine.ping()
     _check_prerequisites()
     _check_mirror(mirror, suite)
-    image_labels = {MANAGED_LABEL: "true", BASE_LABEL: BASE_LABEL_VALUE,
+    image_labels = {MANAGED_LABEL: "true", BASE_LABEL: label_value,
                     "dlbase.base.suite": suite, "dlbase.base.mirror": mirror, **(labels or {})}
     with _temporary_dir(workdir) as tmp:
         rootfs = tmp / "rootfs"

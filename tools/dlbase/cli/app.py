@@ -33,6 +33,7 @@ COMMANDS = [
     # trust (keys, signatures, pulls), running an image, and its layers
     "key", "trust", "pull", "run", "layers",
     "scan",
+    "compat",
 ]
 
 

@@ -31,6 +31,7 @@ class WheelLine:
     cudnn: str
     nccl: str
     triton: str
+    cublas: str | None = None  # written by `dlbase compat add` (older hand-written rows lack it)
 
     @property
     def cuda_major(self) -> str:
@@ -47,10 +48,11 @@ class Release:
 
     torch: str
     torchvision: str
-    torchaudio: str
+    torchaudio: str | None  # None: no torchaudio release pairs with this torch (maintenance mode since 2.9)
     python: tuple[str, ...]
     pypi_default: str
     lines: dict[str, WheelLine]
+    sources: dict[str, str] = field(default_factory=dict)  # where `dlbase compat add` read each fact
 
     def describe_lines(self) -> str:
         parts = []
@@ -58,6 +60,21 @@ class Release:
             extra = ", the PyPI default" if name == self.pypi_default else ""
             parts.append(f"{name} (CUDA {line.cuda}{extra})")
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class License:
+    """A package's licence as compat.yaml records it (a team image is distributed: copyleft
+    terms bind whoever ships it), with where that was read."""
+
+    package: str
+    spdx: str
+    source: str
+
+    @property
+    def copyleft_network(self) -> bool:
+        """AGPL: shipping the image (or serving with it) carries the source-offer duty."""
+        return "AGPL" in self.spdx.upper()
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class Compat:
     minor_compat: dict[str, MinorCompat]
     indexes: dict[str, str]
     arch_lists: dict[str, tuple[str, ...]]
+    licenses: dict[str, "License"] = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------
     def release(self, torch: str) -> Release | None:
@@ -98,10 +116,26 @@ class Compat:
             return pypi, []
         return self.indexes[line], [pypi]
 
-    def pairs(self) -> list[dict[str, str]]:
-        """Every (torch, torchvision, torchaudio) triple in the table, for the image tests."""
+    def pairs(self, cuda_major: str | None = None) -> list[dict[str, str | None]]:
+        """The (torch, torchvision, torchaudio) triples in the table, for the image tests.
+
+        ``cuda_major`` keeps the releases that publish a wheel line of that CUDA major: the
+        ones that could be installed into an image of that family. An image records only
+        those, so a release of another CUDA family joining the table leaves it unchanged.
+        """
         return [{"torch": r.torch, "torchvision": r.torchvision, "torchaudio": r.torchaudio}
-                for r in self.releases.values()]
+                for r in self.releases.values()
+                if cuda_major is None or any(ln.cuda_major == cuda_major for ln in r.lines.values())]
+
+    def first_with_cuda(self, cuda: str) -> tuple[Release, WheelLine] | None:
+        """The oldest release with a wheel line for CUDA ``cuda`` (else for its major), and that line."""
+        ordered = sorted(self.releases.values(), key=lambda r: Version(r.torch))
+        for exact in (True, False):
+            for rel in ordered:
+                for ln in rel.lines.values():
+                    if (ln.cuda == cuda) if exact else (ln.cuda_major == cuda.split(".")[0]):
+                        return rel, ln
+        return None
 
     def release_of_torchvision(self, torchvision: str) -> Release | None:
         for rel in self.releases.values():
@@ -245,6 +279,7 @@ def _load(data: Any, name: str) -> Compat:
                 cudnn=_version(spec["cudnn"], name, "cudnn", where, lnum),
                 nccl=_version(spec["nccl"], name, "nccl", where, lnum),
                 triton=_version(spec["triton"], name, "triton", where, lnum),
+                cublas=None if spec.get("cublas") is None else _version(spec["cublas"], name, "cublas", where, lnum),
             )
         default = _text(entry["pypi_default"], name, "pypi_default", where, yamlio.lineno_of(entry, "pypi_default"))
         if default not in lines:
@@ -253,12 +288,21 @@ def _load(data: Any, name: str) -> Compat:
         releases[torch] = Release(
             torch=torch,
             torchvision=_version(entry["torchvision"], name, "torchvision", where, yamlio.lineno_of(entry, "torchvision")),
-            torchaudio=_version(entry["torchaudio"], name, "torchaudio", where, yamlio.lineno_of(entry, "torchaudio")),
+            torchaudio=None if entry["torchaudio"] is None else _version(
+                entry["torchaudio"], name, "torchaudio", where, yamlio.lineno_of(entry, "torchaudio")),
             python=tuple(_text(p, name, "python", where, yamlio.lineno_of(entry, "python")) for p in entry["python"]),
             pypi_default=default,
             lines=lines,
+            sources={str(k): str(v) for k, v in _mapping(entry.get("sources") or {}, name, "sources",
+                                                         yamlio.lineno_of(entry, "sources")).items()},
         )
-    return Compat(name, releases, cuda_min, minor, indexes, arch)
+    licenses = {}
+    for pkg, node in _mapping(data.get("licenses") or {}, name, "licenses", yamlio.lineno_of(data, "licenses")).items():
+        where, ln = f"licenses {pkg}", yamlio.lineno_of(data["licenses"], pkg)
+        node = _mapping(node, name, where, ln)
+        licenses[str(pkg)] = License(str(pkg), _text(node.get("license"), name, "license", where, ln),
+                                     _text(node.get("source"), name, "source", where, ln))
+    return Compat(name, releases, cuda_min, minor, indexes, arch, licenses)
 
 
 # ------------------------------------------------------------------------- checking
@@ -340,7 +384,8 @@ def check_stack(compat: Compat, *, torch: str, torchvision: str | None = None,
         res.findings.append(Finding("torch", f"torch {torch} is not in {compat.path}",
                                     f"known releases: {known}; add the release to {compat.path}"))
         return res
-    pair = f"torch {torch} pairs with torchvision {rel.torchvision} and torchaudio {rel.torchaudio}"
+    audio = f"torchaudio {rel.torchaudio}" if rel.torchaudio else "no torchaudio release"
+    pair = f"torch {torch} pairs with torchvision {rel.torchvision} and {audio}"
     res.torchvision = torchvision or rel.torchvision
     res.torchaudio = torchaudio or rel.torchaudio
     if torchvision is not None and torchvision != rel.torchvision:
@@ -379,6 +424,15 @@ def check_stack(compat: Compat, *, torch: str, torchvision: str | None = None,
                              f"CUDA {pick.cuda_major}.x-era drivers from {floor.min_driver} on "
                              f"(minor-version compatibility), i.e. any {floor.min_driver.split('.')[0]}+ driver; "
                              f"the full {pick.cuda} feature set needs {compat.min_driver(pick.cuda)}+.")
+                first = compat.first_with_cuda(want)
+                if first is not None and not same_major:
+                    rel_first, line_first = first
+                    hint += (f" The first release in {compat.path} with a CUDA {line_first.cuda} build is torch "
+                             f"{rel_first.torch} ({line_first.name}, torchvision {rel_first.torchvision}); "
+                             f"CUDA {line_first.cuda} needs a {compat.min_driver(line_first.cuda)}+ driver.")
+                elif first is None and not same_major:
+                    hint += (f" No release in {compat.path} has a CUDA {want.split('.')[0]} build; "
+                             "`dlbase compat add torch==X.Y.Z` adds one from its wheels.")
                 res.findings.append(Finding("cuda", f"torch {torch} has no CUDA {want} build", hint))
     else:
         chosen = rel.lines[rel.pypi_default]
@@ -393,3 +447,38 @@ def check_stack(compat: Compat, *, torch: str, torchvision: str | None = None,
             res.findings.append(Finding("python", f"torch {torch} publishes no wheels for Python {python}",
                                         f"supported: Python {', '.join(rel.python)}"))
     return res
+
+
+def pair_findings(compat: Compat, torch: str, pins: dict[str, str], where: str) -> list[Finding]:
+    """Errors for torchvision/torchaudio pins (a lock's, a variant's) that the table does not
+    pair with ``torch``, whatever an index would resolve: torchvision >= 0.29 no longer pins
+    torch, so torch 2.15 with torchvision 0.29 resolves, imports, and fails at the first C++
+    operator."""
+    rel = compat.release(torch)
+    if rel is None:
+        return []
+    out = []
+    for pkg, want in (("torch", rel.torch), ("torchvision", rel.torchvision), ("torchaudio", rel.torchaudio)):
+        have = pins.get(pkg)
+        if have is None or have == want:
+            continue
+        other = (compat.release_of_torchvision(have) if pkg == "torchvision"
+                 else compat.release_of_torchaudio(have) if pkg == "torchaudio" else None)
+        why = f" ({pkg} {have} pairs with torch {other.torch})" if other else ""
+        expect = f"{pkg} {want}" if want else f"no {pkg} (none pairs with torch {torch})"
+        out.append(Finding(pkg, f"{where} pins {pkg} {have}, which the table does not pair with torch {torch}{why}",
+                           f"the table pairs torch {torch} with {expect}; re-lock (`dlbase lock --upgrade`)"))
+    return out
+
+
+def license_findings(compat: Compat, packages: list[str], where: str) -> list[Finding]:
+    """A warning per AGPL package the variant would ship, naming the licence: distributing a
+    team base image with it is a decision to make knowingly, not by a resolver."""
+    out = []
+    for pkg in sorted(packages):
+        lic = compat.licenses.get(pkg)
+        if lic is not None and lic.copyleft_network:
+            out.append(Finding("license", f"{where} ships {pkg}, licensed {lic.spdx} ({lic.source})",
+                               "distributing the image carries that licence's duties; choose the MIT-licensed "
+                               "albumentations 2.0.8 unless the team has decided otherwise", severity="warning"))
+    return out

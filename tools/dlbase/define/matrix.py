@@ -33,7 +33,7 @@ INSTALLERS = ("uv", "pip")
 VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 LAYER_KEYS = {"name": True, "match": False, "closure": False, "flavor": False}
 BASE_KEYS = {"image": True, "tag": True, "source": True, "os": True, "python": True,
-             "cuda_toolkit": True, "digest": False}
+             "cuda_toolkit": True, "digest": False, "suite": False}
 VARIANT_KEYS = {"name": True, "torch": True, "line": True, "flavor": True, "python": True,
                 "base": True, "packages": False}
 BASE_SOURCES = ("registry", "bootstrap")
@@ -75,6 +75,7 @@ class Base:
     python: str
     cuda_toolkit: str | None
     digest: str | None
+    suite: str | None = None  # the Debian suite a bootstrap base is made from (None: bookworm)
 
     @property
     def ref(self) -> str:
@@ -333,11 +334,16 @@ def load(path: Path, display: str | None = None) -> Matrix:
             except AddressError as exc:
                 probs.add(exc.message, field_name=fld, lineno=yamlio.lineno_of(bnode, fld))
         toolkit = bnode["cuda_toolkit"]
+        suite = bnode.get("suite")
+        if suite is not None and (source != "bootstrap" or not isinstance(suite, str) or not NAME_RE.match(suite)):
+            probs.add(f"base '{bname}': suite {suite!r} must be a Debian suite name like trixie, and only a "
+                      "bootstrap base has one", field_name="suite", lineno=yamlio.lineno_of(bnode, "suite"))
+            suite = None
         bases[str(bname)] = Base(
             key=str(bname), image=str(bnode["image"]), tag=str(bnode["tag"]), source=source,
             os=str(bnode["os"]), python=python,
             cuda_toolkit=None if toolkit is None else str(toolkit),
-            digest=None if digest is None else str(digest),
+            digest=None if digest is None else str(digest), suite=suite,
         )
 
     variants: list[Variant] = []

@@ -184,7 +184,7 @@ class BuildSpec:
             "minor_floor_driver": self.minor_floor_driver,
             "min_driver": self.min_driver,
             "lock_file": LOCK_IN_IMAGE,
-            "compatible_pairs": compat.pairs(),
+            "compatible_pairs": compat.pairs(cuda_major=self.line.cuda_major),
         }
 
 

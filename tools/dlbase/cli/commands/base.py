@@ -1,32 +1,47 @@
-"""`dlbase base`: the locally bootstrapped base image for machines with no registry."""
+"""`dlbase base`: the locally bootstrapped base images for machines with no registry."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from dlbase.build import base as base_mod
 from dlbase.cli import ui
 from dlbase.core import validate
-from dlbase.cli.commands.common import json_option
+from dlbase.core.errors import InvalidInput
+from dlbase.cli.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
 
 
 @click.group("base")
 def command() -> None:
-    """Manage base images built on this machine (Debian 12 via debootstrap)."""
+    """Manage base images built on this machine (Debian 12 or 13 via debootstrap)."""
 
 
 @command.command("bootstrap")
+@click.option("--base", "base_key", default=None,
+              help="the matrix's bootstrap base to make (default: the default variant's, debian12)")
 @click.option("--force", is_flag=True, help="rebuild even when the image exists")
 @click.option("--mirror", default=base_mod.DEFAULT_MIRROR, show_default=True, help="Debian mirror")
+@project_options
 @json_option
-def bootstrap(force: bool, mirror: str, as_json: bool) -> None:
-    """debootstrap Debian 12 (minbase) and import it as dlbase/debian:12-minbase; idempotent."""
+def bootstrap(base_key: str | None, force: bool, mirror: str, matrix_file: Path | None,
+              compat_file: Path | None, as_json: bool) -> None:
+    """debootstrap Debian (minbase) and import it under the matrix base's name; idempotent."""
     validate.index_url(mirror, what="--mirror", example=base_mod.DEFAULT_MIRROR)  # a malformed mirror: exit 2 before anything starts
+    target: dict[str, str] = {}
+    if base_key is not None:
+        bases = open_project(matrix_file, compat_file).matrix.bases
+        boot = sorted(k for k, b in bases.items() if b.source == "bootstrap")
+        chosen = bases.get(base_key)
+        if chosen is None or chosen.source != "bootstrap":
+            raise InvalidInput(f"'{base_key}' is not a bootstrap base of the matrix",
+                               hint=f"bootstrap bases: {', '.join(boot) or '(none)'}")
+        target = {"repository": chosen.image, "tag": chosen.tag, "suite": chosen.suite or base_mod.DEFAULT_SUITE}
     engine = Engine()
     engine.ping()
-    image = base_mod.bootstrap(engine, force=force, mirror=mirror,
-                               say=None if as_json else ui.info)
+    image = base_mod.bootstrap(engine, force=force, mirror=mirror, say=None if as_json else ui.info, **target)
     if as_json:
         ui.emit_json({"ref": image.ref, "image_id": image.image_id, "digest": image.digest_like,
                       "layer": image.layer, "created": image.created})

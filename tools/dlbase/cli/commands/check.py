@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dlbase.define import layering
+from dlbase.define import release_checks
 from dlbase.cli import ui
 from dlbase.define.compat import StackResult, check_stack
 from dlbase.cli.commands.common import json_option, open_project, project_options
@@ -21,7 +22,8 @@ COLUMNS = ["variant", "torch", "torchvision", "torchaudio", "CUDA line", "cuDNN"
 def _row(r: StackResult) -> list[str | None]:
     line = f"{r.line} ({r.cuda})" if r.line else (f"CUDA {r.cuda}" if r.cuda else None)
     driver = f">= {r.minor_floor} (full {r.min_driver})" if r.min_driver else None
-    return [r.name, r.torch, r.torchvision, r.torchaudio, line, r.cudnn, r.python, driver, r.status]
+    audio = r.torchaudio or ("none" if r.torchvision else None)  # a release no torchaudio pairs with
+    return [r.name, r.torch, r.torchvision, audio, line, r.cudnn, r.python, driver, r.status]
 
 
 @click.command("check")
@@ -31,10 +33,12 @@ def _row(r: StackResult) -> list[str | None]:
 @click.option("--cuda", help="CUDA version the stack should run on (12.4, 12.4.1 or cu124)")
 @click.option("--python", "python", help="Python version (3.11)")
 @click.option("--variant", "variants", multiple=True, help="check only this variant (repeatable)")
+@click.option("--wheels", is_flag=True,
+              help="also compare each variant's release with its wheels' metadata on PyPI (network)")
 @project_options
 @json_option
 def command(torch: str | None, torchvision: str | None, torchaudio: str | None, cuda: str | None,
-            python: str | None, variants: tuple[str, ...], matrix_file: Path | None,
+            python: str | None, variants: tuple[str, ...], wheels: bool, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Check versions against the compatibility table (exit 2 when incompatible)."""
     project = open_project(matrix_file, compat_file)
@@ -45,9 +49,13 @@ def command(torch: str | None, torchvision: str | None, torchaudio: str | None, 
                                torchaudio=torchaudio, cuda=cuda, python=python)]
     else:
         results = []
+        read: dict[str, list] = {}
         for v in project.matrix.select(list(variants)):
             res = check_variant(project.compat, v)
             res.findings.extend(layering.findings(project, v))  # packages no layer rule takes
+            res.findings.extend(release_checks.variant_findings(project, v))  # pairs, licences
+            if wheels:
+                res.findings.extend(release_checks.wheel_findings(project, v, read))
             results.append(res)
 
     ok = all(r.ok for r in results)
