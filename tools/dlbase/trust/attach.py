@@ -25,9 +25,10 @@ def _variant_files(project: Project, variant: str | None) -> tuple[Path | None, 
 
 
 def for_push(project: Project, engine: Engine, client: RegistryClient, subject: evidence.Subject,
-             pair: keys.KeyPair, *, image_id: str, facts: dict, host_label: str | None = None,
-             say: Callable[[str], None] = lambda _m: None) -> dict:
-    """Sign the pushed digest and attach SBOM, provenance and the local verification record."""
+             pair: keys.KeyPair, *, image_id: str, facts: dict, tags: tuple[str, ...] = (),
+             host_label: str | None = None, say: Callable[[str], None] = lambda _m: None) -> dict:
+    """Sign the pushed digest (one signature naming each pushed tag) and attach SBOM,
+    provenance and the local verification record."""
     info = engine.inspect_image(image_id)
     labels = dict((info.get("Config") or {}).get("Labels") or {})
     variant = labels.get("dlbase.variant")
@@ -50,8 +51,9 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
             gpus_used=summary.get("gpus"), suite=predicates.suite_hash(project.root),
             host=predicates.host_facts(engine, host_label), image=subject.reference,
             source="dlbase push (the local verification record that let the image through)",
+            simulated=bool(summary.get("simulated")),
             note=None if not summary.get("simulated") else f"simulated record: {summary.get('simulated')}")))
-    result = evidence.attach(client, subject, pair, sign=True, attestations=attestations, on_step=say)
+    result = evidence.attach(client, subject, pair, sign=True, attestations=attestations, tags=tags, on_step=say)
     result["verification_attached"] = record is not None
     result["sbom_components"] = {"python": len(facts.get("packages") or {}), "debian": len(debs)}
     return result

@@ -150,7 +150,8 @@ def host_facts(engine: Engine, label: str | None) -> dict:
 
 def verification_predicate(*, passed: bool, verified_at: str | None, counts: dict, failed_checks: list[str],
                            require_gpu: bool, partial: bool, gpus_used: bool | None, suite: dict, host: dict,
-                           image: str, source: str, forced: bool = False, note: str | None = None) -> dict:
+                           image: str, source: str, forced: bool = False, simulated: bool = False,
+                           note: str | None = None) -> dict:
     return {
         "result": "passed" if passed else "failed",
         "verifiedAt": verified_at,
@@ -159,6 +160,7 @@ def verification_predicate(*, passed: bool, verified_at: str | None, counts: dic
         "gpusUsed": gpus_used,
         "partial": bool(partial),
         "forced": bool(forced),
+        "simulated": bool(simulated),  # a record a test wrote by hand: it never meets a policy
         "counts": counts,
         "failedChecks": list(failed_checks),
         "suite": suite,
