@@ -127,6 +127,22 @@ def test_key_generate_refuses_overwrite_and_needs_a_passphrase(keydir, tmp_path)
     assert res.returncode == 2 and "no passphrase" in one_error(res)
     assert not (tmp_path / "k" / "cosign.key").exists()
     assert oct((keydir / "team" / "cosign.key").stat().st_mode & 0o777) == "0o600"
+    res = dlbase("key", "generate", "--out", str(tmp_path / "v"), "--role", "verifier")
+    assert res.returncode == 2 and "--role verifier needs --label" in one_error(res)
+    assert not (tmp_path / "v").exists()
+
+
+def test_a_verifier_key_prints_the_policy_entry_to_send(tmp_path):
+    res = dlbase("key", "generate", "--out", str(tmp_path / "v"), "--role", "verifier", "--label", "h200-fleet")
+    assert res.returncode == 0, res.stderr
+    assert "send " + str(tmp_path / "v" / "cosign.pub") in " ".join(res.stderr.split())
+    entry = res.stdout[res.stdout.index("verifiers:"):]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"publishers:\n  - key: {tmp_path / 'v' / 'cosign.pub'}\n" + entry)
+    from dlbase.trust import policyfile
+
+    loaded = policyfile.load(policy)
+    assert [k.label_for("verifier") for k in loaded.of_role("verifier")] == ["h200-fleet"]
 
 
 def test_key_in_environment_and_wrong_passphrase(keydir):

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tools" / "dlbase"
 # Modules that must work without Docker (DESIGN: matrix, compat, render and lock never import docker).
 DAEMON_FREE = ("define.matrix", "define.compat", "define.render", "define.lock", "define.spec",
                "define.tags", "define.layering", "trust.sbom", "core.imageref", "core.root",
-               "trust.statements", "trust.simplesign", "trust.policy", "engine.buildstream")
+               "trust.statements", "trust.simplesign", "trust.policy", "trust.policyfile", "engine.buildstream")
 
 
 def module_name(path: Path) -> str:
