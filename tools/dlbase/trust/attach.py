@@ -2,7 +2,8 @@
 
 Push attaches the SBOM, the provenance and the verification record that let the image
 through the gate; a GPU host's `verify --attest` attaches only its own verification.
-Both sign with the same kind of key and go through :func:`evidence.attach`.
+Push signs with the publisher's key; a GPU host signs with its own verifier key (made on
+that host by `dlbase key generate --role verifier`). Both go through :func:`evidence.attach`.
 """
 
 from __future__ import annotations
