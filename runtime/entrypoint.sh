@@ -6,7 +6,8 @@
 #    matplotlib, pip and Jupyter follow HOME unless the caller set them.
 # 2. The preflight (/opt/dlbase/preflight.py, stdlib only, no torch) checks driver, GPU arch,
 #    /dev/shm and /workspace and prints a one-line fix per problem; it stops the container
-#    (exit 78) only for what would fail for sure. DLBASE_SKIP_PREFLIGHT=1 skips it.
+#    (exit 78) only for what would fail for sure; a preflight that fails otherwise is reported
+#    and the command runs. DLBASE_SKIP_PREFLIGHT=1 skips it.
 # 3. exec the command, so signals from tini reach it directly.
 set -e
 
@@ -28,7 +29,15 @@ export JUPYTER_DATA_DIR="${JUPYTER_DATA_DIR:-$XDG_DATA_HOME/jupyter}"
 export JUPYTER_RUNTIME_DIR="${JUPYTER_RUNTIME_DIR:-$XDG_DATA_HOME/jupyter/runtime}"
 
 if [ "${DLBASE_SKIP_PREFLIGHT:-0}" != 1 ] && [ -f /opt/dlbase/preflight.py ]; then
-    python -I -S /opt/dlbase/preflight.py || exit $?
+    # Only the preflight's documented stop (78) stops the container; any other failure of
+    # the check itself (a crash, no python, killed) is reported and the command still runs.
+    rc=0
+    python -I -S /opt/dlbase/preflight.py || rc=$?
+    if [ "$rc" -eq 78 ]; then
+        exit 78
+    elif [ "$rc" -ne 0 ]; then
+        echo "dlbase preflight: the check itself failed (exit $rc); the command runs anyway" >&2
+    fi
 fi
 
 if [ "$#" -eq 0 ]; then

@@ -156,3 +156,42 @@ def test_preflight_runs_on_an_isolated_python_without_site(runtime_image):
     proc = docker_run("--shm-size", "2g", "--entrypoint", "python", runtime_image, "-I", "-S", "-c", code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["0", "[]"], proc.stdout
+
+
+def _program(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_mig_answer_of_nvidia_smi_warns_and_the_command_runs(runtime_image, tmp_path):
+    """A host whose nvidia-smi reports the compute capability as [N/A] (MIG, some vGPUs;
+    tests/unit/data/gpu-answers/mig-only-gpu-na.json): the preflight raised IndexError and
+    the container never started. Now: a warning row, and the command runs, even with
+    DLBASE_REQUIRE_GPU=1 (unknown is not a failure)."""
+    import json
+
+    case = json.loads((Path(__file__).resolve().parents[1] / "unit/data/gpu-answers/mig-only-gpu-na.json").read_text())
+    answer = case["nvidia_smi"]["index,name,driver_version,compute_cap"]["output"]
+    smi = _program(tmp_path / "nvidia-smi", f"#!/bin/sh\nprintf '%s' '{answer}'\n")
+    proc = docker_run("--shm-size", "2g", "-e", "DLBASE_REQUIRE_GPU=1", "-v", f"{smi}:/usr/local/bin/nvidia-smi:ro",
+                      runtime_image, "echo", "ran")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ran"
+    assert "Traceback" not in proc.stderr and "IndexError" not in proc.stderr, proc.stderr
+    lines = preflight_lines(proc)
+    assert any("gpu arch" in line and "warn" in line and "compute capability" in line for line in lines), lines
+
+
+def test_a_preflight_that_dies_does_not_stop_the_command(runtime_image, tmp_path):
+    """The entrypoint's side of the contract: only 78 stops. A preflight killed by a signal
+    (a crash in a driver library, say) is reported in one line and the command runs."""
+    dying = _program(tmp_path / "preflight.py", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = docker_run("--shm-size", "2g", "-v", f"{dying}:/opt/dlbase/preflight.py:ro", runtime_image, "echo", "ran")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ran"
+    lines = preflight_lines(proc)
+    assert len(lines) == 1 and "failed (exit 137)" in lines[0] and "runs anyway" in lines[0], proc.stderr
+    stopping = _program(tmp_path / "stop.py", "raise SystemExit(78)\n")
+    proc = docker_run("-v", f"{stopping}:/opt/dlbase/preflight.py:ro", runtime_image, "echo", "never")
+    assert proc.returncode == EXIT_STOP and "never" not in proc.stdout, proc.stderr

@@ -21,6 +21,7 @@ import pytest
 
 from dlbase.build import builder as build_mod
 from dlbase.define.spec import BuildSpec
+from dlbase.engine import LAUNCHED_LABEL
 from tests.support.small_project import make_small_project
 
 pytestmark = pytest.mark.docker
@@ -146,12 +147,55 @@ def test_ipc_host_and_shm_size(image, tmp_path):
     assert proc.returncode == 0 and int(proc.stdout) == host.f_blocks * host.f_frsize, proc.stderr
 
 
+@pytest.mark.parametrize("value, size", [("1.5g", 1536 << 20), ("2GB", 2 << 30), ("0", None)])
+def test_shm_size_of_any_spelling_reaches_the_daemon_as_its_bytes(image, tmp_path, value, size):
+    """One grammar (dlbase.core.sizes) for the CLI and the launcher: 1.5g was refused by the
+    CLI, 2GB by neither but sent as text; 0 was accepted and Docker made it 64 MB."""
+    code = "import os; st = os.statvfs('/dev/shm'); print(st.f_blocks * st.f_frsize)"
+    proc = dlbase("--shm-size", value, image, "--", "python", "-c", code, cwd=tmp_path)
+    if size is None:
+        assert proc.returncode == 2 and "zero" in proc.stderr and "--ipc host" in proc.stderr, proc.stderr
+    else:
+        assert proc.returncode == 0 and int(proc.stdout) == size, proc.stderr
+
+
 def test_json_is_one_document_and_output_goes_to_stderr(image, tmp_path):
     proc = dlbase("--json", image, "--", "sh", "-c", "echo hello; exit 3", cwd=tmp_path)
     assert proc.returncode == 3
     doc = json.loads(proc.stdout)
     assert doc["exit_code"] == 3 and doc["shm_size"] == "8g" and doc["ok"] is False
     assert "hello" in proc.stderr
+    # the container's status, not dlbase's exit-3 text ("stale or damaged generated files")
+    assert doc["message"] == "the container's command exited with status 3" and doc["container_exit_code"] == 3
+
+
+def test_a_json_flag_of_the_containers_command_is_its_own(image, tmp_path):
+    proc = dlbase(image, "--", "echo", "--json", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "--json\n", proc.stderr
+
+
+def test_a_variant_name_finds_its_image_without_a_checkout(engine, image, tmp_path):
+    """The README's researcher example, from a folder that is not dlbase's checkout."""
+    variant = engine.image_labels(image)["dlbase.variant"]
+    env = {k: v for k, v in os.environ.items() if k != "DLBASE_ROOT"}
+    proc = subprocess.run([sys.executable, "-m", "dlbase", "run", "--json", variant, "--", "true"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert engine.image_labels(json.loads(proc.stdout)["image"])["dlbase.variant"] == variant
+
+
+def test_a_workspace_whose_path_has_a_colon_is_mounted(image, tmp_path):
+    folder = tmp_path / "data:2024,v1"
+    folder.mkdir()
+    proc = dlbase("--workspace", str(folder), image, "--", "sh", "-c", "touch /workspace/made && pwd", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "/workspace\n" and (folder / "made").is_file()
+
+
+def test_a_user_the_image_does_not_have_is_exit_2(image, tmp_path):
+    proc = dlbase("--user", "banana", image, "--", "true", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "no such user" in proc.stderr and "what to do:" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_bad_input_is_one_line_and_exit_2(image, tmp_path):
@@ -171,7 +215,7 @@ def test_ctrl_c_stops_and_removes_the_container(engine, image, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
 
     def mine() -> list[dict]:
-        return [c for c in engine.containers_with_label("dlbase.run=true") if c.get("ImageID") == image]
+        return [c for c in engine.containers_with_label(f"{LAUNCHED_LABEL}=true") if c.get("ImageID") == image]
 
     deadline = time.monotonic() + 30
     while not any(c.get("State") == "running" for c in mine()):
@@ -182,6 +226,30 @@ def test_ctrl_c_stops_and_removes_the_container(engine, image, tmp_path):
     assert proc.returncode == 130, err
     assert "stopped and removed" in err and "Traceback" not in err
     assert mine() == []
+
+
+def test_published_port_listens_on_this_machine_only(engine, image, tmp_path):
+    """The printed URL says 127.0.0.1; the port must not be open on every interface."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "dlbase", "run", "-p", str(port), image, "--", "sleep", "300"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 30
+        mine: list[dict] = []
+        while not mine:
+            assert time.monotonic() < deadline and proc.poll() is None, "the container never started"
+            mine = [c for c in engine.containers_with_label(f"{LAUNCHED_LABEL}=true")
+                    if c.get("ImageID") == image and c.get("State") == "running" and c.get("Ports")]
+            time.sleep(0.2)
+        assert {(p.get("IP"), p.get("PublicPort")) for p in mine[0]["Ports"]} == {("127.0.0.1", port)}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -151,8 +151,9 @@ def test_key_in_environment_and_wrong_passphrase(keydir):
     try:
         assert keys.public_pem(keys.load_private("env://DLBASE_TEST_KEY", PASSWORD.encode())) == \
             (keydir / "team" / "cosign.pub").read_bytes()
+        assert "DLBASE_TEST_KEY" not in os.environ  # a private key leaves the environment once read
     finally:
-        del os.environ["DLBASE_TEST_KEY"]
+        os.environ.pop("DLBASE_TEST_KEY", None)
     with pytest.raises(InvalidInput, match="wrong passphrase"):
         keys.load_private(str(keydir / "team" / "cosign.key"), b"nope")
 
@@ -384,13 +385,21 @@ def test_signing_again_is_idempotent_and_a_second_key_adds_a_signature(keydir, t
         assert inconsistencies(reg) == []
 
 
-GPU_RUN = {**verification("gpu-h200-01"), "requireGpu": True, "gpusUsed": True,
-           "verifiedAt": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "host": {"label": "gpu-h200-01", "driver": "550.54.15",
-                    "gpus": [{"name": "NVIDIA H200", "sm": "sm_90", "computeCapability": "9.0"}]}}
+def gpu_run(label: str, *, require_gpu: bool, gpus_used: bool) -> dict:
+    """A GPU host's verification as `verify --attest` writes it (in-toto test-result, the
+    host facts in its ``dlbase`` field), from hand-made host facts: no GPU host here."""
+    return predicates.verification_predicate(
+        passed=True, verified_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        counts={"image": {"passed": 1}}, failed_checks=[], require_gpu=require_gpu, partial=False,
+        gpus_used=gpus_used, suites={"tests/infra": {"sha256": "11" * 32, "files": 1}},
+        host={"label": label, "driver": "550.54.15",
+              "gpus": [{"name": "NVIDIA H200", "sm": "sm_90", "computeCapability": "9.0"}]},
+        image="test", source="dlbase verify --attest")
+
+
+GPU_RUN = gpu_run("gpu-h200-01", require_gpu=True, gpus_used=True)
 # what `verify --attest --no-gpus` on that same sm_90 host writes: the host has the GPU, the run did not use it
-NO_GPUS_RUN = {**GPU_RUN, "requireGpu": False, "gpusUsed": False,
-               "host": {**GPU_RUN["host"], "label": "gpu-h200-01-no-gpus"}}
+NO_GPUS_RUN = gpu_run("gpu-h200-01-no-gpus", require_gpu=False, gpus_used=False)
 
 
 def write_policy(tmp_path: Path, keydir: Path, require: str = "") -> Path:
@@ -470,7 +479,7 @@ def test_verifier_statements_tampered_or_out_of_role(keydir, tmp_path):
                      if la["annotations"]["predicateType"] == predicates.VERIFICATION_TYPE)
         env = json.loads(client.blob(REPO, manifest["layers"][index]["digest"]))
         stmt = json.loads(base64.b64decode(env["payload"]))
-        stmt["predicate"]["host"]["driver"] = "999.0"  # a lie
+        stmt["predicate"]["dlbase"]["host"]["driver"] = "999.0"  # a lie
         env["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
         blob = json.dumps(env).encode()
         client.upload_blob(REPO, blob)

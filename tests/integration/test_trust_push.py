@@ -11,6 +11,7 @@ which fails, and its failed result is what gets attested -- the honest outcome.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -106,7 +107,21 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         stmt = json.loads(base64.b64decode(json.loads(client.blob(REPO, sbom_layer["digest"]))["payload"]))
         purls = {c["purl"] for c in stmt["predicate"]["components"]}
         assert any(p.startswith("pkg:pypi/dlbase-tiny@1.0") for p in purls)
-        assert any(p.startswith("pkg:deb/debian/dpkg@") for p in purls)
+        assert any(p.startswith("pkg:deb/debian/dpkg@") and p.endswith("&distro=debian-12") for p in purls)
+        # the lock is the image's own copy; the small project is no git checkout, so no
+        # commit names the Dockerfile built and the provenance lists none
+        assert body["signing"]["built_from"] == {"lock": True, "dockerfile": False, "distro": "debian-12"}
+        prov_layer = next(la for la in att["layers"]
+                          if la["annotations"]["predicateType"] == predicates.PROVENANCE_TYPE)
+        prov = json.loads(base64.b64decode(json.loads(client.blob(REPO, prov_layer["digest"]))["payload"]))
+        deps = {d["name"]: d for d in prov["predicate"]["buildDefinition"]["resolvedDependencies"]}
+        in_image = engine.read_image_file(image["image_id"], "/opt/dlbase/requirements.lock")
+        assert deps["requirements.lock"]["digest"]["sha256"] == hashlib.sha256(in_image).hexdigest()
+        assert "rendered Dockerfile" not in deps
+        ver_layer = next(la for la in att["layers"]
+                         if la["annotations"]["predicateType"] == predicates.VERIFICATION_TYPE)
+        ver = json.loads(base64.b64decode(json.loads(client.blob(REPO, ver_layer["digest"]))["payload"]))["predicate"]
+        assert ver["result"] == "pass" and "simulated record" in ver["dlbase"]["note"]
 
         table = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"))
         assert table.returncode == 0 and "verification: build-host" in table.stdout
@@ -124,16 +139,46 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
 
         image_tags = {t: d for t, d in ((t, client.manifest_digest(REPO, t)) for t in client.tags(REPO))
                       if not t.startswith("sha256-")}
-        attest = dlbase(sp, "verify", f"{reg.host}/{REPO}@{digest}", "--attest", "--key", str(keydir / "cosign.key"),
-                        "--host-label", "cpu-ci")
+        # The key and its passphrase come as CI secrets (environment); a sitecustomize on
+        # PYTHONPATH records what every Python child of verify sees (testinfra's pytest is one).
+        probe = tmp_path / "probe"
+        probe.mkdir()
+        seen = tmp_path / "children.jsonl"
+        (probe / "sitecustomize.py").write_text(
+            "import json, os, sys\n"
+            f"with open({str(seen)!r}, 'a') as fh:\n"
+            "    fh.write(json.dumps({'argv': sys.argv, 'secrets': sorted(k for k in os.environ\n"
+            "        if k in ('DLBASE_SIGNING_PASSWORD', 'DLBASE_SIGNING_KEY'))}) + '\\n')\n")
+        attest = dlbase(sp, "verify", f"{reg.host}/{REPO}@{digest}", "--attest", "--key", "env://DLBASE_SIGNING_KEY",
+                        "--host-label", "cpu-ci",
+                        env={"DLBASE_SIGNING_KEY": (keydir / "cosign.key").read_text(),
+                             "PYTHONPATH": os.pathsep.join([str(probe), os.environ.get("PYTHONPATH", "")])})
         assert attest.returncode == 9, attest.stderr  # the small image fails the real verify
         assert "attested" in attest.stderr
+        children = [json.loads(line) for line in seen.read_text().splitlines()]
+        parent, *rest = children
+        assert parent["secrets"] == ["DLBASE_SIGNING_KEY", "DLBASE_SIGNING_PASSWORD"]  # dlbase itself, at start
+        pytest_children = [c for c in rest if "pytest" in " ".join(c["argv"])]
+        assert pytest_children, children  # the probe saw testinfra's pytest start
+        assert all(c["secrets"] == [] for c in rest), rest
         after = {t: client.manifest_digest(REPO, t) for t in client.tags(REPO) if not t.startswith("sha256-")}
         assert after == image_tags  # the image was not pushed again
 
         res = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"), "--json")
         verifications = {v["host_label"]: v for v in json.loads(res.stdout)["verifications"]}
         assert verifications["cpu-ci"]["result"] == "failed" and verifications["cpu-ci"]["failed_checks"]
+        # the attested run names the suites that ran (the host's, and the image's own copy) and
+        # the host facts taken while it ran
+        att, _ = client.manifest(REPO, store.att_tag(digest))
+        runs = [json.loads(base64.b64decode(json.loads(client.blob(REPO, la["digest"]))["payload"]))["predicate"]
+                for la in att["layers"] if la["annotations"]["predicateType"] == predicates.VERIFICATION_TYPE]
+        [run] = [r for r in runs if r["dlbase"]["source"] == "dlbase verify --attest"]
+        assert {c["name"] for c in run["configuration"]} == {"tests/infra", "/opt/dlbase/tests"}
+        image_suite = next(c for c in run["configuration"] if c["name"] == "/opt/dlbase/tests")
+        checkout = predicates.suite_digest(predicates.folder_files(sp.root / "tests" / "image"))
+        assert image_suite["digest"]["sha256"] == checkout["sha256"]  # the copy built into the image
+        assert run["result"] == "fail" and run["failedTests"]
+        assert run["dlbase"]["host"]["label"] == "cpu-ci" and "shmBytes" in run["dlbase"]["host"]
         gpu = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"), "--require-gpu-verified")
         assert gpu.returncode == 19 and "no verification meets the policy" in gpu.stderr
 

@@ -415,8 +415,9 @@ def test_test_session_finaliser_runs_on_sigterm(tmp_path):
     (tmp_path / "test_wait.py").write_text(
         f"import time\ndef test_wait(res):\n    open({str(tmp_path / 'ready')!r}, 'w').write('1')\n    time.sleep(60)\n")
     repo = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(repo), str(repo / "tools")])  # tests.support and this checkout's dlbase
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)},
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": path},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while not (tmp_path / "ready").exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -497,3 +498,78 @@ def test_an_unreadable_folder_on_the_way_up_is_not_a_traceback(tmp_path, monkeyp
     monkeypatch.setattr(Path, "is_file", is_file)
     (tmp_path / "locked" / "inner").mkdir(parents=True)
     assert root_mod.search_root(tmp_path / "locked" / "inner") is None
+
+
+# ------------------------------------------------------------------ dlbase run: its own options only
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--user", "1:2:3", "img", "--", "true"], "more than one ':'"),
+    (["--user", "", "img"], "is not a number or a user/group name"),
+    (["--user", "-1", "img"], "is not a number or a user/group name"),
+    (["--user", "a b", "img"], "is not a number or a user/group name"),
+    (["--user", "4294967295", "img"], "names an ID above"),
+    (["--workspace", "/tmp", "--no-workspace", "img"], "--no-workspace conflict"),
+    (["img", "--gpus", "none", "--", "true"], "--gpus comes after IMAGE"),
+    (["img", "--shm-size=1g"], "--shm-size comes after IMAGE"),
+    (["img", "-eX=1", "true"], "-e comes after IMAGE"),
+    (["-p", "0", "img"], "is not a port number"),
+    (["-p", "65536", "img"], "is not a port number"),
+    (["-p", "localhost:8888", "img"], "is not an IP address"),
+    (["-e", "1BAD=x", "img"], "is not an environment variable name"),
+])
+def test_run_bad_options_exit_2_before_the_daemon(cli, monkeypatch, tmp_path, args, says):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")  # exit 6 if the daemon were asked first
+    monkeypatch.chdir(tmp_path)
+    res = cli("run", "--json", *args)
+    doc = assert_clean_failure(res, int(ExitCode.INVALID_INPUT), as_json=True)
+    assert says in doc["message"]
+
+
+def test_run_option_after_image_hint_says_where_it_goes(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    res = cli("run", "img", "--gpus", "none", "--", "true")
+    assert res.code == 2 and "before IMAGE" in res.err and "dlbase run IMAGE -- --gpus none -- true" in res.err
+
+
+@pytest.mark.parametrize("args", [["img", "--", "--gpus", "none"], ["img", "python", "-c", "1"], ["img", "-c", "1"]])
+def test_run_words_after_image_or_dashdash_are_the_command(cli, monkeypatch, args):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    assert cli("run", *args).code == int(ExitCode.DAEMON)  # parsed; it got as far as the daemon
+
+
+def test_a_containers_json_flag_is_not_dlbases(cli, monkeypatch):
+    """`dlbase run IMG -- echo --json`: --json belongs to echo, so no dlbase document."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    res = cli("run", "img", "--", "echo", "--json")
+    assert res.code == int(ExitCode.DAEMON) and res.out == ""
+
+
+def test_a_containers_help_flag_does_not_turn_dlbases_json_off(cli, monkeypatch):
+    """`dlbase run --json no-such -- ls -h`: -h belongs to ls; dlbase's --json still holds."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    res = cli("run", "--json", "no-such", "--", "ls", "-h")
+    doc = json.loads(res.out)
+    assert doc["exit_code"] == res.code == int(ExitCode.DAEMON)
+
+
+@pytest.mark.parametrize("args, wanted", [
+    (["run", "IMG", "--", "echo", "--json"], False),
+    (["run", "IMG", "--json"], False),  # after IMAGE: the container's (and refused as misplaced)
+    (["run", "-e", "--json", "IMG"], False),  # the value of -e
+    (["run", "--json", "no-such", "--", "ls", "-h"], True),
+    (["run", "--gpus", "lots", "--json", "IMG"], True),
+    (["check", "--json"], True),
+    (["bench", "data", "--json"], True),
+    (["key", "generate", "--json"], True),
+    (["check", "--help", "--json"], False),
+    (["--version"], False),
+    (["nosuch", "--json"], True),  # no such verb: still one document
+    (["bench", "--json"], True),
+    (["nosuch", "--", "--json"], False),
+    ([], False),
+])
+def test_json_mode_follows_dlbases_own_options(args, wanted):
+    from dlbase.cli.app import wants_json
+
+    assert wants_json(args) is wanted

@@ -21,26 +21,35 @@ def _stub(bin_dir: Path, name: str, body: str) -> None:
     path.chmod(0o755)
 
 
-def run_setup(tmp_path: Path, *, daemon: bool, installed: set[str], commands: set[str]) -> tuple[int, str, str]:
+def run_setup(tmp_path: Path, *, daemon: bool, installed: set[str], commands: set[str],
+              codename: str = "bookworm", simulated: str = "") -> tuple[int, str, str]:
+    """Run setup.sh; ``simulated`` is what the stub ``apt-get install -s`` prints. apt's
+    configuration folder is tmp_path/etc-apt, the os-release names ``codename``."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     log = tmp_path / "apt.log"
     _stub(bin_dir, "id", 'echo 0')
     wanted = " ".join(sorted(installed))
     _stub(bin_dir, "dpkg-query", f'for p in {wanted}; do [ "${{@: -1}}" = "$p" ] && {{ printf "install ok installed"; exit 0; }}; done; exit 1')
-    _stub(bin_dir, "apt-get", f'echo "$@" >> {log}')
+    (tmp_path / "simulated.txt").write_text(simulated)
+    _stub(bin_dir, "apt-get", f'echo "$@" >> {log}; [ "$2" = "-s" ] && cat {tmp_path / "simulated.txt"}; exit 0')
+    apt_etc = tmp_path / "etc-apt"
+    (apt_etc / "sources.list.d").mkdir(parents=True, exist_ok=True)
+    (apt_etc / "preferences.d").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "os-release").write_text(f'ID=debian\nVERSION_CODENAME={codename}\n')
     _stub(bin_dir, "docker", "exit 0" if daemon else "exit 1")
     for name in commands:
         _stub(bin_dir, name, "sleep 0")
     # Only the stubs and the shell's basics: /usr/bin may hold the real dockerd, debootstrap...
     basics = tmp_path / "basics"
-    basics.mkdir()
+    basics.mkdir(exist_ok=True)
     for tool in ("date", "printf", "sleep", "cat", "tail", "setsid", "nohup", "kill", "dirname"):
         real = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
-        if real.startswith("/"):
+        if real.startswith("/") and not (basics / tool).exists():
             (basics / tool).symlink_to(real)
     env = {"PATH": f"{bin_dir}:{basics}", "HOME": str(tmp_path), "DLBASE_DOCKERD_TIMEOUT": "2",
-           "DLBASE_DOCKERD_LOG": str(tmp_path / "dockerd.log")}
+           "DLBASE_DOCKERD_LOG": str(tmp_path / "dockerd.log"), "DLBASE_APT_ETC": str(apt_etc),
+           "DLBASE_OS_RELEASE": str(tmp_path / "os-release")}
     proc = subprocess.run(["/bin/bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=60)
     return proc.returncode, proc.stdout + proc.stderr, log.read_text() if log.exists() else ""
 
@@ -57,7 +66,7 @@ def test_docker_ce_runner_gets_no_docker_io_and_its_daemon_is_left_alone(tmp_pat
 
 def test_nothing_missing_means_no_apt_at_all(tmp_path):
     code, out, apt = run_setup(tmp_path, daemon=True, installed=set(),
-                               commands={"dockerd", "debootstrap", "docker-registry", "htpasswd"})
+                               commands={"dockerd", "debootstrap", "docker-registry", "htpasswd", "cosign"})
     assert code == 0, out
     if not Path("/etc/ssl/certs/ca-certificates.crt").is_file():
         pytest.skip("this machine has no CA bundle, so ca-certificates is rightly needed")
@@ -69,3 +78,61 @@ def test_bare_host_gets_docker_io(tmp_path):
     code, out, apt = run_setup(tmp_path, daemon=False, installed=set(), commands=set())
     assert "docker.io" in apt, (apt, out)
     assert code != 0 and "dockerd not found" in out  # the stub apt-get installed nothing
+
+
+# --------------------------------------------------------------------------- cosign from trixie
+
+EVERYTHING_BUT_COSIGN = {"dockerd", "debootstrap", "docker-registry", "htpasswd"}
+
+
+def test_bookworm_gets_cosign_from_trixie_pinned_so_nothing_else_comes_from_there(tmp_path):
+    code, out, apt = run_setup(tmp_path, daemon=True, installed={"ca-certificates"}, commands=EVERYTHING_BUT_COSIGN)
+    assert code == 0, out
+    sources = (tmp_path / "etc-apt" / "sources.list.d" / "dlbase-trixie.sources").read_text()
+    pin = (tmp_path / "etc-apt" / "preferences.d" / "dlbase-trixie").read_text()
+    assert "Suites: trixie" in sources and "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" in sources
+    assert "Package: *" in pin and "Pin: release n=trixie" in pin and "Pin-Priority: 100" in pin
+    lines = apt.splitlines()
+    assert lines[0] == "update -qq"
+    assert "install -s --no-install-recommends cosign/trixie" in lines  # the simulation guard ran first
+    assert lines[-1] == "install -y -qq --no-install-recommends cosign/trixie"  # named, not -t trixie
+
+
+def test_second_run_rewrites_nothing_and_a_present_cosign_needs_no_apt(tmp_path):
+    run_setup(tmp_path, daemon=True, installed={"ca-certificates"}, commands=EVERYTHING_BUT_COSIGN)
+    pin = tmp_path / "etc-apt" / "preferences.d" / "dlbase-trixie"
+    before = pin.stat().st_mtime_ns
+    (tmp_path / "apt.log").unlink()
+    code, out, apt = run_setup(tmp_path, daemon=True, installed={"ca-certificates"}, commands=EVERYTHING_BUT_COSIGN)
+    assert code == 0 and "added Debian 13" not in out, out
+    assert pin.stat().st_mtime_ns == before
+    (tmp_path / "apt.log").unlink()
+    code, out, apt = run_setup(tmp_path, daemon=True, installed={"ca-certificates"},
+                               commands=EVERYTHING_BUT_COSIGN | {"cosign"})
+    assert code == 0 and apt == "" and "cosign already present" in out, (out, apt)
+
+
+def test_a_cosign_that_would_drag_other_trixie_packages_is_refused(tmp_path):
+    simulated = ("Inst runc (1.1.15-1 Debian:13.1/stable [amd64])\n"
+                 "Inst cosign (2.5.0-2+b5 Debian:13.1/stable [amd64])\n")
+    code, out, apt = run_setup(tmp_path, daemon=True, installed={"ca-certificates"}, commands=EVERYTHING_BUT_COSIGN,
+                               simulated=simulated)
+    assert code != 0 and "would also take runc from trixie" in out, out
+    assert "install -y -qq --no-install-recommends cosign/trixie" not in apt  # nothing installed
+
+
+def test_bookworm_dependencies_next_to_cosign_are_fine(tmp_path):
+    simulated = ("Inst libfoo (1.0-1 Debian:12.15/oldstable [amd64])\n"
+                 "Inst cosign (2.5.0-2+b5 Debian:13.1/stable [amd64])\n")
+    code, out, apt = run_setup(tmp_path, daemon=True, installed={"ca-certificates"}, commands=EVERYTHING_BUT_COSIGN,
+                               simulated=simulated)
+    assert code == 0, out
+    assert apt.splitlines()[-1] == "install -y -qq --no-install-recommends cosign/trixie"
+
+
+def test_other_systems_take_cosign_from_their_own_sources_and_never_add_trixie(tmp_path):
+    code, out, apt = run_setup(tmp_path, daemon=True, installed={"ca-certificates"}, commands=EVERYTHING_BUT_COSIGN,
+                               codename="noble")
+    assert code == 0, out
+    assert not (tmp_path / "etc-apt" / "sources.list.d" / "dlbase-trixie.sources").exists()
+    assert "cosign/trixie" not in apt and apt.splitlines()[-1] == "install -y -qq --no-install-recommends cosign"

@@ -101,10 +101,35 @@ def test_via_graph_reads_both_annotation_forms():
     text = ("a==1 \\\n    --hash=sha256:" + "0" * 64 + "\n    # via -r requirements.in\n"
             "b==1 \\\n    --hash=sha256:" + "1" * 64 + "\n    # via\n    #   a\n    #   -c constraints.txt\n    #   c\n"
             "c==1 \\\n    --hash=sha256:" + "2" * 64 + "\n    # via a\n")
-    graph = layering.dependents_graph(text)
+    graph = layering.dependency_graph(text)
     assert graph["a"] == {"b", "c"} and graph["c"] == {"b"}
     assert layering.closure(["c"], graph) == {"c", "b"}
     assert "-c constraints.txt" not in graph and "-r requirements.in" not in graph
+
+
+def _group(index: int, name: str, *pins: str) -> layering.Group:
+    return layering.Group(index=index, name=name,
+                          packages=tuple(lock_mod.Pinned(p, "1", ["sha256:" + "0" * 64]) for p in pins))
+
+
+def test_groups_are_compared_by_name_not_by_position():
+    theirs = layering.Assignment(groups=[_group(1, "cuda", "a"), _group(3, "vision", "v"), _group(4, "flavor")])
+    mine = layering.Assignment(groups=[_group(1, "cuda", "a"), _group(2, "extra", "x"), _group(3, "vision", "v"),
+                                       _group(4, "flavor", "j")])
+    assert layering.differing_groups(mine, theirs, {"flavor"}) == ["extra"]
+    changed = layering.Assignment(groups=[_group(1, "cuda", "a"), _group(3, "vision", "w")])
+    assert layering.differing_groups(changed, theirs, {"flavor"}) == ["vision"]
+    assert layering.differing_groups(theirs, theirs, {"flavor"}) == []
+
+
+def test_check_names_only_the_group_the_flavors_do_not_share(project_copy, edit):
+    """A rule that takes only notebook packages, below vision: before, every group above it
+    was reported as differing (compared by position)."""
+    edit(project_copy / "images" / "matrix.yaml", "    closure: [torch]\n",
+         "    closure: [torch]\n  - name: extra\n    match: [\"jupyter*\"]\n")
+    project = Project.discover(root=project_copy)
+    (warning,) = [f for f in layering.findings(project, project.matrix.get(NOTEBOOK)) if f.severity == "warning"]
+    assert f"groups extra differ from those of {RUNTIME}" in warning.message
 
 
 def test_a_package_no_rule_takes_is_reported_by_check(project_copy, edit, cli):

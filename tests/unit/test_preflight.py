@@ -59,11 +59,11 @@ def test_old_driver_names_the_floor_and_the_line():
     ((10, 0), "no"), ((12, 0), "no"), ((3, 7), "no"),
 ])
 def test_arch_support_follows_binary_compatibility(cap, verdict):
-    assert pf.arch_supported(cap, INFO["arch_list"]) == verdict
+    assert pf.arch_support(cap, INFO["arch_list"])[0] == verdict
 
 
 def test_ptx_lets_a_newer_gpu_jit():
-    assert pf.arch_supported((10, 0), ["sm_80", "sm_90", "compute_90"]) == "ptx"
+    assert pf.arch_support((10, 0), ["sm_80", "sm_90", "compute_90"]) == ("ptx", "compute_90")
 
 
 def test_blackwell_on_cu124_is_named_with_the_fix():
@@ -133,3 +133,55 @@ def test_script_runs_with_an_isolated_interpreter_and_imports_no_third_party_mod
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split(None, 1) == ["0", "[]\n"] or proc.stdout.strip() == "0 []"
+
+
+def test_an_unexpected_failure_is_one_line_and_the_command_runs(monkeypatch, capsys):
+    """Only the documented stop (78) may keep a container from starting."""
+    def broken(_env):
+        raise IndexError("tuple index out of range")
+
+    monkeypatch.setattr(pf, "run_checks", broken)
+    assert pf.main({}) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "failed unexpectedly" in err and "IndexError" in err and "command runs" in err
+
+
+def test_image_json_that_is_not_an_object_is_no_crash(tmp_path):
+    info = tmp_path / "image.json"
+    info.write_text("[]")
+    rows = pf.run_checks({"DLBASE_IMAGE_INFO": str(info), "DLBASE_WORKSPACE": str(tmp_path)}, facts=H100, shm=8 << 30)
+    assert rows[0].status == "warn" and "no driver floor" in rows[0].detail
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-1g", "lots"])
+def test_bad_min_shm_falls_back_to_the_default(tmp_path, value):
+    rows = pf.run_checks({"DLBASE_MIN_SHM": value, "DLBASE_WORKSPACE": str(tmp_path)}, facts=NO_GPU, shm=512 << 20)
+    assert rows[2].status == "warn" and "1 GB" in rows[2].detail
+
+
+def test_mig_answer_through_the_real_script_and_a_real_nvidia_smi_program(tmp_path):
+    """What the entrypoint runs (`python -I -S preflight.py`), with an nvidia-smi on PATH that
+    answers like a MIG host ([N/A] capability; tests/unit/data/gpu-answers/mig-only-gpu-na.json)
+    and no libnvidia-ml: this raised IndexError before, and the container did not start."""
+    case = json.loads((ROOT / "tests/unit/data/gpu-answers/mig-only-gpu-na.json").read_text())
+    answer = case["nvidia_smi"]["index,name,driver_version,compute_cap"]["output"]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    smi = bindir / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\nprintf '%s' {answer!r}\n")
+    smi.chmod(0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "DLBASE_WORKSPACE": str(tmp_path), "DLBASE_REQUIRE_GPU": "1",
+           "DLBASE_IMAGE_INFO": str(ROOT / "images/torch2.6-cu124-runtime-debian12/image.json"),
+           "DLBASE_PREFLIGHT": "verbose", "LD_LIBRARY_PATH": str(tmp_path)}
+    code = (f"import ctypes, runpy, sys\n"
+            f"try:\n    ctypes.CDLL('libnvidia-ml.so.1'); print('nvml present'); sys.exit(0)\n"
+            f"except OSError:\n    pass\n"
+            f"sys.argv = [{str(SCRIPT)!r}]\nrunpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    if proc.stdout.strip() == "nvml present":
+        pytest.skip("this host has libnvidia-ml: the preflight would ask NVML, not the stand-in nvidia-smi")
+    assert proc.returncode == 0, proc.stderr
+    assert "IndexError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    arch = [line for line in proc.stderr.splitlines() if " gpu arch " in line]
+    assert arch and "warn" in arch[0] and "A800" in arch[0] and "compute capability" in arch[0], proc.stderr
+    assert any(" driver " in line and " ok " in line for line in proc.stderr.splitlines()), proc.stderr

@@ -418,6 +418,7 @@ class TestDockerfileProperties:
             "dlbase.python": v["python"], "dlbase.albumentations": packages["albumentations"],
             "dlbase.opencv": packages["opencv-python-headless"], "dlbase.numpy": packages["numpy"],
             "dlbase.min-driver": raw_compat["cuda"][line["cuda"]]["min_driver"],
+            "dlbase.jupyter": "true" if raw_matrix["flavors"][v["flavor"]]["jupyter"] else "false",
         }
         assert {k: labels.get(k) for k in want} == want
         base = raw_matrix["bases"][v["base"]]

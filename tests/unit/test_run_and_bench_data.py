@@ -70,7 +70,7 @@ def test_notebook_gets_a_port_a_token_and_a_url():
     assert p.port == 8888 and p.token and len(p.token) >= 32
     assert p.environment["JUPYTER_TOKEN"] == p.token
     assert p.notebook_url == f"http://127.0.0.1:8888/lab?token={p.token}"
-    assert plan(notebook=True, publish=9999).notebook_url.startswith("http://127.0.0.1:9999/lab?token=")
+    assert plan(notebook=True, publish="9999").notebook_url.startswith("http://127.0.0.1:9999/lab?token=")
     assert plan(notebook=True, environment={"JUPYTER_TOKEN": "mine"}).token == "mine"
     assert "token" not in json.dumps(plan(notebook=True).summary()).replace("?token=", "")
 
@@ -173,3 +173,194 @@ def test_best_of_rounds_keeps_the_fastest_round_of_each_measure():
     assert best["loader"]["rows"][1]["images_per_s"] == 300.0
     assert best["rounds"] == 2 and best["loadavg_before"] == [6.0, 1.0]
     assert bench_data.best_of([fast]) is fast
+
+
+PACKAGE = Path(launcher.__file__).resolve().parents[1]
+
+
+def _modules_matching(pattern: str, *, besides: str) -> list[str]:
+    import re
+
+    rx = re.compile(pattern)
+    return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                  if str(p.relative_to(PACKAGE)) != besides and rx.search(p.read_text()))
+
+
+def test_gpu_request_has_one_home():
+    from dlbase.engine.containers import gpu_requests
+
+    assert gpu_requests(None) is None
+    assert gpu_requests(-1)[0]["Count"] == -1 and gpu_requests(2)[0]["Count"] == 2
+    assert gpu_requests(2)[0]["Capabilities"] == [["gpu"]]
+    for bad in (0, -2):
+        with pytest.raises(ValueError):
+            gpu_requests(bad)
+    assert _modules_matching(r"DeviceRequest\(", besides="engine/containers.py") == []
+
+
+def test_labels_are_read_from_an_inspect_result_in_one_place():
+    assert _modules_matching(r"""get\(["']Labels["']\)""", besides="core/imageref.py") == []
+
+
+def test_run_and_verify_label_their_containers_under_different_names():
+    from dlbase.engine import LAUNCHED_LABEL, VERIFY_RUN_LABEL
+
+    assert LAUNCHED_LABEL != VERIFY_RUN_LABEL
+    assert plan().labels[LAUNCHED_LABEL] == "true"
+    assert _modules_matching(r"\bRUN_LABEL\b", besides="engine/containers.py") == []
+
+
+@pytest.mark.parametrize("good", ["1000", "1000:1000", "0", "root", "root:root", "www-data:100", "svc$", "a.b_c-d"])
+def test_user_accepts_what_docker_accepts(good):
+    assert launcher.check_user(good) == good
+    assert plan(user=good).user == good
+
+
+@pytest.mark.parametrize("bad", ["banana:", ":1", "1:2:3", "", "-x", "a b", "é", "x" * 40, "4294967295"])
+def test_user_refuses_what_no_passwd_file_has(bad):
+    with pytest.raises(InvalidInput, match="--user"):
+        launcher.check_user(bad)
+
+
+def test_published_port_listens_on_this_machine_unless_told():
+    p = plan(notebook=True)
+    assert (p.address, p.port) == ("127.0.0.1", 8888) and p.summary()["address"] == "127.0.0.1"
+    assert plan(publish="9999").address == "127.0.0.1"
+    every = plan(notebook=True, publish="0.0.0.0:9999")
+    assert every.address == "0.0.0.0" and every.notebook_url.startswith("http://127.0.0.1:9999/")
+    v6 = plan(notebook=True, publish="[::1]:9999")
+    assert v6.address == "::1" and v6.notebook_url.startswith("http://[::1]:9999/")
+    assert plan(notebook=True, publish="10.1.2.3:80").notebook_url.startswith("http://10.1.2.3:80/")
+    assert plan().summary()["address"] is None  # nothing published
+
+
+def test_variant_images_best_first_tagged_then_newest():
+    from dlbase.examine.local_image import best_first
+
+    summaries = [
+        {"Id": "sha256:untagged-new", "RepoTags": ["<none>:<none>"], "Created": 300},
+        {"Id": "sha256:old", "RepoTags": ["reg/x:old"], "Created": 100},
+        {"Id": "sha256:new", "RepoTags": ["reg/x:new", "reg/x:also"], "Created": 200},
+        {"Id": "sha256:no-tags", "RepoTags": None, "Created": 50},
+    ]
+    assert best_first(summaries) == ["reg/x:new", "reg/x:old", "sha256:untagged-new", "sha256:no-tags"]
+    assert best_first([]) == []
+
+
+# ----------------------------------------------------------------------------- bench data: bad input
+
+import os  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+from dlbase.core.errors import DlbaseError, ExitCode  # noqa: E402
+
+NO_DAEMON = "tcp://127.0.0.1:1"  # a command that reached the daemon would exit 6
+
+
+def finishes_within(seconds: float, fn, *args, **kw):
+    """fn's result, or a test failure (not a hung test) when it has not returned in time."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args, **kw)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"did not return within {seconds} s (deadlocked?)"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def loud_python(tmp_path: Path, body: str) -> str:
+    """An executable standing in for the host's python: runs ``body`` whatever it is given."""
+    script = tmp_path / "python"
+    script.write_text(f"#!{sys.executable}\nimport sys, os, time, json\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_the_host_run_reads_both_pipes_past_64_kib(tmp_path):
+    """stderr was read to its end before stdout: a child filling the stdout pipe blocked
+    forever while dlbase waited for stderr's end."""
+    python = loud_python(tmp_path, "\n".join([
+        "sys.stdout.write('o' * 200_000 + '\\n'); sys.stdout.flush()",
+        "sys.stderr.write(('progress line\\n') * 20_000); sys.stderr.flush()",
+        "print(json.dumps({'pipelines': {}, 'argv': sys.argv[2:]}))"]))
+    said: list[str] = []
+    result = finishes_within(60, bench_data._run_host, python, ["--quick"], said.append, timeout=60)
+    assert result["argv"][:1] == ["--quick"] and len(said) == 20_000
+
+
+def test_a_host_run_past_its_timeout_is_killed_with_what_it_started(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    python = loud_python(tmp_path, "\n".join([
+        "import subprocess",
+        f"p = subprocess.Popen(['sleep', '300']); open({str(pid_file)!r}, 'w').write(str(p.pid))",
+        "sys.stderr.write('started\\n'); sys.stderr.flush()",
+        "time.sleep(300)"]))
+    with pytest.raises(DlbaseError) as info:
+        finishes_within(60, bench_data._run_host, python, [], lambda _m: None, timeout=2)
+    assert "did not finish within 2 s" in info.value.message and info.value.hint
+    assert info.value.details == ["started"]
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):  # killed; the zombie is reaped by init shortly after
+        try:
+            os.kill(grandchild, 0)
+            if open(f"/proc/{grandchild}/stat").read().split()[2] == "Z":
+                break
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        import time
+
+        time.sleep(0.1)
+    else:
+        pytest.fail("the benchmark's own child outlived the timeout")
+
+
+def test_a_host_run_that_fails_says_so_with_its_last_lines(tmp_path):
+    python = loud_python(tmp_path, "sys.stderr.write('ImportError: no cv2\\n'); sys.exit(3)")
+    with pytest.raises(DlbaseError, match=r"failed \(exit 3\)") as info:
+        bench_data._run_host(python, [], lambda _m: None, timeout=30)
+    assert info.value.details == ["ImportError: no cv2"]
+
+
+def test_an_image_dlbase_did_not_build_is_named_before_anything_runs():
+    class NotDlbase:
+        def inspect_image(self, _ref):
+            return {"Id": "sha256:" + "a" * 64, "Config": {"Labels": {"maintainer": "someone"}}}
+
+    with pytest.raises(InvalidInput) as info:  # the stand-in has no run(): nothing may start
+        bench_data.measure(object(), NotDlbase(), "busybox:latest", host_python=None, host=False)
+    assert "busybox:latest is not a dlbase image" in info.value.message
+    assert "dlbase build" in info.value.hint and "/tmp" not in info.value.message
+    bench_data.require_dlbase_image({"Config": {"Labels": {"dlbase.variant": "v"}}}, "mine")  # no error
+
+
+def test_the_benchmark_files_come_from_the_installed_suite_not_a_checkout(tmp_path):
+    from dlbase import suites
+
+    class Elsewhere:  # a project folder that is not dlbase's checkout
+        root = tmp_path
+
+    files = bench_data._script_files(Elsewhere())
+    assert set(files) == set(bench_data.SCRIPT_FILES)
+    assert files["bench_data.py"] == (suites.image_dir() / "bench_data.py").read_bytes()
+
+
+@pytest.mark.parametrize("blocker, args", [(".dlbase", []), (".dlbase/bench", []),
+                                           ("plots", ["--png", "plots/out.png"])])
+def test_an_unwritable_output_stops_bench_data_before_any_work(cli, project_copy, monkeypatch, blocker, args):
+    monkeypatch.setenv("DOCKER_HOST", NO_DAEMON)
+    monkeypatch.chdir(project_copy)
+    (project_copy / blocker).parent.mkdir(parents=True, exist_ok=True)
+    (project_copy / blocker).write_text("a file in the way")
+    res = cli("bench", "data", "--no-host", *args, "--json")
+    assert res.code == ExitCode.INVALID_INPUT, res.output
+    doc = json.loads(res.out)
+    assert "not a folder" in doc["message"] and doc["hint"] and "Traceback" not in res.output

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import os
 import stat
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from dlbase.core.errors import InvalidInput, Missing
+from dlbase.core.errors import FileProblem, InvalidInput, Missing
+from dlbase.core import fsutil
 from dlbase.trust import keys
 
 # Vectors published with go-securesystemslib's `encrypted` package (which cosign uses):
@@ -89,13 +92,64 @@ def test_write_pair_modes_and_refuses_overwrite(tmp_path):
     assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["cosign.key", "cosign.pub"]
 
 
-def test_key_from_environment(monkeypatch):
+def test_key_from_environment_leaves_the_environment_once_read(monkeypatch):
     pair = keys.generate()
     monkeypatch.setenv("TEST_KEY_PEM", keys.encrypt_private_key(pair, b"pw").decode())
     assert keys.public_pem(keys.load_private("env://TEST_KEY_PEM", b"pw")) == keys.public_pem(pair)
-    monkeypatch.delenv("TEST_KEY_PEM")
+    assert "TEST_KEY_PEM" not in os.environ  # no child started later inherits the key
     with pytest.raises(Missing, match=r"\$TEST_KEY_PEM"):
         keys.load_private("env://TEST_KEY_PEM", b"pw")
+    monkeypatch.setenv("TEST_PUB_PEM", keys.public_pem(pair).decode())
+    keys.load_public("env://TEST_PUB_PEM")
+    assert "TEST_PUB_PEM" in os.environ  # a public key is no secret
+
+
+def test_passphrase_and_key_are_gone_before_verify_starts_its_children(monkeypatch, tmp_path):
+    """What `verify --attest` does first (load the key), then the host half's environment."""
+    from dlbase.cli.commands import _signing
+    from dlbase.verify import runner
+
+    pair = keys.generate()
+    monkeypatch.setenv(keys.KEY_ENV, keys.encrypt_private_key(pair, b"pw").decode())
+    monkeypatch.setenv(keys.PASSWORD_ENV, "pw")
+    assert keys.public_pem(_signing.private_key(f"env://{keys.KEY_ENV}")) == keys.public_pem(pair)
+    assert keys.KEY_ENV not in os.environ and keys.PASSWORD_ENV not in os.environ
+    monkeypatch.setenv(keys.PASSWORD_ENV, "set again by someone")  # and even then
+    assert not set(keys.SECRET_ENV) & set(runner._child_env())
+
+
+def test_a_key_file_others_can_read_gets_a_warning(tmp_path):
+    private, _public = keys.write_pair(keys.generate(), b"pw", tmp_path / "k")
+    assert keys.exposure(str(private)) is None  # 0600 as written
+    private.chmod(0o644)
+    warning = keys.exposure(str(private))
+    assert warning and "mode 0644" in warning and "chmod 600" in warning
+    assert keys.exposure("env://ANY") is None
+
+
+def test_a_filesystem_without_hard_links_is_a_clear_error(tmp_path, monkeypatch):
+    def no_links(_src, _dst):
+        raise OSError(errno.EPERM, "Operation not permitted")  # what vfat answers link(2)
+
+    monkeypatch.setattr(fsutil, "_link", no_links)
+    with pytest.raises(FileProblem, match="does not support hard links"):
+        keys.write_pair(keys.generate(), b"pw", tmp_path / "k")
+    assert list((tmp_path / "k").iterdir()) == []  # no key, no temporary file left
+
+
+def test_an_envelope_that_opens_to_something_not_a_key_is_invalid_input():
+    pem = keys.encrypt_private_key(keys.generate(), b"pw")
+    kind, raw = keys._unpem(pem, "k")
+    envelope = json.loads(raw)
+    salt = base64.b64decode(envelope["kdf"]["salt"])
+    nonce = base64.b64decode(envelope["cipher"]["nonce"])
+    import nacl.secret
+
+    box = nacl.secret.SecretBox(keys._scrypt_key(b"pw", salt, keys.SCRYPT_DEFAULT))
+    envelope["ciphertext"] = base64.b64encode(box.encrypt(b"not a key at all", nonce).ciphertext).decode()
+    forged = keys._pem(kind, json.dumps(envelope).encode())
+    with pytest.raises(InvalidInput, match="not a private key"):
+        keys.decrypt_private_key(forged, b"pw", "k")
 
 
 def test_sign_verify_with_the_right_key_only():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from dlbase.core.errors import ExitCode, InvalidInput, MatrixError, Missing
-from dlbase.trust import keys, policyfile
+from dlbase.trust import keys, policyfile, predicates
 from dlbase.trust.policy import (PUBLISHER, VERIFIER, GpuRequirement, TrustedKey, TrustPolicy, newest_first,
                                  reasons_against, unmet)
 
@@ -106,6 +106,55 @@ def test_flags_add_requirements_and_empty_values_are_errors():
     with pytest.raises(InvalidInput, match="contradicts"):
         TrustPolicy(keys=(PUB, H200), gpu=GpuRequirement(arch="sm_90")).with_flags(
             require_gpu_verified=False, gpu_arch="sm_80", min_driver=None)
+
+
+def test_policy_arch_and_driver_follow_the_shared_gpu_rule():
+    """sm_90a is a build target, not a GPU: it used to pass the check and then match no
+    verification (exit 19 'no sm_90a GPU'); now exit 2 naming sm_90. A driver the predicate
+    records in a form that is no version is a reason, not a crash or a silent 'old'."""
+    base = TrustPolicy(keys=(PUB, H200))
+    with pytest.raises(InvalidInput) as info:
+        base.with_flags(require_gpu_verified=False, gpu_arch="sm_90a", min_driver=None)
+    assert "build target" in info.value.message and "--gpu-arch sm_90" in info.value.hint
+    with pytest.raises(InvalidInput, match="build target"):
+        GpuRequirement(arch="sm_90a")
+    with pytest.raises(InvalidInput):
+        base.with_flags(require_gpu_verified=False, gpu_arch="compute_90", min_driver=None)
+    assert reasons_against(policy(arch="sm_100"), run(gpus=("sm_100",)), H200, NOW) == []
+    assert reasons_against(policy(min_driver="550"), run(driver="[N/A]"), H200, NOW) == \
+        ["driver '[N/A]' is not a version"]
+    assert reasons_against(policy(min_driver="535.104.05"), run(driver="535.104.05-1"), H200, NOW) == []
+
+
+def _test_result(**facts) -> dict:
+    """What `verify --attest` writes now: in-toto test-result, dlbase's facts in ``dlbase``."""
+    return predicates.verification_predicate(
+        passed=facts.pop("passed", True), verified_at="2025-05-30T10:00:00+00:00", counts={}, failed_checks=[],
+        require_gpu=facts.pop("require_gpu", True), partial=False, gpus_used=facts.pop("gpus_used", True),
+        suites={}, host={"label": "h", "driver": "550.54.15", "gpus": [{"name": "H200", "sm": "sm_90"}]},
+        image="r/x", source="dlbase verify --attest", **facts)
+
+
+def test_the_role_rules_apply_to_test_result_predicates():
+    """requireGpu, gpusUsed and simulated are read through verification_view, so a
+    test-result verification meets a GPU policy exactly when the old type would."""
+    view = lambda pred: predicates.verification_view(predicates.VERIFICATION_TYPE, pred)  # noqa: E731
+    assert reasons_against(policy(arch="sm_90"), view(_test_result()), H200, NOW) == []
+    assert reasons_against(policy(), view(_test_result()), PUB, NOW) == \
+        [f"signed by publisher release ({PUB.fingerprint[:19]}...), not a verifier key of the policy"]
+    assert "the GPUs were not used (verify --no-gpus, or no GPU runtime)" in reasons_against(
+        policy(arch="sm_90"), view(_test_result(gpus_used=False)), H200, NOW)
+    assert "GPU checks were not required (verify ran without --require-gpu)" in reasons_against(
+        policy(), view(_test_result(require_gpu=False)), H200, NOW)
+    assert "a simulated (test-only) record" in reasons_against(policy(), view(_test_result(simulated=True)), H200, NOW)
+    assert "a simulated (test-only) record" in reasons_against(TrustPolicy(keys=(PUB,)),
+                                                               view(_test_result(simulated=True)), PUB)
+    assert reasons_against(policy(), view(_test_result(passed=False)), H200, NOW)[0] == "did not pass"
+    # cosign's own test-result (no dlbase facts): read, passes without a GPU policy, meets none
+    foreign = view({"result": "pass", "configuration": [], "passedTests": ["unit"]})
+    assert reasons_against(TrustPolicy(keys=(PUB,)), foreign, PUB) == []
+    why = reasons_against(policy(), foreign, H200, NOW)
+    assert "no GPU on that host" in why and "the GPUs were not used (verify --no-gpus, or no GPU runtime)" in why
 
 
 # ------------------------------------------------------------------------------------ the file

@@ -101,7 +101,6 @@ def test_manifest_layout():
     assert store.att_tag(DIGEST) == f"sha256-{DIGEST[7:]}.att"
 
 
-
 def test_signed_tag_annotations_and_signer_fingerprint(pair):
     """The cosign `-a tag=...` form: the tag sits in the signed `optional` map, so it
     cannot be changed without breaking the signature; the signer's fingerprint is an
@@ -117,3 +116,45 @@ def test_signed_tag_annotations_and_signer_fingerprint(pair):
     assert statements.signed_by(pair.public, _envelope(pair))
     assert not statements.signed_by(keys.generate().public, _envelope(pair))
     assert not statements.signed_by(pair.public, b"[]")
+
+
+# --------------------------------------------------------------------------- statement versions
+
+
+def _signed(pair, stmt: dict) -> bytes:
+    """An envelope of exactly these statement bytes (as another tool would write it)."""
+    payload = json.dumps(stmt).encode()
+    sig = keys.sign(pair, statements.pae(payload))
+    return json.dumps({"payloadType": statements.PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
+                       "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]}).encode()
+
+
+def _cosign_v01(predicate_type="https://example.com/review/v1", predicate=None) -> dict:
+    """What cosign 2.5's `attest` writes (recorded from a real run): Statement v0.1."""
+    return {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": predicate_type,
+            "subject": [{"name": NAME, "digest": {"sha256": DIGEST.split(":")[1]}}],
+            "predicate": {"hello": "world"} if predicate is None else predicate}
+
+
+def test_written_statements_carry_only_the_four_spec_fields(pair):
+    stmt = json.loads(statements.envelope_payload(_envelope(pair)))
+    assert sorted(stmt) == sorted(["_type", "subject", "predicateType", "predicate"])
+    assert stmt["_type"] == "https://in-toto.io/Statement/v1"
+
+
+def test_cosign_v01_statements_are_read_like_v1(pair):
+    stmt = statements.open_envelope(pair.public, _signed(pair, _cosign_v01()), DIGEST, "att")
+    assert stmt["predicateType"] == "https://example.com/review/v1" and stmt["predicate"] == {"hello": "world"}
+    without = _cosign_v01()
+    del without["predicate"]  # optional in the spec: read as an empty object
+    assert statements.open_envelope(pair.public, _signed(pair, without), DIGEST, "att")["predicate"] == {}
+
+
+def test_other_statement_types_and_non_object_predicates_are_refused(pair):
+    odd = {**_cosign_v01(), "_type": "https://in-toto.io/Statement/v2"}
+    with pytest.raises(BadSignature, match="statement type 'https://in-toto.io/Statement/v2' is neither"):
+        statements.open_envelope(pair.public, _signed(pair, odd), DIGEST, "att")
+    with pytest.raises(BadSignature, match="predicate is a list, not a JSON object"):
+        statements.open_envelope(pair.public, _signed(pair, _cosign_v01(predicate=[1, 2])), DIGEST, "att")
+    with pytest.raises(BadSignature, match="not an in-toto statement"):
+        statements.open_envelope(pair.public, _signed(pair, {**_cosign_v01(), "subject": "x"}), DIGEST, "att")

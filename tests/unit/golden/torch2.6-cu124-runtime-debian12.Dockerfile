@@ -127,6 +127,7 @@ LABEL \
     dlbase.cuda-line="cu124" \
     dlbase.cudnn="9.1.0.70" \
     dlbase.flavor="runtime" \
+    dlbase.jupyter="false" \
     dlbase.managed="true" \
     dlbase.min-driver="550.54.14" \
     dlbase.nccl="2.21.5" \

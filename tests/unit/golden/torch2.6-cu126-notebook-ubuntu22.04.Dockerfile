@@ -119,6 +119,7 @@ LABEL \
     dlbase.cuda-line="cu126" \
     dlbase.cudnn="9.5.1.17" \
     dlbase.flavor="notebook" \
+    dlbase.jupyter="true" \
     dlbase.managed="true" \
     dlbase.min-driver="560.28.03" \
     dlbase.nccl="2.21.5" \

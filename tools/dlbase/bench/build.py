@@ -20,15 +20,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from dlbase import suites
+from dlbase.bench.common import BENCH_LABEL, remove_images
 from dlbase.build import builder as build_mod
 from dlbase.define import render as render_mod
 from dlbase.build import wheelhouse
 from dlbase.engine import Engine
+from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.project import Project
 from dlbase.define.spec import LOCK_PLATFORM, BuildSpec
 
-BENCH_LABEL = "dlbase.bench"
-COPY = ("images", "templates", "tests/image", "runtime", "README.md", ".dockerignore", "ci")
+#: What a copy of the project needs to build, taken from the project.
+COPY = ("images", "templates", "runtime", "README.md", ".dockerignore", "ci")
+#: Where the copy holds the in-image suite (the Dockerfile COPYs it from there); its files
+#: come from dlbase.suites, the one place the suites are found.
+SUITE_IN_COPY = "tests/image"
+_IGNORE = shutil.ignore_patterns("__pycache__", ".pytest_cache")
 
 
 @dataclass
@@ -57,13 +64,16 @@ class BuildBench:
 
 
 def copy_project(project: Project, dest: Path) -> Project:
+    """A copy of the project to build in (its files can be edited without touching the
+    real one), sharing the real wheelhouse."""
     for rel in COPY:
         src = project.root / rel
         if src.is_dir():
-            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+            shutil.copytree(src, dest / rel, ignore=_IGNORE)
         elif src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+    shutil.copytree(suites.image_dir(), dest / SUITE_IN_COPY, ignore=_IGNORE)
     # Share the wheelhouse: the bench measures building, not downloading.
     (dest / ".dlbase").mkdir()
     (dest / ".dlbase" / "wheelhouse").symlink_to(project.state_dir / "wheelhouse")
@@ -89,7 +99,7 @@ def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], 
             images.append(cold.image_id)
 
             say("warm rebuild after editing a file of the image's test suite")
-            marker = copy.root / "tests" / "image" / "conftest.py"
+            marker = copy.root / SUITE_IN_COPY / "conftest.py"
             marker.write_text(marker.read_text() + "\n# bench: touched\n")
             t = time.monotonic()
             warm = build_mod.build(copy, spec, engine, tag=False, extra_labels=labels)
@@ -107,11 +117,7 @@ def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], 
                 image_bytes=cold.size_bytes, naive_bytes=int(engine.inspect_image(naive_id)["Size"]),
                 cold_seconds=round(cold_s, 1), warm_seconds=round(warm_s, 1), naive_seconds=round(naive_s, 1))
         finally:
-            for image_id in reversed(images):
-                try:
-                    engine.remove_image(image_id, force=True)
-                except Exception:  # noqa: BLE001 - best effort; labels allow a later cleanup
-                    pass
+            remove_images(engine, images)
 
 
 def naive_build(copy: Project, spec: BuildSpec, engine: Engine, ctx: Path, labels: dict) -> tuple[str, float]:
@@ -121,10 +127,10 @@ def naive_build(copy: Project, spec: BuildSpec, engine: Engine, ctx: Path, label
     (ctx / "Dockerfile").write_text(env.get_template("bench/naive.Dockerfile.j2").render(
         base_ref=base_ref, python=spec.variant.python, variant=spec.name))
     shutil.copy(copy.variant_dir(spec.name) / "requirements.lock", ctx / "requirements.lock")
-    shutil.copytree(copy.root / "tests" / "image", ctx / "tests")
+    shutil.copytree(copy.root / SUITE_IN_COPY, ctx / "tests", ignore=_IGNORE)
     house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=copy.root)
     t = time.monotonic()
-    with build_mod._serve(house, 0) as url:
+    with wheelhouse.serve(house, port=0) as url:  # no layer cache: any free port
         image_id = engine.build(ctx, buildargs={"WHEELHOUSE": url}, labels=labels, network_mode="host",
                                 nocache=True, log_path=ctx / "build.log")
     return image_id, time.monotonic() - t
@@ -136,7 +142,7 @@ def write(bench: BuildBench, out_dir: Path) -> tuple[Path, Path, str]:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     data = {"kind": "dlbase.bench.build", "time": stamp, **bench.to_dict()}
     jpath = out_dir / f"build-{stamp}.json"
-    jpath.write_text(json.dumps(data, indent=2) + "\n")
+    write_text_atomic(jpath, json.dumps(data, indent=2) + "\n")
     gb = lambda b: f"{b / 1e9:.2f} GB"  # noqa: E731
     r = bench.ratios
     rows = [
@@ -151,5 +157,5 @@ def write(bench: BuildBench, out_dir: Path) -> tuple[Path, Path, str]:
     ]
     table = "| measure | value | ratio |\n|---|---|---|\n" + "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)
     mpath = out_dir / f"build-{stamp}.md"
-    mpath.write_text(f"# dlbase bench build: {bench.variant} ({stamp})\n\n{table}")
+    write_text_atomic(mpath, f"# dlbase bench build: {bench.variant} ({stamp})\n\n{table}")
     return jpath, mpath, table

@@ -1,8 +1,9 @@
 """`dlbase bench data`: the seed's data-pipeline claims, measured inside the image and on the host.
 
-The measuring script is tests/image/bench_data.py: it ships inside every image and imports
-nothing from dlbase, so the same file runs in both places. This module copies the project's
-copy into the container (so an image built before the script existed can be measured too),
+The measuring script is bench_data.py of the in-image suite (dlbase.suites, tests/image in the
+repository): it ships inside every image and imports nothing from dlbase, so the same file
+runs in both places. This module copies dlbase's copy into the container (so an image built
+before the script existed can be measured too),
 runs it once there and, when a host Python has torch, torchvision, albumentations and OpenCV,
 once on the host in the same run, one after the other so they never share the CPU. It then
 computes the in-image/host speed ratio per pipeline (want >= 0.95) and writes JSON, a markdown
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,16 +22,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dlbase.engine import launcher
-from dlbase.engine import Engine
-from dlbase.core.errors import DlbaseError, InvalidInput
+from dlbase import suites
+from dlbase.core.errors import DlbaseError, InvalidInput, Missing
+from dlbase.core.imageref import labels_of
 from dlbase.core.project import Project
+from dlbase.engine import Engine, launcher
 
 SCRIPT_FILES = ("bench_data.py", "seed_pipelines.py", "loader_utils.py")
 IN_CONTAINER = "/tmp/dlbase-bench"
 WANT_RATIO = 0.95
 SEED_CLAIM_MS = (1.0, 5.0)
 HOST_IMPORTS = "import torch, torchvision, albumentations, cv2, numpy"
+#: The label every dlbase image carries (inherited by images built FROM one).
+IMAGE_LABEL = "dlbase.variant"
+#: The host run of the benchmark is stopped after this long (a full run takes minutes).
+HOST_TIMEOUT_S = 1800
 
 
 @dataclass
@@ -70,12 +77,23 @@ class DataBench:
                 "want_ratio": WANT_RATIO, "same_packages": self.same_packages(), "seed_claim_ms": SEED_CLAIM_MS}
 
 
+def require_dlbase_image(inspect: dict, image: str) -> None:
+    """The benchmark needs what a dlbase image has (its Python environment, /tmp, the seed's
+    packages); another image fails deep inside the daemon ("Could not find the file /tmp")."""
+    if IMAGE_LABEL not in labels_of(inspect):
+        raise InvalidInput(f"{image} is not a dlbase image of a variant (it has no {IMAGE_LABEL} label): "
+                           "bench data measures the packages such an image carries",
+                           hint="name a variant (`dlbase check` lists them; build it with `dlbase build VARIANT`) "
+                                "or an image built by dlbase or FROM one")
+
+
 def _script_files(project: Project) -> dict[str, bytes]:
-    src = project.root / "tests" / "image"
+    src = suites.image_dir()
     files = {name: (src / name).read_bytes() for name in SCRIPT_FILES if (src / name).is_file()}
     missing = [n for n in SCRIPT_FILES if n not in files]
     if missing:
-        raise InvalidInput(f"{project.rel(src)} lacks {', '.join(missing)}", hint="run from a dlbase checkout")
+        raise Missing(f"the in-image suite of the installed dlbase ({src}) lacks {', '.join(missing)}",
+                      hint=suites.INSTALL_HINT)
     preflight = project.root / "runtime" / "preflight.py"
     if preflight.is_file():
         files["preflight.py"] = preflight.read_bytes()
@@ -166,23 +184,39 @@ def _run_image(engine: Engine, image: str, files: dict[str, bytes], args: list[s
     return _parse(res.stdout, f"in {image}", res.stderr_tail)
 
 
-def _run_host(project: Project, python: str, args: list[str], say: Callable[[str], None]) -> dict:
-    script = project.root / "tests" / "image" / "bench_data.py"
-    proc = subprocess.Popen([python, str(script), *args, "--parts", "pipelines,versus,loader"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tail: list[str] = []
-    assert proc.stderr is not None and proc.stdout is not None
+def run_child(cmd: list[str], *, timeout: float, what: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a child, both pipes read together to the end
+    (communicate: no deadlock however much either side prints) within ``timeout`` seconds.
+    The child gets a process group of its own, so on a timeout or Ctrl-C it is killed with
+    everything it started (DataLoader workers) and nothing keeps the pipes open."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                            start_new_session=True)
     try:
-        for line in proc.stderr:
-            tail = (tail + [line.rstrip()])[-20:]
-            say(f"  host: {line.rstrip()}")
-        stdout = proc.stdout.read()
-    except KeyboardInterrupt:
-        proc.kill()
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException as exc:  # TimeoutExpired, KeyboardInterrupt, SIGTERM turned into an exception
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            tail = (err or "").splitlines()[-15:]
+            raise DlbaseError(f"{what} did not finish within {timeout:.0f} s and was stopped", details=tail,
+                              hint="run with --quick, or measure the image only with --no-host") from None
         raise
-    if proc.wait() != 0:
-        raise DlbaseError(f"the benchmark on the host failed (exit {proc.returncode})", details=tail)
-    return _parse(stdout.encode(), "on the host", tail)
+    return proc.returncode, out, err
+
+
+def _run_host(python: str, args: list[str], say: Callable[[str], None], timeout: float = HOST_TIMEOUT_S) -> dict:
+    script = suites.image_dir() / "bench_data.py"
+    code, stdout, stderr = run_child([python, str(script), *args, "--parts", "pipelines,versus,loader"],
+                                     timeout=timeout, what="the benchmark on the host")
+    lines = stderr.splitlines()
+    for line in lines:  # its progress, shown when it ends (both pipes are read together)
+        say(f"  host: {line}")
+    if code != 0:
+        raise DlbaseError(f"the benchmark on the host failed (exit {code})", details=lines[-20:])
+    return _parse(stdout.encode(), "on the host", lines[-20:])
 
 
 def measure(project: Project, engine: Engine, image: str, *, host_python: str | None, host: bool = True,
@@ -192,8 +226,9 @@ def measure(project: Project, engine: Engine, image: str, *, host_python: str | 
     process's interpreter): ``rounds`` times, alternating, never both at once."""
     if rounds < 1:
         raise InvalidInput(f"--rounds {rounds}: at least 1", hint="e.g. --rounds 2")
-    files = _script_files(project)
     inspect = engine.inspect_image(image)
+    require_dlbase_image(inspect, image)
+    files = _script_files(project)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
     python = host_python or sys.executable
@@ -205,7 +240,7 @@ def measure(project: Project, engine: Engine, image: str, *, host_python: str | 
         image_rounds.append(_run_image(engine, image, files, args, shm_size, labels or {}, say))
         if reason is None:
             say(f"round {n + 1}/{rounds}: on the host ({python})")
-            host_rounds.append(_run_host(project, python, args, say))
+            host_rounds.append(_run_host(python, args, say))
     bench = DataBench(image=image, image_id=inspect.get("Id", ""), in_image=best_of(image_rounds),
                       host=best_of(host_rounds) if host_rounds else None, host_reason=reason,
                       started_at=started, seconds=round(time.monotonic() - t0, 1))

@@ -38,34 +38,63 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import requests
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from dlbase.bench.build import SUITE_IN_COPY, copy_project, naive_build
+from dlbase.bench.common import BENCH_LABEL, free_port, remove_images
 from dlbase.build import builder as build_mod
-from dlbase.define import lock as lock_mod
-from dlbase.define import layering
-from dlbase.define import render as render_mod
 from dlbase.build import wheelhouse
-from dlbase.define.matrix import Installer
-from dlbase.bench.build import copy_project, naive_build
-from dlbase.engine import Engine
-from dlbase.core.errors import InvalidInput, Missing
+from dlbase.core import yamlio
+from dlbase.core.errors import DlbaseError, InvalidInput, Missing, Unreachable
+from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.project import Project
+from dlbase.define import layering
+from dlbase.define import lock as lock_mod
+from dlbase.define import render as render_mod
+from dlbase.define.matrix import Installer, Variant
 from dlbase.define.spec import INSTALL_SCRIPT_IN_IMAGE, LOCK_PLATFORM, BuildSpec, lock_spec
+from dlbase.engine import Engine
+from dlbase.registry.client import RegistryClient
 
-BENCH_LABEL = "dlbase.bench"
 DESIGNS = ("layered", "single")
 
 
-def default_notebook(project: Project, spec: BuildSpec) -> str:
-    """The flavor measured on top of ``spec``: the first variant whose flavor extends its
-    flavor on the same base, torch and line (so every layer below the flavor can be shared)."""
-    kids = [v for v in project.matrix.variants if v.flavor.extends == spec.variant.flavor.name
-            and v.base.key == spec.variant.base.key and v.torch == spec.variant.torch
-            and v.line == spec.variant.line]
-    if not kids:
-        raise InvalidInput(f"no variant extends {spec.name}'s flavor on its base",
-                           hint="name one with --notebook VARIANT")
-    return kids[0].name
+def _notebook_of(runtime: Variant, candidate: Variant) -> bool:
+    """``candidate`` is a notebook flavor (the matrix's ``jupyter: true``) built on top of
+    ``runtime``: its flavor extends runtime's, on the same base, torch, wheel line and
+    Python, so every layer below the flavor's own can be shared."""
+    return (candidate.flavor.jupyter and candidate.flavor.extends == runtime.flavor.name
+            and candidate.base.key == runtime.base.key and candidate.torch == runtime.torch
+            and candidate.line == runtime.line and candidate.python == runtime.python)
+
+
+def notebook_for(project: Project, spec: BuildSpec, name: str | None) -> str:
+    """The notebook variant measured on top of ``spec``: ``name`` when it is one (checked
+    against the matrix), else the first the matrix has. InvalidInput, naming the ones that
+    would do, before anything is built."""
+    fits = [v.name for v in project.matrix.variants if _notebook_of(spec.variant, v)]
+    choices = f"notebook variants of {spec.name}: {', '.join(fits)}" if fits else None
+    if name is None:
+        if not fits:
+            raise InvalidInput(f"no notebook variant extends {spec.name}'s flavor on its base, torch and line",
+                               hint="name a runtime variant that has one (e.g. the matrix's default), "
+                                    "or add the notebook variant to images/matrix.yaml")
+        return fits[0]
+    candidate = project.matrix.get(name)
+    if name == spec.name:
+        why = "is VARIANT itself"
+    elif not candidate.flavor.jupyter:
+        why = f"is not a notebook flavor (flavor '{candidate.flavor.name}' has no jupyter: true)"
+    elif candidate.flavor.extends != spec.variant.flavor.name:
+        why = f"does not extend {spec.name}'s flavor '{spec.variant.flavor.name}'"
+    elif not _notebook_of(spec.variant, candidate):
+        why = "is built on another base, torch, wheel line or Python (its layers could not be shared)"
+    else:
+        return name
+    raise InvalidInput(f"--notebook {name} {why}",
+                       hint=(choices + " (or leave --notebook out)") if choices
+                       else f"{spec.name} has no notebook variant in images/matrix.yaml")
 #: The package bumped for the update measure, and the version it moves to. pyyaml belongs to the
 #: augmentation group (albumentations' closure) and has cp311 manylinux wheels in both versions.
 UPDATE_PACKAGE = ("pyyaml", "6.0.2")
@@ -151,21 +180,19 @@ def _blob_bytes(storage: Path) -> int:
     return sum(p.stat().st_size for p in blobs.rglob("data")) if blobs.is_dir() else 0
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
-def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
-    """Debian's docker-registry on a free 127.0.0.1 port with its own storage: (host, storage)."""
+def registry_binary() -> str:
+    """Debian's docker-registry, checked before the first build rather than after the cold rounds."""
     binary = shutil.which("docker-registry")
     if binary is None:
         raise Missing("docker-registry is not installed", hint="run tools/host/setup.sh (Debian: apt-get install docker-registry)")
-    port = _free_port()
+    return binary
+
+
+def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
+    """Debian's docker-registry on a free 127.0.0.1 port with its own storage: (host, storage)."""
+    binary = registry_binary()
+    port = free_port()
     storage = tmp / f"registry-{port}"
     storage.mkdir(parents=True)
     config = tmp / f"registry-{port}.yml"
@@ -174,13 +201,14 @@ def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
     log = open(tmp / f"registry-{port}.log", "wb")
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     host = f"127.0.0.1:{port}"
+    client = RegistryClient(host, credentials=None, timeout=1)
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                requests.get(f"http://{host}/v2/", timeout=1)
+                client.ping()
                 break
-            except requests.ConnectionError:
+            except Unreachable:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise Missing(f"docker-registry did not start on {host}",
                                   details=(tmp / f"registry-{port}.log").read_text()[-1000:].splitlines())
@@ -197,11 +225,12 @@ def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
 
 def _manifest_bytes(host: str, repo: str, tag: str) -> int:
     """Config + layer blob sizes of a pushed image: what a registry holding only it stores."""
-    r = requests.get(f"http://{host}/v2/{repo}/manifests/{tag}", timeout=30,
-                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-    r.raise_for_status()
-    m = r.json()
-    return int(m["config"]["size"]) + sum(int(layer["size"]) for layer in m["layers"])
+    manifest, _digest = RegistryClient(host, credentials=None, timeout=30).manifest(repo, tag)
+    try:
+        return int(manifest["config"]["size"]) + sum(int(layer["size"]) for layer in manifest["layers"])
+    except (KeyError, TypeError, ValueError):
+        raise DlbaseError(f"the manifest of {host}/{repo}:{tag} is not a single-platform image manifest",
+                          details=[f"media type: {manifest.get('mediaType')}"]) from None
 
 
 # --------------------------------------------------------------------------- builder
@@ -229,7 +258,7 @@ class _Builder:
         self.created, self.say = created, say
         # One wheelhouse port for every build of the run: WHEELHOUSE is in the cache key of the
         # install steps, and the default port may be held by another build on this machine.
-        self.port = _free_port()
+        self.port = free_port()
 
     def render(self) -> None:
         render_mod.write(self.copy)
@@ -256,7 +285,7 @@ class _Builder:
         args = build_mod.label_buildargs(build_mod.build_labels(self.copy, spec, lock_mod.lock_hash(lock_path),
                                                                 base_ref, base_digest))
         t = time.monotonic()
-        with wheelhouse.serve(house, port=self.port) as url:
+        with wheelhouse.serve_preferring(house, self.port) as url:
             image_id = self.engine.build(self.copy.root, f"images/{spec.name}/Dockerfile",
                                          buildargs={"WHEELHOUSE": url, **args}, labels=self.labels,
                                          network_mode="host", nocache=nocache,
@@ -274,15 +303,26 @@ class _Builder:
         return repo
 
 
+def pin_in_matrix(matrix_file: Path, variant: str, package: str, version: str) -> None:
+    """Pin ``package==version`` under the variant's ``packages:`` in ``matrix_file``, through
+    the round-trip YAML reader (comments, layout and the variant's other pins stay)."""
+    data = yamlio.load(matrix_file)
+    node = next((v for v in data.get("variants") or [] if isinstance(v, dict) and v.get("name") == variant), None)
+    if node is None:
+        raise InvalidInput(f"cannot find variant {variant} in {matrix_file}")
+    pins = node.get("packages")
+    if pins is None:
+        pins = node["packages"] = CommentedMap()
+    elif not isinstance(pins, dict):
+        raise InvalidInput(f"{matrix_file}: variant {variant}'s packages is not a mapping",
+                           hint="write it as packages: {NAME: \"VERSION\"}")
+    pins[package] = DoubleQuotedScalarString(version)
+    yamlio.dump_atomic(data, matrix_file)
+
+
 def _bump(copy: Project, spec: BuildSpec, package: str, version: str, say: Callable[[str], None]) -> None:
     """Pin ``package==version`` for the variant in the copy's matrix and re-lock it (network)."""
-    matrix = copy.root / "images" / "matrix.yaml"
-    text = matrix.read_text()
-    anchor = f"  - name: {spec.name}\n"
-    if anchor not in text:
-        raise InvalidInput(f"cannot find variant {spec.name} in the copy's matrix")
-    text = text.replace(anchor, f"{anchor}    packages: {{{package}: \"{version}\"}}\n", 1)
-    matrix.write_text(text)
+    pin_in_matrix(copy.matrix_file, spec.name, package, version)
     fresh = Project.discover(copy.root)
     new_spec = BuildSpec.of(fresh.compat, fresh.matrix.get(spec.name))
     say(f"re-locking {spec.name} with {package}=={version}")
@@ -295,12 +335,16 @@ def run(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine,
     package, version = UPDATE_PACKAGE
     assignment = layering.variant_assignment(project.matrix, spec.variant,
                                              project.variant_dir(spec.name) / "requirements.lock")
-    group = assignment.group_of(package) if assignment else None
+    if assignment is None:
+        raise Missing(f"{spec.name} has no lock", hint=f"dlbase lock {spec.name}")
+    group = assignment.group_of(package)
     if group is None:
-        raise InvalidInput(f"{package} is not in the lock of {spec.name}")
+        raise InvalidInput(f"{package} is not in the lock of {spec.name}: the update measure bumps it",
+                           hint="measure a variant whose lock has it (the matrix's default has)")
     current = next(p.version for g in assignment.groups for p in g.packages if p.key == package)
     if current == version:
         raise InvalidInput(f"{spec.name} already pins {package}=={version}")
+    registry_binary()
     labels = {BENCH_LABEL: "update"}
     results: dict[str, DesignResult] = {}
     with tempfile.TemporaryDirectory(prefix="dlbase-bench-update-") as tmp_s:
@@ -315,7 +359,7 @@ def run(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine,
                     results[design] = _one_design(project, spec, notebook, engine, design, tmp, labels, created,
                                                   host, storage, group, current, say)
             finally:
-                _cleanup(engine, created)
+                remove_images(engine, created)
                 for old_storage in Path(tmp_s).glob("registry-*"):
                     shutil.rmtree(old_storage, ignore_errors=True)
     for design, res in results.items():
@@ -351,18 +395,10 @@ def cold_builds(project: Project, spec: BuildSpec, engine: Engine, tmp: Path, la
                 else:
                     _, seconds = builders[design].build(spec, nocache=True)
             finally:
-                _cleanup(engine, created)
+                remove_images(engine, created)
                 created.clear()
             samples.setdefault(design, []).append(seconds)
     return samples
-
-
-def _cleanup(engine: Engine, created: list[str]) -> None:
-    for ref in reversed(created):
-        try:
-            engine.remove_image(ref, force=True)
-        except Exception:  # noqa: BLE001 - best effort; the label allows a later cleanup
-            pass
 
 
 def _one_design(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine, design: str, tmp: Path,
@@ -379,7 +415,7 @@ def _one_design(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: 
     res.layers = _layer_count(engine, rt)
 
     say(f"{design}: warm rebuild after editing a file of tests/image")
-    marker = copy.root / "tests" / "image" / "conftest.py"
+    marker = copy.root / SUITE_IN_COPY / "conftest.py"
     marker.write_text(marker.read_text() + f"\n# bench: touched ({design})\n")
     rt, res.warm_seconds = b.build(spec, nocache=False)
 
@@ -387,7 +423,8 @@ def _one_design(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: 
     nb, _ = b.build(notebook, nocache=False)
     res.notebook_image_bytes = int(engine.inspect_image(nb)["Size"])
     res.notebook_added_bytes = new_bytes(engine, nb, [rt])
-    res.notebook_own_bytes = _own_bytes(engine, nb, design, res.notebook_image_bytes - res.image_bytes)
+    res.notebook_own_bytes = _own_bytes(engine, nb, design, res.notebook_image_bytes - res.image_bytes,
+                                        flavor_layer_files(b.copy, notebook))
 
     say(f"{design}: pushing runtime, then notebook, to {host}")
     before = _blob_bytes(storage)
@@ -409,16 +446,23 @@ def _one_design(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: 
     return res
 
 
-def _own_bytes(engine: Engine, image: str, design: str, fallback: int) -> int:
-    """The notebook's own packages: its flavor layer (layered), or the size difference of the
+def flavor_layer_files(project: Project, spec: BuildSpec) -> tuple[str, ...]:
+    """Where, in the image, the subsets of ``spec``'s own groups (the matrix's ``flavor: true``
+    rules) are: the install steps that name one of them hold the flavor's own packages."""
+    own = {rule.name for rule in project.matrix.layers if rule.flavor}
+    found = layering.variant_assignment(project.matrix, spec.variant,
+                                        project.variant_dir(spec.name) / "requirements.lock")
+    return tuple(g.in_image for g in (found.groups if found else []) if g.name in own)
+
+
+def _own_bytes(engine: Engine, image: str, design: str, fallback: int, own_files: tuple[str, ...]) -> int:
+    """The notebook's own packages: its flavor layers (layered), or the size difference of the
     two images (single: there is no layer of its own to point at)."""
     if design != "layered":
         return max(fallback, 0)
-    for h in engine.image_history(image):
-        step = h.get("CreatedBy", "")
-        if INSTALL_SCRIPT_IN_IMAGE in step and "/layers/" in step and "-flavor.txt" in step:
-            return int(h.get("Size", 0))
-    return 0
+    return sum(int(h.get("Size", 0)) for h in engine.image_history(image)
+               if INSTALL_SCRIPT_IN_IMAGE in (step := h.get("CreatedBy", ""))
+               and any(step.rstrip().endswith(f) or f"{f} " in step for f in own_files))
 
 
 def write(bench: UpdateBench, out_dir: Path) -> tuple[Path, Path, str]:
@@ -426,7 +470,7 @@ def write(bench: UpdateBench, out_dir: Path) -> tuple[Path, Path, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     jpath = out_dir / f"update-{stamp}.json"
-    jpath.write_text(json.dumps({"kind": "dlbase.bench.update", "time": stamp, **bench.to_dict()}, indent=2) + "\n")
+    write_text_atomic(jpath, json.dumps({"kind": "dlbase.bench.update", "time": stamp, **bench.to_dict()}, indent=2) + "\n")
     d = bench.designs
     cols = [k for k in ("single", "layered") if k in d]
     gb = lambda b: f"{b / 1e9:.3f} GB"  # noqa: E731
@@ -455,13 +499,13 @@ def write(bench: UpdateBench, out_dir: Path) -> tuple[Path, Path, str]:
         ("(d) warm rebuild (tests/image edited)", [f"{d[c].warm_seconds:.1f} s" for c in cols], "", ""),
         ("(d) warm / cold", [pct(d[c].ratios["warm_over_cold"]) for c in cols], "<= 3%", "4.75%"),
     ]
-    head = "| measure | " + " | ".join(cols) + " | target | issue's baseline |\n"
+    head = "| measure | " + " | ".join(cols) + " | target | measured before |\n"
     table = head + "|---|" + "---|" * len(cols) + "---|---|\n" + "".join(
         f"| {name} | " + " | ".join(vals) + f" | {target} | {base} |\n" for name, vals, target, base in rows)
     mpath = out_dir / f"update-{stamp}.md"
-    mpath.write_text(f"# dlbase bench update: {bench.variant} + {bench.notebook} ({stamp})\n\n{table}")
+    write_text_atomic(mpath, f"# dlbase bench update: {bench.variant} + {bench.notebook} ({stamp})\n\n{table}")
     svg = _svg(bench, cols)
-    (out_dir / f"update-{stamp}.svg").write_text(svg)
+    write_text_atomic(out_dir / f"update-{stamp}.svg", svg)
     return jpath, mpath, table
 
 

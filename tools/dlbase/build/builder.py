@@ -251,7 +251,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
         buildargs = label_buildargs(build_labels(project, spec, lock_hash, base_ref, base_digest))
         labels = dict(extra_labels or {})
         port = wheelhouse_port or int(os.environ.get("DLBASE_WHEELHOUSE_PORT", DEFAULT_WHEELHOUSE_PORT))
-        with _serve(house, port) as url:
+        with wheelhouse.serve_preferring(house, port) as url:
             say(f"serving the wheelhouse at {url}; building {project.rel(project.variant_dir(spec.name))}/Dockerfile")
             try:
                 image_id = engine.build(project.root, f"images/{spec.name}/Dockerfile",
@@ -339,18 +339,6 @@ def _discard(engine: Engine, image_id: str) -> None:
     """Remove an image that failed its checks: no tag points at it, nothing keeps it."""
     with contextlib.suppress(Exception):
         engine.remove_image(image_id, force=True)
-
-
-@contextlib.contextmanager
-def _serve(house: Path, port: int) -> Iterator[str]:
-    """Serve on the fixed port; if another build holds it, fall back to a free one (that
-    build then misses the layer cache, which is correct but slower)."""
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(wheelhouse.serve(house, port=port))
-        except OSError:
-            url = stack.enter_context(wheelhouse.serve(house, port=0))
-        yield url
 
 
 def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path:

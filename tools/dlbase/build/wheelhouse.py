@@ -533,3 +533,16 @@ def serve(directory: Path, *, host: str = "127.0.0.1", port: int = 0) -> Iterato
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def serve_preferring(directory: Path, port: int) -> Iterator[str]:
+    """:func:`serve` on ``port`` (part of the install steps' cache key: WHEELHOUSE is a build
+    argument); if another build on this machine holds it, on a free one - that build then
+    misses the layer cache, which is correct but slower. Port 0: any free port."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(serve(directory, port=port))
+        except OSError:
+            url = stack.enter_context(serve(directory, port=0))
+        yield url

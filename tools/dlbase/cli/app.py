@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 import traceback
 
@@ -24,14 +23,14 @@ import click
 
 from dlbase import __version__
 from dlbase.cli import ui
-from dlbase.core import validate
+from dlbase.core import fileerrors, signals
 from dlbase.core.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sentence
 
 # Verb modules, each exposing `command` (a click.Command). Order = order in --help.
 COMMANDS = [
     "check", "render", "lint", "pin", "lock", "base", "build", "verify", "doctor",
     "push", "report", "diff", "rebuild_check", "bench",
-    # this round: keys/trust/pull (issue 9), run (issue 13), layers (issue 10)
+    # trust (keys, signatures, pulls), running an image, and its layers
     "key", "trust", "pull", "run", "layers",
 ]
 
@@ -63,22 +62,6 @@ def _register() -> None:
 
 
 _register()
-
-
-_received: list[int] = []  # signals turned into KeyboardInterrupt (click re-raises it as Abort)
-
-
-def _sigterm_as_interrupt(signum: int, _frame: object) -> None:
-    """A CI cancel or `timeout` sends SIGTERM: clean up (temp files, containers) as on Ctrl-C."""
-    _received.append(signum)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _install_signal_handlers() -> None:
-    try:
-        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    except ValueError:  # not the main thread (dlbase called from a worker): leave it alone
-        pass
 
 
 def _json_document(docs: list[object], code: int, error: dict | None) -> dict:
@@ -122,8 +105,8 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
             exc.hint = FALLBACK_HINT.get(exc.exit_code)
         ui.error(exc.message, hint=exc.hint, details=exc.details)
         return int(exc.exit_code), exc.to_dict()
-    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        why = "interrupted" + (" (SIGTERM)" if _received or "signal" in str(exc) else "")
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        why = "interrupted" + (" (SIGTERM)" if signals.received_sigterm() else "")
         ui.error(why)
         return int(ExitCode.INTERRUPTED), {"error": "Interrupted", "message": why, "hint": None, "details": []}
     except click.ClickException as exc:
@@ -139,7 +122,7 @@ def _run(args: list[str]) -> tuple[int, dict | None]:
     except OSError as exc:
         # A file problem that no module turned into a FileProblem: still say which file.
         if getattr(exc, "filename", None):
-            err = validate.file_error(exc.filename, exc, action="use")
+            err = fileerrors.file_error(exc.filename, exc, action="use")
             ui.error(err.message, hint=err.hint)
             return int(err.exit_code), err.to_dict()
         return _unexpected(exc)
@@ -157,11 +140,42 @@ def _unexpected(exc: BaseException) -> tuple[int, dict]:
     return int(ExitCode.FAILED), {"error": "InternalError", "message": message, "hint": hint, "details": []}
 
 
+def wants_json(args: list[str]) -> bool:
+    """Whether dlbase's own ``--json`` was given, read with click's own parser (no callbacks,
+    no conversions), so a ``--json`` that belongs to something else does not count -- a
+    container's command (`run IMG -- echo --json`), an option's value (`run -e --json IMG`)
+    -- and one of dlbase's counts however the rest reads (`run --json IMG -- ls -h`). False
+    when --help or --version is asked (their text is the output). Where the words do not
+    parse (an unknown verb or option), any ``--json`` before ``--`` counts: that usage
+    error is still one document."""
+    cmd: click.Command = app
+    name, rest, parent = "dlbase", list(args), None
+    as_json = False
+    while True:
+        ctx = click.Context(cmd, info_name=name, parent=parent, **cmd.context_settings)
+        try:
+            opts, remaining, order = cmd.make_parser(ctx).parse_args(args=list(rest))
+        except click.UsageError:
+            own = rest[:rest.index("--")] if "--" in rest else rest
+            return as_json or "--json" in own
+        given = [p for p in order if isinstance(p, click.Option)]
+        if any(not p.expose_value for p in given):
+            return False  # --help / --version: an eager option that prints and ends
+        as_json = as_json or any("--json" in p.opts and opts.get(p.name) is True for p in given)
+        if not isinstance(cmd, click.Group) or not remaining:
+            return as_json
+        sub = cmd.get_command(ctx, remaining[0])
+        if sub is None:
+            own = remaining[:remaining.index("--")] if "--" in remaining else remaining
+            return as_json or "--json" in own
+        cmd, name, rest, parent = sub, remaining[0], remaining[1:], ctx
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one exit code per failure kind, one JSON document under --json."""
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json = "--json" in args and not {"--help", "-h", "--version"} & set(args)
-    _install_signal_handlers()
+    as_json = wants_json(args)
+    signals.install_sigterm_as_interrupt()
     if as_json:
         ui.capture_json()
     try:

@@ -12,69 +12,72 @@ outlive the call.
 from __future__ import annotations
 
 import os
-import tempfile
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from dlbase.core.errors import FileProblem
-from dlbase.core.validate import file_error
+from dlbase.core.fileerrors import file_error
+from dlbase.core.fsutil import stage
 
 
 @dataclass(frozen=True)
 class Change:
-    """One file to write (``content``) or to delete (``content is None``)."""
+    """One file to write (``content``) or to delete (``content is None``). ``mode``: the
+    file's permission bits; None keeps those of the file replaced (ordinary ones for a new
+    file), so rendering over an executable leaves it executable."""
 
     path: Path
     content: str | None
+    mode: int | None = None
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+@dataclass(frozen=True)
+class _Original:
+    """A file as it was before the call: its bytes and mode, or absent (``data is None``)."""
+
+    data: bytes | None
+    mode: int | None = None
 
 
-def _stage(path: Path, content: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _original(path: Path) -> _Original:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        os.chmod(tmp, 0o666 & ~_umask())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def _original(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            return _Original(fh.read(), stat.S_IMODE(os.fstat(fh.fileno()).st_mode))
     except FileNotFoundError:
-        return None
+        return _Original(None)
     except OSError as exc:
         raise file_error(path, exc) from None
 
 
-def _restore(path: Path, original: bytes | None) -> None:
+def _restore(path: Path, original: _Original) -> None:
     """Put one file back as it was (best effort: the caller reports the first failure)."""
     try:
-        if original is None:
+        if original.data is None:
             path.unlink(missing_ok=True)
             return
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".restore", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(original)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        os.replace(stage(path, original.data, mode=original.mode), path)
     except OSError:
         pass
+
+
+def _no_duplicates(changes: list[Change]) -> None:
+    """Two changes of one file would leave a staged temporary file without a target:
+    refused before anything is written (a bug in the caller, not the user's input)."""
+    seen: dict[Path, Path] = {}
+    for ch in changes:
+        key = Path(os.path.abspath(ch.path))
+        if key in seen:
+            raise ValueError(f"fileset.commit: {ch.path} is changed twice (also as {seen[key]})")
+        seen[key] = ch.path
 
 
 def commit(changes: list[Change]) -> None:
     """Apply every change or none. Raises :class:`FileProblem` naming the file that failed;
     the tree is then as it was before the call (and on KeyboardInterrupt too)."""
+    _no_duplicates(changes)
     staged: dict[Path, Path] = {}
-    originals: dict[Path, bytes | None] = {}
+    originals: dict[Path, _Original] = {}
     done: list[Path] = []
     created_dirs: list[Path] = []
     try:
@@ -88,7 +91,7 @@ def commit(changes: list[Change]) -> None:
                 for d in reversed(missing):
                     d.mkdir()
                     created_dirs.append(d)
-                staged[ch.path] = _stage(ch.path, ch.content)
+                staged[ch.path] = stage(ch.path, ch.content.encode("utf-8"), mode=ch.mode)
             except OSError as exc:
                 raise file_error(ch.path, exc, action="write") from None
         for ch in changes:
@@ -103,7 +106,7 @@ def commit(changes: list[Change]) -> None:
             done.append(ch.path)
     except BaseException as exc:
         for path in reversed(done):
-            _restore(path, originals.get(path))
+            _restore(path, originals.get(path, _Original(None)))
         if isinstance(exc, FileProblem) and done:
             exc.details = [*exc.details, f"{len(done)} file(s) already replaced were put back; nothing changed"]
         elif isinstance(exc, FileProblem):

@@ -1,22 +1,21 @@
-"""Checks of addresses and files made before any work starts.
+"""Checks of addresses made before any work starts.
 
 Why a module of its own: a malformed registry, DOCKER_HOST, index URL or repository
 name used to surface deep inside requests or docker-py as a traceback (or, for a
 repository, only at tagging time after a 5-minute build). Each check here raises one
-typed error (:class:`~dlbase.errors.AddressError`, :class:`~dlbase.errors.FileProblem`)
+typed error (:class:`~dlbase.errors.AddressError`)
 that names the value, says what is wrong and how to write it, so the CLI can stop with
 exit 2 before anything is built, pushed or written. Nothing here talks to the network.
+Files that cannot be read or written are :mod:`dlbase.core.fileerrors`' concern.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from dlbase.core.errors import AddressError, FileProblem
+from dlbase.core import sizes
+from dlbase.core.errors import AddressError
 
 # The Docker reference grammar (distribution/reference): a path of lower-case components
 # separated by '/', each [a-z0-9]+ joined by '.', '_', '__' or runs of '-'; an optional
@@ -142,69 +141,8 @@ def tag(value: str, *, where: str) -> str:
     return value
 
 
-# --------------------------------------------------------------------------- files
-
-
-def _reason(exc: OSError) -> tuple[str, str]:
-    """(what went wrong, what to do) for an OSError on a file."""
-    code = exc.errno
-    if isinstance(exc, FileNotFoundError):
-        return "does not exist", "check the path (run dlbase from the repository root, or set DLBASE_ROOT)"
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder, not a file", "point at the file itself"
-    if isinstance(exc, NotADirectoryError):
-        return "has a path part that is a file, not a folder", "remove or rename the file that is in the way"
-    if isinstance(exc, PermissionError) or code in (errno.EPERM, errno.EACCES):
-        return ("is not accessible (permission denied or immutable)",
-                "fix its permissions/owner (ls -l; lsattr for chattr +i) or run as a user that may use it")
-    if code == errno.EROFS:
-        return "is on a read-only file system", "run where the repository is writable"
-    if code == errno.ENOSPC:
-        return "cannot be written: no space left on the device", "free disk space and try again"
-    return exc.strerror or str(exc), "check the file and try again"
-
-
-def file_error(path: Path | str, exc: OSError, *, action: str = "read") -> FileProblem:
-    """The typed error for an OSError on ``path``: one line with path and reason, a hint."""
-    why, hint = _reason(exc)
-    return FileProblem(f"cannot {action} {path}: it {why}", hint=hint)
-
-
-def read_text(path: Path, display: str | None = None, *, what: str = "file") -> str:
-    """Read a UTF-8 text file; every way that can fail is a :class:`FileProblem` naming it."""
-    name = display or str(path)
-    try:
-        if path.exists() and not path.is_file() and not path.is_dir():
-            raise FileProblem(f"cannot read {what} {name}: it is not a regular file",
-                              hint="point at a regular file")
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise file_error(name, exc) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise FileProblem(f"{name}:{line}: {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} "
-                          f"at offset {exc.start})",
-                          hint="restore the file (git checkout -- FILE) or save it as UTF-8") from None
-
-
-def writable_dir(path: Path) -> None:
-    """Fail before work starts when ``path`` (a folder dlbase writes into) is not usable."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise FileProblem(f"cannot write into {path}: {probe} is a file, not a folder",
-                          hint=f"remove or rename {probe}")
-    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
-        raise FileProblem(f"cannot write into {path}: {probe} is not writable",
-                          hint="fix its permissions, or run as a user that may write there")
-
-
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{4,64}$")
-_SIZE_RE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
 
 
 def image_ref(value: str, *, where: str = "IMAGE") -> str:
@@ -237,8 +175,6 @@ def image_ref(value: str, *, where: str = "IMAGE") -> str:
 
 
 def size(value: str, *, where: str) -> str:
-    """A Docker size such as 8g, 512m or 1073741824 (bytes)."""
-    if not _SIZE_RE.match(value.strip()):
-        raise AddressError(f"{where}: '{value}' is not a size",
-                           hint="a number with an optional unit b, k, m or g, e.g. 8g or 512m")
-    return value.strip()
+    """A ``--shm-size`` such as 8g, 512m or 1073741824 (bytes), in the canonical form the
+    daemon gets; the grammar (and why zero is refused) is :mod:`dlbase.core.sizes`'."""
+    return sizes.canonical(sizes.shm_option(value, where=where))

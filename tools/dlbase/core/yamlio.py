@@ -16,7 +16,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from dlbase.core.errors import MatrixError
 from dlbase.core.fsutil import write_text_atomic
-from dlbase.core.validate import read_text
+from dlbase.core.fileerrors import read_text
 
 
 def _yaml() -> YAML:

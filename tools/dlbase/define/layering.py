@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlbase.core import validate
+from dlbase.core import fileerrors
 from dlbase.define.lock import Lock, Pinned, canonical_name, parse_lock_text
 from dlbase.define.matrix import LayerGroup, Matrix, Variant
 
@@ -81,20 +81,21 @@ class Assignment:
         return None
 
 
-def dependents_graph(text: str) -> dict[str, set[str]]:
-    """``{package: {its dependencies}}`` from uv's ``# via`` annotations (which name parents).
+def dependency_graph(text: str) -> dict[str, set[str]]:
+    """``{package: {its dependencies}}`` from uv's ``# via`` annotations (which name, for each
+    package, the packages that depend on it: the graph is read backwards).
 
     Handles both forms uv writes: ``# via torch`` on one line, and ``# via`` followed by
     ``#   name`` lines. ``-r``/``-c`` sources (the requirements files) are not packages.
     """
-    children: dict[str, set[str]] = {}
+    deps: dict[str, set[str]] = {}
     current: str | None = None
     in_via = False
     for raw in text.splitlines():
         m = _PIN_START.match(raw)
         if m:
             current, in_via = canonical_name(m["name"]), False
-            children.setdefault(current, set())
+            deps.setdefault(current, set())
             continue
         if current is None:
             continue
@@ -112,8 +113,8 @@ def dependents_graph(text: str) -> dict[str, set[str]]:
         for parent in parents:
             if parent.startswith("-"):
                 continue
-            children.setdefault(canonical_name(parent), set()).add(current)
-    return children
+            deps.setdefault(canonical_name(parent), set()).add(current)
+    return deps
 
 
 def closure(roots: list[str] | tuple[str, ...], graph: dict[str, set[str]]) -> set[str]:
@@ -173,9 +174,9 @@ def variant_assignment(matrix: Matrix, variant: Variant, lock_path: Path) -> Ass
     """The variant's groups from its committed lock; None while it has no lock."""
     if not lock_path.is_file():
         return None
-    text = validate.read_text(lock_path, what="lock file")
+    text = fileerrors.read_text(lock_path, what="lock file")
     lock = parse_lock_text(text, source=str(lock_path))
-    return assign(matrix.layers, lock, dependents_graph(text), list(variant.flavor.packages))
+    return assign(matrix.layers, lock, dependency_graph(text), list(variant.flavor.packages))
 
 
 def parent_variant(matrix: Matrix, variant: Variant) -> Variant | None:
@@ -199,8 +200,18 @@ def parent_constraints(project, variant: Variant) -> list[str]:  # project: dlba
     path = project.variant_dir(parent.name) / "requirements.lock"
     if not path.is_file():
         return []
-    return [f"{p.key}=={p.version}" for p in parse_lock_text(validate.read_text(path, what="lock file"),
+    return [f"{p.key}=={p.version}" for p in parse_lock_text(fileerrors.read_text(path, what="lock file"),
                                                              source=str(path)).packages]
+
+
+def differing_groups(mine: Assignment, theirs: Assignment, own: set[str]) -> list[str]:
+    """Names of the shared groups (all but the flavor's ``own``) that are not byte for byte
+    the same in both assignments, a group only one side has included. Matched by name, not
+    by position: one group missing on one side must not make every later group "differ"."""
+    a = {g.name: subset_text(g) for g in mine.groups if g.name not in own}
+    b = {g.name: subset_text(g) for g in theirs.groups if g.name not in own}
+    order = [g.name for g in mine.groups] + [g.name for g in theirs.groups if g.name not in a]
+    return [name for name in dict.fromkeys(order) if name not in own and a.get(name) != b.get(name)]
 
 
 def findings(project, variant: Variant) -> list:  # -> list[dlbase.compat.Finding]
@@ -223,11 +234,7 @@ def findings(project, variant: Variant) -> list:  # -> list[dlbase.compat.Findin
     if parent is not None and parent.base.key == variant.base.key:
         theirs = variant_assignment(project.matrix, parent, project.variant_dir(parent.name) / "requirements.lock")
         if theirs is not None:
-            own = {r.name for r in project.matrix.layers if r.flavor}
-            mine = [(g.name, subset_text(g)) for g in found.groups if g.name not in own]
-            shared = [(g.name, subset_text(g)) for g in theirs.groups if g.name not in own]
-            differ = [a[0] for a, b in zip(mine, shared) if a != b] + (
-                ["(group count)"] if len(mine) != len(shared) else [])
+            differ = differing_groups(found, theirs, {r.name for r in project.matrix.layers if r.flavor})
             if differ:
                 out.append(Finding("layers", f"groups {', '.join(differ)} differ from those of {parent.name}: "
                                              "the flavors will not share those layers",

@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name as canonical_name
 
 from dlbase.core.errors import Drift, InvalidInput, Missing, Unreachable
 from dlbase.core.fsutil import write_text_atomic
-from dlbase.core.validate import read_text
+from dlbase.core.fileerrors import read_text
 
 __all__ = [
     "LOCK_FORMAT",

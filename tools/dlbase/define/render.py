@@ -18,7 +18,7 @@ import jinja2
 from dlbase.core import fileset
 from dlbase.define import layering
 from dlbase.define import tags
-from dlbase.core import validate
+from dlbase.core import fileerrors
 from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.errors import Drift, InvalidInput
 from dlbase.core.project import Project
@@ -213,7 +213,7 @@ def _known_sizes(project: Project) -> dict[str, str]:
 
 
 def _read_sizes(path: Path) -> dict:
-    text = validate.read_text(path, "images/sizes.json", what="sizes file")
+    text = fileerrors.read_text(path, "images/sizes.json", what="sizes file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -229,7 +229,7 @@ def readme(project: Project, specs: list[BuildSpec], env: jinja2.Environment) ->
     path = project.root / "README.md"
     if not path.is_file():
         return None
-    text = validate.read_text(path, "README.md", what="README")
+    text = fileerrors.read_text(path, "README.md", what="README")
     if README_START not in text or README_END not in text:
         raise InvalidInput("README.md has no tag-table markers",
                            hint=f"add the two lines\n{README_START}\n{README_END}\nwhere the table belongs")
@@ -287,7 +287,7 @@ def outputs(project: Project) -> list[Output]:
         outs.append(Output(project.root / "README.md", text))
     failures = project.root / FAILURES_DOC
     if failures.is_file():
-        outs.append(Output(failures, with_exit_codes(validate.read_text(failures, FAILURES_DOC))))
+        outs.append(Output(failures, with_exit_codes(fileerrors.read_text(failures, FAILURES_DOC))))
     return outs
 
 

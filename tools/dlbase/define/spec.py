@@ -21,6 +21,12 @@ TESTS_IN_IMAGE = f"{IMAGE_ROOT}/tests"
 ENTRYPOINT_IN_IMAGE = f"{IMAGE_ROOT}/entrypoint.sh"
 PREFLIGHT_IN_IMAGE = f"{IMAGE_ROOT}/preflight.py"
 VENV = "/opt/venv"
+#: The variant an image was built from (its name in the matrix): images are found by it
+#: without the matrix (`dlbase run VARIANT` outside a checkout).
+VARIANT_LABEL = "dlbase.variant"
+#: "true" on images whose flavor serves JupyterLab (the matrix's ``jupyter:``), else "false":
+#: `dlbase run` reads it to publish the notebook port and print the URL, without a checkout.
+JUPYTER_LABEL = "dlbase.jupyter"
 #: The per-layer install script and the uv pin it fetches (see images/_build/install_group.py).
 INSTALL_SCRIPT = "images/_build/install_group.py"
 INSTALL_SCRIPT_IN_IMAGE = f"{IMAGE_ROOT}/install_group.py"
@@ -135,8 +141,9 @@ class BuildSpec:
                 f"+ Albumentations {v['albumentations']} on {self.variant.base.os}, {self.variant.flavor.name}"),
             "org.opencontainers.image.base.name": self.variant.base.tag_ref,
             "dlbase.managed": "true",
-            "dlbase.variant": self.name,
+            VARIANT_LABEL: self.name,
             "dlbase.flavor": self.variant.flavor.name,
+            JUPYTER_LABEL: "true" if self.variant.flavor.jupyter else "false",
             "dlbase.torch": v["torch"],
             "dlbase.torchvision": v["torchvision"],
             "dlbase.cuda": v["cuda"],

@@ -33,14 +33,14 @@ from __future__ import annotations
 from dlbase.engine.build import BUILD_ID_LABEL, Builds
 from dlbase.engine.buildstream import LOG_TAIL_LINES, BuildEvent
 from dlbase.engine.cleanup import Cleanup, CleanupReport
-from dlbase.engine.containers import MANAGED_LABEL, RunResult, StartedContainer
+from dlbase.engine.containers import LAUNCHED_LABEL, MANAGED_LABEL, VERIFY_RUN_LABEL, RunResult, StartedContainer
 from dlbase.engine.daemon import DEFAULT_ENDPOINT, GONE_PROBE_S, REMOTE_HINT, START_HINT
-from dlbase.engine.transfer import PushEvent, PushResult, Transfers
+from dlbase.engine.transfer import PushResult, TransferEvent, Transfers
 
 __all__ = [
-    "BUILD_ID_LABEL", "DEFAULT_ENDPOINT", "GONE_PROBE_S", "LOG_TAIL_LINES", "MANAGED_LABEL",
-    "REMOTE_HINT", "START_HINT", "BuildEvent", "CleanupReport", "Engine", "PushEvent",
-    "PushResult", "RunResult", "StartedContainer",
+    "BUILD_ID_LABEL", "DEFAULT_ENDPOINT", "GONE_PROBE_S", "LAUNCHED_LABEL", "LOG_TAIL_LINES", "MANAGED_LABEL",
+    "REMOTE_HINT", "START_HINT", "BuildEvent", "CleanupReport", "Engine", "PushResult",
+    "RunResult", "StartedContainer", "TransferEvent", "VERIFY_RUN_LABEL",
 ]
 
 

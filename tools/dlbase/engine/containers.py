@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import posixpath
 import tarfile
 import time
 from collections.abc import Iterator
@@ -19,8 +20,25 @@ from docker.types import DeviceRequest
 from dlbase.core import errors
 from dlbase.engine.daemon import Daemon, api_message, is_connection_error
 
+#: On every container (and base image) dlbase makes: `dlbase`'s clean-up may remove them.
 MANAGED_LABEL = "dlbase.managed"
+#: On the containers of `dlbase run` and of the launcher's captured runs (`bench data`), value
+#: "true": what a Ctrl-C'd or killed run may leave, found by ``dlbase.run=true``.
+LAUNCHED_LABEL = "dlbase.run"
+#: On the containers of one `dlbase verify`, value that run's id: its clean-up removes
+#: exactly its own containers (a Jupyter container of a killed host half), not another run's.
+VERIFY_RUN_LABEL = "dlbase.verify-run"
 LOG_TAIL_LINES = 20
+
+
+def gpu_requests(count: int | None) -> list[DeviceRequest] | None:
+    """The device request for ``count`` GPUs (-1: every GPU, as ``docker run --gpus all``;
+    None: no GPU). The one place the NVIDIA runtime is asked for GPUs."""
+    if count is None:
+        return None
+    if count == 0 or count < -1:
+        raise ValueError(f"a GPU count is -1 (all) or positive, not {count}")
+    return [DeviceRequest(count=count, capabilities=[["gpu"]])]
 
 
 @dataclass(frozen=True)
@@ -166,6 +184,52 @@ class Containers(Daemon):
         """The bytes of one regular file inside a container (running or stopped), read
         through the archive API, so it works whatever the image has (no ``cat`` needed).
         Missing when there is no such file."""
+        with self._archive(container, path, max_bytes) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            handle = tar.extractfile(member) if member is not None else None
+            if handle is None:
+                raise errors.Missing(f"{path} in container {container} is not a regular file")
+            return handle.read()
+
+    def read_files(self, container: str, path: str, *, max_bytes: int = 64 * 1024 * 1024) -> dict[str, bytes]:
+        """Every regular file under the folder ``path`` of a container, by its path relative
+        to ``path``: what a folder held when something ran from it (e.g. the image's suite)."""
+        with self._archive(container, path, max_bytes) as tar:
+            found = {}
+            for member in tar.getmembers():
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None:
+                    found[member.name.split("/", 1)[1] if "/" in member.name else member.name] = handle.read()
+            return found
+
+    def read_image_file(self, image: str, path: str, *, max_bytes: int = 16 * 1024 * 1024,
+                        labels: dict[str, str] | None = None) -> bytes:
+        """One file of an image, read from a never-started container (no command of the image
+        runs); symbolic links are followed inside the image (``/etc/os-release`` is one).
+        Missing when there is no such file."""
+        container_id = self._create(image, ["true"], environment=None, user=None, shm_size=None,
+                                    ipc_mode=None, gpus=False, ports=None, labels=labels,
+                                    network_mode="none", entrypoint=None, auto_remove=False)
+        try:
+            for _hop in range(8):
+                with self._archive(container_id, path, max_bytes) as tar:
+                    member = next(iter(tar.getmembers()), None)
+                    if member is not None and member.issym():
+                        target = member.linkname
+                        path = target if target.startswith("/") else posixpath.normpath(
+                            posixpath.join(posixpath.dirname(path), target))
+                        continue
+                    handle = tar.extractfile(member) if member is not None and member.isfile() else None
+                    if handle is None:
+                        raise errors.Missing(f"{path} in image {image} is not a regular file")
+                    return handle.read()
+            raise errors.Missing(f"{path} in image {image} is a chain of more than 8 symbolic links")
+        finally:
+            self._remove_container(container_id)
+
+    @contextlib.contextmanager
+    def _archive(self, container: str, path: str, max_bytes: int) -> Iterator[tarfile.TarFile]:
+        """The archive API's tar of ``path`` in a container, held in memory up to ``max_bytes``."""
         with self._translate(f"copy {path} out of container {container}",
                              missing=f"no file {path!r} in container {container!r}"):
             stream, _stat = self._api.get_archive(container, path)
@@ -176,11 +240,7 @@ class Containers(Daemon):
                     raise errors.DlbaseError(f"{path} in container {container} is larger than {max_bytes} bytes")
         buf.seek(0)
         with tarfile.open(fileobj=buf) as tar:
-            member = next((m for m in tar.getmembers() if m.isfile()), None)
-            handle = tar.extractfile(member) if member is not None else None
-            if handle is None:
-                raise errors.Missing(f"{path} in container {container} is not a regular file")
-            return handle.read()
+            yield tar
 
     def _create(self, image: str, command: str | list[str] | None, *, environment: dict[str, str] | None,
                 user: str | None, shm_size: str | None, ipc_mode: str | None, gpus: bool,
@@ -189,7 +249,7 @@ class Containers(Daemon):
         host_config = self._api.create_host_config(
             shm_size=shm_size, ipc_mode=ipc_mode, port_bindings=ports or None,
             network_mode=network_mode, auto_remove=auto_remove,
-            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpus else None)
+            device_requests=gpu_requests(-1 if gpus else None))
         all_labels = {**(labels or {}), MANAGED_LABEL: "true"}
         with self._translate(f"create a container from {image}", missing=f"no image {image!r}"):
             created = self._api.create_container(

@@ -58,10 +58,12 @@ class Images(Daemon):
         with self._translate("read an image's history", missing=f"no image {ref!r}"):
             return list(self._api.history(ref))
 
-    def images_with_label(self, label: str) -> list[dict[str, Any]]:
-        """Image summaries carrying ``label`` (``key`` or ``key=value``)."""
+    def images_with_label(self, label: str, *, intermediate: bool = True) -> list[dict[str, Any]]:
+        """Image summaries carrying ``label`` (``key`` or ``key=value``). ``intermediate=False``
+        leaves out the classic builder's intermediate images (a LABEL step's children carry
+        its labels too), as ``docker images`` without ``-a`` does."""
         with self._translate("list images"):
-            return self._api.images(all=True, filters={"label": label})
+            return self._api.images(all=intermediate, filters={"label": label})
 
     def dangling_images(self) -> list[str]:
         with self._translate("list images"):

@@ -31,20 +31,25 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 from docker import errors as docker_errors
-from docker.types import DeviceRequest
+from docker.types import Mount
 
-from dlbase.core import errors
-from dlbase.engine.containers import MANAGED_LABEL
+from dlbase.core import errors, signals, sizes
+from dlbase.core.sizes import DEFAULT_SHM
+from dlbase.engine.containers import LAUNCHED_LABEL, MANAGED_LABEL, gpu_requests
 
 if TYPE_CHECKING:
     from dlbase.engine import Engine
 
 WORKSPACE = "/workspace"
-DEFAULT_SHM = "8g"
 NOTEBOOK_PORT = 8888
-RUN_LABEL = "dlbase.run"
-_SIZE_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmg]?$", re.IGNORECASE)
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A user or group as the container's passwd/group files may name it (POSIX portable name
+# characters, not starting with '-'; a trailing '$' as Samba machine accounts have), or a number.
+_ID_PART_RE = re.compile(r"^(?:[0-9]+|[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\$?)$")
+_MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change"
+#: Where a published port listens unless an address is given: this machine only, as the URL says.
+LOCAL_ADDRESS = "127.0.0.1"
+_WILDCARDS = ("0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class Launch:
     gpus: str  # "none", "all" or a count
     environment: dict[str, str] = field(default_factory=dict)
     port: int | None = None
+    address: str = LOCAL_ADDRESS  # the host address the port listens on
     token: str | None = None
     tty: bool = False
     labels: dict[str, str] = field(default_factory=dict)
@@ -68,13 +74,17 @@ class Launch:
     def notebook_url(self) -> str | None:
         if self.port is None or self.token is None:
             return None
-        return f"http://127.0.0.1:{self.port}/lab?token={self.token}"
+        host = LOCAL_ADDRESS if self.address in _WILDCARDS else self.address
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/lab?token={self.token}"
 
     def summary(self) -> dict[str, Any]:
         """What the CLI shows (and --json returns); the token is part of the URL only."""
         return {"image": self.image, "command": self.command, "user": self.user, "workspace": self.workspace,
                 "shm_size": self.shm_size, "ipc": self.ipc_mode, "gpus": self.gpus,
-                "env": sorted(self.environment), "port": self.port, "url": self.notebook_url, "tty": self.tty}
+                "env": sorted(self.environment), "port": self.port,
+                "address": self.address if self.port is not None else None, "url": self.notebook_url,
+                "tty": self.tty}
 
 
 def parse_env(items: tuple[str, ...] | list[str], host_env: dict[str, str] | None = None) -> dict[str, str]:
@@ -94,6 +104,44 @@ def parse_env(items: tuple[str, ...] | list[str], host_env: dict[str, str] | Non
     return out
 
 
+def check_user(value: str) -> str:
+    """``--user``: ``UID[:GID]`` or ``NAME[:GROUP]`` (names as the image's passwd/group know
+    them), the way ``docker run --user`` reads it; anything else is refused here rather than
+    by the daemon at start."""
+    parts = value.split(":")
+    why = None
+    if len(parts) > 2:
+        why = "has more than one ':'"
+    elif not all(_ID_PART_RE.match(part) for part in parts):
+        why = "is not a number or a user/group name"
+    elif any(part.isdigit() and int(part) > _MAX_ID for part in parts):
+        why = f"names an ID above {_MAX_ID}"
+    if why:
+        raise errors.InvalidInput(f"--user {value!r} {why}",
+                                  hint="give UID[:GID] (e.g. --user 1000:1000) or a user the image has "
+                                       "(e.g. --user root); the default is yours")
+    return value
+
+
+def parse_publish(value: str) -> tuple[str, int]:
+    """``-p [ADDRESS:]PORT`` -> (address, port). Without an address the port listens on
+    127.0.0.1 only: a notebook's token is a password, and the printed URL is local."""
+    import ipaddress
+
+    address, sep, port_text = value.rpartition(":")
+    if not sep:
+        address = LOCAL_ADDRESS
+    address = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    hint = "e.g. -p 8888 (this machine only), -p 0.0.0.0:8888 (every interface) or -p 10.0.0.5:8888"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise errors.InvalidInput(f"-p {value!r}: {port_text!r} is not a port number (1-65535)", hint=hint)
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise errors.InvalidInput(f"-p {value!r}: {address!r} is not an IP address", hint=hint) from None
+    return address, int(port_text)
+
+
 def parse_gpus(value: str) -> str:
     value = value.strip().lower()
     if value in ("all", "none", "auto") or (value.isdigit() and int(value) > 0):
@@ -103,14 +151,14 @@ def parse_gpus(value: str) -> str:
 
 
 def check_shm(value: str) -> str:
-    if not _SIZE_RE.match(value.strip()):
-        raise errors.InvalidInput(f"--shm-size {value!r} is not a size", hint="e.g. --shm-size 8g or 512m")
-    return value.strip().lower()
+    """``--shm-size`` in the canonical form docker-py reads back as the same bytes (exit 2 when
+    it is not a size, or zero: Docker would silently use its 64 MB)."""
+    return sizes.canonical(sizes.shm_option(value))
 
 
 def plan(engine: Engine, image: str, command: list[str] | None, *, labels: dict[str, str],
          workspace: str | None, user: str | None, shm_size: str | None, ipc: str | None, gpus: str,
-         environment: dict[str, str], publish: int | None, notebook: bool, tty: bool) -> Launch:
+         environment: dict[str, str], publish: str | None, notebook: bool, tty: bool) -> Launch:
     """Decide the container's settings; asks the daemon only whether it has the NVIDIA runtime."""
     gpus = parse_gpus(gpus)
     if gpus == "auto":
@@ -126,18 +174,19 @@ def plan(engine: Engine, image: str, command: list[str] | None, *, labels: dict[
         shm = check_shm(shm_size or DEFAULT_SHM)
     env = dict(environment)
     port = token = None
+    address = LOCAL_ADDRESS
+    if user is not None:
+        check_user(user)
     if notebook or publish is not None:
-        port = publish if publish is not None else NOTEBOOK_PORT
-        if not 0 < port < 65536:
-            raise errors.InvalidInput(f"-p {port}: not a port number", hint="e.g. -p 8888")
+        address, port = parse_publish(publish) if publish is not None else (LOCAL_ADDRESS, NOTEBOOK_PORT)
         if notebook:
             token = env.get("JUPYTER_TOKEN") or secrets.token_hex(24)
             env["JUPYTER_TOKEN"] = token
     if workspace is not None and not os.path.isdir(workspace):
         raise errors.InvalidInput(f"--workspace {workspace!r} is not a folder", hint="name an existing folder")
     return Launch(image=image, command=command, user=user, workspace=workspace, shm_size=shm, ipc_mode=ipc,
-                  gpus=gpus, environment=env, port=port, token=token, tty=tty,
-                  labels={**labels, MANAGED_LABEL: "true", RUN_LABEL: "true"})
+                  gpus=gpus, environment=env, port=port, address=address, token=token, tty=tty,
+                  labels={**labels, MANAGED_LABEL: "true", LAUNCHED_LABEL: "true"})
 
 
 def invoking_user(env: dict[str, str] | None = None) -> str:
@@ -183,6 +232,13 @@ def _translated(engine: Engine, image: str) -> Iterator[None]:
         if "port is already allocated" in message or "address already in use" in message:
             raise errors.InvalidInput(f"the host port is taken: {message}",
                                       hint="choose another one with -p PORT") from None
+        if "unable to find user" in message or "unable to find group" in message:
+            raise errors.InvalidInput(f"--user: the image has no such user or group: {message}",
+                                      hint="give a numeric UID:GID (the default is yours), or a user the "
+                                           "image's /etc/passwd has") from None
+        if "cannot assign requested address" in message:
+            raise errors.InvalidInput(f"-p: this host has no such address: {message}",
+                                      hint="give one of this host's addresses, or 0.0.0.0 for every interface") from None
         if "nvidia" in message or "could not select device driver" in message:
             raise errors.Missing(f"GPU requested but the daemon cannot provide one: {message}",
                                  hint="install nvidia-container-toolkit, or run with --gpus none") from None
@@ -192,14 +248,12 @@ def _translated(engine: Engine, image: str) -> Iterator[None]:
 
 
 def _create(api: docker.APIClient, launch: Launch) -> str:
-    device_requests = None
-    if launch.gpus == "all":
-        device_requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    elif launch.gpus.isdigit():
-        device_requests = [DeviceRequest(count=int(launch.gpus), capabilities=[["gpu"]])]
-    binds = {launch.workspace: {"bind": WORKSPACE, "mode": "rw"}} if launch.workspace else None
-    ports = {f"{NOTEBOOK_PORT}/tcp": launch.port} if launch.port is not None else None
-    host_config = api.create_host_config(binds=binds, shm_size=launch.shm_size, ipc_mode=launch.ipc_mode,
+    count = {"all": -1, "none": None}.get(launch.gpus) if not launch.gpus.isdigit() else int(launch.gpus)
+    device_requests = gpu_requests(count)
+    # A Mount, not a "SRC:DST:MODE" bind string: a folder whose path holds ':' or ',' mounts too.
+    mounts = [Mount(target=WORKSPACE, source=launch.workspace, type="bind")] if launch.workspace else None
+    ports = {f"{NOTEBOOK_PORT}/tcp": (launch.address, launch.port)} if launch.port is not None else None
+    host_config = api.create_host_config(mounts=mounts, shm_size=launch.shm_size, ipc_mode=launch.ipc_mode,
                                          port_bindings=ports, device_requests=device_requests, init=False)
     created = api.create_container(
         launch.image, command=launch.command, user=launch.user or "", environment=launch.environment,
@@ -220,40 +274,32 @@ def run(engine: Engine, launch: Launch, *, on_output: Callable[[int, bytes], Non
     """
     api = _api(engine)
     container_id = None
-    previous_term = signal.getsignal(signal.SIGTERM)
-
-    def _term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        with contextlib.suppress(ValueError):  # not in the main thread: leave SIGTERM alone
-            signal.signal(signal.SIGTERM, _term)
-        with _translated(engine, launch.image):
-            container_id = _create(api, launch)
-            if launch.tty and stdin_fd is not None:
-                return _run_tty(api, container_id, stdin_fd, on_output, on_started)
-            # Attach before start (as docker's CLI does): a command that ends at once loses no output.
-            stream = api.attach(container_id, stream=True, logs=True, demux=True)
-            api.start(container_id)
-            if on_started:
-                on_started(container_id)
-            for out, err in stream:
-                if out:
-                    on_output(1, out)
-                if err:
-                    on_output(2, err)
-            return int(api.wait(container_id)["StatusCode"])
-    except KeyboardInterrupt:
-        if container_id is not None:
-            with contextlib.suppress(Exception):
-                api.stop(container_id, timeout=5)
-        raise errors.Interrupted(f"interrupted: the container of {launch.image} was stopped and removed") from None
-    finally:
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, previous_term)
-        if container_id is not None:
-            with contextlib.suppress(Exception):
-                api.remove_container(container_id, force=True, v=True)
+    with signals.sigterm_as_interrupt():  # clean-up below runs on SIGTERM too, and is not cut by a second one
+        try:
+            with _translated(engine, launch.image):
+                container_id = _create(api, launch)
+                if launch.tty and stdin_fd is not None:
+                    return _run_tty(api, container_id, stdin_fd, on_output, on_started)
+                # Attach before start (as docker's CLI does): a command that ends at once loses no output.
+                stream = api.attach(container_id, stream=True, logs=True, demux=True)
+                api.start(container_id)
+                if on_started:
+                    on_started(container_id)
+                for out, err in stream:
+                    if out:
+                        on_output(1, out)
+                    if err:
+                        on_output(2, err)
+                return int(api.wait(container_id)["StatusCode"])
+        except KeyboardInterrupt:
+            if container_id is not None:
+                with contextlib.suppress(Exception):
+                    api.stop(container_id, timeout=5)
+            raise errors.Interrupted(f"interrupted: the container of {launch.image} was stopped and removed") from None
+        finally:
+            if container_id is not None:
+                with contextlib.suppress(Exception):
+                    api.remove_container(container_id, force=True, v=True)
 
 
 def _run_tty(api: docker.APIClient, container_id: str, stdin_fd: int,
@@ -328,9 +374,10 @@ def run_captured(engine: Engine, image: str, command: list[str], *, files: dict[
     import tarfile
 
     api = _api(engine)
-    launch = Launch(image=image, command=command, user=None, workspace=None, shm_size=shm_size, ipc_mode=None,
+    launch = Launch(image=image, command=command, user=None, workspace=None,
+                    shm_size=check_shm(shm_size) if shm_size else None, ipc_mode=None,
                     gpus="none", environment=dict(environment or {}),
-                    labels={**labels, MANAGED_LABEL: "true", RUN_LABEL: "true"})
+                    labels={**labels, MANAGED_LABEL: "true", LAUNCHED_LABEL: "true"})
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in sorted(files.items()):

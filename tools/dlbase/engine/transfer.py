@@ -22,7 +22,7 @@ _AUTH_MARKERS = ("unauthorized", "authentication required", "denied", "no basic 
 
 
 @dataclass(frozen=True)
-class PushEvent:
+class TransferEvent:
     """One thing that happened during a push or pull, for a progress display.
 
     ``kind``: ``progress`` (bytes of one layer, ``current``/``total_bytes``), ``layer``
@@ -69,7 +69,7 @@ class Transfers(Images):
     """``push`` and ``pull`` through the daemon (it holds the layers and the credentials' use)."""
 
     def push(self, repository: str, tag: str, *, auth_config: dict[str, str] | None = None,
-             on_event: Callable[[PushEvent], None] | None = None) -> PushResult:
+             on_event: Callable[[TransferEvent], None] | None = None) -> PushResult:
         """Push ``repository:tag`` (the repository names the registry host) and return the
         manifest digest the registry answered with.
 
@@ -101,13 +101,13 @@ class Transfers(Images):
             layer = chunk.get("id")
             detail = chunk.get("progressDetail") or {}
             if layer and detail.get("total"):
-                emit(PushEvent("progress", text=status, layer=layer, current=detail.get("current"),
+                emit(TransferEvent("progress", text=status, layer=layer, current=detail.get("current"),
                                total_bytes=detail.get("total"), elapsed=elapsed))
             elif layer and (status in ("Pushed", "Layer already exists") or status.startswith("Mounted from")):
                 layers[layer] = status
-                emit(PushEvent("layer", text=status, layer=layer, elapsed=elapsed))
+                emit(TransferEvent("layer", text=status, layer=layer, elapsed=elapsed))
             elif status:
-                emit(PushEvent("status", text=f"{layer}: {status}" if layer else status,
+                emit(TransferEvent("status", text=f"{layer}: {status}" if layer else status,
                                layer=layer, elapsed=elapsed))
 
         self._follow("push", ref, missing=f"no local image {ref!r}",
@@ -120,12 +120,12 @@ class Transfers(Images):
             raise errors.RegistryError(f"push of {ref} ended without the registry naming a digest",
                                        hint="look at the registry's log; the push may be incomplete")
         seconds = round(time.monotonic() - started, 3)
-        emit(PushEvent("done", text=found["digest"], digest=found["digest"], elapsed=seconds))
+        emit(TransferEvent("done", text=found["digest"], digest=found["digest"], elapsed=seconds))
         return PushResult(reference=ref, digest=found["digest"], size=found.get("size"), layers=layers,
                           seconds=seconds)
 
     def pull(self, repository: str, reference: str, *, auth_config: dict[str, str] | None = None,
-             on_event: Callable[[PushEvent], None] | None = None) -> str:
+             on_event: Callable[[TransferEvent], None] | None = None) -> str:
         """Pull ``repository@sha256:...`` (or ``:tag``) and return the local image ID.
 
         Errors reported inside the pull stream are raised like :meth:`push`'s.
@@ -139,7 +139,7 @@ class Transfers(Images):
             status = str(chunk.get("status", ""))
             if status:
                 layer = chunk.get("id")
-                emit(PushEvent("status", text=f"{layer}: {status}" if layer else status, layer=layer,
+                emit(TransferEvent("status", text=f"{layer}: {status}" if layer else status, layer=layer,
                                elapsed=round(time.monotonic() - started, 3)))
 
         self._follow("pull", ref, missing=f"no image {ref!r} in the registry", interrupted=f"pull of {ref} interrupted",

@@ -33,7 +33,7 @@ from typing import Callable
 from dlbase.verify import records
 from dlbase.registry import client as registry
 from dlbase.examine import report
-from dlbase.engine import Engine, PushEvent
+from dlbase.engine import Engine, TransferEvent
 from dlbase.core.errors import InvalidInput, NotVerified, RegistryError, TagConflict
 from dlbase.core.imageref import repo_tags
 from dlbase.examine.local_image import locate
@@ -118,7 +118,7 @@ def check_publishable(project: Project, image: LocalImage, *, force: bool) -> di
 
 
 def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, force: bool = False,
-            on_event: Callable[[PushEvent], None] | None = None, say: Callable[[str], None] = lambda _m: None,
+            on_event: Callable[[TransferEvent], None] | None = None, say: Callable[[str], None] = lambda _m: None,
             pull_check_command: list[str] | None = None, signer: object | None = None,
             host_label: str | None = None) -> dict:
     """Push, read back, pull back, report. Returns the push report (also written to disk).

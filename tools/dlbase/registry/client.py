@@ -153,6 +153,11 @@ class RegistryClient:
         if resp.status_code != 200:
             raise RegistryError(f"registry {self.host} answered HTTP {resp.status_code} for {what}")
 
+    def ping(self) -> int:
+        """The HTTP status of ``GET /v2/`` (200: the registry answers the v2 API).
+        Unreachable when nothing listens there, RegistryError when it refuses the login."""
+        return self._request("GET", f"{self.base}/").status_code
+
     def manifest_digest(self, repository: str, reference: str) -> str:
         """The digest the registry serves for a tag (index/manifest list when multi-arch)."""
         resp = self._request("HEAD", f"{self.base}/{repository}/manifests/{reference}",

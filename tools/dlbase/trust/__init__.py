@@ -9,7 +9,7 @@ Small modules, one job each:
 
 - :mod:`keys`: the cosign-compatible key pair (ECDSA P-256, encrypted sigstore PEM);
 - :mod:`simplesign`: the simple-signing payload and the ``.sig`` layer;
-- :mod:`statements`: in-toto v1 statements in DSSE envelopes;
+- :mod:`statements`: in-toto statements (v1 written; v1 and v0.1 read) in DSSE envelopes;
 - :mod:`predicates`: SBOM, SLSA provenance and the verification result;
 - :mod:`store`: reading and writing the ``.sig``/``.att`` artifacts on the registry;
 - :mod:`evidence`: what push and verify attach, and what trust checks;

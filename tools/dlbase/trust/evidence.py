@@ -170,6 +170,18 @@ class Evidence:
         return [s for s in self.statements
                 if s["statement"].get("predicateType") == ptype and (role is None or s["signer"].has(role))]
 
+    def verifications(self) -> list[dict]:
+        """Every verification, in either predicate type that carries one, as
+        {"predicate": dlbase's view of it, "signer": the key that verified it}."""
+        return [{"predicate": predicates.verification_view(s["statement"]["predicateType"],
+                                                           s["statement"]["predicate"]),
+                 "signer": s["signer"]}
+                for s in self.statements if s["statement"].get("predicateType") in predicates.VERIFICATION_TYPES]
+
+    def unknown_types(self) -> list[str]:
+        """Predicate types dlbase does not read (another tool's attestations): listed, never an error."""
+        return sorted({s["statement"]["predicateType"] for s in self.statements} - set(predicates.KNOWN_TYPES))
+
 
 def _signer(policy: TrustPolicy, verifies: Callable[[object], bool]) -> TrustedKey | None:
     """The key of the policy that verifies a layer, publishers tried first."""
@@ -262,7 +274,7 @@ def check(client: RegistryClient, subject: Subject, policy: TrustPolicy, *, tag:
         if declared and declared != stmt["predicateType"]:
             raise BadSignature(f"{layer.where}: annotated {declared} but the signed statement is "
                                f"{stmt['predicateType']}")
-        if not key.has(PUBLISHER) and stmt["predicateType"] != predicates.VERIFICATION_TYPE:
+        if not key.has(PUBLISHER) and stmt["predicateType"] not in predicates.VERIFICATION_TYPES:
             evidence.ignored.append({"kind": "attestation", "where": layer.where, "fingerprint": key.fingerprint,
                                      "predicateType": stmt["predicateType"],
                                      "why": f"signed by {key.describe()}: verifiers attest verification "
@@ -273,10 +285,10 @@ def check(client: RegistryClient, subject: Subject, policy: TrustPolicy, *, tag:
 
 
 def enforce(evidence: Evidence, policy: TrustPolicy) -> list[dict]:
-    """Each verification (newest first) with why it does or does not count; PolicyNotMet
+    """Each verification (newest first, either predicate type, read through
+    :func:`predicates.verification_view`) with why it does or does not count; PolicyNotMet
     if the policy's GPU requirement is not met."""
-    rows = newest_first([{"predicate": s["statement"]["predicate"], "signer": s["signer"]}
-                         for s in evidence.signed(predicates.VERIFICATION_TYPE, role=None)])
+    rows = newest_first(evidence.verifications())
     for row in rows:
         row["unmet"] = reasons_against(policy, row["predicate"], row["signer"])
     why = unmet(policy, rows)

@@ -11,6 +11,11 @@ read). ``cosign.pub`` is the PEM ``PUBLIC KEY`` (SubjectPublicKeyInfo).
 Every primitive comes from ``cryptography`` (EC keys, ECDSA, scrypt) and PyNaCl
 (secretbox); this module only arranges bytes. A key can also be handed over as PEM text
 in an environment variable (``env://NAME``, cosign's own spelling) for CI secrets.
+
+Secrets leave the environment once read: the private key's variable (``env://NAME``) and
+the passphrase's (``DLBASE_SIGNING_PASSWORD``) are removed from ``os.environ``, so no
+child dlbase starts afterwards (the testinfra and pytest runs of ``verify --attest``,
+``docker`` clients) inherits them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from dlbase.core.errors import InvalidInput, Missing
+from dlbase.core.errors import FileProblem, InvalidInput, Missing
+from dlbase.core.fsutil import NoHardLinks, TargetExists, write_bytes_atomic
 
 PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PEM_TYPES_READ = (PEM_TYPE, "ENCRYPTED COSIGN PRIVATE KEY")
@@ -46,6 +52,7 @@ PUBLIC_FILE = "cosign.pub"
 PASSWORD_ENV = "DLBASE_SIGNING_PASSWORD"
 KEY_ENV = "DLBASE_SIGNING_KEY"
 ENV_PREFIX = "env://"
+SECRET_ENV = (PASSWORD_ENV, KEY_ENV)  # never handed to a child process
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,12 @@ def decrypt_private_key(pem: bytes, passphrase: bytes, where: str = "the key") -
     except ValueError:
         raise InvalidInput(f"{where}: the PEM body is not the JSON of an encrypted key") from None
     der = decrypt_envelope(envelope, passphrase, where)
-    key = serialization.load_der_private_key(der, password=None)
+    try:
+        key = serialization.load_der_private_key(der, password=None)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"{where}: the passphrase opens it, but what it holds is not a private key (PKCS#8 DER)",
+                           hint="the file was not written by `dlbase key generate` or `cosign generate-key-pair`; "
+                                "use the key pair that made the public key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise InvalidInput(f"{where} holds a {type(key).__name__}, not an ECDSA P-256 key")
     return KeyPair(key)
@@ -148,11 +160,14 @@ def public_pem(pair: KeyPair) -> bytes:
     return pair.public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def read_source(source: str, what: str) -> tuple[bytes, str]:
-    """Bytes of a key given as a path or as ``env://NAME`` (PEM text in that variable)."""
+def read_source(source: str, what: str, *, secret: bool = False) -> tuple[bytes, str]:
+    """Bytes of a key given as a path or as ``env://NAME`` (PEM text in that variable).
+
+    With ``secret`` (a private key) the variable is removed from the environment once read.
+    """
     if source.startswith(ENV_PREFIX):
         name = source[len(ENV_PREFIX):]
-        value = os.environ.get(name)
+        value = os.environ.pop(name, None) if secret else os.environ.get(name)
         if not value:
             raise Missing(f"the {what} should be in ${name}, which is not set or empty",
                           hint=f"put the PEM text of the {what} into {name} (a CI secret)")
@@ -160,11 +175,33 @@ def read_source(source: str, what: str) -> tuple[bytes, str]:
     path = Path(source)
     if not path.is_file():
         raise Missing(f"{what} {source} does not exist", hint="make one with `dlbase key generate`")
-    return path.read_bytes(), str(path)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise FileProblem(f"{what} {source} cannot be read: {exc.strerror}",
+                          hint="check the file's permissions (its owner must be able to read it)") from None
+
+
+def exposure(source: str) -> str | None:
+    """Why a private key file is exposed (readable or writable by other users), or None.
+
+    A warning, not a refusal (the key is still encrypted): ssh refuses such keys; cosign
+    does not check at all.
+    """
+    if source.startswith(ENV_PREFIX):
+        return None
+    try:
+        mode = os.stat(source).st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (f"private key {source} is accessible to other users (mode {stat.S_IMODE(mode):04o}); "
+                f"restrict it: chmod 600 {source}")
+    return None
 
 
 def load_private(source: str, passphrase: bytes) -> KeyPair:
-    data, where = read_source(source, "private key")
+    data, where = read_source(source, "private key", secret=True)
     return decrypt_private_key(data, passphrase, where)
 
 
@@ -206,26 +243,26 @@ def fingerprint(public: ec.EllipticCurvePublicKey) -> str:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` atomically, never replacing an existing file (link(2) refuses)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``path`` atomically with exactly ``mode``, never replacing an existing file."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise InvalidInput(f"{path} already exists; keys are never overwritten",
-                               hint="move the old key away deliberately (see docs/trust-operators.md on rotation)") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        write_bytes_atomic(path, data, mode=mode, overwrite=False)
+    except NoHardLinks as exc:
+        raise FileProblem(f"cannot write {path}: its filesystem does not support hard links "
+                          f"({exc.strerror}), which dlbase needs to create a key without ever "
+                          "overwriting one", hint="choose an --out folder on a local Linux filesystem "
+                                                  "(ext4, xfs, btrfs, tmpfs), then move the files") from None
+    except TargetExists:
+        raise InvalidInput(f"{path} already exists; keys are never overwritten",
+                           hint="move the old key away deliberately (see docs/trust-operators.md on rotation)") from None
 
 
 def write_pair(pair: KeyPair, passphrase: bytes, out_dir: Path) -> tuple[Path, Path]:
     """cosign.key (0600) and cosign.pub in out_dir; refuses if either exists already."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileProblem(f"cannot make the key folder {out_dir}: {exc.strerror}",
+                          hint="choose an --out folder you can write to") from None
     private, public = out_dir / PRIVATE_FILE, out_dir / PUBLIC_FILE
     for path in (private, public):
         if path.exists():
@@ -241,4 +278,5 @@ def write_pair(pair: KeyPair, passphrase: bytes, out_dir: Path) -> tuple[Path, P
 
 
 __all__ = ["KeyPair", "generate", "encrypt_private_key", "decrypt_private_key", "public_pem", "load_private",
-           "load_public", "public_from_pem", "sign", "verify", "fingerprint", "write_pair"]
+           "load_public", "public_from_pem", "sign", "verify", "fingerprint", "write_pair", "exposure",
+           "SECRET_ENV"]

@@ -25,11 +25,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass, replace
 
-from packaging.version import InvalidVersion, Version
-
+from dlbase.core import gpu as gpu_rules
 from dlbase.core.errors import InvalidInput
 
-SM_RE = re.compile(r"^sm_\d{2,3}[a-z]?$")
 DRIVER_RE = re.compile(r"^\d+(\.\d+)*$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 AGE_RE = re.compile(r"^(\d+)([hdw])$")
@@ -137,14 +135,24 @@ class TrustPolicy:
             raise InvalidInput(f"--gpu-arch {gpu_arch} contradicts the policy's arch {gpu.arch}",
                                hint="one verification cannot be on two architectures; drop the flag or edit the policy")
         driver = gpu.min_driver
-        if min_driver is not None and (driver is None or Version(min_driver) > Version(driver)):
+        if min_driver is not None and (driver is None or not gpu_rules.at_least(driver, min_driver)):
             driver = min_driver
         return replace(self, gpu=replace(gpu, arch=gpu_arch or gpu.arch, min_driver=driver))
 
 
 def check_arch(value: str | None, what: str) -> None:
-    if value is not None and not SM_RE.match(value):
-        raise InvalidInput(f"{what} {value!r} is not like sm_90", hint="use sm_XX (compute capability X.X)")
+    """A GPU's own arch (sm_XX, as core.gpu reads arch names); a build target such as
+    sm_90a is refused: a GPU reports its compute capability, never a suffix."""
+    if value is None:
+        return
+    parsed = gpu_rules.arch(value)
+    if parsed is None or parsed.kind != "sm":
+        raise InvalidInput(f"{what} {value!r} is not like sm_90",
+                           hint="use sm_XX (compute capability X.X), e.g. sm_90 for an H100")
+    if parsed.suffix:
+        plain = gpu_rules.sm_name((parsed.major, parsed.minor))
+        raise InvalidInput(f"{what} {value!r} names a build target, not a GPU: a GPU reports its compute "
+                           f"capability, {plain}", hint=f"use {what} {plain}")
 
 
 def check_driver(value: str | None, what: str) -> None:
@@ -217,13 +225,14 @@ def reasons_against(policy: TrustPolicy, predicate: dict, signer: TrustedKey | N
         why.append(f"no {gpu.arch} GPU ({', '.join(str(g.get('sm')) for g in gpus)})")
     if gpu.min_driver:
         driver = host.get("driver")
-        try:
-            if not driver:
-                why.append("no driver")
-            elif Version(str(driver)) < Version(gpu.min_driver):
+        if not driver:
+            why.append("no driver")
+        else:
+            enough = gpu_rules.at_least(str(driver), gpu.min_driver)
+            if enough is None:
+                why.append(f"driver {driver!r} is not a version")
+            elif not enough:
                 why.append(f"driver {driver} < {gpu.min_driver}")
-        except InvalidVersion:
-            why.append(f"driver {driver!r} is not a version")
     if gpu.max_age:
         when = _when(predicate)
         now = now or dt.datetime.now(dt.timezone.utc)

@@ -1,12 +1,18 @@
 """The three predicates dlbase attaches to an image, as plain data.
 
-- SBOM: CycloneDX 1.5 with the image's Python distributions *and* its Debian packages
+- SBOM: CycloneDX 1.5 with the image's Python distributions *and* its dpkg packages
   (read from inside the image), predicate type ``https://cyclonedx.org/bom``;
 - provenance: SLSA v1 (``https://slsa.dev/provenance/v1``) from what the image says
   about itself (labels written at build time: commit, variant, lock hash, base and its
-  digest), the rendered Dockerfile's hash and the engine that built it;
-- verification: dlbase's own type, documented in docs/trust-operators.md, holding the
-  verify outcome and the facts of the host that ran it.
+  digest), the lock inside the image, the rendered Dockerfile at the image's commit
+  (:mod:`sources`) and the engine that built it;
+- verification: in-toto's test-result predicate
+  (``https://in-toto.io/attestation/test-result/v0.1``: ``result`` pass/fail, the suites
+  that ran as ``configuration``, ``passedTests``/``failedTests``) with dlbase's facts
+  (host, GPUs, driver, counts, partial, forced...) in its extension field ``dlbase``;
+  documented in docs/trust-operators.md. Verifications written before carry dlbase's
+  own type ``https://dlbase.dev/attestation/verification/v1`` (the same facts, flat); both
+  are read, through :func:`verification_view`.
 
 Only functions of their inputs here, apart from :func:`host_facts` and
 :func:`debian_packages`, which ask the machine (the latter through the engine).
@@ -19,22 +25,26 @@ import hashlib
 import re
 from pathlib import Path
 
-from dlbase import __version__
+from dlbase import __version__, suites
 from dlbase.verify import doctor
 from dlbase.trust import sbom
+from dlbase.trust.sources import BuiltFrom, Material
 from dlbase.engine import Engine
 
 SBOM_TYPE = "https://cyclonedx.org/bom"
 PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
-VERIFICATION_TYPE = "https://dlbase.dev/attestation/verification/v1"
+VERIFICATION_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
+LEGACY_VERIFICATION_TYPE = "https://dlbase.dev/attestation/verification/v1"
+VERIFICATION_TYPES = (VERIFICATION_TYPE, LEGACY_VERIFICATION_TYPE)
+KNOWN_TYPES = (SBOM_TYPE, PROVENANCE_TYPE, *VERIFICATION_TYPES)
+EXTENSION = "dlbase"  # test-result's extension field that holds dlbase's facts
+TEST_RESULT_FIELDS = ("result", "configuration", "url", "passedTests", "warnedTests", "failedTests")
 BUILD_TYPE = "https://dlbase.dev/build/docker-classic/v1"
 BUILDER_ID = "https://dlbase.dev/builder/dlbase"
 DPKG_FORMAT = "${Package}\\t${Version}\\t${Architecture}\\n"
-SUITE_DIRS = ("tests/image", "tests/infra")
-
-
-def _sha256_file(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+#: The suites a verification ran, by the names the record gives them (their place in the
+#: repository), found through dlbase.suites (a wheel holds them too, a checkout is not needed).
+SUITE_DIRS = {"tests/image": suites.image_dir, "tests/infra": suites.infra_dir}
 
 
 def debian_packages(engine: Engine, image: str, labels: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
@@ -52,18 +62,22 @@ def debian_packages(engine: Engine, image: str, labels: dict[str, str] | None = 
 
 
 def sbom_predicate(*, image_id: str, name: str, python: dict[str, str], debs: list[tuple[str, str, str]],
-                   lock_path: Path | None, labels: dict[str, str]) -> dict:
-    document = sbom.cyclonedx(image_id=image_id, image_name=name, packages=python, lock_path=lock_path,
+                   built: BuiltFrom, labels: dict[str, str]) -> dict:
+    """The SBOM: hashes from the lock inside the image, purls of the image's own distribution."""
+    lock_text = built.lock.content.decode("utf-8", "replace") if built.lock else None
+    document = sbom.cyclonedx(image_id=image_id, image_name=name, packages=python, lock_text=lock_text,
                               properties={"dlbase:variant": str(labels.get("dlbase.variant")),
-                                          "dlbase:lock-hash": str(labels.get("dlbase.lock-hash"))},
+                                          "dlbase:lock-hash": str(labels.get("dlbase.lock-hash")),
+                                          "dlbase:distro": str(built.distro)},
                               timestamp=labels.get("org.opencontainers.image.created"))
-    return sbom.add_debian(document, debs, distro="debian-12")
+    return sbom.add_debian(document, debs, distro=built.distro, vendor=built.os_id or "debian")
 
 
 def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str | None,
-                         build_seconds: float | None, dockerfile: Path | None, lock: Path | None,
+                         build_seconds: float | None, dockerfile: Material | None, lock: Material | None,
                          engine_version: dict) -> dict:
-    """SLSA v1 provenance from the image's own build-time labels and the project's files."""
+    """SLSA v1 provenance from the image's own build-time labels and the build's inputs
+    (the Dockerfile at the image's commit, the lock inside the image: :mod:`sources`)."""
     finished = created
     started = None
     if created and build_seconds:
@@ -79,10 +93,9 @@ def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str 
         if base_digest and base_digest.startswith("sha256:"):
             dep["digest"] = {"sha256": base_digest.split(":", 1)[1]}
         deps.append(dep)
-    for label, path in (("rendered Dockerfile", dockerfile), ("requirements.lock", lock)):
-        digest = _sha256_file(path) if path else None
-        if digest:
-            deps.append({"uri": f"file:{path.parent.name}/{path.name}", "name": label, "digest": {"sha256": digest}})
+    for label, material in (("rendered Dockerfile", dockerfile), ("requirements.lock", lock)):
+        if material is not None:
+            deps.append({"uri": f"file:{material.uri}", "name": label, "digest": {"sha256": material.sha256}})
     return {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
@@ -105,17 +118,40 @@ def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str 
     }
 
 
-def suite_hash(root: Path) -> dict:
-    """sha256 over the verify suite's files (path + content, sorted): which tests ran."""
+def suite_digest(files: dict[str, bytes]) -> dict:
+    """sha256 over one suite's files (relative path + content, sorted), caches left out:
+    the same files give the same digest wherever they were read (checkout or image)."""
     h = hashlib.sha256()
-    count = 0
-    for rel in SUITE_DIRS:
-        base = root / rel
-        for path in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                           and p.suffix not in (".pyc",)):
-            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-            count += 1
-    return {"sha256": h.hexdigest(), "files": count, "dirs": list(SUITE_DIRS)}
+    kept = sorted(rel for rel in files if "__pycache__" not in rel.split("/") and not rel.endswith(".pyc"))
+    for rel in kept:
+        h.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    return {"sha256": h.hexdigest(), "files": len(kept)}
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its relative path (for :func:`suite_digest`)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def suite_hash(dirs: dict[str, Path] | None = None) -> dict:
+    """sha256 over the installed verify suites (name/path + content, sorted). Used only for
+    a record written before verify kept the digests of the suites that actually ran.
+    ``dirs``: {name: folder}, by default the installed suites (:data:`SUITE_DIRS`)."""
+    dirs = dirs if dirs is not None else {name: where() for name, where in SUITE_DIRS.items()}
+    files = {}
+    for name, base in dirs.items():
+        if base.is_dir():
+            files.update({f"{name}/{k}": v for k, v in folder_files(base).items()})
+    return {**suite_digest(files), "dirs": list(dirs)}
+
+
+def suites_summary(suites: dict[str, dict]) -> dict:
+    """One digest over the suites that ran (``{name: suite_digest}``), for the predicate's ``suite``."""
+    h = hashlib.sha256()
+    for name in sorted(suites):
+        h.update(name.encode() + b"\0" + suites[name]["sha256"].encode() + b"\0")
+    return {"sha256": h.hexdigest(), "files": sum(int(s.get("files") or 0) for s in suites.values()),
+            "dirs": sorted(suites)}
 
 
 def _cuda_driver_version(run=doctor._run, which=doctor.shutil.which) -> str | None:  # noqa: SLF001
@@ -149,11 +185,18 @@ def host_facts(engine: Engine, label: str | None) -> dict:
 
 
 def verification_predicate(*, passed: bool, verified_at: str | None, counts: dict, failed_checks: list[str],
-                           require_gpu: bool, partial: bool, gpus_used: bool | None, suite: dict, host: dict,
-                           image: str, source: str, forced: bool = False, simulated: bool = False,
+                           require_gpu: bool, partial: bool, gpus_used: bool | None, suites: dict[str, dict],
+                           host: dict | None, image: str, source: str, passed_checks: list[str] | None = None,
+                           forced: bool = False, simulated: bool = False,
                            note: str | None = None) -> dict:
-    return {
-        "result": "passed" if passed else "failed",
+    """in-toto test-result v0.1 of one verify run, with dlbase's facts in ``dlbase``.
+
+    ``suites`` maps the suites that ran (``tests/infra`` on the host, the image's own
+    ``/opt/dlbase/tests``) to their :func:`suite_digest`: test-result's ``configuration``.
+    ``host`` is what the host said when verify ran (kept in its record), not at attest time.
+    ``simulated``: a record a test wrote by hand; it never meets a policy.
+    """
+    facts = {
         "verifiedAt": verified_at,
         "attestedAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "requireGpu": bool(require_gpu),
@@ -162,11 +205,38 @@ def verification_predicate(*, passed: bool, verified_at: str | None, counts: dic
         "forced": bool(forced),
         "simulated": bool(simulated),  # a record a test wrote by hand: it never meets a policy
         "counts": counts,
-        "failedChecks": list(failed_checks),
-        "suite": suite,
+        "suite": suites_summary(suites),
         "host": host,
         "image": image,
         "source": source,  # "dlbase verify --attest" | "dlbase push (local record)"
         "verifier": {"name": "dlbase", "version": __version__},
         "note": note,
     }
+    body: dict = {
+        "result": "pass" if passed else "fail",
+        "configuration": [{"name": name, "digest": {"sha256": d["sha256"]}} for name, d in sorted(suites.items())],
+        "failedTests": list(failed_checks),
+        EXTENSION: facts,
+    }
+    if passed_checks is not None:
+        body["passedTests"] = list(passed_checks)
+    return body
+
+
+def verification_view(predicate_type: str, predicate: dict) -> dict:
+    """dlbase's facts of one verification (``result`` passed/failed, ``host``, ``requireGpu``,
+    ``partial``, ``failedChecks``...), whichever predicate type carries them.
+
+    A test-result predicate without dlbase's extension field (another tool's test run) is
+    read from its own fields: without a ``host`` it never meets a GPU requirement.
+    """
+    if predicate_type != VERIFICATION_TYPE:
+        return predicate
+    ext = predicate.get(EXTENSION)
+    facts = dict(ext) if isinstance(ext, dict) else {k: v for k, v in predicate.items() if k not in TEST_RESULT_FIELDS}
+    result = predicate.get("result")
+    failed = predicate.get("failedTests")
+    if not isinstance(failed, list):
+        failed = facts.get("failedChecks") if isinstance(facts.get("failedChecks"), list) else []
+    return {**facts, "result": {"pass": "passed", "fail": "failed"}.get(result, str(result)),
+            "failedChecks": [str(f) for f in failed]}

@@ -34,19 +34,24 @@ def purl(name: str, version: str) -> str:
     return f"pkg:pypi/{quote(canonicalize_name(name), safe='')}@{quote(version, safe='')}"
 
 
-def lock_hashes(lock_path: Path | None) -> dict[str, tuple[str, list[str]]]:
-    """canonical name -> (pinned version, [sha256 hex, ...]) from a lock, {} without one."""
-    if lock_path is None or not Path(lock_path).is_file():
+def lock_hashes(lock_path: Path | None = None, *, lock_text: str | None = None) -> dict[str, tuple[str, list[str]]]:
+    """canonical name -> (pinned version, [sha256 hex, ...]) from a lock (a file, or its text
+    as read from an image), {} without one."""
+    if lock_text is not None:
+        lock = lock_mod.parse_lock_text(lock_text, source="the image's lock")
+    elif lock_path is None or not Path(lock_path).is_file():
         return {}
-    lock = lock_mod.read_lock(Path(lock_path))
+    else:
+        lock = lock_mod.read_lock(Path(lock_path))
     return {canonicalize_name(p.name): (p.version, sorted(h.split(":", 1)[1] for h in p.hashes if h.startswith("sha256:")))
             for p in lock.packages}
 
 
 def cyclonedx(*, image_id: str, image_name: str, packages: dict[str, str], lock_path: Path | None = None,
-              properties: dict[str, str] | None = None, timestamp: str | None = None) -> dict:
-    """The SBOM document (a dict ready for json.dump)."""
-    pinned = lock_hashes(lock_path)
+              lock_text: str | None = None, properties: dict[str, str] | None = None,
+              timestamp: str | None = None) -> dict:
+    """The SBOM document (a dict ready for json.dump); the lock as a file or as text."""
+    pinned = lock_hashes(lock_path, lock_text=lock_text)
     components = []
     for name, version in sorted(packages.items(), key=lambda kv: canonicalize_name(kv[0])):
         ref = purl(name, version)
@@ -87,18 +92,20 @@ def path_for(reports_dir: Path, image_id: str) -> Path:
     return reports_dir / f"sbom-{short_id(image_id)}.cdx.json"
 
 
-def deb_purl(name: str, version: str, arch: str, distro: str | None = None) -> str:
-    """``pkg:deb/debian/name@version?arch=...`` (the purl spec's deb type)."""
+def deb_purl(name: str, version: str, arch: str, distro: str | None = None, vendor: str = "debian") -> str:
+    """``pkg:deb/VENDOR/name@version?arch=...&distro=...`` (the purl spec's deb type: the
+    namespace is the vendor, ``debian`` or ``ubuntu``; distro as syft writes it, ``ubuntu-22.04``)."""
     qualifiers = f"?arch={quote(arch, safe='')}" + (f"&distro={quote(distro, safe='')}" if distro else "")
-    return f"pkg:deb/debian/{quote(name, safe='')}@{quote(version, safe='')}{qualifiers}"
+    return f"pkg:deb/{quote(vendor, safe='')}/{quote(name, safe='')}@{quote(version, safe='')}{qualifiers}"
 
 
-def add_debian(document: dict, debs: list[tuple[str, str, str]], distro: str | None = None) -> dict:
-    """The same document with the image's Debian packages (name, version, arch) added as
+def add_debian(document: dict, debs: list[tuple[str, str, str]], distro: str | None = None,
+               vendor: str = "debian") -> dict:
+    """The same document with the image's dpkg packages (name, version, arch) added as
     components (dpkg's status, read from inside the image); sorted, deterministic."""
     extra = []
     for name, version, arch in sorted(set(debs)):
-        ref = deb_purl(name, version, arch, distro)
+        ref = deb_purl(name, version, arch, distro, vendor)
         extra.append({"type": "library", "bom-ref": ref, "name": name, "version": version, "purl": ref,
                       "properties": [{"name": "dlbase:package-manager", "value": "dpkg"}]})
     return {**document, "components": list(document.get("components") or []) + extra}

@@ -1,7 +1,10 @@
-"""in-toto v1 statements in DSSE envelopes, as cosign stores attestations.
+"""in-toto statements in DSSE envelopes, as cosign stores attestations.
 
 A statement names its subject (the image's repository and manifest digest), a predicate
-type and the predicate. The envelope signs the DSSE pre-authentication encoding
+type and the predicate. dlbase writes Statement v1 with exactly the four fields the spec
+defines (``_type``, ``subject``, ``predicateType``, ``predicate``: cosign 3 parses
+statements strictly and refuses any other); it reads v1 and v0.1, because cosign 2.x's
+own ``cosign attest`` still writes v0.1 (the two differ in nothing dlbase reads). The envelope signs the DSSE pre-authentication encoding
 (PAE, computed by securesystemslib) of the statement's bytes with the ECDSA key. The
 envelope JSON follows the DSSE spec and cosign: ``payload`` and ``sig`` in standard
 base64, ``keyid`` empty (a key-based signature names no key id).
@@ -20,11 +23,15 @@ from dlbase.core.errors import BadSignature, WrongSubject
 from dlbase.trust import keys
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+STATEMENT_TYPE_V01 = "https://in-toto.io/Statement/v0.1"
+STATEMENT_TYPES_READ = (STATEMENT_TYPE, STATEMENT_TYPE_V01)
+STATEMENT_FIELDS = ("_type", "subject", "predicateType", "predicate")
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 
 
 def statement(name: str, digest: str, predicate_type: str, predicate: dict) -> dict:
+    """A Statement v1 of ``predicate`` about ``name`` at ``digest`` (the spec's four fields only)."""
     algo, _, hexdigest = digest.partition(":")
     return {"_type": STATEMENT_TYPE, "subject": [{"name": name, "digest": {algo: hexdigest}}],
             "predicateType": predicate_type, "predicate": predicate}
@@ -93,11 +100,20 @@ def open_envelope(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, w
     try:
         stmt = json.loads(payload)
         subjects = stmt["subject"]
-        stmt["predicateType"]
+        if not isinstance(subjects, list) or not isinstance(stmt["predicateType"], str):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise BadSignature(f"{where}: the signed payload is not an in-toto statement") from None
-    if stmt.get("_type") != STATEMENT_TYPE:
-        raise BadSignature(f"{where}: statement type {stmt.get('_type')!r} is not {STATEMENT_TYPE}")
+    if stmt.get("_type") not in STATEMENT_TYPES_READ:
+        raise BadSignature(f"{where}: statement type {stmt.get('_type')!r} is neither of "
+                           f"{', '.join(STATEMENT_TYPES_READ)}")
+    # The predicate is optional and, when present, an object (in-toto's Predicate layer);
+    # readers then never meet a list or a string where they expect fields.
+    if stmt.get("predicate") is None:
+        stmt["predicate"] = {}
+    elif not isinstance(stmt["predicate"], dict):
+        raise BadSignature(f"{where}: the {stmt['predicateType']} statement's predicate is a "
+                           f"{type(stmt['predicate']).__name__}, not a JSON object")
     algo, _, hexdigest = digest.partition(":")
     if not any((s.get("digest") or {}).get(algo) == hexdigest for s in subjects if isinstance(s, dict)):
         named = ", ".join(f"{algo}:{(s.get('digest') or {}).get(algo)}" for s in subjects if isinstance(s, dict))

@@ -21,16 +21,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dlbase.engine import START_HINT, Engine
+from dlbase.core import gpu as gpu_rules
 from dlbase.core.errors import DlbaseError
+from dlbase.core.sizes import DEFAULT_SHM, MIN_SHM_BYTES
+from dlbase.core.sizes import parse as parse_size
+from dlbase.engine import START_HINT, Engine
 from dlbase.core.project import Project
 from dlbase.define.spec import BuildSpec
 
 OK, WARN, FAIL, NO_GPU = "ok", "warning", "fail", "no GPU"
 PROC_VERSION = Path("/proc/driver/nvidia/version")
 SHM_PATH = Path("/dev/shm")
-SHM_MIN_BYTES = 1 << 30  # below this, even --ipc=host DataLoader workers run out
-SHM_GOOD_BYTES = 8 << 30
+SHM_MIN_BYTES = MIN_SHM_BYTES  # below this, even --ipc=host DataLoader workers run out
+SHM_GOOD_BYTES = parse_size(DEFAULT_SHM)  # what the containers dlbase starts get
 SMI_QUERY = ["--query-gpu=index,name,driver_version,compute_cap", "--format=csv,noheader"]
 SMI_QUERY_OLD = ["--query-gpu=index,name,driver_version", "--format=csv,noheader"]  # drivers < 510
 TOOLKIT_FIX = ("install nvidia-container-toolkit, run `sudo nvidia-ctk runtime configure --runtime=docker` "
@@ -49,7 +52,8 @@ class Gpu:
 
     @property
     def sm(self) -> str | None:
-        return f"sm_{self.compute_cap.replace('.', '')}" if self.compute_cap else None
+        cap = gpu_rules.compute_capability(self.compute_cap)
+        return gpu_rules.sm_name(cap) if cap else None
 
 
 @dataclass
@@ -114,8 +118,9 @@ def parse_nvidia_smi_csv(text: str) -> list[Gpu]:
         if len(parts) < 3 or not parts[0].isdigit():
             continue
         cap = None
-        if len(parts) >= 4 and _DRIVER_RE.fullmatch(parts[-2]) and re.fullmatch(r"\d+\.\d+|\[N/A\]|N/A", parts[-1]):
-            cap = parts[-1] if parts[-1][0].isdigit() else None
+        if len(parts) >= 4 and _DRIVER_RE.fullmatch(parts[-2]):
+            # "[N/A]" (MIG, some vGPUs), "[Not Supported]": the capability is unknown, not absent
+            cap = parts[-1] if gpu_rules.compute_capability(parts[-1]) else None
             driver, name = parts[-2], ", ".join(parts[1:-2])
         else:
             driver, name = parts[-1], ", ".join(parts[1:-1])
@@ -146,19 +151,18 @@ def parse_proc_driver_version(text: str) -> str | None:
     return None
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version))
-
-
 # --------------------------------------------------------------------------- verdicts (pure)
 
 
 def driver_verdict(driver: str, line: Line) -> tuple[str, str, str]:
     """(status, detail, fix) of one driver against one CUDA line."""
-    have = version_tuple(driver)
-    if have >= version_tuple(line.min_driver):
+    full = gpu_rules.at_least(driver, line.min_driver)
+    if full is None:
+        return (WARN, f"driver {driver!r} is not a version dlbase can read (CUDA {line.cuda} needs >= "
+                      f"{line.min_driver})", "check `nvidia-smi` on the host")
+    if full:
         return OK, f"driver {driver} >= {line.min_driver} (CUDA {line.cuda}, full feature set)", ""
-    if have >= version_tuple(line.floor_driver):
+    if gpu_rules.at_least(driver, line.floor_driver):
         return (WARN, f"driver {driver} < {line.min_driver}: CUDA {line.cuda} runs through minor-version "
                       f"compatibility (>= {line.floor_driver}; no JIT of newer PTX)",
                 f"for the full feature set install a driver >= {line.min_driver}")
@@ -173,22 +177,18 @@ def arch_verdict(compute_cap: str, line: Line) -> tuple[str, str, str]:
     A cubin for sm_XY runs on sm_XZ with Z >= Y (same major), so an sm_89 GPU uses the
     sm_86 kernels; a newer major (sm_100 on a list ending at sm_90) has none.
     """
-    major, minor = (int(p) for p in compute_cap.split(".")[:2])
-    sm = f"sm_{major}{minor}"
-    archs = []
-    for entry in line.arch_list:
-        match = re.fullmatch(r"(sm|compute)_(\d+?)(\d)a?", entry)
-        if match:
-            archs.append((match.group(1), int(match.group(2)), int(match.group(3))))
-    if ("sm", major, minor) in archs:
-        return OK, f"{sm} is in torch's {line.name} arch list", ""
-    same_major = [m for kind, maj, m in archs if kind == "sm" and maj == major and m <= minor]
-    if same_major:
-        return OK, f"{sm} runs torch's sm_{major}{max(same_major)} kernels (same major, binary compatible)", ""
-    ptx = [(maj, m) for kind, maj, m in archs if kind == "compute" and (maj, m) <= (major, minor)]
-    if ptx:
-        best = max(ptx)
-        return WARN, f"{sm}: no native kernels in {line.name}; the driver JIT-compiles compute_{best[0]}{best[1]} PTX", \
+    cap = gpu_rules.compute_capability(compute_cap)
+    if cap is None:
+        return (WARN, f"compute capability {compute_cap!r} unknown (MIG or vGPU?); {line.name} has kernels for "
+                      f"{', '.join(line.arch_list)}", "check `nvidia-smi --query-gpu=compute_cap --format=csv` on the host")
+    sm = gpu_rules.sm_name(cap)
+    verdict, via = gpu_rules.support(cap, line.arch_list)
+    if verdict == gpu_rules.NATIVE and via is not None and gpu_rules.arch(via).minor == cap[1]:
+        return OK, f"{sm} is in torch's {line.name} arch list" + (f" (as {via})" if via != sm else ""), ""
+    if verdict == gpu_rules.NATIVE:
+        return OK, f"{sm} runs torch's {via} kernels (same major, binary compatible)", ""
+    if verdict == gpu_rules.PTX:
+        return WARN, f"{sm}: no native kernels in {line.name}; the driver JIT-compiles {via} PTX", \
             "expect a slow first start; prefer a line built for this GPU"
     return (FAIL, f"{sm}: torch's {line.name} wheels carry no kernels for it "
                   f"(built for {', '.join(line.arch_list) or 'nothing listed'})",
@@ -263,7 +263,7 @@ def diagnose(facts: HostFacts, lines: list[Line], *, require_gpu: bool = False) 
                         "mount a tmpfs on /dev/shm (mount -t tmpfs -o size=16g tmpfs /dev/shm)"))
     else:
         size = _fmt_bytes(facts.shm_bytes)
-        note = "used by --ipc=host containers; others get --shm-size (Docker's default: 64 MiB; verify: 8g)"
+        note = "used by --ipc=host containers; others get --shm-size (Docker's default: 64 MiB; dlbase run/verify: " + DEFAULT_SHM + ")"
         if facts.shm_bytes < SHM_MIN_BYTES:
             rows.append(HostCheck("/dev/shm size", FAIL, f"{size}: too small for DataLoader workers/NCCL with --ipc=host",
                             "mount -o remount,size=16g /dev/shm (or never use --ipc=host here)"))

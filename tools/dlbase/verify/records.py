@@ -2,7 +2,9 @@
 never verified (or failed). A record names the image ID, not a tag: tags move, IDs do not.
 
 Records live under .dlbase/verified/ on the machine that ran `dlbase verify`; they are
-local evidence, not a registry-side attestation.
+local evidence, not a registry-side attestation. A record keeps the facts of the moment
+verify ran: the digests of the suites that ran and the host's facts (GPUs, driver...), so
+a later `push --sign` attests those, not what the host or the checkout says at push time.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ def _path(project: Project, image_id: str) -> Path:
 
 
 def record(project: Project, image_id: str, *, passed: bool, summary: dict, report_file: str | None = None,
-           require_gpu: bool = False) -> Path:
-    """Store the outcome of a verification of image_id (atomically)."""
+           require_gpu: bool = False, suites: dict[str, dict] | None = None, host: dict | None = None) -> Path:
+    """Store the outcome of a verification of image_id (atomically), with the suites that
+    ran (name -> digest) and the host's facts as they were during the run."""
     body = {"image_id": image_id, "passed": passed, "require_gpu": require_gpu,
             "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "summary": summary, "report_file": report_file}
+            "summary": summary, "report_file": report_file, "suites": suites, "host": host}
     return write_json_atomic(_path(project, image_id), body)
 
 

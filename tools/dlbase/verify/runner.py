@@ -43,17 +43,19 @@ import requests
 from dlbase import suites
 from dlbase.verify import records
 from dlbase.core.fsutil import write_json_atomic
-from dlbase.engine import Engine
+from dlbase.engine import VERIFY_RUN_LABEL, Engine
 from dlbase.core.errors import Interrupted, InvalidInput, Missing
 from dlbase.core.imageref import labels_of, short_id
 from dlbase.examine.local_image import locate
 from dlbase.core.project import Project
 from dlbase.define.spec import TESTS_IN_IMAGE, BuildSpec
+from dlbase.core.sizes import DEFAULT_SHM
+from dlbase.trust import predicates
+from dlbase.trust.keys import SECRET_ENV
 
 PURPOSE_LABEL = "dlbase.purpose"
-RUN_LABEL = "dlbase.verify-run"
-DEFAULT_SHM = "8g"
 IMAGE_JUNIT = "/tmp/dlbase-verify/junit.xml"
+HOST_SUITE = "tests/infra"  # the name the host half's suite goes by in records and attestations
 IMAGE_SUITE_TIMEOUT = 1800
 HOST_SUITE_TIMEOUT = 900
 EXPECT_ENV = "DLBASE_VERIFY_EXPECT"
@@ -156,10 +158,16 @@ class VerifyReport:
     record_file: str | None = None
     host_exit: int | None = None
     image_exit: int | None = None
+    suites: dict[str, dict] = field(default_factory=dict)  # the suites that ran -> their digests
+    host: dict | None = None  # this host's facts, taken when verify ran
 
     @property
     def failed_checks(self) -> list[str]:
         return [r.check for r in self.rows if r.result in ("failed", "error") and not r.detail]
+
+    @property
+    def passed_checks(self) -> list[str]:
+        return [r.check for r in self.rows if r.result == "passed" and not r.detail]
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -182,7 +190,8 @@ class VerifyReport:
                 "started_at": self.started_at, "seconds": self.seconds, "counts": self.counts(),
                 "failed_checks": self.failed_checks, "checks": [r.to_dict() for r in self.rows],
                 "junit_file": self.junit_file, "report_file": self.report_file,
-                "record_file": self.record_file, "host_exit": self.host_exit, "image_exit": self.image_exit}
+                "record_file": self.record_file, "host_exit": self.host_exit, "image_exit": self.image_exit,
+                "suites": self.suites, "host": self.host}
 
 
 # --------------------------------------------------------------------------- target
@@ -428,9 +437,12 @@ def probe_jupyter(base_url: str, token: str, *, timeout: float = 90.0, interval:
 
 
 def _child_env() -> dict[str, str]:
+    """The host half's environment: this one without pytest's own settings and without the
+    signing secrets (already read and removed by then; dropped here too, so no code path
+    hands a passphrase or a key to the test suite)."""
     env = dict(os.environ)
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("PYTEST_CURRENT_TEST", None)
+    for name in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST", *SECRET_ENV):
+        env.pop(name, None)
     return env
 
 
@@ -526,13 +538,15 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
     t0 = time.monotonic()
     gpus = engine.has_nvidia_runtime() if options.gpus is None else options.gpus
     run_id = str(uuid.uuid4())
-    run_labels = {**options.labels, PURPOSE_LABEL: "verify", RUN_LABEL: run_id}
+    run_labels = {**options.labels, PURPOSE_LABEL: "verify", VERIFY_RUN_LABEL: run_id}
     shm = "host IPC" if options.ipc_host else (options.shm_size or "docker default (64m)")
     say(f"verifying {target.ref} ({target.image_id[:19]}): "
         f"{'GPUs: all' if gpus else 'no GPU (the daemon has no NVIDIA runtime)'}, /dev/shm: {shm}")
     rows: list[Row] = []
     host_xml = image_xml = None
     host_rc = image_rc = None
+    suites_ran: dict[str, dict] = {}
+    host_now = predicates.host_facts(engine, None)  # the host as it is while the checks run
     try:
         with tempfile.TemporaryDirectory(prefix="dlbase-verify-") as tmp, \
                 engine.started(target.image_id, ["sleep", "infinity"], gpus=gpus,
@@ -545,22 +559,25 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
                                       require_gpu=options.require_gpu, run_labels=run_labels,
                                       history=engine.image_history(target.image_id))
                 host, host_xml, host_rc = _host_half(project, expect, box.name, Path(tmp), options)
+                suites_ran[HOST_SUITE] = predicates.suite_digest(predicates.folder_files(suites.infra_dir()))
                 rows += host
             if options.only in (None, "image"):
                 say(f"in-image suite ({TESTS_IN_IMAGE}) as the image's default user")
                 image, image_xml, image_rc = _image_half(engine, box.id, options)
+                with contextlib.suppress(Missing):  # no suite in the image: its half is an error row already
+                    suites_ran[TESTS_IN_IMAGE] = predicates.suite_digest(engine.read_files(box.id, TESTS_IN_IMAGE))
                 rows += image
     except KeyboardInterrupt:
         raise Interrupted(f"verify of {target.ref} interrupted; its containers were removed") from None
     finally:
         with contextlib.suppress(Exception):
-            engine.cleanup(f"{RUN_LABEL}={run_id}")  # e.g. a Jupyter container of a killed host half
+            engine.cleanup(f"{VERIFY_RUN_LABEL}={run_id}")  # e.g. a Jupyter container of a killed host half
     passed = bool(rows) and not any(r.result in ("failed", "error") for r in rows)
     flavor = target.labels.get("dlbase.flavor")
     report = VerifyReport(image=target.ref, image_id=target.image_id, variant=target.variant, flavor=flavor,
                           passed=passed, partial=options.partial, require_gpu=options.require_gpu, gpus=gpus,
                           shm=shm, rows=rows, seconds=round(time.monotonic() - t0, 1), started_at=started_at,
-                          host_exit=host_rc, image_exit=image_rc)
+                          host_exit=host_rc, image_exit=image_rc, suites=suites_ran, host=host_now)
     short = short_id(target.image_id)
     reports = project.state_dir / "reports"
     junit_path = Path(options.junit_file) if options.junit_file else reports / f"verify-{short}.xml"
@@ -575,7 +592,9 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
         report.record_file = str(records.record(
             project, target.image_id, passed=passed, report_file=str(report_path), require_gpu=options.require_gpu,
             summary={"counts": report.counts(), "failed_checks": report.failed_checks, "partial": options.partial,
-                     "gpus": gpus, "image": target.ref, "variant": target.variant}))
+                     "gpus": gpus, "image": target.ref, "variant": target.variant,
+                     "passed_checks": report.passed_checks},
+            suites=suites_ran, host=host_now))
     write_json_atomic(report_path, report.to_dict(), sort_keys=False)
     return report
 

@@ -3,7 +3,8 @@
 
 The passphrase comes from DLBASE_SIGNING_PASSWORD or, on a terminal, a prompt; with
 neither (a CI job without the secret) the verb stops with one clear error instead of
-waiting on stdin.
+waiting on stdin. Once read, the variable (and an ``env://`` private key's) is removed
+from the environment: nothing the verb starts later inherits a signing secret.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import sys
 
 import click
 
+from dlbase.cli import ui
 from dlbase.core.errors import InvalidInput
 from dlbase.trust import keys
 
 
 def passphrase(*, confirm: bool) -> bytes:
-    value = os.environ.get(keys.PASSWORD_ENV)
+    value = os.environ.pop(keys.PASSWORD_ENV, None)
     if value is not None:
         if not value and confirm:
             raise InvalidInput(f"{keys.PASSWORD_ENV} is empty; a key needs a passphrase",
@@ -35,7 +37,11 @@ def passphrase(*, confirm: bool) -> bytes:
 
 
 def private_key(source: str) -> keys.KeyPair:
-    """The key pair from a path or env://NAME; the passphrase as above."""
-    keys.read_source(source, "private key")  # a missing file fails before the prompt
-    return keys.load_private(source, passphrase(confirm=False))
+    """The key pair from a path or env://NAME; the passphrase as above. A key file other
+    users can read gets a warning (it stays usable: it is encrypted)."""
+    data, where = keys.read_source(source, "private key", secret=True)  # a missing file fails before the prompt
+    warning = keys.exposure(source)
+    if warning:
+        ui.warn(warning)
+    return keys.decrypt_private_key(data, passphrase(confirm=False), where)
 

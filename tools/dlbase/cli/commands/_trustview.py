@@ -51,6 +51,7 @@ def check(ref: str, policy: TrustPolicy) -> dict:
                  "signer": _key(boms[-1]["signer"])}
         if boms else None,
         "attestations": [s["statement"]["predicateType"] for s in evidence.statements],
+        "other_attestations": evidence.unknown_types(),
         "verifications": [{**_verification_summary(r["predicate"]), "signer": _key(r["signer"]),
                            "meets_policy": not r["unmet"], "unmet": r["unmet"]} for r in verifications],
         "ignored": evidence.ignored,
@@ -108,6 +109,10 @@ def print_table(body: dict) -> None:
         rows.append([f"verification: {v['host_label'] or 'unlabelled'}", v["result"],
                      f"{gpus}; driver {v['driver'] or '-'}; {v['when']}; by {_by(v['signer'])}"
                      + ("; " + "; ".join(extra) if extra else "")])
+    others = body.get("other_attestations") or []
+    if others:
+        rows.append(["other attestations", "present",
+                     f"{len(others)} type(s) dlbase does not read: {', '.join(others)}"])
     for i in body["ignored"]:
         what = i["predicateType"] or i["kind"]
         rows.append([f"ignored {i['kind']}", "ignored",

@@ -12,6 +12,7 @@ from dlbase.examine import local_image
 from dlbase.cli import ui
 from dlbase.core import validate
 from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
+from dlbase.core.fileerrors import writable_dir
 from dlbase.engine import Engine
 from dlbase.core.errors import InvalidInput
 
@@ -19,6 +20,15 @@ from dlbase.core.errors import InvalidInput
 @click.group("bench")
 def command() -> None:
     """Benchmarks: image size and build time, measured side by side in one run."""
+
+
+def _out_dir(project, *more: Path) -> Path:
+    """Where the bench writes (and ``more`` places, such as --png's folder), checked before
+    minutes of measuring rather than at the end."""
+    out = project.state_dir / "bench"
+    for place in (out, *more):
+        writable_dir(place)
+    return out
 
 
 def _show(project, data: dict, table: str, written: tuple[Path, ...], as_json: bool) -> None:
@@ -38,17 +48,19 @@ def build(variant: str | None, matrix_file: Path | None, compat_file: Path | Non
     """Cold build, warm rebuild and a naive single-stage build of VARIANT (minutes)."""
     project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
+    out = _out_dir(project)
     engine = Engine()
     engine.ping()
     result = bench_mod.run(project, spec, engine, say=ui.info)
-    jpath, mpath, table = bench_mod.write(result, project.state_dir / "bench")
+    jpath, mpath, table = bench_mod.write(result, out)
     _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 
 
 @command.command("update")
 @click.argument("variant", required=False)
 @click.option("--notebook", "notebook_variant", default=None, metavar="VARIANT",
-              help="the flavor built on top (default: the first variant whose flavor extends VARIANT's, same base)")
+              help="the notebook variant built on top: its flavor extends VARIANT's, same base, torch and line "
+                   "(default: the first such in the matrix)")
 @click.option("--design", "designs", multiple=True, type=click.Choice(bench_update.DESIGNS),
               help="measure only this design (repeatable; default both, side by side)")
 @click.option("--cold-rounds", type=click.IntRange(0, 5), default=1, show_default=True,
@@ -59,16 +71,16 @@ def update(variant: str | None, notebook_variant: str | None, designs: tuple[str
            matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Per-group layers vs one layer: a package update, a second flavor, registry bytes, build
     times (tens of minutes; needs PyPI for the re-lock and Debian's docker-registry)."""
-    project = open_project(matrix_file, compat_file)
+    project = open_project(matrix_file, compat_file, writes_state=True)  # the wheelhouse, logs and results
     spec = variant_spec(project, variant)
-    if notebook_variant is None:
-        notebook_variant = bench_update.default_notebook(project, spec)
-    notebook = variant_spec(project, notebook_variant)
+    notebook = variant_spec(project, bench_update.notebook_for(project, spec, notebook_variant))
+    out = _out_dir(project)
+    bench_update.registry_binary()  # a missing tool, before the daemon is asked anything
     engine = Engine()
     engine.ping()
     result = bench_update.run(project, spec, notebook, engine, say=ui.info,
                               designs=tuple(designs) or bench_update.DESIGNS, cold_rounds=cold_rounds)
-    jpath, mpath, table = bench_update.write(result, project.state_dir / "bench")
+    jpath, mpath, table = bench_update.write(result, out)
     _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 
 
@@ -96,13 +108,14 @@ def data(image: str | None, host_python: str | None, no_host: bool, workers: str
         raise InvalidInput(f"--workers {workers!r} is not a comma-separated list of counts", hint="e.g. --workers 0,1,2")
     if image is not None:
         validate.image_ref(image, where="IMAGE_OR_VARIANT")
-    project = open_project(None, None)
+    project = open_project(None, None, writes_state=True)
+    out = _out_dir(project, *([png.absolute().parent] if png else []))
     engine = Engine()
     engine.ping()
     ref = local_image.locate_ref(engine, image)
     result = bench_data.measure(project, engine, ref, host_python=host_python, host=not no_host, quick=quick,
                                 workers=workers, rounds=rounds, say=ui.info)
-    jpath, mpath, ppath, table = bench_data.write(result, project.state_dir / "bench", png)
+    jpath, mpath, ppath, table = bench_data.write(result, out, png)
     if as_json:
         ui.emit_json({"ok": True, **result.to_dict(), "files": [str(p) for p in (jpath, mpath, ppath) if p]})
         return

@@ -28,7 +28,7 @@ def open_project(matrix_file: Path | None, compat_file: Path | None, *, writes_s
     wheelhouse) must be writable, checked before any work rather than after a build."""
     project = Project.discover(matrix=matrix_file, compat=compat_file)
     if writes_state:
-        from dlbase.core.validate import writable_dir
+        from dlbase.core.fileerrors import writable_dir
 
         writable_dir(project.state_dir)
     return project

@@ -12,7 +12,7 @@ from dlbase.publish import push as publish
 from dlbase.cli import ui
 from dlbase.core import validate
 from dlbase.cli.commands.common import json_option, open_project, project_options
-from dlbase.engine import Engine, PushEvent
+from dlbase.engine import Engine, TransferEvent
 
 
 class PushProgress:
@@ -28,7 +28,7 @@ class PushProgress:
             ui.err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/dim] {escape(text)}", markup=True,
                          highlight=False)
 
-    def event(self, ev: PushEvent) -> None:
+    def event(self, ev: TransferEvent) -> None:
         if ev.kind == "progress":
             now = time.monotonic()
             if now - self._last.get(ev.layer or "", 0) >= 5 and ev.total_bytes:

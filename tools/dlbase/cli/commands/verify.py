@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import click
 
 from dlbase.cli import ui
-from dlbase.core import validate
+from dlbase.core import signals, validate
 from dlbase.verify import runner as verify_mod
 from dlbase.cli.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
@@ -23,10 +22,6 @@ def _labels(items: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"'{item}' is not dlbase.KEY=VALUE", param_hint="--label")
         labels[key] = value
     return labels
-
-
-def _sigterm_as_interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt
 
 
 def print_summary(report: verify_mod.VerifyReport) -> None:
@@ -108,11 +103,8 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
     if attestation is not None:
         image_or_variant = attestation.pull(engine, say=lambda m: None if as_json else ui.info(m))
     target = verify_mod.resolve(project, engine, image_or_variant)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # a CI cancel cleans up like Ctrl-C
-    try:
+    with signals.sigterm_as_interrupt():  # a CI cancel cleans up like Ctrl-C
         report = verify_mod.verify(project, engine, target, options, say=lambda m: None if as_json else ui.info(m))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     attached = None
     if attestation is not None:
         attached = attestation.attach(project, engine, report, host_label,

@@ -1,0 +1,33 @@
+"""What every benchmark shares: the label on what it creates, a free loopback port, and the
+best-effort removal of its images.
+
+Why one place: `bench build` and `bench update` each had their own label constant and
+clean-up loop; a clean-up by label (or a reader of the images left after a crash) must
+find one name, whichever bench made them.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from dlbase.engine import Engine
+
+#: Label on every image and container a benchmark creates (value: which bench, or step).
+BENCH_LABEL = "dlbase.bench"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for the wheelhouse server or a registry)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def remove_images(engine: Engine, refs: list[str]) -> None:
+    """Remove what a bench built or tagged, newest first; best effort: a leftover still
+    carries :data:`BENCH_LABEL`, so it can be found and removed later."""
+    for ref in reversed(refs):
+        try:
+            engine.remove_image(ref, force=True)
+        except Exception:  # noqa: BLE001 - clean-up must not hide the bench's own result or error
+            pass
