@@ -13,7 +13,7 @@ def test_notebook_serves_jupyterlab_with_a_token(expect: dict[str, Any]) -> None
     if not expect["jupyter"]:
         pytest.skip(f"the {expect['flavor']} flavor serves no JupyterLab")
     from dlbase.engine import Engine
-    from dlbase.verify.runner import probe_jupyter
+    from dlbase.verify.jupyter import probe_jupyter
 
     assert "8888/tcp" in expect["exposed_ports"], f"the image does not EXPOSE 8888 (exposes {expect['exposed_ports']})"
     token = secrets.token_hex(16)

@@ -129,8 +129,9 @@ def test_two_groups_install_compile_their_own_files_and_leave_nothing_behind(env
     compiled = {p.name: p.read_bytes() for p in pyc.iterdir()}
     stamps = {p.name: p.stat().st_mtime_ns for p in pyc.iterdir()}
     assert len(compiled) == 2
-    # unchecked-hash .pyc (PEP 552 flags = 0b01): no timestamp, so rebuilds write the same bytes
-    assert all(int.from_bytes(b[4:8], "little") == 0b01 for b in compiled.values())
+    # checked-hash .pyc (PEP 552 flags = 0b11): no timestamp, so rebuilds write the same bytes,
+    # and the source is checked at import, so an edited .py is not shadowed by its byte-code
+    assert all(int.from_bytes(b[4:8], "little") == 0b11 for b in compiled.values())
 
     second = run_script(env_dir, house, high, installer)
     assert second.returncode == 0, second.stderr
@@ -140,6 +141,13 @@ def test_two_groups_install_compile_their_own_files_and_leave_nothing_behind(env
     out = subprocess.run([str(env_dir / "venv" / "bin" / "python"), "-c", "import dlbase_high; print(dlbase_high.VALUE)"],
                          capture_output=True, text=True)
     assert out.stdout.strip() == "low"
+    # a .py edited after the build (as in a running container) runs as edited, not its old
+    # byte-code: with unchecked-hash .pyc this printed "low" (the source was never looked at)
+    source = site(env_dir) / "dlbase_low" / "__init__.py"
+    source.write_text(source.read_text().replace("'low'", "'new'"))
+    edited = subprocess.run([str(env_dir / "venv" / "bin" / "python"), "-B", "-c",
+                             "import dlbase_high; print(dlbase_high.VALUE)"], capture_output=True, text=True)
+    assert edited.stdout.strip() == "new", edited.stderr
     # nothing of the installer is left: no temporary folder, no uv binary, no uv environment lock
     assert list((env_dir / "tmp").iterdir()) == []
     assert not (env_dir / "venv" / ".lock").exists()

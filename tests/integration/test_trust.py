@@ -564,6 +564,9 @@ def test_a_digest_not_signed_for_the_tag_is_refused(keydir, tmp_path):
         assert "no publisher signature of it names tag 2.6 (signed for: 2.5, 2.5-aaaa)" in one_error(res)
         assert trust(reg, keydir, f"{reg.host}/{REPO}:2.5").returncode == 0
         assert trust(reg, keydir, f"{reg.host}/{REPO}@{old}").returncode == 0  # by digest: no tag to name
+        # NAME:TAG@DIGEST is pinned by its digest (the tag is ignored, as docker does): no tag required
+        pinned = trust(reg, keydir, f"{reg.host}/{REPO}:2.6@{old}", "--json")
+        assert pinned.returncode == 0 and json.loads(pinned.stdout)["digest"] == old, pinned.stderr
         unsigned_tags = write_policy(tmp_path, keydir, "require:\n  signed_tag: false\n")
         assert dlbase("trust", f"{reg.host}/{REPO}:2.6", "--policy", str(unsigned_tags)).returncode == 0
         assert snapshot(reg) == before and inconsistencies(reg) == []

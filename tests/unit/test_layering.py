@@ -211,6 +211,7 @@ def test_build_labels_become_the_args_of_one_label_step():
     ("127.0.0.1:5000/dlbase/pytorch:2.6", ("127.0.0.1:5000/dlbase/pytorch", "2.6")),
     ("127.0.0.1:5000/dlbase/pytorch", ("127.0.0.1:5000/dlbase/pytorch", "latest")),
     ("repo@sha256:" + "a" * 64, ("repo", "sha256:" + "a" * 64)),
+    ("h:5000/repo:tag@sha256:" + "a" * 64, ("h:5000/repo", "sha256:" + "a" * 64)),  # was repo 'h:5000/repo:tag'
 ])
 def test_cache_from_refs_split_like_docker(ref, want):
     assert split_ref(ref) == want

@@ -90,7 +90,7 @@ def test_parse_accepts_extras_markers_and_option_lines() -> None:
     (f"six==1.16.0 --hash=sha256:{H1} --hash=sha256:\n", "malformed hash"),
 ])
 def test_parse_rejects_what_pip_cannot_install_with_hashes(body: str, what: str) -> None:
-    with pytest.raises(InvalidInput, match=what):
+    with pytest.raises(Drift, match=what):
         parse_lock_text(body, source="x.lock")
 
 
@@ -348,7 +348,7 @@ def test_unreachable_reported_by_uv_itself(tmp_path: Path, monkeypatch: pytest.M
 
 def test_parse_rejects_a_lock_ending_on_a_continuation() -> None:
     cut = BODY.split("# via\n")[0].rstrip() + " \\\n"  # ends "--hash=... \" then nothing
-    with pytest.raises(InvalidInput, match="cut short"):
+    with pytest.raises(Drift, match="cut short"):
         parse_lock_text(cut, source="x.lock")
 
 

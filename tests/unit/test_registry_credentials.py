@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from dlbase.registry import client as registry
+from dlbase.engine import credentials
 
 HOST = "127.0.0.1:5999"
 
@@ -44,27 +44,27 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_plain_auths_entry(docker_config) -> None:
     write, _ = docker_config
     write({"auths": {HOST: {"auth": base64.b64encode(b"alice:s3cret").decode()}}})
-    assert registry.docker_config_credentials(HOST) == ("alice", "s3cret")
+    assert credentials.for_registry(HOST) == ("alice", "s3cret")
 
 
 def test_a_per_registry_credential_helper(docker_config) -> None:
     write, bin_dir = docker_config
     helper(bin_dir, "dlbasetest", "bob", "from-helper")
     write({"auths": {HOST: {}}, "credHelpers": {HOST: "dlbasetest"}})
-    assert registry.docker_config_credentials(HOST) == ("bob", "from-helper")
+    assert credentials.for_registry(HOST) == ("bob", "from-helper")
 
 
 def test_the_default_credential_store(docker_config) -> None:
     write, bin_dir = docker_config
     helper(bin_dir, "dlbasestore", "carol", "from-store")
     write({"auths": {HOST: {}}, "credsStore": "dlbasestore"})
-    assert registry.docker_config_credentials(HOST) == ("carol", "from-store")
+    assert credentials.for_registry(HOST) == ("carol", "from-store")
 
 
 def test_no_entry_no_credentials(docker_config) -> None:
     write, _ = docker_config
     write({"auths": {"other.example:5000": {"auth": base64.b64encode(b"x:y").decode()}}})
-    assert registry.docker_config_credentials(HOST) is None
+    assert credentials.for_registry(HOST) is None
 
 
 def test_the_environment_wins(docker_config, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,4 +73,4 @@ def test_the_environment_wins(docker_config, monkeypatch: pytest.MonkeyPatch) ->
     write({"credHelpers": {HOST: "dlbasetest"}})
     monkeypatch.setenv("DLBASE_REGISTRY_USER", "env-user")
     monkeypatch.setenv("DLBASE_REGISTRY_PASSWORD", "env-pass")
-    assert registry.docker_config_credentials(HOST) == ("env-user", "env-pass")
+    assert credentials.for_registry(HOST) == ("env-user", "env-pass")

@@ -18,7 +18,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tools" / "dlbase"
 DAEMON_FREE = ("define.matrix", "define.compat", "define.render", "define.lock", "define.spec",
                "define.tags", "define.layering", "trust.sbom", "core.imageref", "core.root",
                "trust.statements", "trust.simplesign", "trust.policy", "trust.policyfile", "core.gpu",
-               "core.sizes", "core.fileerrors", "core.fsutil", "core.fileset")
+               "core.sizes", "core.fileerrors", "core.fsutil", "core.fileset", "trust.predicates",
+               "verify.junit", "verify.report", "verify.jupyter", "verify.children",
+               "vuln.osv", "vuln.versions", "vuln.severity", "vuln.db", "vuln.inventory", "vuln.match",
+               "vuln.vex", "vuln.report", "vuln.update", "vuln.attestation",
+               "core.reference", "core.digest",
+               "registry.client", "registry.limits", "registry.auth", "registry.answers")
 # Pure source inside the engine package: its own imports are checked, but importing it runs
 # dlbase/engine/__init__.py, which loads docker, so the transitive check cannot apply.
 DAEMON_FREE_SOURCE = ("engine.buildstream",)

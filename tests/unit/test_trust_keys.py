@@ -107,7 +107,7 @@ def test_key_from_environment_leaves_the_environment_once_read(monkeypatch):
 def test_passphrase_and_key_are_gone_before_verify_starts_its_children(monkeypatch, tmp_path):
     """What `verify --attest` does first (load the key), then the host half's environment."""
     from dlbase.cli.commands import _signing
-    from dlbase.verify import runner
+    from dlbase.verify import children
 
     pair = keys.generate()
     monkeypatch.setenv(keys.KEY_ENV, keys.encrypt_private_key(pair, b"pw").decode())
@@ -115,7 +115,7 @@ def test_passphrase_and_key_are_gone_before_verify_starts_its_children(monkeypat
     assert keys.public_pem(_signing.private_key(f"env://{keys.KEY_ENV}")) == keys.public_pem(pair)
     assert keys.KEY_ENV not in os.environ and keys.PASSWORD_ENV not in os.environ
     monkeypatch.setenv(keys.PASSWORD_ENV, "set again by someone")  # and even then
-    assert not set(keys.SECRET_ENV) & set(runner._child_env())
+    assert not set(keys.SECRET_ENV) & set(children.child_env())
 
 
 def test_a_key_file_others_can_read_gets_a_warning(tmp_path):

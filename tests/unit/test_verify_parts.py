@@ -10,7 +10,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from dlbase.verify import runner as verify
+from dlbase.verify import junit, report
+from dlbase.verify.jupyter import probe_jupyter
 
 from tests.support.fake_jupyter import FAKE_JUPYTER
 
@@ -27,17 +28,17 @@ JUNIT_SAMPLE = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def test_parse_junit_and_group_rows_per_file() -> None:
-    cases = verify.parse_junit(JUNIT_SAMPLE)
+    cases = junit.parse_junit(JUNIT_SAMPLE)
     assert [(c.file, c.outcome) for c in cases] == [
         ("test_versions.py", "passed"), ("test_versions.py", "failed"), ("test_gpu.py", "skipped"),
         ("test_gpu.py", "skipped"), ("test_aug_flips.py", "xfailed")]
     assert cases[1].message == "torch 2.6.0 != 2.5.0"
-    rows = verify.image_rows(cases)
+    rows = report.image_rows(cases)
     assert [(r.check, r.result) for r in rows] == [
         ("versions (test_versions.py)", "failed"), ("  x test_versions.py::test_b", "failed"),
         ("GPU (test_gpu.py)", "skipped"), ("augmentation: flips (test_aug_flips.py)", "passed")]
     assert rows[2].reason == "2 skipped - skipped: GPU test on a CPU host: no GPU"
-    merged = ET.fromstring(verify.merge_junit([("host", None), ("image", JUNIT_SAMPLE.encode())], "x"))
+    merged = ET.fromstring(junit.merge_junit([("host", None), ("image", JUNIT_SAMPLE.encode())], "x"))
     assert merged.get("tests") == "5" and merged.get("failures") == "1"
     assert [s.get("name") for s in merged.iter("testsuite")] == ["image: image"]
 
@@ -53,8 +54,8 @@ def test_probe_jupyter_against_the_stand_in_without_docker(tmp_path: Path) -> No
                "FAKE_JUPYTER_OPEN": "1" if open_server else "0"}
         server = subprocess.Popen([sys.executable, str(script)], env=env)
         try:
-            result = verify.probe_jupyter(f"http://127.0.0.1:{port}", "sekrit", timeout=20)
-            wrong = verify.probe_jupyter(f"http://127.0.0.1:{port}", "not-the-token", timeout=20)
+            result = probe_jupyter(f"http://127.0.0.1:{port}", "sekrit", timeout=20)
+            wrong = probe_jupyter(f"http://127.0.0.1:{port}", "not-the-token", timeout=20)
         finally:
             server.kill()
             server.wait()
@@ -63,5 +64,5 @@ def test_probe_jupyter_against_the_stand_in_without_docker(tmp_path: Path) -> No
         else:
             assert result.ok and result.version == "0.0-fake", result.problems
             assert not wrong.ok and any("with the token answered 403" in p for p in wrong.problems)
-    nothing = verify.probe_jupyter(f"http://127.0.0.1:{port}", "x", timeout=1, interval=0.2)
+    nothing = probe_jupyter(f"http://127.0.0.1:{port}", "x", timeout=1, interval=0.2)
     assert not nothing.ok and "no Jupyter server answered" in nothing.problems[0]

@@ -62,8 +62,9 @@ RUN useradd --create-home --uid 1000 --user-group --shell /bin/bash dl \
 # `dlbase render` into images/_layers/), copied in just before its RUN.
 # Each group's RUN runs images/_build/install_group.py (uv; see its docstring): every wheel's
 # sha256 must be one the lock pins, wheels only, nothing resolved (--no-deps); then it
-# byte-compiles only the files that group added, as unchecked-hash .pyc (no timestamps, so
-# two builds write the same bytes), so no layer rewrites a file of a lower one.
+# byte-compiles only the files that group added, as checked-hash .pyc (no timestamps, so
+# two builds write the same bytes; checked against the source at import, so a .py edited in
+# a container runs as edited), so no layer rewrites a file of a lower one.
 # uv never stays in the image: each RUN fetches the uv wheel pinned in images/_build/installer.lock
 # into a temporary folder, installs with it and deletes it before the RUN ends.
 # WHEELHOUSE (set by `dlbase build`) points the installer at wheels served on the build host,
@@ -77,7 +78,7 @@ COPY images/_build/installer.lock /opt/dlbase/installer.lock
 # higher layer) by the one a flavor's lock pins; a lock that needs setuptools installs it.
 RUN python3.10 -m venv /opt/venv \
  && PYTHONDONTWRITEBYTECODE=1 /opt/venv/bin/python -m pip uninstall --yes --quiet setuptools \
- && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /opt/venv/lib > /dev/null
+ && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode checked-hash /opt/venv/lib > /dev/null
 
 # Layer group 1 "cuda": 13 package(s).
 COPY images/_layers/01-cuda-d1d2d0f67418.txt /opt/dlbase/layers/01-cuda.txt

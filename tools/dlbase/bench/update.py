@@ -55,6 +55,7 @@ from dlbase.define import render as render_mod
 from dlbase.define.matrix import Installer, Variant
 from dlbase.define.spec import INSTALL_SCRIPT_IN_IMAGE, LOCK_PLATFORM, BuildSpec, lock_spec
 from dlbase.engine import Engine
+from dlbase.registry import answers
 from dlbase.registry.client import RegistryClient
 
 DESIGNS = ("layered", "single")
@@ -226,11 +227,12 @@ def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
 def _manifest_bytes(host: str, repo: str, tag: str) -> int:
     """Config + layer blob sizes of a pushed image: what a registry holding only it stores."""
     manifest, _digest = RegistryClient(host, credentials=None, timeout=30).manifest(repo, tag)
-    try:
-        return int(manifest["config"]["size"]) + sum(int(layer["size"]) for layer in manifest["layers"])
-    except (KeyError, TypeError, ValueError):
-        raise DlbaseError(f"the manifest of {host}/{repo}:{tag} is not a single-platform image manifest",
-                          details=[f"media type: {manifest.get('mediaType')}"]) from None
+    where = f"{host}/{repo}:{tag}"
+    if manifest.get("config") is None:
+        raise DlbaseError(f"the manifest of {where} is not a single-platform image manifest",
+                          details=[f"media type: {manifest.get('mediaType')}"])
+    config = answers.descriptor(manifest["config"], f"{where} config")
+    return int(config.get("size", 0)) + sum(int(d.get("size", 0)) for d in answers.layers(manifest, where))
 
 
 # --------------------------------------------------------------------------- builder
@@ -306,7 +308,7 @@ class _Builder:
 def pin_in_matrix(matrix_file: Path, variant: str, package: str, version: str) -> None:
     """Pin ``package==version`` under the variant's ``packages:`` in ``matrix_file``, through
     the round-trip YAML reader (comments, layout and the variant's other pins stay)."""
-    data = yamlio.load(matrix_file)
+    data = yamlio.load(matrix_file, round_trip=True)  # written back: keep comments
     node = next((v for v in data.get("variants") or [] if isinstance(v, dict) and v.get("name") == variant), None)
     if node is None:
         raise InvalidInput(f"cannot find variant {variant} in {matrix_file}")

@@ -26,6 +26,7 @@ from dlbase.define import lock as lock_mod
 from dlbase.define import render as render_mod
 from dlbase.engine import BuildEvent, Engine
 from dlbase.engine.buildstream import hash_mismatch
+from dlbase.core import reference
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, Missing
 from dlbase.core.imageref import short_id
@@ -301,15 +302,9 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
 
 def split_ref(ref: str) -> tuple[str, str]:
     """``host:port/repo:tag`` or ``repo@sha256:...`` -> (repository, tag or digest); tag
-    defaults to ``latest`` like docker's."""
-    if "@" in ref:
-        repo, digest = ref.split("@", 1)
-        return repo, digest
-    head, _, last = ref.rpartition("/")
-    if ":" in last:
-        name, tag = last.rsplit(":", 1)
-        return (f"{head}/{name}" if head else name), tag
-    return ref, "latest"
+    defaults to ``latest`` like docker's (the digest wins when both are given)."""
+    parsed = reference.parse(ref, where="--cache-from")
+    return parsed.name, parsed.digest or parsed.tag or "latest"
 
 
 def cache_sources(engine: Engine, refs: list[str], say: Callable[[str], None]) -> list[str]:
@@ -319,8 +314,8 @@ def cache_sources(engine: Engine, refs: list[str], say: Callable[[str], None]) -
     for ref in refs:
         if not engine.image_exists(ref):
             say(f"pulling {ref} to use its layers as cache")
-            repo, reference = split_ref(ref)
-            engine.pull(repo, reference)
+            repo, tag_or_digest = split_ref(ref)
+            engine.pull(repo, tag_or_digest)
         found.append(ref)
     return found
 

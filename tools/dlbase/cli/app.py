@@ -32,6 +32,7 @@ COMMANDS = [
     "push", "report", "diff", "rebuild_check", "bench",
     # trust (keys, signatures, pulls), running an image, and its layers
     "key", "trust", "pull", "run", "layers",
+    "scan",
 ]
 
 

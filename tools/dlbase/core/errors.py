@@ -82,6 +82,20 @@ class DlbaseError(Exception):
         self.hint = hint
         self.details = details or []
 
+    def reworded(self, message: str, *, hint: str | None = None) -> DlbaseError:
+        """The same error (type, exit code, details, fields) with a new message and hint,
+        for a caller that adds what it was doing when it failed.
+
+        Built without calling ``__init__``: subclasses take other arguments (a file and a
+        line, a log tail), so ``type(exc)(message, details=...)`` is not a safe copy."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        Exception.__init__(new, message)
+        new.message = message
+        new.hint = hint if hint is not None else self.hint
+        new.details = list(self.details)
+        return new
+
     def to_dict(self) -> dict:
         return {
             "error": type(self).__name__,

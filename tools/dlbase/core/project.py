@@ -6,6 +6,7 @@ same files, so `make` targets, CI and a user in a sub-folder agree on what is bu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -13,12 +14,26 @@ from pathlib import Path
 from dlbase.define import compat as compat_mod
 from dlbase.define import matrix as matrix_mod
 from dlbase.core.errors import Missing
-from dlbase.core.root import search_root
+from dlbase.core.root import ROOT_ENV, search_root
 
 
-def find_root(start: Path | None = None) -> Path:
-    """The folder holding images/matrix.yaml: DLBASE_ROOT, else the nearest parent."""
+def find_root(start: Path | None = None, *, need_matrix: bool = True) -> Path:
+    """The folder holding images/matrix.yaml: DLBASE_ROOT, else the nearest parent.
+
+    A DLBASE_ROOT that is no project is named in the error: the user set it once in a
+    shell profile and no longer thinks of it, so "images/matrix.yaml: file not found"
+    would send them looking in the wrong folder. ``need_matrix`` is False when the
+    caller names its own matrix file (--matrix), so only the folder must exist."""
     found = search_root(start)
+    env = os.environ.get(ROOT_ENV)
+    if found is not None and env:
+        hint = (f"point {ROOT_ENV} at the folder that holds images/matrix.yaml (the project), "
+                f"or unset it to use the project around the working directory")
+        if not found.is_dir():
+            raise Missing(f"{ROOT_ENV}={env}: {'no such folder' if not found.exists() else 'not a folder'}",
+                          hint=hint)
+        if need_matrix and not (found / "images" / "matrix.yaml").is_file():
+            raise Missing(f"{ROOT_ENV}={env}: no images/matrix.yaml in {found}", hint=hint)
     if found is not None:
         return found
     try:
@@ -39,7 +54,7 @@ class Project:
     @classmethod
     def discover(cls, root: Path | None = None, matrix: Path | None = None,
                  compat: Path | None = None) -> "Project":
-        root = root or find_root()
+        root = root or find_root(need_matrix=matrix is None)
         return cls(root=root, matrix_file=matrix or root / "images" / "matrix.yaml",
                    compat_file=compat or root / "images" / "compat.yaml")
 

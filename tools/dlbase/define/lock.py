@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name as canonical_name
 
+from dlbase.core import digest as digests
 from dlbase.core.errors import Drift, InvalidInput, Missing, Unreachable
 from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.fileerrors import read_text
@@ -280,7 +281,7 @@ def content_hash(body: str) -> str:
     holds what was made from them, so a lock cut short or edited by hand fails
     ``dlbase lock --check`` instead of passing as "current".
     """
-    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return digests.sha256_of(body.encode("utf-8"))
 
 
 def _header(spec: LockSpec, fingerprint: str, body: str) -> str:
@@ -363,7 +364,7 @@ def compile_lock(
             previous = _strip_header(output.read_text(encoding="utf-8", errors="replace"))
             try:
                 parse_lock_text(previous, source=str(output))
-            except InvalidInput:
+            except Drift:
                 pass  # a damaged lock is no preference: resolve afresh instead of failing
             else:
                 out_tmp.write_text(previous, encoding="utf-8")
@@ -436,7 +437,11 @@ def compile_lock(
         body = out_tmp.read_text(encoding="utf-8")
 
     text = _header(spec, fp, body) + body
-    packages = parse_lock_text(text).packages
+    try:
+        packages = parse_lock_text(text).packages
+    except Drift as exc:  # uv's own output, not a damaged file of the project
+        raise InvalidInput(f"variant '{spec.variant}': uv wrote a lock dlbase cannot read: {exc.message}",
+                           details=_summarise_uv(stderr_lines)) from None
     if not packages:
         raise InvalidInput(f"variant '{spec.variant}': uv produced an empty lock",
                            details=_summarise_uv(stderr_lines))
@@ -480,6 +485,8 @@ def parse_lock_text(text: str, *, source: str = "<lock>") -> Lock:
     (``--index-url``) are ignored. Every requirement line must be an exact ``==`` pin
     with at least one sha256 hash, otherwise the lock cannot be installed with
     ``--require-hashes`` and is rejected here rather than in the middle of a build.
+    Such a lock is a damaged generated file: :class:`Drift` (exit 3), as the docs say,
+    from every verb that reads it (`check`, `render`, `build`, `lock --check`).
     """
     fingerprint = python_version = platform = index_url = None
     extra: list[str] = []
@@ -509,7 +516,7 @@ def parse_lock_text(text: str, *, source: str = "<lock>") -> Lock:
             logical.append((start, buf.strip()))
         buf = ""
     if buf.strip():
-        raise InvalidInput(f"{source}:{start}: the file ends inside a continued line (a trailing "
+        raise Drift(f"{source}:{start}: the file ends inside a continued line (a trailing "
                            f"backslash with nothing after it): the lock was cut short",
                            hint="regenerate the lock with dlbase lock (or restore it from git)")
 
@@ -520,22 +527,22 @@ def parse_lock_text(text: str, *, source: str = "<lock>") -> Lock:
             continue  # option line such as --index-url; not a requirement
         m = _PIN_RE.match(line)
         if not m:
-            raise InvalidInput(f"{source}:{lineno}: not an exact '==' pin: {line[:80]!r}",
+            raise Drift(f"{source}:{lineno}: not an exact '==' pin: {line[:80]!r}",
                                hint="regenerate the lock with dlbase lock")
         hashes: list[str] = []
         for h in _HASH_RE.finditer(line):
             algo, _, digest = h["value"].partition(":")
             if len(digest) != _DIGEST_LEN.get(algo, -1) or not re.fullmatch(r"[0-9a-fA-F]+", digest):
-                raise InvalidInput(f"{source}:{lineno}: malformed hash for {m['name']}: "
+                raise Drift(f"{source}:{lineno}: malformed hash for {m['name']}: "
                                    f"{h['value'][:80]!r} (truncated or damaged lock?)",
                                    hint="regenerate the lock with dlbase lock")
             hashes.append(f"{algo}:{digest.lower()}")
         if not any(h.startswith("sha256:") for h in hashes):
-            raise InvalidInput(f"{source}:{lineno}: {m['name']} has no sha256 hash",
+            raise Drift(f"{source}:{lineno}: {m['name']} has no sha256 hash",
                                hint="regenerate the lock with dlbase lock (uses --generate-hashes)")
         pin = Pinned(name=m["name"], version=m["version"], hashes=hashes)
         if pin.key in seen:
-            raise InvalidInput(f"{source}:{lineno}: {pin.name} is pinned twice")
+            raise Drift(f"{source}:{lineno}: {pin.name} is pinned twice")
         seen.add(pin.key)
         packages.append(pin)
     return Lock(fingerprint=fingerprint, packages=packages, python_version=python_version,
@@ -585,7 +592,7 @@ def check_lock(spec: LockSpec, path: Path, *, complete: bool = False) -> Lock:
     regen = f"run `dlbase lock {spec.variant}` (or restore the lock from git)"
     try:
         lock = parse_lock_text(text, source=str(path))
-    except InvalidInput as exc:
+    except Drift as exc:
         raise Drift(f"variant '{spec.variant}': lock is damaged: {exc.message}", hint=regen) from None
     recorded = next((ln[len(_CONTENT_PREFIX):].strip() for ln in text.splitlines()
                      if ln.startswith(_CONTENT_PREFIX)), None)

@@ -14,6 +14,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from dlbase.core import digest as digests
 from dlbase.core import validate
 from dlbase.core import yamlio
 from dlbase.core.errors import AddressError, MatrixError
@@ -21,7 +22,6 @@ from dlbase.core.errors import AddressError, MatrixError
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PY_RE = re.compile(r"^3\.\d+$")
 LINE_RE = re.compile(r"^cu\d{3}$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 TOP_KEYS = {"schema": False, "default": True, "repository": True, "packages": True,
@@ -316,7 +316,7 @@ def load(path: Path, display: str | None = None) -> Matrix:
             probs.add(f"base '{bname}': source must be one of {', '.join(BASE_SOURCES)}",
                       field_name="source", lineno=yamlio.lineno_of(bnode, "source"))
         digest = bnode.get("digest")
-        if digest is not None and not DIGEST_RE.match(str(digest)):
+        if digest is not None and not digests.is_sha256(str(digest)):
             probs.add(f"base '{bname}': digest '{digest}' is not sha256:<64 hex>; let `dlbase pin` write it",
                       field_name="digest", lineno=yamlio.lineno_of(bnode, "digest"))
         python = str(bnode["python"])

@@ -10,7 +10,8 @@ from pathlib import Path
 from dlbase.core import yamlio
 from dlbase.core.errors import DlbaseError, InvalidInput
 from dlbase.define.matrix import Matrix
-from dlbase.registry.client import RegistryClient, parse_reference
+from dlbase.core import reference
+from dlbase.registry.client import RegistryClient, api_host
 
 
 @dataclass
@@ -51,9 +52,9 @@ def resolve(matrix: Matrix, only: list[str] | None = None,
     for key, base in matrix.bases.items():
         if base.source != "registry" or (only and key not in only):
             continue
-        ref = parse_reference(base.image, base.tag)
+        ref = reference.parse(f"{base.image}:{base.tag}", where=f"base '{key}'").normalized()
         try:
-            digest = client_for(ref.host).manifest_digest(ref.repository, ref.tag)
+            digest = client_for(api_host(ref)).manifest_digest(ref.repository, ref.tag)
             results.append(PinResult(key, base.tag_ref, base.digest, digest))
         except DlbaseError as exc:
             results.append(PinResult(key, base.tag_ref, base.digest, None, exc.message))
@@ -65,7 +66,7 @@ def write(matrix_file: Path, display: str, results: list[PinResult]) -> bool:
     changed = [r for r in results if r.new and r.new != r.old]
     if not changed:
         return False
-    data = yamlio.load(matrix_file, display)
+    data = yamlio.load(matrix_file, display, round_trip=True)
     for r in changed:
         data["bases"][r.base]["digest"] = r.new
     yamlio.dump_atomic(data, matrix_file)

@@ -15,6 +15,8 @@ One concern per module:
 * :mod:`~dlbase.engine.transfer` -- push and pull streams;
 * :mod:`~dlbase.engine.containers` -- run, started, exec, read_file, export;
 * :mod:`~dlbase.engine.cleanup` -- label-based clean-up.
+* :mod:`~dlbase.engine.credentials` -- the registry credentials `docker login` stored
+  (docker-py's ``docker.auth``), handed to the daemon-free registry client by its callers.
 
 Rules the package keeps:
 

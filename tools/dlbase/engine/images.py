@@ -7,6 +7,7 @@ import json
 import os
 from typing import IO, Any
 
+from dlbase.core import digest as digests
 from dlbase.core import errors
 from dlbase.core import imageref
 from dlbase.engine.daemon import Daemon
@@ -89,7 +90,7 @@ class Images(Daemon):
         return image_id
 
     def _full_image_id(self, short: str) -> str:
-        if short.startswith("sha256:") and len(short) == 71:
+        if digests.is_sha256(short):
             return short
         return self.inspect_image(short)["Id"]
 

@@ -11,11 +11,12 @@ from typing import Any
 
 from docker import errors as docker_errors
 
+from dlbase.core import digest as digests
 from dlbase.core import errors
 from dlbase.engine.daemon import api_message
 from dlbase.engine.images import Images
 
-_PUSH_DIGEST_RE = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: (\d+)")
+_PUSH_DIGEST_RE = re.compile(rf"digest: ({digests.SHA256_PATTERN}) size: (\d+)")
 _UNREACHABLE_MARKERS = ("connection refused", "no such host", "i/o timeout", "dial tcp", "connection reset",
                         "eof", "no route to host", "tls handshake timeout", "server misbehaving")
 _AUTH_MARKERS = ("unauthorized", "authentication required", "denied", "no basic auth credentials")
@@ -130,7 +131,7 @@ class Transfers(Images):
 
         Errors reported inside the pull stream are raised like :meth:`push`'s.
         """
-        sep = "@" if reference.startswith("sha256:") else ":"
+        sep = "@" if digests.is_digest(reference) else ":"
         ref = f"{repository}{sep}{reference}"
         emit = on_event or (lambda _event: None)
         started = time.monotonic()

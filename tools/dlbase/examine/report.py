@@ -3,7 +3,7 @@ and reading them back for `dlbase report IMAGE`.
 
 Files live in ``.dlbase/reports/`` and are named by the image ID's first 12 hex digits:
 ``build-<id12>.json`` (written by build.write_report), ``push-<id12>-<UTC time>.json``
-(one per push) and ``sbom-<id12>.cdx.json``. Reports never contain credentials: the push
+(one per push), ``sbom-<id12>.cdx.json`` and ``scan-<id12>.json`` (the newest `dlbase scan`). Reports never contain credentials: the push
 report names only where the credentials came from ("environment", "docker config").
 """
 
@@ -109,6 +109,25 @@ def write_push_sbom(project: Project, facts: dict, image_id: str, name: str) -> 
                       variant=facts.get("variant"), lock_hash=facts.get("lock_hash"))
 
 
+def write_scan(project: Project, image_id: str, body: dict) -> Path:
+    """The newest scan of an image (replacing the previous one): what `report` shows."""
+    return write_json_atomic(reports_dir(project) / f"scan-{short_id(image_id)}.json",
+                             {**body, "image_id": image_id}, sort_keys=False)
+
+
+def last_scan(project: Project, image_id: str) -> dict | None:
+    """When the image was last scanned, against which database, and the counts."""
+    path = reports_dir(project) / f"scan-{short_id(image_id)}.json"
+    if not path.is_file():
+        return None
+    body = json.loads(path.read_text())
+    if body.get("image_id") != image_id:
+        return None
+    return {"scanned_at": body.get("scanned_at"), "database_newest": (body.get("database") or {}).get("newest_modified"),
+            "counts": body.get("counts"), "counts_without_vex": body.get("counts_without_vex"),
+            "vex_applied": len(body.get("vex") or []), "report_file": str(path)}
+
+
 def load(project: Project, engine: Engine, image: str) -> dict:
     """Everything known about an image (a tag, a reference or an ID): its content facts,
     repo digests and tags as the daemon knows them now, its verification, its pushes."""
@@ -128,4 +147,5 @@ def load(project: Project, engine: Engine, image: str) -> dict:
                 facts["repo_digests"].append(ref)
     sbom_path = sbom.path_for(reports_dir(project), image_id)
     facts["sbom_file"] = str(sbom_path) if sbom_path.is_file() else None
+    facts["scan"] = last_scan(project, image_id)
     return facts

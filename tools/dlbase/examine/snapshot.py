@@ -35,6 +35,7 @@ from typing import IO
 from packaging.utils import canonicalize_name
 
 from dlbase.engine import Engine
+from dlbase.vuln import inventory
 
 # path pattern (as in the exported tar, no leading slash) -> why it legitimately varies.
 EXCLUDED: dict[str, str] = {
@@ -156,19 +157,10 @@ def _collect(path: str, data: bytes, hexdigest: str, metas: dict[str, tuple[str,
 
 
 def parse_dpkg_status(text: str) -> dict[str, str]:
-    """{package: version} of the installed packages in a dpkg status file."""
-    found: dict[str, str] = {}
-    for stanza in text.split("\n\n"):
-        fields = {}
-        for line in stanza.splitlines():
-            if line and not line[0].isspace() and ":" in line:
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
-        if fields.get("Package") and "installed" in fields.get("Status", "").split()[-1:]:
-            arch = fields.get("Architecture")
-            name = fields["Package"] if arch in (None, "all", "amd64") else f"{fields['Package']}:{arch}"
-            found[name] = fields.get("Version", "")
-    return found
+    """{package: version} of the installed packages in a dpkg status file (a package of
+    another architecture than amd64/all as ``name:arch``)."""
+    return {(deb.name if deb.arch in ("", "all", "amd64") else f"{deb.name}:{deb.arch}"): deb.version
+            for deb in inventory.parse_dpkg_status(text)}
 
 
 # --------------------------------------------------------------------------- comparison

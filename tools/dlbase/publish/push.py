@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
 from dlbase.verify import records
+from dlbase.engine import credentials
+from dlbase.registry import answers
 from dlbase.registry import client as registry
 from dlbase.examine import report
 from dlbase.engine import Engine, TransferEvent
+from dlbase.core import reference
 from dlbase.core.errors import InvalidInput, NotVerified, RegistryError, TagConflict
 from dlbase.core.imageref import repo_tags
 from dlbase.examine.local_image import locate
@@ -56,14 +58,15 @@ class LocalImage:
         return [self.immutable] + ([self.moving] if self.moving else [])
 
 
-def _is_registry_qualified(ref: str) -> bool:
-    first = ref.split("/", 1)[0]
-    return "/" in ref and ("." in first or ":" in first or first == "localhost")
-
-
-def _split(ref: str) -> tuple[str, str]:
-    repo, _, tag = ref.rpartition(":")
-    return repo, tag
+def _local_tags(info: dict) -> list[tuple[str, str]]:
+    """(repository, tag) of each of the image's tags that names no registry (the ones
+    `dlbase build` made; registry-qualified tags are push leftovers or someone else's)."""
+    found = []
+    for text in repo_tags(info):
+        ref = reference.parse(text, where="local tag")
+        if ref.registry is None and ref.tag:
+            found.append((ref.repository, ref.tag))
+    return found
 
 
 def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
@@ -72,14 +75,15 @@ def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
     wanted_repo = None
     if found.by_variant:
         wanted_repo = project.matrix.repository
-    elif ":" in target and not target.startswith("sha256:") and "@" not in target:
-        wanted_repo = _split(target)[0]
+    elif not target.startswith("sha256:"):
+        named = reference.parse(target, where="IMAGE")
+        wanted_repo = named.name if named.tag and not named.digest else None
     info, labels = found.inspect, found.labels
     lock_hash = labels.get("dlbase.lock-hash")
     if not lock_hash:
         raise InvalidInput(f"{target} carries no dlbase.lock-hash label: not an image dlbase built",
                            hint="push images built by `dlbase build`")
-    local = [_split(t) for t in repo_tags(info) if not _is_registry_qualified(t)]
+    local = _local_tags(info)
     immutables = [(r, t) for r, t in local if t.endswith(f"-{lock_hash}") and (wanted_repo in (None, r))]
     if not immutables:
         raise InvalidInput(f"{target} has no immutable tag (one ending in -{lock_hash})",
@@ -94,15 +98,6 @@ def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
         moving = others[0]
     return LocalImage(image_id=info["Id"], repository=repo, immutable=immutable, moving=moving,
                       variant=variant, labels=labels)
-
-
-def credentials_source(host: str) -> tuple[tuple[str, str] | None, str]:
-    """(credentials, where they came from) -- the source, never the values, is reported."""
-    creds = registry.docker_config_credentials(host)
-    if creds is None:
-        return None, "none"
-    env = os.environ.get("DLBASE_REGISTRY_USER") and os.environ.get("DLBASE_REGISTRY_PASSWORD")
-    return creds, "environment (DLBASE_REGISTRY_USER/PASSWORD)" if env else "docker config"
 
 
 def check_publishable(project: Project, image: LocalImage, *, force: bool) -> dict:
@@ -126,14 +121,14 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     With ``signer`` (a dlbase.trust.keys.KeyPair) the pushed digest is then signed and
     its SBOM, provenance and verification attached in the registry (dlbase.trust)."""
     verification = check_publishable(project, image, force=force)
-    creds, creds_from = credentials_source(host)
+    creds, creds_from = credentials.source(host)
     client = registry.RegistryClient(host, credentials=creds)
     say(f"asking {host} what {image.repository} holds now")
     before = {t: client.tag_digest_or_none(image.repository, t) for t in image.tags}
     immutable_present = False
     if before[image.immutable]:
         manifest, _digest = client.manifest(image.repository, before[image.immutable])
-        remote_config = (manifest.get("config") or {}).get("digest")
+        remote_config = answers.config_digest(manifest, f"{host}/{image.repository}:{image.immutable}")
         if remote_config != image.image_id:
             raise TagConflict(f"{host}/{image.repository}:{image.immutable} already exists and names another "
                               f"image ({before[image.immutable]}, config {remote_config}); immutable tags are "
@@ -152,7 +147,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
             say(f"pushing {target}:{t}")
             pushed = engine.push(target, t, auth_config=auth, on_event=on_event)
             _manifest, digest = client.manifest(image.repository, t)
-            config = (_manifest.get("config") or {}).get("digest")
+            config = answers.config_digest(_manifest, f"{target}:{t}")
             if digest != pushed.digest or config != image.image_id:
                 raise RegistryError(f"{target}:{t}: the registry serves {digest} (config {config}), the push "
                                     f"reported {pushed.digest} for image {image.image_id}",
@@ -216,10 +211,9 @@ def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClie
         return attach.for_push(project, engine, client, subject, signer, image_id=image.image_id,  # type: ignore[arg-type]
                                facts=facts, tags=tuple(image.tags), host_label=host_label, say=say)
     except DlbaseError as exc:
-        raise type(exc)(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
-                        hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "
-                             "attestations are written again (nothing half-written names a missing blob)",
-                        details=exc.details) from None
+        raise exc.reworded(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
+                           hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "
+                                "attestations are written again (nothing half-written names a missing blob)") from None
 
 
 def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, command: list[str],

@@ -1,254 +1,220 @@
-"""A small Docker Registry HTTP API v2 client: resolve tags to digests, read manifests.
+"""A small Docker Registry HTTP API v2 client: resolve tags to digests, read manifests,
+write the signature and attestation artifacts.
 
-It needs no Docker daemon: `dlbase pin` asks the registry itself which digest a base tag
-points at (so digests are never typed by hand), and publishing reads the manifest back
-after a push to check what the registry really holds. Credentials come from the Docker
-config file or the environment, never from the command line.
+It needs no Docker daemon (and imports no docker): `dlbase pin` asks the registry itself
+which digest a base tag points at, publishing reads the manifest back after a push, and
+`dlbase trust` reads the evidence. A registry is not trusted: every answer is read within
+a size cap and a deadline (:mod:`.limits`), checked before use (:mod:`.answers`), and
+secrets go only to the server they belong to (:mod:`.auth`). Credentials are handed in by
+the caller (``dlbase.engine.credentials`` reads what `docker login` stored).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import urlencode, urljoin
 
-import docker.auth
-import docker.errors
-import requests
-
-from dlbase.core.errors import InvalidInput, RegistryError, Unreachable
+from dlbase.core import digest as digests
 from dlbase.core import validate
+from dlbase.core.errors import RegistryError
+from dlbase.core.reference import DOCKER_HUB, DOCKER_HUB_API, Reference
+from dlbase.registry import answers, auth
+from dlbase.registry.auth import is_loopback
+from dlbase.registry.limits import BLOB_MAX, DEADLINE_S, JSON_MAX, MANIFEST_MAX, Answer, BoundedHttp, origin
 
-DOCKER_HUB = "registry-1.docker.io"
+__all__ = ["RegistryClient", "api_host", "is_loopback", "MANIFEST_TYPES"]
+
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-_HOST_RE = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+|[\w.-]+:\d+|\[[0-9a-fA-F:]+\](:\d+)?)$")
+MAX_TAG_PAGES = 1000
+_LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
-@dataclass(frozen=True)
-class Reference:
-    """registry host, repository path and tag of an image reference."""
-
-    host: str
-    repository: str
-    tag: str
-
-    @property
-    def display(self) -> str:
-        return f"{self.host}/{self.repository}:{self.tag}"
+def api_host(ref: Reference) -> str:
+    """The host to ask for ``ref``: Docker Hub's API lives on registry-1.docker.io."""
+    host = ref.normalized().host
+    return DOCKER_HUB_API if host == DOCKER_HUB else host
 
 
-def parse_reference(image: str, tag: str | None = None) -> Reference:
-    """Split `docker.io/nvidia/cuda` (+ tag) or `127.0.0.1:5000/x/y:tag` into parts."""
-    name = image
-    if tag is None:
-        if "@" in name:
-            raise InvalidInput(f"'{image}' already names a digest; give a tag to resolve")
-        last = name.rsplit("/", 1)[-1]
-        if ":" in last:
-            name, tag = name.rsplit(":", 1)
-        else:
-            tag = "latest"
-    first, _, rest = name.partition("/")
-    if rest and (_HOST_RE.match(first) and ("." in first or ":" in first or first == "localhost")):
-        host, repo = first, rest
-    else:
-        host, repo = "docker.io", name
-    if host in ("docker.io", "index.docker.io"):
-        host = DOCKER_HUB
-        if "/" not in repo:
-            repo = f"library/{repo}"
-    return Reference(host=host, repository=repo, tag=tag)
-
-
-def is_loopback(host: str) -> bool:
-    bare = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    return bare in ("localhost", "[::1]") or bare.startswith("127.")
-
-
-def docker_config_credentials(host: str) -> tuple[str, str] | None:
-    """(user, password) for a registry: DLBASE_REGISTRY_USER/_PASSWORD, else what `docker
-    login` stored -- an ``auths`` entry, or the credential helper the config names
-    (``credHelpers`` for this registry, ``credsStore`` for all), resolved by docker-py's
-    own ``docker.auth`` exactly as the Docker client does. None when there is none (or
-    the helper fails: the registry's 401 then says what is missing)."""
-    user, password = os.environ.get("DLBASE_REGISTRY_USER"), os.environ.get("DLBASE_REGISTRY_PASSWORD")
-    if user and password:
-        return user, password
-    try:
-        entry = docker.auth.load_config().resolve_authconfig(docker.auth.INDEX_NAME if host == DOCKER_HUB else host)
-    except docker.errors.DockerException:
-        return None
-    # docker-py spells an ``auths`` entry's keys in lower case and a helper's capitalised.
-    user = (entry or {}).get("Username") or (entry or {}).get("username")
-    password = (entry or {}).get("Password") or (entry or {}).get("password")
-    return (str(user), str(password)) if user and password is not None else None
+class _Absent(RegistryError):
+    """The registry has no such manifest or repository (HTTP 404)."""
 
 
 class RegistryClient:
     """Talks to one registry. Loopback registries are plain HTTP, others HTTPS."""
 
-    def __init__(self, host: str, *, credentials: tuple[str, str] | None = None, timeout: float = 15.0):
+    def __init__(self, host: str, *, credentials: tuple[str, str] | None = None, timeout: float = 15.0,
+                 deadline: float = DEADLINE_S):
         self.host = validate.registry_host(host)  # a URL or bad port: a clear exit 2, not requests' InvalidURL
         self.scheme = "http" if is_loopback(host) else "https"
-        self.credentials = credentials if credentials is not None else docker_config_credentials(host)
+        self.credentials = credentials
         self.timeout = timeout
-        self.session = requests.Session()
+        self.http = BoundedHttp(self.host, timeout=timeout, deadline=deadline)
         self._token: str | None = None
+        self._withheld: str | None = None  # why credentials were not sent to the token service
 
     @property
     def base(self) -> str:
         return f"{self.scheme}://{self.host}/v2"
 
-    def _request(self, method: str, url: str, **kw: object) -> requests.Response:
-        headers = dict(kw.pop("headers", {}) or {})  # type: ignore[arg-type]
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return origin(self.base)
+
+    def _authorization(self, url: str) -> dict[str, str]:
+        """The registry's own secret for a URL on the registry's origin; nothing elsewhere."""
+        if origin(url) != self.origin:
+            return {}
+        if self._token:
+            return {"Authorization": f"Bearer {self._token}"}
+        if self.credentials:
+            return {"Authorization": auth.basic(self.credentials)}
+        return {}
+
+    def _request(self, method: str, url: str, *, cap: int, what: str, headers: Mapping[str, str] | None = None,
+                 data: bytes | None = None) -> Answer:
         for attempt in (1, 2):
-            if self._token:
-                headers["Authorization"] = f"Bearer {self._token}"
-            elif self.credentials:
-                kw["auth"] = self.credentials
-            try:
-                resp = self.session.request(method, url, headers=headers, timeout=self.timeout, **kw)
-            except requests.ConnectionError as exc:
-                raise Unreachable(f"registry {self.host} cannot be reached ({type(exc).__name__})",
-                                  hint=f"is the registry running and is {self.host} the right address?") from None
-            except requests.Timeout:
-                raise Unreachable(f"registry {self.host} did not answer within {self.timeout:.0f}s") from None
-            if resp.status_code == 401 and attempt == 1:
-                challenge = resp.headers.get("WWW-Authenticate", "")
-                if challenge.lower().startswith("bearer"):
-                    self._token = self._fetch_token(challenge)
-                    continue
-                if challenge.lower().startswith("basic") and not self.credentials:
-                    break
+            answer = self.http.send(method, url, cap=cap, what=what, headers=headers, data=data,
+                                    authorize=self._authorization)
+            challenge = answer.headers.get("WWW-Authenticate", "")
+            if answer.status == 401 and attempt == 1 and challenge.lower().startswith("bearer"):
+                self._token = self._fetch_token(challenge)
+                continue
             break
-        if resp.status_code == 401:
-            raise RegistryError(f"registry {self.host} refused the credentials (HTTP 401)",
+        if answer.status == 401:
+            why = f" ({self._withheld})" if self._withheld else ""
+            raise RegistryError(f"registry {self.host} refused the credentials (HTTP 401) for {what}{why}",
                                 hint="log in with `docker login` or set DLBASE_REGISTRY_USER/DLBASE_REGISTRY_PASSWORD")
-        return resp
+        return answer
 
     def _fetch_token(self, challenge: str) -> str:
-        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-        realm = params.pop("realm", None)
-        if not realm:
-            raise RegistryError(f"registry {self.host} sent an auth challenge without a realm")
-        try:
-            resp = self.session.get(realm, params=params, auth=self.credentials, timeout=self.timeout)
-        except requests.RequestException:
-            raise Unreachable(f"token service {realm} of registry {self.host} cannot be reached") from None
-        if resp.status_code != 200:
-            raise RegistryError(f"token service {realm} answered HTTP {resp.status_code}",
+        realm, params = auth.bearer_challenge(challenge, self.host)
+        send_basic = bool(self.credentials) and auth.may_send_credentials_to_realm(realm, self.host)
+        if self.credentials and not send_basic:
+            self._withheld = f"the credentials were not sent to token service {realm}: it is not on {self.host}'s site"
+        headers = {"Authorization": auth.basic(self.credentials)} if send_basic and self.credentials else {}
+        sep = "&" if "?" in realm else "?"
+        url = f"{realm}{sep}{urlencode(params)}" if params else realm
+        what = f"a token from {realm}"
+        answer = self.http.send("GET", url, cap=JSON_MAX, what=what,
+                                authorize=lambda u: headers if origin(u) == origin(realm) else {})
+        if answer.status != 200:
+            raise RegistryError(f"token service {realm} answered HTTP {answer.status}",
                                 hint="check the registry credentials")
-        body = resp.json()
-        return body.get("token") or body.get("access_token") or ""
+        return answers.token(answer.body, f"token service {realm}")
 
-    def _expect_found(self, resp: requests.Response, what: str) -> None:
+    def _expect_found(self, answer: Answer, what: str) -> None:
         """404 and any other non-200 answer become a RegistryError naming what was asked."""
-        if resp.status_code == 404:
-            raise RegistryError(f"{self.host}/{what} does not exist in the registry")
-        if resp.status_code != 200:
-            raise RegistryError(f"registry {self.host} answered HTTP {resp.status_code} for {what}")
+        if answer.status == 404:
+            raise _Absent(f"{self.host}/{what} does not exist in the registry")
+        if answer.status != 200:
+            raise RegistryError(f"registry {self.host} answered HTTP {answer.status} for {what}")
+
+    @staticmethod
+    def _named(repository: str, reference: str) -> str:
+        return f"{repository}{'@' if digests.is_digest(reference) else ':'}{reference}"
 
     def ping(self) -> int:
         """The HTTP status of ``GET /v2/`` (200: the registry answers the v2 API).
         Unreachable when nothing listens there, RegistryError when it refuses the login."""
-        return self._request("GET", f"{self.base}/").status_code
+        return self._request("GET", f"{self.base}/", cap=JSON_MAX, what="the v2 API root").status
 
     def manifest_digest(self, repository: str, reference: str) -> str:
         """The digest the registry serves for a tag (index/manifest list when multi-arch)."""
-        resp = self._request("HEAD", f"{self.base}/{repository}/manifests/{reference}",
-                             headers={"Accept": MANIFEST_TYPES})
-        self._expect_found(resp, f"{repository}:{reference}")
-        digest = resp.headers.get("Docker-Content-Digest")
+        what = self._named(repository, reference)
+        answer = self._request("HEAD", f"{self.base}/{repository}/manifests/{reference}", cap=0, what=what,
+                               headers={"Accept": MANIFEST_TYPES})
+        self._expect_found(answer, what)
+        digest = answers.content_digest(answer.headers.get("Docker-Content-Digest"), what)
         if not digest:  # some registries omit the header on HEAD; GET and hash the body
             return self.manifest(repository, reference)[1]
         return digest
 
-    def manifest(self, repository: str, reference: str) -> tuple[dict, str]:
-        """(manifest JSON, digest computed from its bytes) - the digest is checked, not trusted."""
-        import hashlib
-
-        resp = self._request("GET", f"{self.base}/{repository}/manifests/{reference}",
-                             headers={"Accept": MANIFEST_TYPES})
-        self._expect_found(resp, f"{repository}{'@' if reference.startswith('sha256:') else ':'}{reference}")
-        digest = "sha256:" + hashlib.sha256(resp.content).hexdigest()
-        return resp.json(), digest
+    def manifest(self, repository: str, reference: str) -> tuple[dict[str, Any], str]:
+        """(manifest JSON object, digest computed from its bytes): the digest is checked, not trusted."""
+        what = self._named(repository, reference)
+        answer = self._request("GET", f"{self.base}/{repository}/manifests/{reference}", cap=MANIFEST_MAX,
+                               what=f"manifest {what}", headers={"Accept": MANIFEST_TYPES})
+        self._expect_found(answer, what)
+        digest = digests.sha256_of(answer.body)
+        if digests.is_sha256(reference) and digest != reference:
+            raise RegistryError(f"registry {self.host} served {what} with other content ({digest})")
+        return answers.json_object(answer.body, f"manifest {self.host}/{what}"), digest
 
     def tag_digest_or_none(self, repository: str, tag: str) -> str | None:
         try:
             return self.manifest_digest(repository, tag)
-        except RegistryError as exc:
-            if "does not exist" in exc.message:
-                return None
-            raise
+        except _Absent:
+            return None
 
     # ---- writing (signatures and attestations; trust/store.py) ----------------------
 
     def blob_exists(self, repository: str, digest: str) -> bool:
-        resp = self._request("HEAD", f"{self.base}/{repository}/blobs/{digest}")
-        return resp.status_code == 200
+        answer = self._request("HEAD", f"{self.base}/{repository}/blobs/{digest}", cap=0,
+                               what=f"blob {digest}")
+        return answer.status == 200
 
-    def blob(self, repository: str, digest: str, *, max_bytes: int = 64 << 20) -> bytes:
+    def blob(self, repository: str, digest: str, *, max_bytes: int = BLOB_MAX) -> bytes:
         """A blob's bytes, checked against its digest (a registry is not trusted either)."""
-        import hashlib
-
-        resp = self._request("GET", f"{self.base}/{repository}/blobs/{digest}")
-        self._expect_found(resp, f"{repository}@{digest} (blob)")
-        data = resp.content[: max_bytes + 1]
-        if len(data) > max_bytes:
-            raise RegistryError(f"blob {digest} of {repository} is larger than {max_bytes} bytes")
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        what = f"{repository}@{digest} (blob)"
+        answer = self._request("GET", f"{self.base}/{repository}/blobs/{digest}", cap=max_bytes, what=what)
+        self._expect_found(answer, what)
+        if digests.sha256_of(answer.body) != digest:
             raise RegistryError(f"registry {self.host} served blob {digest} with other content")
-        return data
+        return answer.body
 
     def upload_blob(self, repository: str, data: bytes) -> str:
         """Upload one blob (POST then monolithic PUT) unless the registry has it; its digest."""
-        import hashlib
-
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = digests.sha256_of(data)
         if self.blob_exists(repository, digest):
             return digest
-        resp = self._request("POST", f"{self.base}/{repository}/blobs/uploads/")
-        if resp.status_code != 202 or "Location" not in resp.headers:
-            raise RegistryError(f"registry {self.host} refused to start a blob upload to {repository} "
-                                f"(HTTP {resp.status_code})")
-        location = resp.headers["Location"]
-        if location.startswith("/"):
-            location = f"{self.scheme}://{self.host}{location}"
+        what = f"a blob upload to {repository}"
+        answer = self._request("POST", f"{self.base}/{repository}/blobs/uploads/", cap=JSON_MAX, what=what)
+        if answer.status != 202 or "Location" not in answer.headers:
+            raise RegistryError(f"registry {self.host} refused to start {what} (HTTP {answer.status})")
+        location = urljoin(self.base + "/", answer.headers["Location"])
         sep = "&" if "?" in location else "?"
-        resp = self._request("PUT", f"{location}{sep}digest={digest}", data=data,
-                             headers={"Content-Type": "application/octet-stream"})
-        if resp.status_code != 201:
-            raise RegistryError(f"registry {self.host} refused blob {digest} for {repository} (HTTP {resp.status_code})")
+        answer = self._request("PUT", f"{location}{sep}digest={digest}", cap=JSON_MAX, what=f"blob {digest}",
+                               data=data, headers={"Content-Type": "application/octet-stream"})
+        if answer.status != 201:
+            raise RegistryError(f"registry {self.host} refused blob {digest} for {repository} (HTTP {answer.status})")
         return digest
 
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """PUT a manifest under a tag (its blobs must be there already); its digest."""
-        import hashlib
-
-        resp = self._request("PUT", f"{self.base}/{repository}/manifests/{reference}", data=body,
-                             headers={"Content-Type": media_type})
-        if resp.status_code != 201:
-            raise RegistryError(f"registry {self.host} refused the manifest {repository}:{reference} "
-                                f"(HTTP {resp.status_code}): {resp.text[:200]}")
-        return "sha256:" + hashlib.sha256(body).hexdigest()
+        what = f"manifest {repository}:{reference}"
+        answer = self._request("PUT", f"{self.base}/{repository}/manifests/{reference}", cap=JSON_MAX, what=what,
+                               data=body, headers={"Content-Type": media_type})
+        if answer.status != 201:
+            raise RegistryError(f"registry {self.host} refused the {what} (HTTP {answer.status}): "
+                                f"{answer.body[:200].decode('utf-8', 'replace')}")
+        return digests.sha256_of(body)
 
     def tags(self, repository: str) -> list[str]:
-        """Every tag of a repository (following the API's pagination); [] for an unknown one."""
+        """Every tag of a repository (following the API's pagination); [] for an unknown one.
+
+        A ``Link`` must stay on this registry and never point back at a page already read."""
         url: str | None = f"{self.base}/{repository}/tags/list?n=1000"
+        what = f"the tag list of {repository}"
         found: list[str] = []
+        seen: set[str] = set()
         while url:
-            resp = self._request("GET", url)
-            if resp.status_code == 404:
+            if url in seen or len(seen) >= MAX_TAG_PAGES:
+                raise RegistryError(f"registry {self.host}: {what} pages in a loop (back to {url})")
+            seen.add(url)
+            answer = self._request("GET", url, cap=JSON_MAX, what=what)
+            if answer.status == 404:
                 return found
-            self._expect_found(resp, f"{repository} (tag list)")
-            found += resp.json().get("tags") or []
-            link = resp.headers.get("Link", "")
-            match = re.match(r'<([^>]+)>;\s*rel="next"', link)
-            url = (f"{self.scheme}://{self.host}{match.group(1)}" if match and match.group(1).startswith("/")
-                   else (match.group(1) if match else None))
+            self._expect_found(answer, f"{repository} (tag list)")
+            found += answers.tags_page(answer.body, f"{self.host}: {what}")
+            match = _LINK_RE.search(answer.headers.get("Link", ""))
+            url = urljoin(url, match.group(1)) if match else None
+            if url and origin(url) != self.origin:
+                raise RegistryError(f"registry {self.host}: {what} links to another server ({url}); "
+                                    "it is not followed (the registry's token would go with it)")
         return found

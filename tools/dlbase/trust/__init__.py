@@ -11,12 +11,10 @@ Small modules, one job each:
 - :mod:`simplesign`: the simple-signing payload and the ``.sig`` layer;
 - :mod:`statements`: in-toto statements (v1 written; v1 and v0.1 read) in DSSE envelopes;
 - :mod:`predicates`: SBOM, SLSA provenance and the verification result;
+- :mod:`probes`: what those record that is asked of the host (GPUs, driver) or the image (dpkg);
 - :mod:`store`: reading and writing the ``.sig``/``.att`` artifacts on the registry;
 - :mod:`evidence`: what push and verify attach, and what trust checks;
 - :mod:`policy`: the consumer's policy over the verified evidence.
 
 Nothing here prints or exits; failures are typed errors from :mod:`dlbase.errors`.
 """
-
-SIG_SUFFIX = ".sig"
-ATT_SUFFIX = ".att"

@@ -15,7 +15,7 @@ from dlbase.verify import records
 from dlbase.engine import Engine
 from dlbase.core.project import Project
 from dlbase.registry.client import RegistryClient
-from dlbase.trust import evidence, keys, predicates, sources
+from dlbase.trust import evidence, keys, predicates, probes, sources
 
 
 def for_push(project: Project, engine: Engine, client: RegistryClient, subject: evidence.Subject,
@@ -32,7 +32,7 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
     say("reading the lock and os-release from the image, the Dockerfile from its commit")
     built = sources.read(project.root, engine, image_id, labels)
     say("reading Debian packages from the image (dpkg) for the SBOM")
-    debs = predicates.debian_packages(engine, image_id, labels={"dlbase.purpose": "sbom"})
+    debs = probes.debian_packages(engine, image_id, labels={"dlbase.purpose": "sbom"})
     sbom = predicates.sbom_predicate(image_id=image_id, name=subject.name, python=facts.get("packages") or {},
                                      debs=debs, built=built, labels=labels)
     provenance = predicates.provenance_predicate(

@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from dlbase.core import digest as digests
+from dlbase.core import reference
 from dlbase.core.errors import BadSignature, InvalidInput, PolicyNotMet, Unsigned, WrongIdentity, WrongSubject
-from dlbase.registry.client import RegistryClient
+from dlbase.registry.client import RegistryClient, api_host
 from dlbase.trust import keys, predicates, simplesign, statements, store
 from dlbase.trust.policy import PUBLISHER, TrustedKey, TrustPolicy, newest_first, reasons_against, unmet
 
@@ -49,30 +51,28 @@ def parse_subject(ref: str, client_for: Callable[[str], RegistryClient]) -> tupl
 
     A tag is resolved here, once; everything after works on the digest.
     """
-    from dlbase.registry.client import parse_reference
+    parsed = reference.parse(ref, where="REF").normalized()
+    host = api_host(parsed)
+    if parsed.digest:
+        if not digests.is_sha256(parsed.digest):
+            raise InvalidInput(f"REF: {ref!r} names a {parsed.digest.partition(':')[0]} digest; "
+                               "signatures are made over sha256 manifest digests",
+                               hint="give REGISTRY/REPO@sha256:... or REGISTRY/REPO:TAG")
+        return Subject(host, parsed.repository, parsed.digest), parsed.tag
+    tag = parsed.tag or "latest"
+    digest = client_for(host).manifest_digest(parsed.repository, tag)
+    return Subject(host, parsed.repository, digest), tag
 
-    if "@" in ref:
-        name, _, digest = ref.partition("@")
-        if not digest.startswith("sha256:") or len(digest) != 71:
-            raise InvalidInput(f"{ref!r}: {digest!r} is not a sha256 digest")
-        parsed = parse_reference(name + ":x")
-        return Subject(parsed.host, parsed.repository, digest), None
-    parsed = parse_reference(ref)
-    digest = client_for(parsed.host).manifest_digest(parsed.repository, parsed.tag)
-    return Subject(parsed.host, parsed.repository, digest), parsed.tag
 
-
-def repository_of(reference: str) -> str:
-    """REGISTRY/REPO of a signed docker-reference, normalised the way references are
-    parsed (docker.io's aliases, ``library/``); a tag or digest on it is dropped."""
-    from dlbase.registry.client import parse_reference
-
-    name = reference.partition("@")[0]
+def repository_of(signed: str) -> str:
+    """API-HOST/REPO of a signed docker-reference, normalised as :func:`parse_subject`
+    normalises the checked reference (Docker Hub's aliases, ``library/``), so the two
+    compare; a tag or digest on it is dropped, and text that is no reference is itself."""
     try:
-        parsed = parse_reference(name)
+        parsed = reference.parse(signed, where="docker-reference").normalized()
     except InvalidInput:
-        return reference
-    return f"{parsed.host}/{parsed.repository}"
+        return signed
+    return f"{api_host(parsed)}/{parsed.repository}"
 
 
 # --------------------------------------------------------------------------- attaching

@@ -160,19 +160,37 @@ def public_pem(pair: KeyPair) -> bytes:
     return pair.public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+#: The file `dlbase key generate` writes for each kind of key read here.
+_KEY_FILE = {"private key": PRIVATE_FILE, "public key": PUBLIC_FILE}
+
+
 def read_source(source: str, what: str, *, secret: bool = False) -> tuple[bytes, str]:
     """Bytes of a key given as a path or as ``env://NAME`` (PEM text in that variable).
 
-    With ``secret`` (a private key) the variable is removed from the environment once read.
-    """
+    Each way a source can be wrong is told apart, because "does not exist" for a folder
+    that plainly exists, or "$," for a variable that was never named, leaves the user
+    guessing what dlbase wanted. With ``secret`` (a private key) the variable is removed
+    from the environment once read."""
+    expected = _KEY_FILE.get(what, "the key file")
     if source.startswith(ENV_PREFIX):
         name = source[len(ENV_PREFIX):]
+        if not name:
+            raise InvalidInput(f"the {what} '{source}' names no environment variable",
+                               hint=f"write env://NAME, e.g. env://{KEY_ENV}, with the PEM text of the "
+                                    f"{what} in $NAME")
         value = os.environ.pop(name, None) if secret else os.environ.get(name)
         if not value:
             raise Missing(f"the {what} should be in ${name}, which is not set or empty",
                           hint=f"put the PEM text of the {what} into {name} (a CI secret)")
         return value.encode(), f"${name}"
+    if not source:
+        raise InvalidInput(f"the {what} path is empty", hint=f"give the path of {expected}")
     path = Path(source)
+    if path.is_dir():
+        inside = path / expected
+        raise InvalidInput(f"{what} {source} is a folder; the {what} is a file ({expected})",
+                           hint=(f"give the file itself: {inside}" if inside.is_file()
+                                 else f"give the path of {expected}, written by `dlbase key generate`"))
     if not path.is_file():
         raise Missing(f"{what} {source} does not exist", hint="make one with `dlbase key generate`")
     try:

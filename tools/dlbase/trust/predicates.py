@@ -14,22 +14,21 @@
   own type ``https://dlbase.dev/attestation/verification/v1`` (the same facts, flat); both
   are read, through :func:`verification_view`.
 
-Only functions of their inputs here, apart from :func:`host_facts` and
-:func:`debian_packages`, which ask the machine (the latter through the engine).
+Only functions of their inputs here (and of the suite's files, for :func:`suite_hash`):
+what must be asked of the host or the image (its GPUs, its Debian packages) is gathered
+by :mod:`dlbase.trust.probes` and handed in, so the documents can be built and tested
+without a daemon.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from pathlib import Path
 
 from dlbase import __version__, suites
-from dlbase.verify import doctor
 from dlbase.trust import sbom
 from dlbase.trust.sources import BuiltFrom, Material
-from dlbase.engine import Engine
 
 SBOM_TYPE = "https://cyclonedx.org/bom"
 PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
@@ -41,24 +40,9 @@ EXTENSION = "dlbase"  # test-result's extension field that holds dlbase's facts
 TEST_RESULT_FIELDS = ("result", "configuration", "url", "passedTests", "warnedTests", "failedTests")
 BUILD_TYPE = "https://dlbase.dev/build/docker-classic/v1"
 BUILDER_ID = "https://dlbase.dev/builder/dlbase"
-DPKG_FORMAT = "${Package}\\t${Version}\\t${Architecture}\\n"
 #: The suites a verification ran, by the names the record gives them (their place in the
 #: repository), found through dlbase.suites (a wheel holds them too, a checkout is not needed).
 SUITE_DIRS = {"tests/image": suites.image_dir, "tests/infra": suites.infra_dir}
-
-
-def debian_packages(engine: Engine, image: str, labels: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
-    """(name, version, arch) of every installed Debian package, from dpkg inside the image."""
-    result = engine.run(image, ["dpkg-query", "-W", f"-f={DPKG_FORMAT}"], entrypoint=[],  # no preflight lines
-                        network_mode="none", timeout=120, labels=labels)
-    if not result.ok:
-        return []
-    found = []
-    for line in result.output.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3 and all(parts):
-            found.append((parts[0], parts[1], parts[2]))
-    return found
 
 
 def sbom_predicate(*, image_id: str, name: str, python: dict[str, str], debs: list[tuple[str, str, str]],
@@ -152,36 +136,6 @@ def suites_summary(suites: dict[str, dict]) -> dict:
         h.update(name.encode() + b"\0" + suites[name]["sha256"].encode() + b"\0")
     return {"sha256": h.hexdigest(), "files": sum(int(s.get("files") or 0) for s in suites.values()),
             "dirs": sorted(suites)}
-
-
-def _cuda_driver_version(run=doctor._run, which=doctor.shutil.which) -> str | None:  # noqa: SLF001
-    smi = which("nvidia-smi")
-    if not smi:
-        return None
-    rc, out = run([smi])
-    match = re.search(r"CUDA Version:\s*(\d+\.\d+)", out) if rc == 0 else None
-    return match.group(1) if match else None
-
-
-def host_facts(engine: Engine, label: str | None) -> dict:
-    """The facts of this host that a verification result carries (doctor gathers them)."""
-    facts = doctor.gather(engine)
-    version = {}
-    try:
-        version = engine.version()
-    except Exception:  # noqa: BLE001 - the daemon's answer is a fact, its absence too
-        version = {}
-    return {
-        "label": label,
-        "gpus": [{"index": g.index, "name": g.name, "driver": g.driver, "computeCapability": g.compute_cap,
-                  "sm": g.sm} for g in facts.gpus],
-        "driver": facts.driver,
-        "cudaDriverVersion": _cuda_driver_version(),
-        "dockerVersion": version.get("Version"),
-        "nvidiaRuntime": facts.nvidia_runtime,
-        "shmBytes": facts.shm_bytes,
-        "gpuNote": facts.gpu_note or None,
-    }
 
 
 def verification_predicate(*, passed: bool, verified_at: str | None, counts: dict, failed_checks: list[str],

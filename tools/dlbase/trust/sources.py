@@ -20,10 +20,13 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlbase.core.errors import DlbaseError
 from dlbase.define.spec import LOCK_IN_IMAGE
-from dlbase.engine import Engine
+
+if TYPE_CHECKING:  # the engine is handed in; importing it would load docker
+    from dlbase.engine import Engine
 
 OS_RELEASE = "/etc/os-release"
 PURPOSE = {"dlbase.purpose": "sbom"}

@@ -28,8 +28,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from dlbase.core import digest as digests
 from dlbase.core.errors import RegistryError
+from dlbase.registry import answers
 from dlbase.registry.client import RegistryClient
+from dlbase.trust.simplesign import SIGNATURE_ANNOTATION
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -39,19 +42,24 @@ APPEND_TRIES = 8
 SETTLE_SECONDS = (0.2, 0.6)
 
 
+#: cosign's tag suffixes: ``sha256-<hex>.sig`` holds signatures, ``sha256-<hex>.att`` attestations.
+SIG_SUFFIX = ".sig"
+ATT_SUFFIX = ".att"
+
+
 def _hex(digest: str) -> str:
-    algo, _, hexdigest = digest.partition(":")
-    if algo != "sha256" or len(hexdigest) != 64:
-        raise RegistryError(f"{digest!r} is not a sha256 manifest digest")
-    return hexdigest
+    try:
+        return digests.hex_part(digest)
+    except ValueError:
+        raise RegistryError(f"{digest!r} is not a sha256 manifest digest") from None
 
 
 def sig_tag(digest: str) -> str:
-    return f"sha256-{_hex(digest)}.sig"
+    return f"sha256-{_hex(digest)}{SIG_SUFFIX}"
 
 
 def att_tag(digest: str) -> str:
-    return f"sha256-{_hex(digest)}.att"
+    return f"sha256-{_hex(digest)}{ATT_SUFFIX}"
 
 
 def att_entry_tag(digest: str, blob_digest: str) -> str:
@@ -69,9 +77,7 @@ class Layer:
 
     @property
     def digest(self) -> str:
-        import hashlib
-
-        return "sha256:" + hashlib.sha256(self.blob).hexdigest()
+        return digests.sha256_of(self.blob)
 
     def descriptor(self) -> dict:
         return {"mediaType": self.media_type, "size": len(self.blob), "digest": self.digest,
@@ -79,10 +85,7 @@ class Layer:
 
 
 def manifest_bytes(descriptors: list[dict]) -> bytes:
-    import hashlib
-
-    config = {"mediaType": OCI_CONFIG, "size": len(EMPTY_CONFIG),
-              "digest": "sha256:" + hashlib.sha256(EMPTY_CONFIG).hexdigest()}
+    config = {"mediaType": OCI_CONFIG, "size": len(EMPTY_CONFIG), "digest": digests.sha256_of(EMPTY_CONFIG)}
     body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": descriptors}
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -101,7 +104,7 @@ class ArtifactStore:
         if self.client.tag_digest_or_none(self.repository, tag) is None:
             return []
         manifest, _digest = self.client.manifest(self.repository, tag)
-        return list(manifest.get("layers") or [])
+        return answers.layers(manifest, f"{self.client.host}/{self.repository}:{tag}")
 
     def _layers(self, tag: str) -> list[Layer]:
         out = []
@@ -128,7 +131,7 @@ class ArtifactStore:
     # ---- writing ---------------------------------------------------------------
 
     def _upload(self, data: bytes) -> None:
-        before = self.client.blob_exists(self.repository, _digest_of(data))
+        before = self.client.blob_exists(self.repository, digests.sha256_of(data))
         self.client.upload_blob(self.repository, data)
         if not before:
             self.bytes_written += len(data)
@@ -190,10 +193,4 @@ class ArtifactStore:
 def _identity(desc: dict) -> tuple[str, str]:
     """A layer is the same layer when blob and signature annotation agree: two signatures
     of one simple-signing payload (two keys) are two layers."""
-    return desc["digest"], (desc.get("annotations") or {}).get("dev.cosignproject.cosign/signature", "")
-
-
-def _digest_of(data: bytes) -> str:
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return desc["digest"], (desc.get("annotations") or {}).get(SIGNATURE_ANNOTATION, "")

@@ -12,7 +12,9 @@ the host has the NVIDIA runtime, a large /dev/shm for DataLoader workers and NCC
 The per-test results of both halves are folded into one short summary (one row per
 host check, one row per in-image test file plus a row per failure), a merged JUnit XML
 and a JSON report, and the outcome is recorded against the image ID (records.py) so that
-publishing can refuse an image that was never verified.
+publishing can refuse an image that was never verified. This module orchestrates; the
+parts live beside it: junit.py (the XML), report.py (rows and report), children.py
+(the host half's process), jupyter.py (the notebook probe).
 
 Nothing here prints; progress goes to a ``say`` callback. Every container this module
 (or the host half it launches) starts carries ``dlbase.verify-run=<id>``, and whatever
@@ -24,34 +26,28 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-import xml.etree.ElementTree as ET
-from collections import Counter, OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import requests
-
 from dlbase import suites
-from dlbase.verify import records
-from dlbase.core.fsutil import write_json_atomic
-from dlbase.engine import VERIFY_RUN_LABEL, Engine
 from dlbase.core.errors import Interrupted, InvalidInput, Missing
+from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.imageref import labels_of, short_id
-from dlbase.examine.local_image import locate
 from dlbase.core.project import Project
 from dlbase.define.spec import TESTS_IN_IMAGE, BuildSpec
 from dlbase.core.sizes import DEFAULT_SHM
-from dlbase.trust import predicates
-from dlbase.trust.keys import SECRET_ENV
+from dlbase.trust import predicates, probes
+from dlbase.engine import VERIFY_RUN_LABEL, Engine
+from dlbase.examine.local_image import locate
+from dlbase.verify import records
+from dlbase.verify.children import child_env, run_interruptible
+from dlbase.verify.junit import merge_junit, parse_junit
+from dlbase.verify.report import ONLY, Row, VerifyReport, host_rows, image_rows
 
 PURPOSE_LABEL = "dlbase.purpose"
 IMAGE_JUNIT = "/tmp/dlbase-verify/junit.xml"
@@ -60,51 +56,9 @@ IMAGE_SUITE_TIMEOUT = 1800
 HOST_SUITE_TIMEOUT = 900
 EXPECT_ENV = "DLBASE_VERIFY_EXPECT"
 CHECKS_ENV = "DLBASE_VERIFY_CHECKS_OUT"
-ONLY = ("host", "image")
-
-# In-image test files -> the check people read in the summary.
-_FILE_CHECKS = {
-    "test_versions": "versions",
-    "test_gpu": "GPU",
-    "test_dataloader": "DataLoader",
-    "test_ddp": "DDP",
-    "test_seed_pipelines": "augmentation: seed pipelines",
-}
 
 
 # --------------------------------------------------------------------------- values
-
-
-@dataclass
-class Case:
-    """One test case read from a JUnit XML file."""
-
-    file: str  # e.g. "test_versions.py"
-    name: str  # test function name, parameters kept ("test_flip[hflip]")
-    outcome: str  # passed | failed | error | skipped | xfailed
-    seconds: float
-    message: str = ""  # failure/skip message, first line
-
-    @property
-    def nodeid(self) -> str:
-        return f"{self.file}::{self.name}"
-
-
-@dataclass
-class Row:
-    """One line of the summary table (and of the JSON report)."""
-
-    half: str  # host | image
-    check: str
-    result: str  # passed | failed | skipped | error
-    seconds: float
-    reason: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
-    failures: list[dict[str, str]] = field(default_factory=list)
-    detail: bool = False  # a failure listed under its file's row
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -137,61 +91,6 @@ class Target:
     @property
     def labels(self) -> dict[str, str]:
         return labels_of(self.inspect)
-
-
-@dataclass
-class VerifyReport:
-    image: str
-    image_id: str
-    variant: str | None
-    flavor: str | None
-    passed: bool
-    partial: bool
-    require_gpu: bool
-    gpus: bool
-    shm: str
-    rows: list[Row]
-    seconds: float
-    started_at: str
-    junit_file: str | None = None
-    report_file: str | None = None
-    record_file: str | None = None
-    host_exit: int | None = None
-    image_exit: int | None = None
-    suites: dict[str, dict] = field(default_factory=dict)  # the suites that ran -> their digests
-    host: dict | None = None  # this host's facts, taken when verify ran
-
-    @property
-    def failed_checks(self) -> list[str]:
-        return [r.check for r in self.rows if r.result in ("failed", "error") and not r.detail]
-
-    @property
-    def passed_checks(self) -> list[str]:
-        return [r.check for r in self.rows if r.result == "passed" and not r.detail]
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for half in ONLY:
-            c: Counter[str] = Counter()
-            for row in self.rows:
-                if row.half != half or row.detail:
-                    continue
-                if row.counts:
-                    c.update(row.counts)
-                else:
-                    c[row.result] += 1
-            out[half] = dict(c)
-        return out
-
-    def to_dict(self) -> dict:
-        return {"kind": "dlbase.verify", "ok": self.passed, "image": self.image, "image_id": self.image_id,
-                "variant": self.variant, "flavor": self.flavor, "passed": self.passed, "partial": self.partial,
-                "require_gpu": self.require_gpu, "gpus": self.gpus, "shm": self.shm,
-                "started_at": self.started_at, "seconds": self.seconds, "counts": self.counts(),
-                "failed_checks": self.failed_checks, "checks": [r.to_dict() for r in self.rows],
-                "junit_file": self.junit_file, "report_file": self.report_file,
-                "record_file": self.record_file, "host_exit": self.host_exit, "image_exit": self.image_exit,
-                "suites": self.suites, "host": self.host}
 
 
 # --------------------------------------------------------------------------- target
@@ -239,232 +138,7 @@ def expectations(project: Project, target: Target, *, container: str, gpus: bool
     }
 
 
-# --------------------------------------------------------------------------- JUnit
-
-
-def _strip_param(name: str) -> str:
-    return name.split("[", 1)[0]
-
-
-def _first_line(text: str | None, limit: int = 300) -> str:
-    """The readable part of a failure/skip message: the assertion's own text (all its
-    lines, joined), without pytest's "assert ..." introspection that follows it."""
-    text = (text or "").strip()
-    for prefix in ("AssertionError: ", "Failed: "):
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-    lines: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        if lines and line.startswith(("assert ", "+ ", "where ", "+  where")):
-            break
-        lines.append(line)
-    out = " | ".join(lines)
-    return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-def _case_file(classname: str, fallback: str = "") -> str:
-    """``tests.image.test_versions`` / ``test_versions.TestX`` -> ``test_versions.py``."""
-    parts = [p for p in classname.split(".") if p]
-    for part in parts:
-        if part.startswith("test_"):
-            return f"{part}.py"
-    return f"{parts[-1]}.py" if parts else fallback
-
-
-def parse_junit(data: bytes | str) -> list[Case]:
-    """Every testcase of a pytest JUnit XML file (any junit_family), in file order."""
-    root = ET.fromstring(data)
-    cases: list[Case] = []
-    for tc in root.iter("testcase"):
-        file = _case_file(tc.get("classname", ""), tc.get("file", ""))
-        seconds = float(tc.get("time") or 0)
-        outcome, message = "passed", ""
-        for child in tc:
-            if child.tag == "failure":
-                outcome, message = "failed", child.get("message") or child.text or ""
-            elif child.tag == "error":
-                outcome, message = "error", child.get("message") or child.text or ""
-            elif child.tag == "skipped":
-                if (child.get("type") or "") == "pytest.xfail":
-                    outcome = "xfailed"
-                else:
-                    outcome = "skipped"
-                message = child.get("message") or child.text or ""
-                message = re.sub(r"^(Skipped|XFailed|xfail):\s*", "", message.strip())
-        cases.append(Case(file=file, name=tc.get("name", ""), outcome=outcome, seconds=seconds,
-                          message=_first_line(message)))
-    return cases
-
-
-def _file_check(file: str) -> str:
-    stem = file.removesuffix(".py")
-    if stem in _FILE_CHECKS:
-        return _FILE_CHECKS[stem]
-    if stem.startswith("test_aug_"):
-        return "augmentation: " + stem.removeprefix("test_aug_").replace("_", " ")
-    return stem.removeprefix("test_").replace("_", " ")
-
-
-def host_rows(cases: list[Case], check_names: dict[str, str]) -> list[Row]:
-    """One row per host check (a testinfra test), named by its ``check`` marker."""
-    rows = []
-    for case in cases:
-        check = check_names.get(_strip_param(case.name)) or _strip_param(case.name)
-        result = "skipped" if case.outcome in ("skipped", "xfailed") else case.outcome
-        rows.append(Row(half="host", check=check, result=result, seconds=round(case.seconds, 2),
-                        reason=case.message if result != "passed" else "",
-                        failures=[{"test": case.nodeid, "message": case.message}]
-                        if result in ("failed", "error") else []))
-    return rows
-
-
-def image_rows(cases: list[Case]) -> list[Row]:
-    """One row per in-image test file (counts, skip reasons), then one row per failure."""
-    by_file: OrderedDict[str, list[Case]] = OrderedDict()
-    for case in cases:
-        by_file.setdefault(case.file, []).append(case)
-    rows: list[Row] = []
-    for file, group in by_file.items():
-        counts = Counter(c.outcome for c in group)
-        failed = [c for c in group if c.outcome in ("failed", "error")]
-        skipped = [c for c in group if c.outcome == "skipped"]
-        if failed:
-            result = "failed"
-        elif counts.get("passed", 0) or counts.get("xfailed", 0):
-            result = "passed"
-        else:
-            result = "skipped"
-        parts = [f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: _ORDER.get(kv[0], 9))]
-        reasons = Counter(c.message for c in skipped)
-        if len(reasons) == 1:
-            reason_text = f"skipped: {next(iter(reasons))}"
-        else:
-            reason_text = "; ".join(f"{n} skipped: {msg}" for msg, n in reasons.most_common())
-        rows.append(Row(half="image", check=f"{_file_check(file)} ({file})", result=result,
-                        seconds=round(sum(c.seconds for c in group), 2),
-                        reason=f"{', '.join(parts)}" + (f" - {reason_text}" if reason_text else ""),
-                        counts=dict(counts),
-                        failures=[{"test": c.nodeid, "message": c.message} for c in failed]))
-        for c in failed:
-            rows.append(Row(half="image", check=f"  x {c.nodeid}", result=c.outcome, seconds=round(c.seconds, 2),
-                            reason=c.message, detail=True))
-    return rows
-
-
-_ORDER = {"passed": 0, "failed": 1, "error": 2, "skipped": 3, "xfailed": 4}
-
-
-def merge_junit(parts: list[tuple[str, bytes | None]], name: str) -> bytes:
-    """One ``<testsuites>`` holding every half's suites, renamed "host: ..." / "image: ..."."""
-    root = ET.Element("testsuites", name=name)
-    totals = Counter()
-    for half, data in parts:
-        if not data:
-            continue
-        src = ET.fromstring(data)
-        suites = [src] if src.tag == "testsuite" else list(src.iter("testsuite"))
-        for suite in suites:
-            suite.set("name", f"{half}: {suite.get('name', 'pytest')}")
-            for key in ("tests", "failures", "errors", "skipped"):
-                totals[key] += int(suite.get(key) or 0)
-            totals["time"] += float(suite.get("time") or 0)
-            root.append(suite)
-    for key in ("tests", "failures", "errors", "skipped"):
-        root.set(key, str(totals[key]))
-    root.set("time", f"{totals['time']:.3f}")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
-
-
-# --------------------------------------------------------------------------- Jupyter
-
-
-@dataclass
-class JupyterProbe:
-    ok: bool
-    problems: list[str]
-    version: str | None = None
-    seconds: float = 0.0
-
-
-def probe_jupyter(base_url: str, token: str, *, timeout: float = 90.0, interval: float = 0.5) -> JupyterProbe:
-    """Does a Jupyter server at base_url serve JupyterLab, and only to someone with the token?
-
-    Waits until ``GET /api`` (public: the server's version) answers, then requires that
-    ``/api/status`` refuses a request without the token (401/403), answers one with it,
-    and that ``/lab`` serves JupyterLab with the token.
-    """
-    base = base_url.rstrip("/")
-    started = time.monotonic()
-    deadline = started + timeout
-    version = None
-    last = "no answer"
-    with requests.Session() as http:
-        while True:
-            try:
-                resp = http.get(f"{base}/api", timeout=5)
-                if resp.status_code == 200:
-                    with contextlib.suppress(ValueError):
-                        version = resp.json().get("version")
-                    break
-                last = f"GET /api answered {resp.status_code}"
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            if time.monotonic() > deadline:
-                return JupyterProbe(False, [f"no Jupyter server answered at {base} within {timeout:.0f}s ({last})"],
-                                    seconds=round(time.monotonic() - started, 2))
-            time.sleep(interval)
-        problems = []
-        try:
-            anon = http.get(f"{base}/api/status", timeout=10, allow_redirects=False)
-            if anon.status_code not in (401, 403):
-                problems.append(f"GET /api/status without a token answered {anon.status_code}, not 401/403: "
-                                "the server does not require its token")
-            authed = http.get(f"{base}/api/status", headers={"Authorization": f"token {token}"}, timeout=10)
-            if authed.status_code != 200:
-                problems.append(f"GET /api/status with the token answered {authed.status_code}, not 200")
-            lab = http.get(f"{base}/lab", params={"token": token}, timeout=20)
-            if lab.status_code != 200 or "jupyterlab" not in lab.text.lower():
-                problems.append(f"GET /lab with the token answered {lab.status_code} without a JupyterLab page")
-        except requests.RequestException as exc:
-            problems.append(f"request to {base} failed: {exc}")
-    return JupyterProbe(not problems, problems, version=version, seconds=round(time.monotonic() - started, 2))
-
-
 # --------------------------------------------------------------------------- running
-
-
-def _child_env() -> dict[str, str]:
-    """The host half's environment: this one without pytest's own settings and without the
-    signing secrets (already read and removed by then; dropped here too, so no code path
-    hands a passphrase or a key to the test suite)."""
-    env = dict(os.environ)
-    for name in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST", *SECRET_ENV):
-        env.pop(name, None)
-    return env
-
-
-def _run_interruptible(cmd: list[str], *, env: dict[str, str], timeout: float, cwd: Path) -> tuple[int | None, str]:
-    """Run a child to completion; on Ctrl-C pass SIGINT on (it cleans up what it started),
-    give it a moment, then kill it, and re-raise."""
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, out
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        return None, out
-    except BaseException:
-        with contextlib.suppress(Exception):
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=15)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        raise
 
 
 def _host_half(project: Project, expect: dict, container: str, workdir: Path, options: VerifyOptions
@@ -482,8 +156,8 @@ def _host_half(project: Project, expect: dict, container: str, workdir: Path, op
            "-q", "--junitxml", str(junit), "-o", "junit_suite_name=testinfra"]
     if options.keyword:
         cmd += ["-k", options.keyword]
-    env = {**_child_env(), EXPECT_ENV: str(expect_file), CHECKS_ENV: str(checks_file)}
-    rc, out = _run_interruptible(cmd, env=env, timeout=options.host_timeout, cwd=project.root)
+    env = {**child_env(), EXPECT_ENV: str(expect_file), CHECKS_ENV: str(checks_file)}
+    rc, out = run_interruptible(cmd, env=env, timeout=options.host_timeout, cwd=project.root)
     data = junit.read_bytes() if junit.is_file() else None
     if rc is None:
         return [Row("host", "host checks (testinfra)", "error", options.host_timeout,
@@ -546,7 +220,7 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
     host_xml = image_xml = None
     host_rc = image_rc = None
     suites_ran: dict[str, dict] = {}
-    host_now = predicates.host_facts(engine, None)  # the host as it is while the checks run
+    host_now = probes.host_facts(engine, None)  # the host as it is while the checks run
     try:
         with tempfile.TemporaryDirectory(prefix="dlbase-verify-") as tmp, \
                 engine.started(target.image_id, ["sleep", "infinity"], gpus=gpus,

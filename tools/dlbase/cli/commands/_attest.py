@@ -13,8 +13,10 @@ from typing import Callable
 
 from dlbase.cli.commands._signing import private_key
 from dlbase.engine import Engine
+from dlbase.core import reference
 from dlbase.core.errors import InvalidInput
-from dlbase.registry.client import RegistryClient, docker_config_credentials
+from dlbase.cli.commands.common import registry_client
+from dlbase.engine import credentials
 from dlbase.trust import attach, evidence, keys
 
 
@@ -26,25 +28,27 @@ class Attestation:
     def pull(self, engine: Engine, say: Callable[[str], None]) -> str:
         """Pull the digest; the reference verify then resolves."""
         say(f"pulling {self.subject.reference}")
-        creds = docker_config_credentials(self.subject.host)
+        creds = credentials.for_registry(self.subject.host)
         engine.pull(self.subject.name, self.subject.digest,
                     auth_config={"username": creds[0], "password": creds[1]} if creds else None)
         return self.subject.reference
 
     def attach(self, project, engine: Engine, report, host_label: str | None, say: Callable[[str], None]) -> dict:
-        client = RegistryClient(self.subject.host)
+        client = registry_client(self.subject.host)
         return attach.for_verify(project, engine, client, self.subject, self.pair, report,
                                  host_label=host_label, say=say)
 
 
 def prepare(ref: str | None, key: str | None) -> Attestation:
-    if not ref or "@sha256:" not in ref:
+    parsed = reference.parse(ref or "", where="--attest IMAGE") if ref else None
+    if parsed is None or not parsed.digest:
         raise InvalidInput(f"--attest needs REGISTRY/REPO@sha256:... (got {ref!r})",
                            hint="attest a digest, never a tag: `dlbase trust REF` prints the pinned reference")
+    if parsed.registry is None:
+        raise InvalidInput(f"--attest: {ref!r} names no registry host",
+                           hint=f"name the registry the image is in, e.g. 127.0.0.1:5000/{parsed.repository}@...")
     if not key:
         raise InvalidInput("--attest needs --key KEY (the private signing key)",
                            hint="give cosign.key or env://DLBASE_SIGNING_KEY")
-    subject, _tag = evidence.parse_subject(ref, RegistryClient)
-    if "." not in subject.host and ":" not in subject.host and subject.host != "localhost":
-        raise InvalidInput(f"{ref!r} names no registry host")
+    subject, _tag = evidence.parse_subject(ref, registry_client)
     return Attestation(subject, private_key(key))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dlbase.cli import ui
+from dlbase.cli.commands.common import registry_client
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence as ev
 from dlbase.trust import predicates
@@ -20,10 +21,15 @@ def check(ref: str, policy: TrustPolicy) -> dict:
     clients: dict[str, RegistryClient] = {}
 
     def client_for(host: str) -> RegistryClient:
-        return clients.setdefault(host, RegistryClient(host))
+        if host not in clients:
+            clients[host] = registry_client(host)
+        return clients[host]
 
     subject, tag = ev.parse_subject(ref, client_for)
-    evidence = ev.check(client_for(subject.host), subject, policy, tag=tag)
+    # A signature must name the tag only when the digest came from it: NAME:TAG@DIGEST is
+    # pinned by its digest (docker ignores such a tag too), so the digest is what was asked for.
+    resolved_from = None if "@" in ref else tag
+    evidence = ev.check(client_for(subject.host), subject, policy, tag=resolved_from)
     verifications = ev.enforce(evidence, policy)
     provs = evidence.signed(predicates.PROVENANCE_TYPE)
     boms = evidence.signed(predicates.SBOM_TYPE)

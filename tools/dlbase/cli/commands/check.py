@@ -12,6 +12,7 @@ from dlbase.define.compat import StackResult, check_stack
 from dlbase.cli.commands.common import json_option, open_project, project_options
 from dlbase.core.errors import Incompatible
 from dlbase.define.spec import check_variant
+from dlbase.vuln import vex
 
 COLUMNS = ["variant", "torch", "torchvision", "torchaudio", "CUDA line", "cuDNN", "Python",
            "min driver", "status"]
@@ -50,8 +51,10 @@ def command(torch: str | None, torchvision: str | None, torchaudio: str | None, 
             results.append(res)
 
     ok = all(r.ok for r in results)
+    # The team's VEX statements: a malformed one, or one naming no variant, is invalid input (exit 2).
+    statements = vex.load_dir(project.root / vex.DEFAULT_DIR, products=vex.known_products(project.matrix)) if torch is None else []
     if as_json:
-        ui.emit_json({"ok": ok, "results": [r.to_dict() for r in results]})
+        ui.emit_json({"ok": ok, "results": [r.to_dict() for r in results], "vex_statements": len(statements)})
     else:
         ui.table(COLUMNS, [_row(r) for r in results], status_column="status")
         for r in results:
@@ -60,6 +63,8 @@ def command(torch: str | None, torchvision: str | None, torchaudio: str | None, 
                 if f.suggestion:
                     line += f"\n    -> {f.suggestion}"
                 (ui.warn if f.severity == "warning" else ui.err.print)(line)
+        if statements:
+            ui.info(f"{len(statements)} VEX statement(s) in {vex.DEFAULT_DIR}: valid")
     if not ok:
         bad = [r.name for r in results if not r.ok]
         raise Incompatible(f"incompatible: {', '.join(bad)}",

@@ -51,3 +51,12 @@ def variant_spec(project: Project, variant: str | None):  # -> dlbase.spec.Build
 
     v = project.matrix.get(variant) if variant else project.matrix.default_variant
     return BuildSpec.of(project.compat, v)
+
+
+def registry_client(host: str):  # -> dlbase.registry.client.RegistryClient
+    """A client for ``host`` with the credentials `docker login` (or the environment) holds
+    for it: the one place the CLI pairs the daemon-free client with docker's config."""
+    from dlbase.engine import credentials
+    from dlbase.registry.client import RegistryClient
+
+    return RegistryClient(host, credentials=credentials.for_registry(host))

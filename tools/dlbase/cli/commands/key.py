@@ -21,6 +21,23 @@ from dlbase.trust import keys
 from dlbase.trust.policy import LABEL_RE, PUBLISHER, VERIFIER
 
 
+def _out_folder(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
+    """The folder for the pair, checked before the passphrase is asked for. An empty value
+    is refused rather than read as "here": a stray ``--out "$KEY_DIR"`` with the variable
+    unset must not drop a private key into whatever folder the shell is in (often a
+    checkout, where it can be committed)."""
+    if not value.strip():
+        raise InvalidInput("--out is empty: it names the folder for cosign.key and cosign.pub",
+                           hint="give a folder outside any repository, e.g. --out ~/.dlbase-keys "
+                                "(without --out the pair goes into the current folder)")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"--out {value} is a file; --out names the folder to write "
+                           f"{keys.PRIVATE_FILE} and {keys.PUBLIC_FILE} into",
+                           hint=f"give a folder (it is created when missing), e.g. --out {path.parent / 'keys'}")
+    return path
+
+
 @click.group("key")
 def command() -> None:
     """Signing keys (cosign's format: cosign.key encrypted with a passphrase, cosign.pub)."""
@@ -34,8 +51,8 @@ def policy_entry(role: str, label: str | None, public_pem: str) -> str:
 
 
 @command.command("generate")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
-              help="folder for cosign.key and cosign.pub (never overwritten)")
+@click.option("--out", "out_dir", default=".", show_default=True, callback=_out_folder,
+              help="folder for cosign.key and cosign.pub (created when missing; keys are never overwritten)")
 @click.option("--role", type=click.Choice([PUBLISHER, VERIFIER]), default=PUBLISHER, show_default=True,
               help="publisher: signs images and build attestations; verifier: a GPU host or fleet that attests "
                    "its verification results (generate it on that host)")

@@ -9,7 +9,7 @@ import click
 from dlbase.define import pin as pin_mod
 from dlbase.define import render as render_mod
 from dlbase.cli import ui
-from dlbase.cli.commands.common import json_option, open_project, project_options
+from dlbase.cli.commands.common import json_option, open_project, project_options, registry_client
 from dlbase.core.errors import Unreachable
 
 
@@ -21,7 +21,7 @@ def command(bases: tuple[str, ...], matrix_file: Path | None, compat_file: Path 
     """Resolve each registry base tag to its digest and write it into the matrix, then re-render."""
     project = open_project(matrix_file, compat_file)
     pin_mod.check_names(project.matrix, list(bases))  # before any registry is asked
-    results = pin_mod.resolve(project.matrix, list(bases))
+    results = pin_mod.resolve(project.matrix, list(bases), client_for=registry_client)
     before = project.matrix_file.read_bytes()
     changed = pin_mod.write(project.matrix_file, project.rel(project.matrix_file), results)
     if changed:

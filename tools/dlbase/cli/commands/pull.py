@@ -10,8 +10,10 @@ from dlbase.cli import ui
 from dlbase.cli.commands import _trustview
 from dlbase.cli.commands.common import json_option
 from dlbase.cli.commands.trust import policy_from, policy_options
+from dlbase.core import reference
 from dlbase.engine import Engine
-from dlbase.registry.client import docker_config_credentials
+from dlbase.engine import credentials
+from dlbase.registry.client import api_host
 
 
 @click.command("pull")
@@ -22,6 +24,7 @@ def command(ref: str, policy_file: Path | None, key_sources: tuple[str, ...], ve
             require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None, as_json: bool) -> None:
     """Check REF like `dlbase trust`, then pull the digest that was checked (the tag is
     resolved once, so it cannot move between the check and the pull)."""
+    reference.parse(ref, where="REF")  # a malformed REF is exit 2 before the daemon or a registry is asked
     policy = policy_from(policy_file, key_sources, verifier_specs, require_gpu_verified, gpu_arch, min_driver)
     engine = Engine()
     engine.ping()
@@ -29,9 +32,9 @@ def command(ref: str, policy_file: Path | None, key_sources: tuple[str, ...], ve
     if not as_json:
         _trustview.print_table(body)
         ui.info(f"pulling {body['pinned']}")
-    name = body["pinned"].split("@", 1)[0]
-    creds = docker_config_credentials(name.split("/", 1)[0])
-    image_id = engine.pull(name, body["digest"],
+    pinned = reference.parse(body["pinned"], where="REF")
+    creds = credentials.for_registry(api_host(pinned))
+    image_id = engine.pull(pinned.name, body["digest"],
                            auth_config={"username": creds[0], "password": creds[1]} if creds else None)
     body["image_id"] = image_id
     if as_json:

@@ -46,8 +46,18 @@ def command(image: str, packages: bool, matrix_file: Path | None, compat_file: P
         ["pushes", "\n".join(f"{p['pushed_at']} {p['registry']}" + (" (forced)" if p.get("forced") else "")
                              for p in body.get("pushes") or []) or "(none)"],
         ["sbom", body.get("sbom_file") or "(none)"],
+        ["vulnerabilities", _scan_line(body.get("scan"))],
     ]
     ui.table(["field", "value"], rows, title=f"report of {image}", status_column="value")
     if packages and body.get("packages"):
         ui.table(["package", "version"], sorted(body["packages"].items(), key=lambda kv: kv[0].lower()),
                  title=f"{len(body['packages'])} Python distributions")
+
+
+def _scan_line(scan: dict | None) -> str:
+    """Counts of the last `dlbase scan` (open, then before VEX), with its database's date."""
+    if not scan:
+        return "never scanned (`dlbase scan IMAGE --db DIR`)"
+    counts = ", ".join(f"{n} {k.lower()}" for k, n in (scan.get("counts") or {}).items() if n) or "none"
+    return (f"{counts} open; {scan.get('vex_applied', 0)} answered by VEX "
+            f"(scanned {scan.get('scanned_at')}, database of {scan.get('database_newest')})")

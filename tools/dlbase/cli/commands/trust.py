@@ -9,6 +9,7 @@ import click
 from dlbase.cli import ui
 from dlbase.cli.commands import _trustview
 from dlbase.cli.commands.common import json_option
+from dlbase.core import reference
 from dlbase.trust import policyfile
 from dlbase.trust.policy import TrustPolicy
 
@@ -48,6 +49,7 @@ def command(ref: str, policy_file: Path | None, key_sources: tuple[str, ...], ve
     signature and subject, and the policy. Exit 16 unsigned, 17 bad signature or wrong
     key, 18 a statement about another digest, 19 the policy is not met, 20 signed for
     another repository or not for this tag."""
+    reference.parse(ref, where="REF")  # a malformed REF is exit 2 before keys are read or a registry asked
     policy = policy_from(policy_file, key_sources, verifier_specs, require_gpu_verified, gpu_arch, min_driver)
     body = _trustview.check(ref, policy)
     if as_json:

@@ -9,6 +9,7 @@ import click
 from dlbase.cli import ui
 from dlbase.core import signals, validate
 from dlbase.verify import runner as verify_mod
+from dlbase.verify.report import ONLY, VerifyReport
 from dlbase.cli.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
 from dlbase.core.errors import VerifyFailed
@@ -24,7 +25,7 @@ def _labels(items: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
-def print_summary(report: verify_mod.VerifyReport) -> None:
+def print_summary(report: VerifyReport) -> None:
     rows = [[r.half if not r.detail else "", r.check, r.result, f"{r.seconds:.1f}", r.reason] for r in report.rows]
     ui.table(["half", "check", "result", "seconds", "reason / details"], rows,
              title=f"dlbase verify {report.image}", status_column="result")
@@ -55,7 +56,7 @@ def print_summary(report: verify_mod.VerifyReport) -> None:
 @click.option("--shm-size", default=verify_mod.DEFAULT_SHM, show_default=True,
               help="/dev/shm of the container (DataLoader workers and NCCL need more than Docker's 64m)")
 @click.option("--ipc-host", is_flag=True, help="share the host's IPC namespace instead of a private /dev/shm")
-@click.option("--only", type=click.Choice(verify_mod.ONLY), default=None,
+@click.option("--only", type=click.Choice(ONLY), default=None,
               help="run one half only (a partial run is never recorded as a pass)")
 @click.option("-k", "keyword", metavar="EXPR", default=None,
               help="only the checks/tests matching this pytest -k expression (partial run)")

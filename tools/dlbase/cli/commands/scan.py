@@ -1,0 +1,172 @@
+"""`dlbase scan IMAGE_OR_VARIANT --db DIR`: known vulnerabilities of what the image installs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dlbase.cli import ui
+from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
+from dlbase.core import fsutil
+from dlbase.core.errors import DlbaseError, ExitCode, FileProblem, ImageMismatch, Missing
+from dlbase.examine import report as image_reports
+from dlbase.define.lock import read_lock
+from dlbase.vuln import db as db_mod
+from dlbase.vuln import report as report_mod
+from dlbase.vuln import attestation, severity, update, vex
+from dlbase.vuln.inventory import Inventory
+
+class VulnerabilitiesFound(DlbaseError):
+    """Findings at or above --fail-on that no VEX statement answers."""
+
+    exit_code = ExitCode.FAILED
+
+
+@click.command("scan")
+@click.argument("image", required=False)
+@click.option("--db", "db_dir", type=click.Path(path_type=Path), default=None,
+              help=f"folder of OSV records (*.json) and/or OSV all.zip archives (default ${db_mod.ENV_VAR})")
+@click.option("--update", "do_update", is_flag=True,
+              help="download OSV's all.zip per ecosystem into --db first (then scan IMAGE, if named)")
+@click.option("--ecosystem", "ecosystems", multiple=True,
+              help=f"with --update: an OSV ecosystem to fetch (repeatable; default {', '.join(update.DEFAULT_ECOSYSTEMS)})")
+@click.option("--base-url", default=update.DEFAULT_BASE_URL, envvar="DLBASE_VULN_BASE_URL", show_default=True,
+              help="with --update: where the archives are (https; http only on loopback)")
+@click.option("--fail-on", type=click.Choice([lv.lower() for lv in severity.LEVELS], case_sensitive=False),
+              default=None, help="exit 1 when a finding no VEX statement answers is at or above this severity")
+@click.option("--max-db-age", type=click.FloatRange(min=0), default=7.0, show_default=True,
+              help="warn when the database's newest record is older than this many days")
+@click.option("--vex", "vex_dir", type=click.Path(path_type=Path), default=None,
+              help="folder of OpenVEX documents (default images/vex)")
+@click.option("--no-vex", is_flag=True, help="apply no VEX statements (every finding stays open)")
+@click.option("--predicate", "predicate_out", type=click.Path(path_type=Path), default=None,
+              help="also write the result as cosign's vuln predicate (for `cosign attest --type vuln`)")
+@click.option("--from-lock", is_flag=True,
+              help="scan the variant's requirements.lock instead of an image (Python packages only, no OS packages)")
+@project_options
+@json_option
+def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems: tuple[str, ...], base_url: str,
+            fail_on: str | None, max_db_age: float, vex_dir: Path | None, no_vex: bool, predicate_out: Path | None,
+            from_lock: bool,
+            matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+    """List the known vulnerabilities (OSV advisories) of IMAGE's Python and OS packages.
+
+    IMAGE is a variant (its newest build), a tag, a reference or an image ID; none is the
+    matrix's default variant. A VEX statement in images/vex/ that answers a finding moves
+    it to its own section with the team's justification."""
+    if do_update:
+        folder = db_mod.resolve_path(db_dir)
+        got = update.download(folder, list(ecosystems) or list(update.DEFAULT_ECOSYSTEMS), base_url=base_url)
+        if not as_json:
+            for item in got:
+                ui.info(f"updated {item.path}: {item.records} records, {item.size_bytes / 1e6:.1f} MB")
+        if image is None:
+            if as_json:
+                ui.emit_json({"updated": [g.to_dict() for g in got]})
+            return
+        db_dir = folder
+    elif ecosystems:
+        raise click.UsageError("--ecosystem needs --update")
+    database = db_mod.load(db_dir)
+    project = open_project(matrix_file, compat_file)
+    if vex_dir is not None and not vex_dir.is_dir():
+        raise Missing(f"--vex {vex_dir}: no such folder", hint="name the folder of OpenVEX documents (default images/vex)")
+    statements = [] if no_vex else vex.load_dir(vex_dir or project.root / vex.DEFAULT_DIR,
+                                                products=vex.known_products(project.matrix))
+    if from_lock:
+        spec = variant_spec(project, image)
+        lock = read_lock(project.variant_dir(spec.name) / "requirements.lock")
+        inventory = Inventory(os_ecosystem=None, os_pretty=None, python={p.name: p.version for p in lock.packages})
+        target = vex.Target(variant=spec.name, repository=project.matrix.repository)
+        subject, lock, image_id = f"{spec.name} (requirements.lock)", None, None
+    else:
+        inventory, target, subject, lock, image_id = _read_image(project, image, as_json)
+    scan = report_mod.build(subject, inventory, database, statements=statements, target=target, lock=lock,
+                            max_age_days=max_db_age, lock_only=from_lock)
+    body = scan.to_dict()
+    if predicate_out is not None:
+        fsutil.write_json_atomic(predicate_out, attestation.vuln_predicate(scan), sort_keys=False)
+        body["predicate_file"] = str(predicate_out)
+    if image_id is not None:
+        try:
+            body["scan_file"] = str(image_reports.write_scan(project, image_id, body))
+        except FileProblem as exc:
+            ui.warn(f"the scan is not recorded for `dlbase report`: {exc.message}")
+    if as_json:
+        ui.emit_json(body)
+    else:
+        _print(scan, body)
+    if scan.lock_disagreements:
+        raise ImageMismatch(f"{subject}: {len(scan.lock_disagreements)} Python distribution(s) disagree with the lock",
+                            details=[f"{d.name}: lock {d.locked or '(not pinned)'}, image {d.installed or '(absent)'}"
+                                     for d in scan.lock_disagreements],
+                            hint="the scan describes the image, not the lock: rebuild it (`dlbase build VARIANT`)")
+    if fail_on:
+        over = [f for f in scan.result.open if severity.rank(f.severity) >= severity.rank(fail_on.upper())]
+        if over:
+            raise VulnerabilitiesFound(f"{len(over)} finding(s) at or above {fail_on.upper()} in {subject}",
+                                       hint="upgrade the package (see 'fixed in'), or write a reviewed OpenVEX "
+                                            "statement in images/vex/ if it does not apply to this image")
+
+
+def _read_image(project, image: str | None, as_json: bool):
+    from dlbase.engine import Engine
+    from dlbase.examine import local_image
+    from dlbase.vuln.image_read import read_inventory
+
+    engine = Engine()
+    engine.ping()
+    located = local_image.locate(project, engine, image)
+    if not as_json:
+        ui.info(f"reading the installed packages of {located.ref}")
+    inventory = read_inventory(engine, located.ref)
+    inspect = located.inspect
+    digests = [located.image_id] + [d.split("@", 1)[1] for d in inspect.get("RepoDigests") or [] if "@" in d]
+    target = vex.Target(variant=located.variant, repository=project.matrix.repository,
+                        refs=tuple(inspect.get("RepoTags") or ()) + (located.ref,), digests=tuple(digests))
+    lock = None
+    if located.variant:
+        lock = read_lock(project.variant_dir(located.variant) / "requirements.lock")
+    return inventory, target, located.ref, lock, located.image_id
+
+
+def _print(scan: report_mod.ScanReport, body: dict) -> None:
+    db = body["database"]
+    ui.info(f"database {db['path']}: {db['records']} records, newest modified {db['newest_modified'] or 'unknown'}"
+            + ("" if db["age_days"] is None else f" ({db['age_days']:.1f} days ago)"))
+    if scan.stale:
+        ui.warn(f"the vulnerability database is older than {scan.max_age_days:g} days: advisories published since "
+                "are not known to this scan; update it (`dlbase scan --update --db DIR`)")
+    for eco in scan.not_covered:
+        ui.warn(f"the database has no records for {eco}: those packages were NOT checked")
+    if scan.lock_only:
+        ui.warn("lock only: the OS packages were not scanned (scan the built image for those)")
+    elif not scan.lock_checked:
+        ui.warn("the image names no variant of this project: its Python packages were not compared with a lock")
+    rows = [[_ids(f), f.package, f.installed_version, f.fixed_in, _sev(f)] for f in scan.result.open]
+    ui.table(["advisory", "package", "installed", "fixed in", "severity"], rows,
+             title=f"{scan.subject}: {len(rows)} known vulnerabilities "
+                   f"({', '.join(f'{n} {e}' for e, n in scan.packages.items())} packages)")
+    for applied in scan.result.annotated:
+        ui.warn(f"{applied.finding.id} {applied.finding.package}: VEX says affected: "
+                f"{applied.statement.action_statement}")
+    if scan.result.vex:
+        ui.table(["advisory", "package", "installed", "status", "justification / reasoning"],
+                 [[_ids(a.finding), a.finding.package, a.finding.installed_version, a.statement.status,
+                   "; ".join(x for x in (a.statement.justification, a.statement.impact_statement) if x)
+                   + f" ({a.statement.source})"] for a in scan.result.vex],
+                 title="not affected / under investigation (VEX)")
+    summary = ", ".join(f"{n} {level.lower()}" for level, n in body["counts"].items() if n) or "none"
+    ui.out.print(f"open findings by severity: {summary}"
+                 + (f"; {len(scan.result.vex)} answered by VEX" if scan.result.vex else ""), markup=False)
+    for d in scan.lock_disagreements:
+        ui.warn(f"lock disagreement: {d.name}: lock {d.locked or '(not pinned)'}, image {d.installed or '(absent)'}")
+
+
+def _ids(finding) -> str:
+    return finding.id + (f" ({', '.join(finding.aliases)})" if finding.aliases else "")
+
+
+def _sev(finding) -> str:
+    return finding.severity + (f" {finding.score:.1f}" if finding.score is not None else "")

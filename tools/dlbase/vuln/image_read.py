@@ -1,0 +1,41 @@
+"""The one module of dlbase.vuln that talks to the engine: an image's inventory.
+
+One throw-away container runs :mod:`dlbase.vuln.inventory_probe` on the image's own
+Python (as :mod:`dlbase.build.readback` does for versions): what the image's dist-info
+says is installed, not what a lock or label claims.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dlbase.core.errors import DlbaseError, ImageMismatch
+from dlbase.engine import Engine
+from dlbase.vuln import inventory_probe
+from dlbase.vuln.inventory import Inventory, parse_dpkg_status, parse_os_release
+
+MARKER = "DLBASE_INVENTORY "
+
+
+def read_inventory(engine: Engine, image: str, *, labels: dict[str, str] | None = None) -> Inventory:
+    source = Path(inventory_probe.__file__).read_text(encoding="utf-8")
+    try:
+        res = engine.run(image, ["python", "-c", source], timeout=300, entrypoint=[], network_mode="none",
+                         labels={"dlbase.purpose": "scan", **(labels or {})})
+    except DlbaseError as exc:
+        if "executable file not found" not in exc.message:
+            raise
+        raise ImageMismatch(f"{image} has no `python` on its PATH: its installed packages cannot be read",
+                            hint="scan a dlbase image (its venv's python is on PATH), or a variant's lock "
+                                 "with --from-lock") from None
+    for line in res.output.splitlines():
+        if line.startswith(MARKER):
+            raw = json.loads(line[len(MARKER):])
+            ecosystem, pretty = parse_os_release(raw.get("os_release") or "")
+            return Inventory(os_ecosystem=ecosystem, os_pretty=pretty, python=dict(raw.get("python") or {}),
+                             deb=parse_dpkg_status(raw.get("dpkg_status") or ""))
+    raise ImageMismatch(f"could not read the installed packages of {image} (exit {res.exit_code}): "
+                        "the image needs a `python` on its PATH",
+                        details=res.output.splitlines()[-15:],
+                        hint="scan a dlbase image (its venv's python is on PATH), or use --from-lock for a variant")

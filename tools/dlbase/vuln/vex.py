@@ -1,0 +1,227 @@
+"""OpenVEX 0.2.0 documents: what the team says about a vulnerability in its images.
+
+A scanner's finding is a fact about versions; whether the vulnerable code can run in the
+image is a judgement that only the team can make, and it must be written down and
+reviewed, not applied silently. A statement names a vulnerability (id or alias), the
+products it is about (a variant name, the matrix repository for every variant,
+``REPOSITORY:TAG``, or an image digest) and optionally the packages in them
+(``subcomponents``: ``pkg:pypi/torch``, ``pkg:deb/debian/apt``). ``not_affected`` needs a
+justification from the spec's list. A matching statement moves the finding into the
+report's VEX section with its status and reasoning; ``affected`` keeps it a finding.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from dlbase.core import fileerrors
+from dlbase.core.errors import InvalidInput
+from dlbase.define.matrix import Matrix
+from dlbase.vuln.db import parse_time
+from dlbase.vuln.match import Finding
+
+CONTEXT = "https://openvex.dev/ns/v0.2.0"
+#: Where a project keeps its documents, relative to its root.
+DEFAULT_DIR = Path("images") / "vex"
+STATUSES = ("not_affected", "affected", "fixed", "under_investigation")
+JUSTIFICATIONS = ("component_not_present", "vulnerable_code_not_present", "vulnerable_code_not_in_execute_path",
+                  "vulnerable_code_cannot_be_controlled_by_adversary", "inline_mitigations_already_exist")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a scanned image is called, for matching statement products."""
+
+    variant: str | None
+    repository: str | None
+    refs: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ()
+
+    def matches(self, product_id: str) -> bool:
+        if product_id in (self.variant, self.repository) or product_id in self.refs:
+            return True
+        digest = _DIGEST.search(product_id)
+        return bool(digest and digest.group(0) in self.digests)
+
+
+@dataclass
+class Statement:
+    source: str  # file#index, for the report and for errors
+    vulnerability: set[str]
+    products: list[tuple[str, tuple[str, ...]]]  # (product @id, subcomponent @ids)
+    status: str
+    justification: str | None
+    impact_statement: str | None
+    action_statement: str | None
+    timestamp: str | None
+
+    def applies(self, finding: Finding, target: Target) -> bool:
+        if not (self.vulnerability & finding.ids):
+            return False
+        for product, subs in self.products:
+            if target.matches(product) and (not subs or any(_names_package(s, finding) for s in subs)):
+                return True
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "status": self.status, "justification": self.justification,
+                "impact_statement": self.impact_statement, "action_statement": self.action_statement,
+                "timestamp": self.timestamp}
+
+
+@dataclass
+class Applied:
+    """A finding a statement speaks for (moved out of the findings unless ``affected``)."""
+
+    finding: Finding
+    statement: Statement
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.finding.to_dict(), "vex": self.statement.to_dict()}
+
+
+@dataclass
+class VexResult:
+    open: list[Finding] = field(default_factory=list)
+    vex: list[Applied] = field(default_factory=list)  # not_affected, fixed, under_investigation
+    annotated: list[Applied] = field(default_factory=list)  # affected: still open, with the action
+
+
+def _names_package(purl: str, finding: Finding) -> bool:
+    """``pkg:pypi/torch`` or ``pkg:deb/debian/apt`` (binary or source name) names the finding's package."""
+    match = re.match(r"^pkg:(?P<type>[a-z]+)/(?:[^/@?#]+/)?(?P<name>[^/@?#]+)", purl)
+    if not match:
+        return False
+    name = match["name"]
+    if match["type"] == "pypi":
+        return finding.ecosystem == "PyPI" and canonicalize_name(name) == canonicalize_name(finding.package)
+    if match["type"] == "deb":
+        return finding.ecosystem != "PyPI" and (name == finding.package or name in finding.installed)
+    return False
+
+
+def known_products(matrix: Matrix) -> set[str]:
+    """What a product may name besides an image reference or digest: a variant, or the
+    matrix repository (every variant)."""
+    return {v.name for v in matrix.variants} | {matrix.repository}
+
+
+def load_dir(folder: Path, *, products: set[str] | None = None) -> list[Statement]:
+    """Every statement of every ``*.json`` document in ``folder`` (none when it is absent).
+    With ``products`` (the known variant names and repository), a product that is none of
+    those and no image reference or digest is an error: a typo would silently apply to nothing."""
+    if not folder.is_dir():
+        return []
+    statements: list[Statement] = []
+    for path in sorted(folder.glob("*.json")):
+        statements.extend(load_document(path, products=products))
+    return statements
+
+
+def load_document(path: Path, *, products: set[str] | None = None) -> list[Statement]:
+    text = fileerrors.read_text(path, str(path), what="VEX document")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid JSON ({exc})", hint="an OpenVEX 0.2.0 document is one JSON object") from None
+    return parse_document(doc, str(path), products=products)
+
+
+def _bad(where: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{where}: {message}",
+                        hint="see https://github.com/openvex/spec (v0.2.0) and images/vex/README.md")
+
+
+def parse_document(doc: Any, where: str, *, products: set[str] | None = None) -> list[Statement]:
+    """Validate one OpenVEX 0.2.0 document (the fields the spec requires) into statements."""
+    if not isinstance(doc, dict):
+        raise _bad(where, "not a JSON object")
+    if doc.get("@context") != CONTEXT:
+        raise _bad(where, f"'@context' must be {CONTEXT!r} (got {doc.get('@context')!r})")
+    for key in ("@id", "author", "timestamp"):
+        if not isinstance(doc.get(key), str) or not doc[key].strip():
+            raise _bad(where, f"'{key}' is required (a non-empty string)")
+    if parse_time(doc["timestamp"]) is None:
+        raise _bad(where, f"'timestamp' {doc['timestamp']!r} is not an RFC 3339 time")
+    if not isinstance(doc.get("version"), int) or isinstance(doc.get("version"), bool) or doc["version"] < 1:
+        raise _bad(where, "'version' is required (an integer >= 1)")
+    raw = doc.get("statements")
+    if not isinstance(raw, list) or not raw:
+        raise _bad(where, "'statements' must be a non-empty list")
+    return [_statement(item, f"{where}#statements[{i}]", doc["timestamp"], products) for i, item in enumerate(raw)]
+
+
+def _statement(item: Any, where: str, doc_time: str, known: set[str] | None) -> Statement:
+    if not isinstance(item, dict):
+        raise _bad(where, "a statement must be a JSON object")
+    vuln = item.get("vulnerability")
+    if not isinstance(vuln, dict) or not isinstance(vuln.get("name"), str) or not vuln["name"].strip():
+        raise _bad(where, "'vulnerability.name' is required (a CVE or advisory id)")
+    names = {vuln["name"].strip(), *(str(a).strip() for a in vuln.get("aliases") or [] if str(a).strip())}
+    status = item.get("status")
+    if status not in STATUSES:
+        raise _bad(where, f"'status' must be one of {', '.join(STATUSES)} (got {status!r})")
+    justification = item.get("justification")
+    if status == "not_affected":
+        if justification not in JUSTIFICATIONS:
+            raise _bad(where, f"status not_affected needs a 'justification', one of {', '.join(JUSTIFICATIONS)} "
+                              f"(got {justification!r})")
+    elif justification is not None:
+        raise _bad(where, f"'justification' belongs to status not_affected only (status is {status})")
+    if status == "affected" and not str(item.get("action_statement") or "").strip():
+        raise _bad(where, "status affected needs an 'action_statement' (what users should do)")
+    raw_products = item.get("products")
+    if not isinstance(raw_products, list) or not raw_products:
+        raise _bad(where, "'products' must be a non-empty list of {\"@id\": ...}")
+    products: list[tuple[str, tuple[str, ...]]] = []
+    for j, product in enumerate(raw_products):
+        pid = product.get("@id") if isinstance(product, dict) else None
+        if not isinstance(pid, str) or not pid.strip():
+            raise _bad(where, f"products[{j}] needs an '@id'")
+        if known is not None and not _plausible_product(pid, known):
+            raise _bad(where, f"products[{j}] '{pid}' is no variant, repository, image reference or digest "
+                              f"of this project (variants: {', '.join(sorted(known))})")
+        subs = []
+        for k, sub in enumerate(product.get("subcomponents") or []):
+            sid = sub.get("@id") if isinstance(sub, dict) else None
+            if not isinstance(sid, str) or not re.match(r"^pkg:(pypi|deb)/", sid):
+                raise _bad(where, f"products[{j}].subcomponents[{k}] needs an '@id' purl "
+                                  "(pkg:pypi/NAME or pkg:deb/DISTRO/NAME)")
+            subs.append(sid)
+        products.append((pid.strip(), tuple(subs)))
+    stamp = item.get("timestamp") or doc_time
+    return Statement(source=where, vulnerability=names, products=products, status=status,
+                     justification=justification, impact_statement=item.get("impact_statement"),
+                     action_statement=item.get("action_statement"), timestamp=stamp)
+
+
+def _plausible_product(pid: str, known: set[str]) -> bool:
+    if pid in known or _DIGEST.search(pid):
+        return True
+    repo, sep, tag = pid.rpartition(":")
+    return bool(sep and repo in known and tag and "/" not in tag)
+
+
+def apply(findings: list[Finding], statements: list[Statement], target: Target) -> VexResult:
+    """Sort findings into open / VEX-answered; of several matching statements the newest
+    (statement timestamp, else its document's) decides, as OpenVEX specifies."""
+    result = VexResult()
+    for finding in findings:
+        matching = [s for s in statements if s.applies(finding, target)]
+        if not matching:
+            result.open.append(finding)
+            continue
+        newest = max(matching, key=lambda s: parse_time(s.timestamp) or parse_time("1970-01-01T00:00:00Z"))
+        if newest.status == "affected":
+            result.open.append(finding)
+            result.annotated.append(Applied(finding, newest))
+        else:
+            result.vex.append(Applied(finding, newest))
+    return result
