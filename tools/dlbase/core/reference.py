@@ -19,9 +19,9 @@ which part is wrong and why. Pure: no I/O.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
 from dlbase.core import digest as digests
 from dlbase.core.errors import AddressError
@@ -197,3 +197,21 @@ def check_digest(text: str, *, where: str) -> str:
         raise ReferenceError(f"{where}: '{text}' is not a digest: {why}",
                              hint="a digest is sha256: followed by 64 lower-case hex digits")
     return text
+
+
+def is_loopback(host: str) -> bool:
+    """Is HOST[:PORT] (or [IPv6][:PORT]) this machine: ``localhost`` or a loopback address.
+
+    One rule for every "plain http is fine here" decision (registries, the vulnerability
+    database download): ``127.evil.example`` is a name, not a loopback address."""
+    try:
+        name, _port = split_host_port(host, what="registry", value=host, hint="")
+    except AddressError:  # not a host at all, so not this machine
+        return False
+    name = name.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -24,7 +24,7 @@ from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.fileerrors import read_text
 
 try:  # libyaml through ruamel's own binding; without it the pure-Python parser does the same
-    import _ruamel_yaml  # noqa: F401
+    import _ruamel_yaml  # noqa: F401  (present or not is all that matters)
 
     _PURE = False
 except ImportError:

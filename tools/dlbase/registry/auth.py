@@ -20,25 +20,10 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from dlbase.core.errors import AddressError, RegistryError
-from dlbase.core.reference import split_host_port
+from dlbase.core.errors import RegistryError
+from dlbase.core.reference import is_loopback, split_host_port  # noqa: F401 - is_loopback: re-exported
 
 _PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
-
-
-def is_loopback(host: str) -> bool:
-    """Is HOST[:PORT] (or [IPv6][:PORT]) this machine: ``localhost`` or a loopback address."""
-    try:
-        name, _port = split_host_port(host, what="registry", value=host, hint="")
-    except AddressError:  # not a host at all, so not this machine
-        return False
-    name = name.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _site(host: str) -> str:

@@ -9,7 +9,6 @@ requested archive arrived: a failed update leaves the previous database as it wa
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tempfile
 import zipfile
@@ -20,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from dlbase.core.errors import AddressError, FileProblem, Unreachable
+from dlbase.core.reference import is_loopback
 from dlbase.vuln import db
 
 DEFAULT_BASE_URL = "https://osv-vulnerabilities.storage.googleapis.com"
@@ -44,20 +44,11 @@ def check_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return url.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.netloc):
         return url.rstrip("/")
     raise AddressError(f"--base-url {url!r}: the database must be fetched over https "
                        "(plain http only from a loopback host such as 127.0.0.1)",
                        hint=f"use {DEFAULT_BASE_URL} or an https mirror of it")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def archive_path(folder: Path, ecosystem: str) -> Path:
