@@ -6,6 +6,9 @@
 - `dlbase trust` accepts what `cosign sign` and `cosign attest` write (cosign 2.5 writes
   in-toto Statement v0.1), lists a predicate type it does not read as present, and still
   checks the image when cosign's attestations sit next to dlbase's;
+- signed tags agree: `cosign verify -a tag=T` accepts dlbase's per-tag signatures, and
+  `dlbase trust REF:T` accepts `cosign sign -a tag=T` but refuses (exit 20) a cosign
+  signature that names no tag;
 - all of it with a key pair made by `dlbase key generate` and one made by
   `cosign generate-key-pair` (each tool reads the other's encrypted key file).
 
@@ -225,9 +228,13 @@ def test_dlbase_trusts_what_cosign_signs_and_attests(cosign_bin, home, keydirs, 
         assert sorted(body["attestations"]) == sorted([predicates.SBOM_TYPE, predicates.VERIFICATION_TYPE,
                                                        REVIEW_TYPE])
         assert body["other_attestations"] == [REVIEW_TYPE]  # listed, not an error
+        signer = body["sbom"].pop("signer")
         assert body["sbom"] == {"components": 1, "python": 1, "debian": 0}
+        assert signer["fingerprint"] == keys.fingerprint(keys.load_public(pub)) and signer["roles"] == ["publisher"]
+        assert body["ignored"] == []  # every layer is the one key's: nothing unknown
         [run] = body["verifications"]
         assert run["result"] == "passed" and run["host_label"] is None and run["gpus"] == []
+        assert run["signer"]["fingerprint"] == signer["fingerprint"]
         note("cosign sign + attest (v0.1)", maker, "dlbase trust", res, "accepted; review type listed")
 
         table = dlbase("trust", ref, "--key", pub)
@@ -256,19 +263,67 @@ def test_cosign_attestations_next_to_dlbase_ones_break_nothing(cosign_bin, home,
                         attestations=dlbase_predicates(subject.name))
         cosign_attest(cosign_bin, home, key, subject.reference, REVIEW_TYPE, {"reviewer": "bob"}, tmp_path)
 
-        res = dlbase("trust", subject.reference, "--key", pub, "--require-gpu-verified", "--gpu-arch", "sm_90",
-                     "--json")
+        # The publisher's own "GPU passed" does not count: only a verifier key's does.
+        res = dlbase("trust", subject.reference, "--key", pub, "--require-gpu-verified", "--gpu-arch", "sm_90")
+        assert res.returncode == 19 and "not a verifier key" in res.stderr, res.stderr
+        note("dlbase + cosign attest", "dlbase (publisher only)", "dlbase trust --require-gpu-verified", res,
+             "refused: the publisher is no verifier")
+        res = dlbase("trust", subject.reference, "--key", pub, "--verifier", f"gpu-h200-01={pub}",
+                     "--require-gpu-verified", "--gpu-arch", "sm_90", "--json")
         assert res.returncode == 0, res.stderr
         body = json.loads(res.stdout)
         assert body["other_attestations"] == [REVIEW_TYPE]
         assert body["built_from"]["lock_hash"] == "97afa4dbe9f1"
         [gpu] = body["verifications"]
         assert gpu["meets_policy"] and gpu["host_label"] == "gpu-h200-01"
-        note("dlbase + cosign attest", "dlbase", "dlbase trust --require-gpu-verified --gpu-arch sm_90", res,
-             "accepted")
+        note("dlbase + cosign attest", "dlbase (publisher, also a verifier)",
+             "dlbase trust --require-gpu-verified --gpu-arch sm_90", res, "accepted")
         for ptype in (predicates.VERIFICATION_TYPE, REVIEW_TYPE):
             res = cosign(cosign_bin, home, "verify-attestation", "--key", pub, "--type", ptype, *VERIFY_FLAGS,
                          subject.reference)
             assert res.returncode == 0, res.stderr
             assert [s["predicateType"] for s in statements_printed(res.stdout)] == [ptype]
         note("dlbase + cosign attest", "dlbase", "cosign verify-attestation (both writers' types)", res, "accepted")
+
+
+# --------------------------------------------------------------------------- signed tags, both ways
+
+
+@pytest.mark.parametrize("maker", ["dlbase", "cosign"])
+def test_signed_tags_agree_between_cosign_and_dlbase(cosign_bin, home, keydirs, maker, tmp_path):
+    """dlbase's signature per pushed tag is cosign's `-a tag=TAG`; `dlbase trust REF:TAG`
+    needs a publisher signature naming TAG, so a plain `cosign sign` (no `-a tag=`) of an
+    image checked by tag is refused (exit 20) while the same image by digest is accepted."""
+    pair = keys.load_private(str(keydirs[maker] / "cosign.key"), PASSWORD.encode())
+    key, pub = keydirs[maker] / "cosign.key", str(keydirs[maker] / "cosign.pub")
+    with running_registry(tmp_path) as reg:
+        digest = reg.push_manifest(REPO, "v1", payload=f"tagged {maker}".encode())
+        subject = evidence.Subject(reg.host, REPO, digest)
+        evidence.attach(RegistryClient(reg.host), subject, pair, sign=True, attestations=[], tags=("v1",))
+        res = cosign(cosign_bin, home, "verify", "--key", pub, "-a", "tag=v1", *VERIFY_FLAGS, subject.reference)
+        assert res.returncode == 0, res.stderr
+        note("dlbase push --sign (tag v1)", maker, "cosign verify -a tag=v1", res, "accepted")
+        res = cosign(cosign_bin, home, "verify", "--key", pub, "-a", "tag=v2", *VERIFY_FLAGS, subject.reference)
+        assert res.returncode != 0, res.stdout
+        note("dlbase push --sign (tag v1)", maker, "cosign verify -a tag=v2", res, "refused")
+        res = dlbase("trust", f"{reg.host}/{REPO}:v1", "--key", pub)
+        assert res.returncode == 0, res.stderr
+
+        named = reg.push_manifest(REPO, "v2", payload=f"cosign tagged {maker}".encode())
+        res = cosign(cosign_bin, home, "sign", "--key", str(key), "-a", "tag=v2", *SIGN_FLAGS,
+                     f"{reg.host}/{REPO}@{named}")
+        assert res.returncode == 0, res.stderr
+        res = dlbase("trust", f"{reg.host}/{REPO}:v2", "--key", pub, "--json")
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["signature"]["tag"] == "v2"
+        note("cosign sign -a tag=v2", maker, "dlbase trust REF:v2", res, "accepted")
+
+        plain = reg.push_manifest(REPO, "v3", payload=f"cosign untagged {maker}".encode())
+        res = cosign(cosign_bin, home, "sign", "--key", str(key), *SIGN_FLAGS, f"{reg.host}/{REPO}@{plain}")
+        assert res.returncode == 0, res.stderr
+        res = dlbase("trust", f"{reg.host}/{REPO}:v3", "--key", pub)
+        assert res.returncode == 20 and "names tag v3" in res.stderr and "Traceback" not in res.stderr, res.stderr
+        note("cosign sign (no -a tag)", maker, "dlbase trust REF:v3", res, "refused: no signature names the tag")
+        res = dlbase("trust", f"{reg.host}/{REPO}@{plain}", "--key", pub)
+        assert res.returncode == 0, res.stderr
+        note("cosign sign (no -a tag)", maker, "dlbase trust REF@DIGEST", res, "accepted")

@@ -78,6 +78,7 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         assert [a["predicateType"] for a in signing["attestations"]] == [
             predicates.SBOM_TYPE, predicates.PROVENANCE_TYPE, predicates.VERIFICATION_TYPE]
         assert signing["registry_bytes"] > 0 and signing["seconds"] > 0
+        assert signing["signature"]["signed_tags"] == list(body["tags"])  # one signature per pushed tag
         print(f"\nSIGNING COST: {signing['seconds']:.2f}s, {signing['registry_bytes']} registry bytes, "
               f"attestations {[a['bytes'] for a in signing['attestations']]}")
         digest = body["tags"][image["immutable"]]["digest"]
@@ -95,6 +96,9 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         assert trusted["sbom"]["python"] >= 1 and trusted["sbom"]["debian"] > 50  # dpkg read from the image
         [gate] = trusted["verifications"]
         assert gate["result"] == "passed" and gate["host_label"] == "build-host"
+        assert gate["simulated"] is True and gate["unmet"] == ["a simulated (test-only) record"]
+        assert trusted["signature"]["tag"] == image["immutable"]
+        assert trusted["signature"]["key"] == gate["signer"]["fingerprint"] == signing["key"]
 
         # the SBOM lists the tiny wheel and Debian's python3 package with purls
         client = RegistryClient(reg.host)

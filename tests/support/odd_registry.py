@@ -166,11 +166,13 @@ def odd_registry() -> Iterator[OddRegistry]:
 
 
 def signed_image(reg: OddRegistry, pair) -> str:
-    """Serve ``x/y:1`` and a valid ``.sig`` for it, signed by ``pair``; the image digest."""
+    """Serve ``x/y:1`` and a valid ``.sig`` for it, signed by ``pair`` and naming the tag
+    (as `push --sign` signs: `trust x/y:1` needs a signature naming 1); the image digest."""
     from dlbase.trust import simplesign, store
 
     digest = reg.put_manifest(TAG, json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "layers": []}).encode())
-    blob, notes = simplesign.sign(pair, simplesign.payload(f"{reg.host}/{REPO}", digest))
+    blob, notes = simplesign.sign(pair, simplesign.payload(f"{reg.host}/{REPO}", digest,
+                                                           {simplesign.TAG_ANNOTATION: TAG}))
     layer = store.Layer(blob, simplesign.MEDIA_TYPE, notes)
     reg.put_blob(blob)
     reg.put_blob(store.EMPTY_CONFIG)

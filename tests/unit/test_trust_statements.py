@@ -1,4 +1,4 @@
-"""DSSE envelopes, simple-signing payloads and the policy, without a registry.
+"""DSSE envelopes and simple-signing payloads, without a registry (the policy: test_trust_policy.py).
 
 Envelopes are verified twice: by dlbase's own check and by securesystemslib's DSSE
 implementation (an independent verifier of the same spec).
@@ -12,9 +12,8 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from dlbase.core.errors import BadSignature, InvalidInput, WrongSubject
+from dlbase.core.errors import BadSignature, WrongSubject
 from dlbase.trust import keys, predicates, simplesign, statements, store
-from dlbase.trust.policy import Policy, reasons_against
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
@@ -102,42 +101,21 @@ def test_manifest_layout():
     assert store.att_tag(DIGEST) == f"sha256-{DIGEST[7:]}.att"
 
 
-def _verification(result="passed", gpus=(), driver=None, require_gpu=True, partial=False):
-    return {"result": result, "partial": partial, "requireGpu": require_gpu, "gpusUsed": bool(gpus),
-            "host": {"label": "h", "driver": driver,
-                     "gpus": [{"name": "H200", "sm": sm, "computeCapability": sm[3] + "." + sm[4:]} for sm in gpus]}}
-
-
-def test_policy():
-    gpu = _verification(gpus=("sm_90",), driver="550.54.15")
-    cpu = _verification(require_gpu=False)
-    assert reasons_against(Policy(), cpu) == []
-    assert reasons_against(Policy(require_gpu_verified=True), gpu) == []
-    assert "no GPU on that host" in reasons_against(Policy(require_gpu_verified=True), cpu)
-    assert reasons_against(Policy(gpu_arch="sm_90"), gpu) == []
-    assert reasons_against(Policy(gpu_arch="sm_80"), gpu) == ["no sm_80 GPU (sm_90)"]
-    assert reasons_against(Policy(min_driver="550.54.14"), gpu) == []
-    assert reasons_against(Policy(min_driver="560"), gpu) == ["driver 550.54.15 < 560"]
-    assert "did not pass" in reasons_against(Policy(), _verification(result="failed"))
-    with pytest.raises(InvalidInput):
-        Policy(gpu_arch="hopper")
-    with pytest.raises(InvalidInput):
-        Policy(min_driver="new")
-
-
-def test_policy_arch_and_driver_follow_the_shared_gpu_rule():
-    """sm_90a is a build target, not a GPU: it used to pass the check and then match no
-    verification (exit 19 'no sm_90a GPU'); now exit 2 naming sm_90. A driver the predicate
-    records in a form that is no version is a reason, not a crash or a silent 'old'."""
-    with pytest.raises(InvalidInput) as info:
-        Policy(gpu_arch="sm_90a")
-    assert "build target" in info.value.message and "--gpu-arch sm_90" in info.value.hint
-    with pytest.raises(InvalidInput):
-        Policy(gpu_arch="compute_90")
-    assert reasons_against(Policy(gpu_arch="sm_100"), _verification(gpus=("sm_100",))) == []
-    odd = _verification(gpus=("sm_90",), driver="[N/A]")
-    assert reasons_against(Policy(min_driver="550"), odd) == ["driver '[N/A]' is not a version"]
-    assert reasons_against(Policy(min_driver="535.104.05"), _verification(gpus=("sm_90",), driver="535.104.05-1")) == []
+def test_signed_tag_annotations_and_signer_fingerprint(pair):
+    """The cosign `-a tag=...` form: the tag sits in the signed `optional` map, so it
+    cannot be changed without breaking the signature; the signer's fingerprint is an
+    unsigned layer annotation, only a claim."""
+    blob, ann = simplesign.sign(pair, simplesign.payload(NAME, DIGEST, {"tag": "2.6-runtime"}))
+    body = simplesign.verify(pair.public, blob, ann, DIGEST, "sig")
+    assert body["optional"] == {"tag": "2.6-runtime"}
+    assert simplesign.signed_tag(body) == "2.6-runtime" and simplesign.signed_reference(body) == NAME
+    assert simplesign.signed_tag(json.loads(simplesign.payload(NAME, DIGEST))) is None
+    assert ann[simplesign.SIGNER_ANNOTATION] == keys.fingerprint(pair.public)
+    assert not simplesign.signed_by(pair.public, blob.replace(b"2.6-runtime", b"2.5-runtime"), ann)
+    assert not simplesign.signed_by(pair.public, blob, {simplesign.SIGNATURE_ANNOTATION: "not base64!"})
+    assert statements.signed_by(pair.public, _envelope(pair))
+    assert not statements.signed_by(keys.generate().public, _envelope(pair))
+    assert not statements.signed_by(pair.public, b"[]")
 
 
 # --------------------------------------------------------------------------- statement versions

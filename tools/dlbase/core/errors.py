@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     BAD_SIGNATURE = 17  # trust: a signature or attestation does not verify with the key given
     WRONG_SUBJECT = 18  # trust: a signed statement names another digest than the image's
     POLICY = 19  # trust: no verification attestation meets the policy (--require-gpu-verified...)
+    WRONG_IDENTITY = 20  # trust: the signature was made for another repository, or names other tags
     INTERRUPTED = 130  # Ctrl-C; matches the shell's 128 + SIGINT
 
 
@@ -60,6 +61,7 @@ EXIT_TEXT: dict[ExitCode, str] = {
     ExitCode.BAD_SIGNATURE: "bad signature",
     ExitCode.WRONG_SUBJECT: "statement about another digest",
     ExitCode.POLICY: "trust policy not met",
+    ExitCode.WRONG_IDENTITY: "signed for another repository or tag",
     ExitCode.INTERRUPTED: "interrupted",
 }
 
@@ -233,3 +235,11 @@ class PolicyNotMet(DlbaseError):
     """Signed evidence exists but no verification meets the consumer's policy."""
 
     exit_code = ExitCode.POLICY
+
+
+class WrongIdentity(DlbaseError):
+    """A valid publisher signature of this digest, made for another repository (the image,
+    its .sig and .att copied elsewhere) or for other tags than the one asked for (a registry
+    serving an older signed digest under a moving tag)."""
+
+    exit_code = ExitCode.WRONG_IDENTITY

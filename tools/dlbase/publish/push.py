@@ -209,7 +209,7 @@ def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClie
     subject = evidence.Subject(host, image.repository, digest)
     try:
         return attach.for_push(project, engine, client, subject, signer, image_id=image.image_id,  # type: ignore[arg-type]
-                               facts=facts, host_label=host_label, say=say)
+                               facts=facts, tags=tuple(image.tags), host_label=host_label, say=say)
     except DlbaseError as exc:
         raise exc.reworded(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
                            hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "

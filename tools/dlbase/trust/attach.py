@@ -2,7 +2,8 @@
 
 Push attaches the SBOM, the provenance and the verification record that let the image
 through the gate; a GPU host's `verify --attest` attaches only its own verification.
-Both sign with the same kind of key and go through :func:`evidence.attach`.
+Push signs with the publisher's key; a GPU host signs with its own verifier key (made on
+that host by `dlbase key generate --role verifier`). Both go through :func:`evidence.attach`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dlbase.trust import evidence, keys, predicates, probes, sources
 
 
 def for_push(project: Project, engine: Engine, client: RegistryClient, subject: evidence.Subject,
-             pair: keys.KeyPair, *, image_id: str, facts: dict, host_label: str | None = None,
-             say: Callable[[str], None] = lambda _m: None) -> dict:
-    """Sign the pushed digest and attach SBOM, provenance and the local verification record.
+             pair: keys.KeyPair, *, image_id: str, facts: dict, tags: tuple[str, ...] = (),
+             host_label: str | None = None, say: Callable[[str], None] = lambda _m: None) -> dict:
+    """Sign the pushed digest (one signature naming each pushed tag) and attach SBOM,
+    provenance and the local verification record.
 
     The build's inputs come from the image and its commit (:mod:`sources`), the
     verification's suites and host facts from the record verify wrote when it ran.
@@ -40,7 +42,7 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
     record = records.lookup(project, image_id)
     if record is not None:
         attestations.append((predicates.VERIFICATION_TYPE, _from_record(project, record, host_label, subject)))
-    result = evidence.attach(client, subject, pair, sign=True, attestations=attestations, on_step=say)
+    result = evidence.attach(client, subject, pair, sign=True, attestations=attestations, tags=tags, on_step=say)
     result["verification_attached"] = record is not None
     result["sbom_components"] = {"python": len(facts.get("packages") or {}), "debian": len(debs)}
     result["built_from"] = {"lock": built.lock is not None, "dockerfile": built.dockerfile is not None,
@@ -68,7 +70,7 @@ def _from_record(project: Project, record: dict, host_label: str | None, subject
         passed_checks=summary.get("passed_checks"), require_gpu=bool(record.get("require_gpu")),
         partial=bool(summary.get("partial")), gpus_used=summary.get("gpus"), suites=suites, host=host,
         image=subject.reference, source="dlbase push (the local verification record that let the image through)",
-        note="; ".join(notes) or None)
+        simulated=bool(summary.get("simulated")), note="; ".join(notes) or None)
 
 
 def for_verify(project: Project, engine: Engine, client: RegistryClient, subject: evidence.Subject,

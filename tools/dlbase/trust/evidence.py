@@ -1,14 +1,18 @@
 """What `push --sign` and `verify --attest` attach, and what `trust`/`pull` check.
 
-Attaching: sign the manifest digest (``.sig``), then append the signed statements
-(``.att``); each step uploads its blobs before its manifest (see :mod:`store`), and the
-cost (seconds, bytes added to the registry) is measured and returned.
+Attaching: sign the manifest digest (``.sig``; one signature per pushed tag, the tag in
+the signed payload), then append the signed statements (``.att``); each step uploads its
+blobs before its manifest (see :mod:`store`), and the cost (seconds, bytes added to the
+registry) is measured and returned.
 
-Checking: the digest is resolved once by the caller; every signature layer and every
-attestation is verified with the given public key(s) and its subject compared with that
-digest. One bad piece stops the check with its own error: no signature -> Unsigned,
-a signature or envelope that does not verify -> BadSignature, a good one about another
-digest -> WrongSubject; then the policy -> PolicyNotMet.
+Checking, against a :class:`~dlbase.trust.policy.TrustPolicy`: the digest is resolved
+once by the caller; every signature layer and every attestation is matched to the policy
+key that verifies it. A layer no policy key verifies is listed as ignored (with the key
+fingerprint it names) and never fails the check, unless it names a key of the policy:
+then it was changed after signing (BadSignature). Then: no signature at all -> Unsigned;
+none by a publisher key -> BadSignature; a good one about another digest -> WrongSubject;
+good ones only for another repository, or none naming the tag asked for ->
+WrongIdentity; then the GPU requirement -> PolicyNotMet.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from typing import Callable
 
 from dlbase.core import digest as digests
 from dlbase.core import reference
-from dlbase.core.errors import BadSignature, DlbaseError, InvalidInput, PolicyNotMet, Unsigned, WrongSubject
+from dlbase.core.errors import BadSignature, InvalidInput, PolicyNotMet, Unsigned, WrongIdentity, WrongSubject
 from dlbase.registry.client import RegistryClient, api_host
 from dlbase.trust import keys, predicates, simplesign, statements, store
-from dlbase.trust.policy import Policy, reasons_against
+from dlbase.trust.policy import PUBLISHER, TrustedKey, TrustPolicy, newest_first, reasons_against, unmet
 
 
 @dataclass(frozen=True)
@@ -60,26 +64,46 @@ def parse_subject(ref: str, client_for: Callable[[str], RegistryClient]) -> tupl
     return Subject(host, parsed.repository, digest), tag
 
 
+def repository_of(signed: str) -> str:
+    """API-HOST/REPO of a signed docker-reference, normalised as :func:`parse_subject`
+    normalises the checked reference (Docker Hub's aliases, ``library/``), so the two
+    compare; a tag or digest on it is dropped, and text that is no reference is itself."""
+    try:
+        parsed = reference.parse(signed, where="docker-reference").normalized()
+    except InvalidInput:
+        return signed
+    return f"{api_host(parsed)}/{parsed.repository}"
+
+
 # --------------------------------------------------------------------------- attaching
 
 
 def attach(client: RegistryClient, subject: Subject, pair: keys.KeyPair, *, sign: bool,
-           attestations: list[tuple[str, dict]], on_step: Callable[[str], None] = lambda _s: None) -> dict:
-    """Sign ``subject`` (when ``sign``) and append one attestation per (type, predicate)."""
+           attestations: list[tuple[str, dict]], tags: tuple[str, ...] = (),
+           on_step: Callable[[str], None] = lambda _s: None) -> dict:
+    """Sign ``subject`` (when ``sign``: one signature naming each of ``tags``, or one naming
+    none) and append one attestation per (type, predicate)."""
     t0 = time.monotonic()
     st = store.ArtifactStore(client, subject.repository, on_step=on_step)
     result: dict = {"signature": None, "attestations": []}
+    signer = {simplesign.SIGNER_ANNOTATION: keys.fingerprint(pair.public)}
     if sign:
-        existing = _signed_by(st.signatures(subject.digest), pair, subject)
-        if existing:
-            on_step(f"{subject.reference} is already signed with this key")
-            result["signature"] = {"tag": store.sig_tag(subject.digest), "layer": existing, "existing": True}
-        else:
-            on_step(f"signing {subject.reference}")
-            blob, annotations = simplesign.sign(pair, simplesign.payload(subject.name, subject.digest))
-            layer = store.Layer(blob, simplesign.MEDIA_TYPE, annotations)
-            st.append(store.sig_tag(subject.digest), [layer])
-            result["signature"] = {"tag": store.sig_tag(subject.digest), "layer": layer.digest, "existing": False}
+        existing = _signed_tags(st.signatures(subject.digest), pair, subject)
+        new_layers, made = [], []
+        for tag in tags or (None,):
+            if tag in existing:
+                on_step(f"{subject.reference} is already signed with this key" + (f" for tag {tag}" if tag else ""))
+                made.append(existing[tag])
+                continue
+            on_step(f"signing {subject.reference}" + (f" for tag {tag}" if tag else ""))
+            optional = {simplesign.TAG_ANNOTATION: tag} if tag else None
+            blob, annotations = simplesign.sign(pair, simplesign.payload(subject.name, subject.digest, optional))
+            new_layers.append(store.Layer(blob, simplesign.MEDIA_TYPE, annotations))
+            made.append(new_layers[-1].digest)
+        if new_layers:
+            st.append(store.sig_tag(subject.digest), new_layers)
+        result["signature"] = {"tag": store.sig_tag(subject.digest), "layer": made[0], "layers": made,
+                               "signed_tags": list(tags), "existing": not new_layers}
     layers = []
     present = _statements_by(st.attestations(subject.digest), pair, subject) if attestations else set()
     for ptype, predicate in attestations:
@@ -90,7 +114,7 @@ def attach(client: RegistryClient, subject: Subject, pair: keys.KeyPair, *, sign
             continue
         env = statements.envelope(pair, stmt)
         layers.append(store.Layer(env, statements.MEDIA_TYPE,
-                                  {store.PREDICATE_ANNOTATION: ptype, simplesign.SIGNATURE_ANNOTATION: ""}))
+                                  {store.PREDICATE_ANNOTATION: ptype, simplesign.SIGNATURE_ANNOTATION: "", **signer}))
         result["attestations"].append({"predicateType": ptype, "layer": layers[-1].digest, "bytes": len(env)})
     if layers:
         on_step(f"attaching {len(layers)} attestation(s) to {subject.reference}")
@@ -101,15 +125,20 @@ def attach(client: RegistryClient, subject: Subject, pair: keys.KeyPair, *, sign
     return result
 
 
-def _signed_by(layers: list[store.Layer], pair: keys.KeyPair, subject: Subject) -> str | None:
-    """The digest of a signature layer this key made for this digest, if there is one."""
+def _signed_tags(layers: list[store.Layer], pair: keys.KeyPair, subject: Subject) -> dict[str | None, str]:
+    """{tag (None: no tag) -> layer digest} of the signatures this key already made for
+    this digest and repository: signing again adds none twice."""
+    found: dict[str | None, str] = {}
     for layer in layers:
+        if not simplesign.signed_by(pair.public, layer.blob, layer.annotations):
+            continue
         try:
-            simplesign.verify(pair.public, layer.blob, layer.annotations, subject.digest, layer.where)
-            return layer.digest
+            body = simplesign.verify(pair.public, layer.blob, layer.annotations, subject.digest, layer.where)
         except (BadSignature, WrongSubject):
             continue
-    return None
+        if repository_of(simplesign.signed_reference(body)) == repository_of(subject.name):
+            found.setdefault(simplesign.signed_tag(body), layer.digest)
+    return found
 
 
 def _statements_by(layers: list[store.Layer], pair: keys.KeyPair, subject: Subject) -> set[bytes]:
@@ -133,75 +162,141 @@ class Evidence:
     subject: Subject
     tag: str | None
     signature: dict = field(default_factory=dict)
-    statements: list[dict] = field(default_factory=list)
+    statements: list[dict] = field(default_factory=list)  # {"statement": ..., "signer": TrustedKey}
+    ignored: list[dict] = field(default_factory=list)
 
-    def of_type(self, ptype: str) -> list[dict]:
-        return [s["predicate"] for s in self.statements if s.get("predicateType") == ptype]
+    def signed(self, ptype: str, role: str | None = PUBLISHER) -> list[dict]:
+        """The {statement, signer} of one predicate type, from keys holding ``role`` (None: any)."""
+        return [s for s in self.statements
+                if s["statement"].get("predicateType") == ptype and (role is None or s["signer"].has(role))]
 
     def verifications(self) -> list[dict]:
-        """dlbase's view of every verification, in either predicate type that carries one."""
-        return [predicates.verification_view(s["predicateType"], s["predicate"]) for s in self.statements
-                if s.get("predicateType") in predicates.VERIFICATION_TYPES]
+        """Every verification, in either predicate type that carries one, as
+        {"predicate": dlbase's view of it, "signer": the key that verified it}."""
+        return [{"predicate": predicates.verification_view(s["statement"]["predicateType"],
+                                                           s["statement"]["predicate"]),
+                 "signer": s["signer"]}
+                for s in self.statements if s["statement"].get("predicateType") in predicates.VERIFICATION_TYPES]
 
     def unknown_types(self) -> list[str]:
         """Predicate types dlbase does not read (another tool's attestations): listed, never an error."""
-        return sorted({s["predicateType"] for s in self.statements} - set(predicates.KNOWN_TYPES))
+        return sorted({s["statement"]["predicateType"] for s in self.statements} - set(predicates.KNOWN_TYPES))
 
 
-def _verify_any(publics: list, check: Callable[[object], dict]) -> dict:
-    """The first key that verifies wins; otherwise the most telling error (WrongSubject
-    says more than BadSignature: the signature itself was good)."""
-    errors: list[DlbaseError] = []
-    for public in publics:
-        try:
-            return check(public)
-        except (BadSignature, WrongSubject) as exc:
-            errors.append(exc)
-    wrong = [e for e in errors if isinstance(e, WrongSubject)]
-    raise (wrong or errors)[0]
+def _signer(policy: TrustPolicy, verifies: Callable[[object], bool]) -> TrustedKey | None:
+    """The key of the policy that verifies a layer, publishers tried first."""
+    ordered = policy.of_role(PUBLISHER) + [k for k in policy.keys if not k.has(PUBLISHER)]
+    return next((k for k in ordered if verifies(k.public)), None)
 
 
-def check(client: RegistryClient, subject: Subject, publics: list, *, tag: str | None = None) -> Evidence:
-    """Every signature and attestation of ``subject``, verified; raises on the first bad one."""
-    st = store.ArtifactStore(client, subject.repository)
-    sigs = st.signatures(subject.digest)
+def _not_ours(policy: TrustPolicy, layer: store.Layer, kind: str, what: str, ignored: list[dict]) -> None:
+    """A layer no key of the policy verifies: tampering if it names one of them, else ignored."""
+    claimed = layer.annotations.get(simplesign.SIGNER_ANNOTATION)
+    named = policy.by_fingerprint(claimed)
+    if named is not None:
+        raise BadSignature(f"{layer.where}: the {what} does not verify with the key given that it names "
+                           f"({named.describe()}): it was changed after signing",
+                           hint="do not use this image; tell its publisher")
+    ignored.append({"kind": kind, "where": layer.where, "fingerprint": claimed,
+                    "predicateType": layer.annotations.get(store.PREDICATE_ANNOTATION) if kind == "attestation"
+                    else None,
+                    "why": "signed by a key the policy does not name"
+                           + ("" if claimed else " (the layer names no key fingerprint)")})
+
+
+def _signatures(sigs: list[store.Layer], subject: Subject, policy: TrustPolicy, ignored: list[dict]) -> list[dict]:
+    """The publisher signatures of this digest among its ``.sig`` layers: [{body, signer}]."""
     if not sigs:
         raise Unsigned(f"{subject.reference} is not signed: the registry has no {store.sig_tag(subject.digest)}",
                        hint="ask the publisher to push with `dlbase push --sign`; do not use an unsigned image")
-    evidence = Evidence(subject, tag)
-    good = None
-    errors: list[DlbaseError] = []
+    valid = []
     for layer in sigs:
-        try:
-            good = _verify_any(publics, lambda pub, la=layer: simplesign.verify(pub, la.blob, la.annotations,
-                                                                                subject.digest, la.where))
-            break
-        except (BadSignature, WrongSubject) as exc:
-            errors.append(exc)
-    if good is None:
-        wrong = [e for e in errors if isinstance(e, WrongSubject)]
-        raise (wrong or errors)[0]
-    evidence.signature = {"identity": good["critical"]["identity"]["docker-reference"], "layers": len(sigs)}
+        key = _signer(policy, lambda pub, la=layer: simplesign.signed_by(pub, la.blob, la.annotations))
+        if key is None:
+            _not_ours(policy, layer, "signature", "image signature", ignored)
+            continue
+        body = simplesign.verify(key.public, layer.blob, layer.annotations, subject.digest, layer.where)
+        if not key.has(PUBLISHER):
+            ignored.append({"kind": "signature", "where": layer.where, "fingerprint": key.fingerprint,
+                            "predicateType": None,
+                            "why": f"signed by {key.describe()}: verifiers attest results, they do not sign images"})
+            continue
+        valid.append({"body": body, "signer": key})
+    if not valid:
+        named = sorted({i["fingerprint"] or "an unnamed key" for i in ignored if i["kind"] == "signature"})
+        raise BadSignature(f"{subject.reference}: no image signature verifies with a publisher key given "
+                           f"({len(sigs)} signature(s), by {', '.join(named)})",
+                           hint="the image was signed with another key (check you have the publisher's current "
+                                "public key), or its signature was changed; do not use it")
+    return valid
+
+
+def _for_identity(valid: list[dict], subject: Subject, tag: str | None, policy: TrustPolicy) -> dict:
+    """The signature that names this repository (or an allowed mirror) and, checking by
+    tag, that tag; WrongIdentity when there is none."""
+    allowed = {repository_of(subject.name), *(repository_of(r) for r in policy.repositories)}
+    here = [v for v in valid if repository_of(simplesign.signed_reference(v["body"])) in allowed]
+    if not here:
+        made_for = sorted({simplesign.signed_reference(v["body"]) for v in valid})
+        raise WrongIdentity(f"{subject.reference} is signed for {', '.join(made_for)}, not for {subject.name}: "
+                            "the image and its signature were copied from another repository",
+                            hint="pull it from the repository it was published to; if this is a mirror you "
+                                 "trust, list the origin under require.repositories in a --policy file")
+    if tag is None or not policy.signed_tag:
+        return here[0]
+    named = [v for v in here if simplesign.signed_tag(v["body"]) == tag]
+    if not named:
+        tags = sorted({t for t in (simplesign.signed_tag(v["body"]) for v in here) if t})
+        raise WrongIdentity(f"{subject.name}:{tag} resolves to {subject.digest}, but no publisher signature of "
+                            f"it names tag {tag} (signed for: {', '.join(tags) or 'no tag at all'})",
+                            hint="the registry may serve an older or another image under this tag; check by "
+                                 "the digest you expect (REF@sha256:...), or, for an image signed without tags, "
+                                 "set require.signed_tag: false in a --policy file knowingly")
+    return named[0]
+
+
+def check(client: RegistryClient, subject: Subject, policy: TrustPolicy, *, tag: str | None = None) -> Evidence:
+    """Every signature and attestation of ``subject``, matched to the policy's keys."""
+    st = store.ArtifactStore(client, subject.repository)
+    evidence = Evidence(subject, tag)
+    sigs = st.signatures(subject.digest)
+    chosen = _for_identity(_signatures(sigs, subject, policy, evidence.ignored), subject, tag, policy)
+    evidence.signature = {"identity": simplesign.signed_reference(chosen["body"]),
+                          "tag": simplesign.signed_tag(chosen["body"]), "layers": len(sigs),
+                          "key": chosen["signer"].fingerprint, "key_label": chosen["signer"].label}
     for layer in st.attestations(subject.digest):
-        stmt = _verify_any(publics, lambda pub, la=layer: statements.open_envelope(pub, la.blob, subject.digest,
-                                                                                  la.where))
+        key = _signer(policy, lambda pub, la=layer: statements.signed_by(pub, la.blob))
+        if key is None:
+            _not_ours(policy, layer, "attestation", "attestation's signature", evidence.ignored)
+            continue
+        stmt = statements.open_envelope(key.public, layer.blob, subject.digest, layer.where)
         declared = layer.annotations.get(store.PREDICATE_ANNOTATION)
         if declared and declared != stmt["predicateType"]:
             raise BadSignature(f"{layer.where}: annotated {declared} but the signed statement is "
                                f"{stmt['predicateType']}")
-        evidence.statements.append(stmt)
+        if not key.has(PUBLISHER) and stmt["predicateType"] not in predicates.VERIFICATION_TYPES:
+            evidence.ignored.append({"kind": "attestation", "where": layer.where, "fingerprint": key.fingerprint,
+                                     "predicateType": stmt["predicateType"],
+                                     "why": f"signed by {key.describe()}: verifiers attest verification "
+                                            "results only"})
+            continue
+        evidence.statements.append({"statement": stmt, "signer": key})
     return evidence
 
 
-def enforce(evidence: Evidence, policy: Policy) -> list[dict]:
-    """Each verification with why it does or does not meet the policy; PolicyNotMet if none does."""
-    rows = []
-    for pred in evidence.verifications():
-        rows.append({"predicate": pred, "unmet": reasons_against(policy, pred)})
-    if policy.active and not any(not r["unmet"] for r in rows):
+def enforce(evidence: Evidence, policy: TrustPolicy) -> list[dict]:
+    """Each verification (newest first, either predicate type, read through
+    :func:`predicates.verification_view`) with why it does or does not count; PolicyNotMet
+    if the policy's GPU requirement is not met."""
+    rows = newest_first(evidence.verifications())
+    for row in rows:
+        row["unmet"] = reasons_against(policy, row["predicate"], row["signer"])
+    why = unmet(policy, rows)
+    if why:
         found = "; ".join(f"{(r['predicate'].get('host') or {}).get('label') or 'unlabelled'}: {', '.join(r['unmet'])}"
                           for r in rows) or "no verification attestation at all"
         raise PolicyNotMet(f"{evidence.subject.reference}: no verification meets the policy "
-                           f"({policy.describe()}); found: {found}",
-                           hint="run `dlbase verify REF@DIGEST --attest --require-gpu` on a GPU host, or relax the policy")
+                           f"({policy.describe()}): {why}; found: {found}",
+                           hint="run `dlbase verify REF@DIGEST --attest --require-gpu --key VERIFIER.key` on a GPU "
+                                "host whose public key the policy lists under verifiers, or relax the policy")
     return rows

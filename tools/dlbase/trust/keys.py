@@ -225,6 +225,11 @@ def load_private(source: str, passphrase: bytes) -> KeyPair:
 
 def load_public(source: str) -> ec.EllipticCurvePublicKey:
     data, where = read_source(source, "public key")
+    return public_from_pem(data, where)
+
+
+def public_from_pem(data: bytes, where: str) -> ec.EllipticCurvePublicKey:
+    """A cosign.pub's key from its PEM bytes (a file, a variable, or inline in a policy)."""
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:
@@ -291,4 +296,5 @@ def write_pair(pair: KeyPair, passphrase: bytes, out_dir: Path) -> tuple[Path, P
 
 
 __all__ = ["KeyPair", "generate", "encrypt_private_key", "decrypt_private_key", "public_pem", "load_private",
-           "load_public", "sign", "verify", "fingerprint", "write_pair", "exposure", "SECRET_ENV"]
+           "load_public", "public_from_pem", "sign", "verify", "fingerprint", "write_pair", "exposure",
+           "SECRET_ENV"]

@@ -141,12 +141,14 @@ def suites_summary(suites: dict[str, dict]) -> dict:
 def verification_predicate(*, passed: bool, verified_at: str | None, counts: dict, failed_checks: list[str],
                            require_gpu: bool, partial: bool, gpus_used: bool | None, suites: dict[str, dict],
                            host: dict | None, image: str, source: str, passed_checks: list[str] | None = None,
-                           forced: bool = False, note: str | None = None) -> dict:
+                           forced: bool = False, simulated: bool = False,
+                           note: str | None = None) -> dict:
     """in-toto test-result v0.1 of one verify run, with dlbase's facts in ``dlbase``.
 
     ``suites`` maps the suites that ran (``tests/infra`` on the host, the image's own
     ``/opt/dlbase/tests``) to their :func:`suite_digest`: test-result's ``configuration``.
     ``host`` is what the host said when verify ran (kept in its record), not at attest time.
+    ``simulated``: a record a test wrote by hand; it never meets a policy.
     """
     facts = {
         "verifiedAt": verified_at,
@@ -155,6 +157,7 @@ def verification_predicate(*, passed: bool, verified_at: str | None, counts: dic
         "gpusUsed": gpus_used,
         "partial": bool(partial),
         "forced": bool(forced),
+        "simulated": bool(simulated),  # a record a test wrote by hand: it never meets a policy
         "counts": counts,
         "suite": suites_summary(suites),
         "host": host,

@@ -4,6 +4,16 @@ The payload names the image by repository and manifest digest; the signature is
 ECDSA-P256/SHA-256 over the payload's exact bytes, base64 in the layer annotation
 ``dev.cosignproject.cosign/signature``. The payload bytes are the layer blob, so a
 verifier hashes and checks exactly what was signed.
+
+The payload's ``optional`` map carries signed annotations, in cosign's ``-a key=value``
+form: ``push --sign`` writes ``{"tag": TAG}``, one signature per pushed tag (a map holds
+one ``tag``, and ``cosign verify -a tag=TAG`` compares that one value exactly), so a
+consumer checking ``REF:TAG`` can demand a signature that names TAG.
+
+Every layer dlbase writes also carries the signer's key fingerprint in an (unsigned)
+annotation. It proves nothing; it only tells a verifier which key a layer claims, so a
+layer claiming a key the consumer trusts but failing under it is tampering, while a
+layer of a key the consumer does not know is merely someone else's.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ from dlbase.trust import keys
 MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIGNATURE_TYPE = "cosign container image signature"
+SIGNER_ANNOTATION = "dev.dlbase/signer-fingerprint"
+TAG_ANNOTATION = "tag"
 
 
 def payload(reference: str, digest: str, optional: dict | None = None) -> bytes:
@@ -32,7 +44,17 @@ def payload(reference: str, digest: str, optional: dict | None = None) -> bytes:
 
 def sign(pair: keys.KeyPair, data: bytes) -> tuple[bytes, dict[str, str]]:
     """(layer blob, layer annotations)."""
-    return data, {SIGNATURE_ANNOTATION: base64.b64encode(keys.sign(pair, data)).decode()}
+    return data, {SIGNATURE_ANNOTATION: base64.b64encode(keys.sign(pair, data)).decode(),
+                  SIGNER_ANNOTATION: keys.fingerprint(pair.public)}
+
+
+def signed_by(public: ec.EllipticCurvePublicKey, blob: bytes, annotations: dict) -> bool:
+    """Whether the layer's signature verifies with this key (nothing else is checked)."""
+    try:
+        signature = base64.b64decode((annotations or {}).get(SIGNATURE_ANNOTATION) or "", validate=True)
+    except ValueError:
+        return False
+    return bool(signature) and keys.verify(public, signature, blob)
 
 
 def verify(public: ec.EllipticCurvePublicKey, blob: bytes, annotations: dict, digest: str, where: str) -> dict:
@@ -41,14 +63,9 @@ def verify(public: ec.EllipticCurvePublicKey, blob: bytes, annotations: dict, di
     A bad signature is :class:`BadSignature`; a good one over another digest is
     :class:`WrongSubject`.
     """
-    sig_b64 = (annotations or {}).get(SIGNATURE_ANNOTATION)
-    if not sig_b64:
+    if not (annotations or {}).get(SIGNATURE_ANNOTATION):
         raise BadSignature(f"{where}: the signature layer carries no {SIGNATURE_ANNOTATION} annotation")
-    try:
-        signature = base64.b64decode(sig_b64, validate=True)
-    except ValueError:
-        raise BadSignature(f"{where}: the signature annotation is not base64") from None
-    if not keys.verify(public, signature, blob):
+    if not signed_by(public, blob, annotations):
         raise BadSignature(f"{where}: the image signature does not verify with the key given",
                            hint="the image was signed with another key, or the payload was changed after signing")
     try:
@@ -60,3 +77,16 @@ def verify(public: ec.EllipticCurvePublicKey, blob: bytes, annotations: dict, di
         raise WrongSubject(f"{where}: the signature is valid but names {signed}, not {digest}",
                            hint="a signature of another image was copied here; do not use this image")
     return body
+
+
+def signed_reference(body: dict) -> str:
+    """The repository the signature was made for (``critical.identity.docker-reference``)."""
+    identity = (body.get("critical") or {}).get("identity") or {}
+    return str(identity.get("docker-reference") or "")
+
+
+def signed_tag(body: dict) -> str | None:
+    """The tag a signature names in its signed annotations, if any."""
+    optional = body.get("optional")
+    value = optional.get(TAG_ANNOTATION) if isinstance(optional, dict) else None
+    return value if isinstance(value, str) else None

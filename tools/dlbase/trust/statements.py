@@ -61,22 +61,40 @@ def envelope(pair: keys.KeyPair, stmt: dict) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def _parts(blob: bytes, where: str) -> tuple[bytes, list[bytes], object]:
+    """(payload, signatures, payload type) of a DSSE envelope."""
+    try:
+        env = json.loads(blob)
+        payload = base64.b64decode(env["payload"], validate=True)
+        sigs = [base64.b64decode(s["sig"], validate=True) for s in env.get("signatures") or []]
+        return payload, sigs, env["payloadType"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BadSignature(f"{where}: not a DSSE envelope") from None
+
+
+def _verifies(public: ec.EllipticCurvePublicKey, payload: bytes, sigs: list[bytes]) -> bool:
+    signed = pae(payload)
+    return any(keys.verify(public, s, signed) for s in sigs)
+
+
+def signed_by(public: ec.EllipticCurvePublicKey, blob: bytes) -> bool:
+    """Whether some signature in the envelope verifies with this key (nothing else is checked)."""
+    try:
+        payload, sigs, _ptype = _parts(blob, "")
+    except BadSignature:
+        return False
+    return _verifies(public, payload, sigs)
+
+
 def open_envelope(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, where: str) -> dict:
     """Verify one envelope with the key and check its subject; the statement.
 
     Any signature in the envelope made by the key is enough (DSSE allows several).
     """
-    try:
-        env = json.loads(blob)
-        payload = base64.b64decode(env["payload"], validate=True)
-        sigs = [base64.b64decode(s["sig"], validate=True) for s in env.get("signatures") or []]
-        ptype = env["payloadType"]
-    except (ValueError, KeyError, TypeError):
-        raise BadSignature(f"{where}: not a DSSE envelope") from None
+    payload, sigs, ptype = _parts(blob, where)
     if ptype != PAYLOAD_TYPE:
         raise BadSignature(f"{where}: payload type {ptype!r} is not {PAYLOAD_TYPE}")
-    signed = pae(payload)
-    if not any(keys.verify(public, s, signed) for s in sigs):
+    if not _verifies(public, payload, sigs):
         raise BadSignature(f"{where}: the attestation's signature does not verify with the key given",
                            hint="its statement was edited after signing, or another key signed it")
     try:

@@ -1,4 +1,5 @@
-"""Key and passphrase handling shared by `key`, `push --sign`, `verify --attest`, `trust`, `pull`.
+"""Key and passphrase handling shared by `key`, `push --sign` and `verify --attest`
+(`trust` and `pull` read public keys through dlbase.trust.policyfile).
 
 The passphrase comes from DLBASE_SIGNING_PASSWORD or, on a terminal, a prompt; with
 neither (a CI job without the secret) the verb stops with one clear error instead of
@@ -44,8 +45,3 @@ def private_key(source: str) -> keys.KeyPair:
         ui.warn(warning)
     return keys.decrypt_private_key(data, passphrase(confirm=False), where)
 
-
-def public_keys(sources: tuple[str, ...]) -> list:
-    if not sources:
-        raise InvalidInput("no public key given", hint="pass --key cosign.pub (repeat it to accept several keys)")
-    return [keys.load_public(s) for s in sources]

@@ -6,11 +6,17 @@ from dlbase.cli import ui
 from dlbase.cli.commands.common import registry_client
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence as ev
-from dlbase.trust import keys, predicates
-from dlbase.trust.policy import Policy
+from dlbase.trust import predicates
+from dlbase.trust.policy import PUBLISHER, TrustedKey, TrustPolicy
 
 
-def check(ref: str, publics: list, policy: Policy) -> dict:
+def _key(key: TrustedKey | None) -> dict | None:
+    if key is None:
+        return None
+    return {"fingerprint": key.fingerprint, "label": key.label, "roles": [r for r, _l in key.roles]}
+
+
+def check(ref: str, policy: TrustPolicy) -> dict:
     """Resolve ``ref`` once, verify every piece of evidence, apply the policy; the summary."""
     clients: dict[str, RegistryClient] = {}
 
@@ -20,13 +26,17 @@ def check(ref: str, publics: list, policy: Policy) -> dict:
         return clients[host]
 
     subject, tag = ev.parse_subject(ref, client_for)
-    evidence = ev.check(client_for(subject.host), subject, publics, tag=tag)
+    # A signature must name the tag only when the digest came from it: NAME:TAG@DIGEST is
+    # pinned by its digest (docker ignores such a tag too), so the digest is what was asked for.
+    resolved_from = None if "@" in ref else tag
+    evidence = ev.check(client_for(subject.host), subject, policy, tag=resolved_from)
     verifications = ev.enforce(evidence, policy)
-    prov = (evidence.of_type(predicates.PROVENANCE_TYPE) or [{}])[-1]
+    provs = evidence.signed(predicates.PROVENANCE_TYPE)
+    boms = evidence.signed(predicates.SBOM_TYPE)
+    prov = provs[-1]["statement"]["predicate"] if provs else {}
     params = (prov.get("buildDefinition") or {}).get("externalParameters") or {}
     internal = (prov.get("buildDefinition") or {}).get("internalParameters") or {}
-    boms = evidence.of_type(predicates.SBOM_TYPE)
-    components = (boms[-1].get("components") or []) if boms else []
+    components = (boms[-1]["statement"]["predicate"].get("components") or []) if boms else []
     return {
         "ok": True,
         "reference": ref,
@@ -34,21 +44,24 @@ def check(ref: str, publics: list, policy: Policy) -> dict:
         "digest": subject.digest,
         "pinned": subject.reference,
         "signature": {"verified": True, **evidence.signature,
-                      "keys": [keys.fingerprint(k) for k in publics]},
+                      "keys": [k.fingerprint for k in policy.of_role(PUBLISHER)]},
         "built_from": {"commit": params.get("commit"), "repository": params.get("repository"),
                        "variant": params.get("variant"), "lock_hash": params.get("lockHash"),
                        "base": internal.get("baseImage"), "base_digest": internal.get("baseDigest"),
-                       "finished": ((prov.get("runDetails") or {}).get("metadata") or {}).get("finishedOn")}
+                       "finished": ((prov.get("runDetails") or {}).get("metadata") or {}).get("finishedOn"),
+                       "signer": _key(provs[-1]["signer"])}
         if prov else None,
         "sbom": {"components": len(components),
                  "python": sum(1 for c in components if str(c.get("purl", "")).startswith("pkg:pypi/")),
-                 "debian": sum(1 for c in components if str(c.get("purl", "")).startswith("pkg:deb/"))}
+                 "debian": sum(1 for c in components if str(c.get("purl", "")).startswith("pkg:deb/")),
+                 "signer": _key(boms[-1]["signer"])}
         if boms else None,
-        "attestations": [s["predicateType"] for s in evidence.statements],
+        "attestations": [s["statement"]["predicateType"] for s in evidence.statements],
         "other_attestations": evidence.unknown_types(),
-        "verifications": [{**_verification_summary(r["predicate"]), "meets_policy": not r["unmet"],
-                           "unmet": r["unmet"]} for r in verifications],
-        "policy": {"rules": policy.describe(), "met": True},
+        "verifications": [{**_verification_summary(r["predicate"]), "signer": _key(r["signer"]),
+                           "meets_policy": not r["unmet"], "unmet": r["unmet"]} for r in verifications],
+        "ignored": evidence.ignored,
+        "policy": {"rules": policy.describe(), "file": policy.source, "met": True},
     }
 
 
@@ -58,22 +71,32 @@ def _verification_summary(pred: dict) -> dict:
             "gpus": [f"{g.get('name')} ({g.get('sm')})" for g in host.get("gpus") or []],
             "driver": host.get("driver"), "cuda_driver": host.get("cudaDriverVersion"),
             "require_gpu": pred.get("requireGpu"), "partial": pred.get("partial"),
-            "forced": pred.get("forced"), "when": pred.get("verifiedAt") or pred.get("attestedAt"),
+            "forced": pred.get("forced"), "simulated": pred.get("simulated"),
+            "when": pred.get("verifiedAt") or pred.get("attestedAt"),
             "counts": pred.get("counts"), "failed_checks": pred.get("failedChecks"),
             "source": pred.get("source")}
 
 
+def _by(signer: dict | None) -> str:
+    """'key LABEL sha256:0123456789ab...' for the key that verified a row."""
+    if not signer:
+        return "no key"
+    return f"{'/'.join(signer['roles'])} {signer['label']} {signer['fingerprint'][:19]}..."
+
+
 def print_table(body: dict) -> None:
-    rows = [["signature", "ok", f"signed for {body['signature'].get('identity')} "
-                                f"(key {body['signature']['keys'][0][:19]}...)"]]
+    sig = body["signature"]
+    rows = [["signature", "ok", f"signed for {sig.get('identity')}" + (f" tag {sig['tag']}" if sig.get("tag") else "")
+             + f" (by {_by({'roles': [PUBLISHER], 'label': sig.get('key_label'), 'fingerprint': sig['key']})})"]]
     b = body.get("built_from")
     rows.append(["built from", "ok" if b else "missing",
                  (f"commit {str(b['commit'])[:12]}, variant {b['variant']}, lock {b['lock_hash']}, "
-                  f"base {b['base']}@{str(b['base_digest'])[:19]}" if b else "no provenance attestation")])
+                  f"base {b['base']}@{str(b['base_digest'])[:19]} (by {_by(b['signer'])})" if b
+                  else "no provenance attestation by a publisher key")])
     s = body.get("sbom")
     rows.append(["SBOM", "ok" if s else "missing",
-                 f"{s['components']} components ({s['python']} Python, {s['debian']} Debian)" if s
-                 else "no SBOM attestation"])
+                 f"{s['components']} components ({s['python']} Python, {s['debian']} Debian) (by {_by(s['signer'])})"
+                 if s else "no SBOM attestation by a publisher key"])
     if not body["verifications"]:
         rows.append(["verification", "missing", "no verification attestation"])
     for v in body["verifications"]:
@@ -81,6 +104,8 @@ def print_table(body: dict) -> None:
         extra = []
         if v.get("forced"):
             extra.append("FORCED")
+        if v.get("simulated"):
+            extra.append("SIMULATED")
         if v.get("partial"):
             extra.append("partial")
         if v["failed_checks"]:
@@ -88,10 +113,15 @@ def print_table(body: dict) -> None:
         if v["unmet"]:
             extra.append("policy: " + ", ".join(v["unmet"]))
         rows.append([f"verification: {v['host_label'] or 'unlabelled'}", v["result"],
-                     f"{gpus}; driver {v['driver'] or '-'}; {v['when']}" + ("; " + "; ".join(extra) if extra else "")])
+                     f"{gpus}; driver {v['driver'] or '-'}; {v['when']}; by {_by(v['signer'])}"
+                     + ("; " + "; ".join(extra) if extra else "")])
     others = body.get("other_attestations") or []
     if others:
         rows.append(["other attestations", "present",
                      f"{len(others)} type(s) dlbase does not read: {', '.join(others)}"])
+    for i in body["ignored"]:
+        what = i["predicateType"] or i["kind"]
+        rows.append([f"ignored {i['kind']}", "ignored",
+                     f"{what}: {i['why']}" + (f"; key {i['fingerprint'][:19]}..." if i["fingerprint"] else "")])
     rows.append(["policy", "ok", body["policy"]["rules"]])
     ui.table(["evidence", "result", "details"], rows, title=f"dlbase trust {body['pinned']}", status_column="result")

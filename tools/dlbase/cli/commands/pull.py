@@ -1,35 +1,34 @@
-"""`dlbase pull REF --key PUB`: the checks of `dlbase trust`, then a pull by digest."""
+"""`dlbase pull REF --key PUB | --policy FILE`: the checks of `dlbase trust`, then a pull by digest."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from dlbase.cli import ui
 from dlbase.cli.commands import _trustview
-from dlbase.cli.commands._signing import public_keys
 from dlbase.cli.commands.common import json_option
-from dlbase.cli.commands.trust import policy_options
+from dlbase.cli.commands.trust import policy_from, policy_options
 from dlbase.core import reference
 from dlbase.engine import Engine
 from dlbase.engine import credentials
 from dlbase.registry.client import api_host
-from dlbase.trust.policy import Policy
 
 
 @click.command("pull")
 @click.argument("ref")
 @policy_options
 @json_option
-def command(ref: str, key_sources: tuple[str, ...], require_gpu_verified: bool, gpu_arch: str | None,
-            min_driver: str | None, as_json: bool) -> None:
+def command(ref: str, policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...],
+            require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None, as_json: bool) -> None:
     """Check REF like `dlbase trust`, then pull the digest that was checked (the tag is
     resolved once, so it cannot move between the check and the pull)."""
     reference.parse(ref, where="REF")  # a malformed REF is exit 2 before the daemon or a registry is asked
-    policy = Policy(require_gpu_verified=require_gpu_verified, gpu_arch=gpu_arch, min_driver=min_driver)
-    publics = public_keys(key_sources)
+    policy = policy_from(policy_file, key_sources, verifier_specs, require_gpu_verified, gpu_arch, min_driver)
     engine = Engine()
     engine.ping()
-    body = _trustview.check(ref, publics, policy)
+    body = _trustview.check(ref, policy)
     if not as_json:
         _trustview.print_table(body)
         ui.info(f"pulling {body['pinned']}")

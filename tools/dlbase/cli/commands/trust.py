@@ -1,41 +1,57 @@
-"""`dlbase trust REF --key PUB`: check the evidence an image carries in its registry."""
+"""`dlbase trust REF --key PUB | --policy FILE`: check the evidence an image carries in its registry."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from dlbase.cli import ui
 from dlbase.cli.commands import _trustview
-from dlbase.cli.commands._signing import public_keys
 from dlbase.cli.commands.common import json_option
 from dlbase.core import reference
-from dlbase.trust.policy import Policy
+from dlbase.trust import policyfile
+from dlbase.trust.policy import TrustPolicy
 
 
 def policy_options(fn):
     fn = click.option("--min-driver", default=None, metavar="VERSION",
-                      help="a passing verification on a host with at least this NVIDIA driver")(fn)
+                      help="a passing GPU verification on a host with at least this NVIDIA driver")(fn)
     fn = click.option("--gpu-arch", default=None, metavar="sm_XX",
-                      help="a passing verification on a GPU of this architecture (e.g. sm_90)")(fn)
+                      help="a passing GPU verification on a GPU of this architecture (e.g. sm_90)")(fn)
     fn = click.option("--require-gpu-verified", is_flag=True,
-                      help="at least one passing verification on a host with a GPU (GPU checks required)")(fn)
-    fn = click.option("--key", "key_sources", multiple=True, required=True, metavar="PUB",
-                      help="public key (cosign.pub, or env://NAME); repeat to accept several keys")(fn)
+                      help="at least one passing verification with the GPU checks run, signed by a verifier key")(fn)
+    fn = click.option("--verifier", "verifier_specs", multiple=True, metavar="LABEL=PUB",
+                      help="a verifier's public key (a GPU host or fleet): only verifiers' results meet the GPU "
+                           "requirements; repeatable")(fn)
+    fn = click.option("--key", "key_sources", multiple=True, metavar="PUB",
+                      help="a publisher's public key (cosign.pub, or env://NAME): one publisher key, no other "
+                           "requirement; repeat to accept several keys")(fn)
+    fn = click.option("--policy", "policy_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+                      help="trust policy YAML: publisher and verifier keys and what is required "
+                           "(docs/trust-researchers.md); the other options add to it")(fn)
     return fn
+
+
+def policy_from(policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...],
+                require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None) -> TrustPolicy:
+    return policyfile.from_cli(policy_file, key_sources, verifier_specs, require_gpu_verified=require_gpu_verified,
+                               gpu_arch=gpu_arch, min_driver=min_driver)
 
 
 @click.command("trust")
 @click.argument("ref")
 @policy_options
 @json_option
-def command(ref: str, key_sources: tuple[str, ...], require_gpu_verified: bool, gpu_arch: str | None,
-            min_driver: str | None, as_json: bool) -> None:
+def command(ref: str, policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...],
+            require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None, as_json: bool) -> None:
     """Check REF (REGISTRY/REPO:TAG or @sha256:...): its signature, every attestation's
     signature and subject, and the policy. Exit 16 unsigned, 17 bad signature or wrong
-    key, 18 a statement about another digest, 19 no verification meets the policy."""
+    key, 18 a statement about another digest, 19 the policy is not met, 20 signed for
+    another repository or not for this tag."""
     reference.parse(ref, where="REF")  # a malformed REF is exit 2 before keys are read or a registry asked
-    policy = Policy(require_gpu_verified=require_gpu_verified, gpu_arch=gpu_arch, min_driver=min_driver)
-    body = _trustview.check(ref, public_keys(key_sources), policy)
+    policy = policy_from(policy_file, key_sources, verifier_specs, require_gpu_verified, gpu_arch, min_driver)
+    body = _trustview.check(ref, policy)
     if as_json:
         ui.emit_json(body)
         return

@@ -70,7 +70,8 @@ def print_summary(report: VerifyReport) -> None:
               help="IMAGE is REGISTRY/REPO@sha256:...: pull it by digest, verify, and append this host's "
                    "signed verification attestation to it in the registry (the image is not pushed again)")
 @click.option("--key", "attest_key", default=None, metavar="KEY",
-              help="with --attest: the private signing key (cosign.key or env://NAME)")
+              help="with --attest: this host's own private verifier key (`dlbase key generate --role verifier`; "
+                   "cosign.key or env://NAME), never the publisher's")
 @click.option("--host-label", default=None, metavar="LABEL",
               help="with --attest: this host's name in the attestation (e.g. gpu-h200-01)")
 @project_options
