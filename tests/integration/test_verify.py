@@ -244,7 +244,7 @@ def _notebook_like(derive, *, open_server: bool) -> str:
     return derive("COPY fake_jupyter.py /opt/dlbase/fake_jupyter.py",
                   *(["ENV FAKE_JUPYTER_OPEN=1"] if open_server else []),
                   "EXPOSE 8888",
-                  "LABEL dlbase.flavor=notebook dlbase.variant=torch2.6-cu124-notebook-debian12",
+                  "LABEL dlbase.flavor=notebook dlbase.jupyter=true dlbase.variant=torch2.6-cu124-notebook-debian12",
                   'CMD ["python", "/opt/dlbase/fake_jupyter.py"]', files={"fake_jupyter.py": FAKE_JUPYTER})
 
 
