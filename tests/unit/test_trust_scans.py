@@ -229,3 +229,13 @@ def test_push_scan_db_without_sign_and_scan_attest_without_digest_or_key(cli, tm
     pub.write_bytes(keys.public_pem(keys.generate()))
     res = cli("trust", SUBJECT, "--key", str(pub), "--max-scan-age", "soon", "--json")  # before a registry is asked
     assert res.code == 2 and "--max-scan-age 'soon' is not like 12h" in res.json()["message"]
+
+
+def test_key_generate_makes_a_scanner_key_with_its_policy_entry(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLBASE_SIGNING_PASSWORD", "scan job")
+    res = cli("key", "generate", "--role", "scanner", "--out", str(tmp_path / "a"), "--json")
+    assert res.code == 2 and "--role scanner needs --label" in res.json()["message"]
+    res = cli("key", "generate", "--role", "scanner", "--label", "nightly", "--out", str(tmp_path / "b"), "--json")
+    assert res.code == 0, res.err
+    entry = res.json()["policy_entry"]
+    assert entry.startswith("scanners:\n  - label: nightly\n")
