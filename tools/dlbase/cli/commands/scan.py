@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dlbase.cli import ui
-from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
+from dlbase.cli.commands.common import attest_options, json_option, open_project, project_options, variant_spec
 from dlbase.core import fsutil
 from dlbase.core.errors import DlbaseError, ExitCode, FileProblem, ImageMismatch, Missing
 from dlbase.examine import report as image_reports
@@ -45,12 +45,11 @@ class VulnerabilitiesFound(DlbaseError):
               help="also write the result as cosign's vuln predicate (for `cosign attest --type vuln`)")
 @click.option("--from-lock", is_flag=True,
               help="scan the variant's requirements.lock instead of an image (Python packages only, no OS packages)")
-@click.option("--attest", is_flag=True,
-              help="IMAGE is REGISTRY/REPO@sha256:...: pull it by digest if needed, scan it, and append the "
-                   "signed scan (cosign's vuln predicate) to its attestations (the image is not pushed again)")
-@click.option("--key", "attest_key", default=None, metavar="KEY",
-              help="with --attest: the private key that signs the scan (a publisher's, or a scanner key the "
-                   "consumers' trust policy lists under scanners; cosign.key or env://NAME)")
+@attest_options(attest_help="IMAGE is REGISTRY/REPO@sha256:...: pull it by digest if needed, scan it, and append "
+                            "the signed scan (cosign's vuln predicate) to its attestations (the image is not "
+                            "pushed again)",
+                key_help="with --attest: the private key that signs the scan (a publisher's, or a scanner key "
+                         "the consumers' trust policy lists under scanners; cosign.key or env://NAME)")
 @project_options
 @json_option
 def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems: tuple[str, ...], base_url: str,
