@@ -132,6 +132,9 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
 
         table = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"))
         assert table.returncode == 0 and "verification: build-host" in table.stdout
+        assert "no scan attestation by a publisher or scanner key" in table.stdout
+        unscanned = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"), "--max-scan-age", "7d")
+        assert unscanned.returncode == 19 and "no scan attestation" in unscanned.stderr
 
         pulled = dlbase(sp, "pull", ref, "--key", str(keydir / "cosign.pub"), "--json")
         assert pulled.returncode == 0, pulled.stderr
@@ -282,12 +285,15 @@ def test_push_sign_attaches_the_scan_and_vex_and_scan_attest_rescans(engine, ima
         # a fresh scan of the published image by the scanner's key, without a rebuild or a push
         before = {t: RegistryClient(reg.host).manifest_digest(REPO, t) for t in RegistryClient(reg.host).tags(REPO)
                   if not t.startswith("sha256-")}
+        engine.remove_image(pinned)  # only the registry digest's reference goes (the local tag keeps the image)
+        assert not engine.image_exists(pinned)
         rescan = dlbase(sp, "scan", pinned, "--attest", "--key", made["scanner"]["private_key"], "--db", str(DB),
                         "--max-db-age", "100000", "--json")
         assert rescan.returncode == 0, rescan.stderr
         attached = json.loads(rescan.stdout)["attestation"]
         assert [a["predicateType"] for a in attached["attestations"]] == [VULN_TYPE]
         assert attached["key"] == made["scanner"]["fingerprint"]
+        assert engine.image_exists(pinned)  # scan --attest pulled the digest it was not given locally
         client = RegistryClient(reg.host)
         assert {t: client.manifest_digest(REPO, t) for t in client.tags(REPO) if not t.startswith("sha256-")} == before
         # a verifier's key may not attest scans: listed as ignored even where the policy names it
