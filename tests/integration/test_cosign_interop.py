@@ -113,7 +113,24 @@ def dlbase_predicates(name: str) -> list[tuple[str, dict]]:
         host={"label": "gpu-h200-01", "driver": "550.54.15", "gpus": [{"name": "NVIDIA H200", "sm": "sm_90"}]},
         image=f"{name}@sha256:...", source="dlbase verify --attest")
     return [(predicates.SBOM_TYPE, sbom), (predicates.PROVENANCE_TYPE, provenance),
-            (predicates.VERIFICATION_TYPE, verification)]
+            (predicates.VERIFICATION_TYPE, verification), *scan_predicates(name)]
+
+
+def scan_predicates(name: str) -> list[tuple[str, dict]]:
+    """The scan and the VEX `push --sign` attaches: torch 2.6.0 against the fixture
+    advisories, with the repository's VEX statement about the default variant."""
+    from dlbase.vuln import attestation, vex
+    from dlbase.vuln import db as db_mod
+    from dlbase.vuln import report as report_mod
+    from dlbase.vuln.inventory import Inventory
+
+    statements = vex.load_dir(ROOT / vex.DEFAULT_DIR)
+    target = vex.Target(variant="torch2.6-cu124-runtime-debian12", repository="dlbase/pytorch")
+    scan = report_mod.build(name, Inventory(os_ecosystem=None, os_pretty=None, python={"torch": "2.6.0"}),
+                            db_mod.load(ROOT / "tests" / "unit" / "data" / "osv"), statements=statements,
+                            target=target, lock_only=True)
+    return [(attestation.VULN_TYPE, attestation.vuln_predicate(scan)),
+            (attestation.OPENVEX_TYPE, attestation.vex_document(statements, target, f"{name}@sha256:..."))]
 
 
 def statements_printed(stdout: str) -> list[dict]:
@@ -174,6 +191,11 @@ def test_cosign_verifies_everything_dlbase_writes_and_refuses_another_key(cosign
             assert [s["predicateType"] for s in printed] == [ptype]
             assert sorted(printed[0]) == ["_type", "predicate", "predicateType", "subject"]  # what cosign 3 allows
             note("dlbase", maker, f"cosign verify-attestation --type {ptype}", res, "accepted")
+
+        res = cosign(cosign_bin, home, "verify-attestation", "--key", pub, "--type", "vuln", *VERIFY_FLAGS, ref)
+        assert res.returncode == 0 and [s["predicateType"] for s in statements_printed(res.stdout)] == [
+            "https://cosign.sigstore.dev/attestation/vuln/v1"], res.stderr  # cosign's own name for the type
+        note("dlbase", maker, "cosign verify-attestation --type vuln", res, "accepted")
 
         res = cosign(cosign_bin, home, "verify", "--key", wrong, *VERIFY_FLAGS, ref)
         assert res.returncode != 0 and "no matching signatures" in res.stderr, res.stderr

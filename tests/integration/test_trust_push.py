@@ -14,9 +14,11 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from dlbase.build import builder as build_mod
@@ -24,6 +26,7 @@ from dlbase.verify import records
 from dlbase.registry.client import RegistryClient
 from dlbase.define.spec import BuildSpec
 from dlbase.trust import predicates, store
+from dlbase.vuln.attestation import OPENVEX_TYPE, VULN_TYPE
 
 from tests.support.cut_proxy import CutProxy
 from tests.support.registry import dangling_references, registry_binary, running_registry
@@ -57,9 +60,10 @@ def simulate_passed_verify(image) -> None:
 
 def dlbase(sp, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     full = {**os.environ, "DLBASE_ROOT": str(sp.root), "DLBASE_SIGNING_PASSWORD": PASSWORD,
-            "DOCKER_CONFIG": str(sp.root / ".no-docker-config"), **(env or {})}
-    full.pop("DLBASE_REGISTRY_USER", None)
-    full.pop("DLBASE_REGISTRY_PASSWORD", None)
+            "DOCKER_CONFIG": str(sp.root / ".no-docker-config")}
+    for name in ("DLBASE_REGISTRY_USER", "DLBASE_REGISTRY_PASSWORD", "DLBASE_VULN_DB"):
+        full.pop(name, None)
+    full.update(env or {})
     return subprocess.run([sys.executable, "-m", "dlbase", *args], cwd=sp.root, env=full, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
@@ -75,8 +79,11 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         assert pushed.returncode == 0, pushed.stderr
         body = json.loads(pushed.stdout)
         signing = body["signing"]
+        # no database: no scan, and the push says so; the repository's VEX about the variant is attached
         assert [a["predicateType"] for a in signing["attestations"]] == [
-            predicates.SBOM_TYPE, predicates.PROVENANCE_TYPE, predicates.VERIFICATION_TYPE]
+            predicates.SBOM_TYPE, predicates.PROVENANCE_TYPE, predicates.VERIFICATION_TYPE, OPENVEX_TYPE]
+        assert signing["scan"]["attached"] is False and "no scan was attached" in signing["scan"]["reason"]
+        assert signing["scan"]["vex_statements"] == 1
         assert signing["registry_bytes"] > 0 and signing["seconds"] > 0
         assert signing["signature"]["signed_tags"] == list(body["tags"])  # one signature per pushed tag
         print(f"\nSIGNING COST: {signing['seconds']:.2f}s, {signing['registry_bytes']} registry bytes, "
@@ -125,6 +132,9 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
 
         table = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"))
         assert table.returncode == 0 and "verification: build-host" in table.stdout
+        assert "no scan attestation by a publisher or scanner key" in table.stdout
+        unscanned = dlbase(sp, "trust", ref, "--key", str(keydir / "cosign.pub"), "--max-scan-age", "7d")
+        assert unscanned.returncode == 19 and "no scan attestation" in unscanned.stderr
 
         pulled = dlbase(sp, "pull", ref, "--key", str(keydir / "cosign.pub"), "--json")
         assert pulled.returncode == 0, pulled.stderr
@@ -135,7 +145,11 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         assert again.returncode == 0, again.stderr
         signing = json.loads(again.stdout)["signing"]
         assert signing["signature"]["existing"] is True
-        assert [a.get("existing", False) for a in signing["attestations"]] == [True, True, False]  # a new record attestation
+        # a new record attestation; the same VEX document is not attached twice
+        assert [a.get("existing", False) for a in signing["attestations"]] == [True, True, False, True]
+        shown = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", str(keydir / "cosign.key"), "-q")
+        assert shown.returncode == 0, shown.stderr  # and the table says that no scan was attached, never silent
+        assert "no scan was attached" in shown.stderr and "VEX attached: 1 statement(s)" in shown.stderr
 
         image_tags = {t: d for t, d in ((t, client.manifest_digest(REPO, t)) for t in client.tags(REPO))
                       if not t.startswith("sha256-")}
@@ -186,6 +200,120 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         wrong = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", str(keydir / "cosign.key"),
                        env={"DLBASE_SIGNING_PASSWORD": "nope"})
         assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+DB = Path(__file__).resolve().parents[1] / "unit" / "data" / "osv"  # the fixture advisories (test_scan.py)
+COSIGN_FLAGS = ["--insecure-ignore-tlog=true", "--allow-http-registry=true", "--allow-insecure-registry=true"]
+
+
+def cosign_statements(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """`cosign verify-attestation ARGS` (HOME, caches and Docker config under tmp_path), and
+    the statements it printed."""
+    home = tmp_path / "cosign-home"
+    home.mkdir(exist_ok=True)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TUF_ROOT": str(home / "tuf"),
+           "DOCKER_CONFIG": str(home / "docker")}
+    res = subprocess.run([shutil.which("cosign") or "cosign", "verify-attestation", *args, *COSIGN_FLAGS], env=env,
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    printed = [json.loads(base64.b64decode(json.loads(line)["payload"]))
+               for line in res.stdout.splitlines() if line.strip().startswith("{")]
+    return res, printed
+
+
+def test_push_sign_attaches_the_scan_and_vex_and_scan_attest_rescans(engine, image, tmp_path):
+    """With a database, push --sign attaches the scan and the VEX (cosign verifies both);
+    `scan REF@DIGEST --attest` appends a fresh scan; trust shows the newest scan and a
+    policy can refuse on its age or findings; the roles decide whose scans count."""
+    simulate_passed_verify(image)
+    sp = image["sp"]
+    made = {}
+    for name, role in (("publisher", ["--role", "publisher"]), ("scanner", ["--role", "scanner", "--label", "nightly"]),
+                       ("verifier", ["--role", "verifier", "--label", "h200"])):
+        res = dlbase(sp, "key", "generate", "--out", str(tmp_path / name), *role, "--json")
+        assert res.returncode == 0, res.stderr
+        made[name] = json.loads(res.stdout)
+    pub = made["publisher"]["public_key"]
+    with running_registry(tmp_path) as reg:
+        pushed = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", made["publisher"]["private_key"],
+                        "--scan-db", str(DB), "--json")
+        assert pushed.returncode == 0, pushed.stderr
+        body = json.loads(pushed.stdout)
+        signing = body["signing"]
+        sizes = {a["predicateType"]: a["bytes"] for a in signing["attestations"]}
+        assert list(sizes) == [predicates.SBOM_TYPE, predicates.PROVENANCE_TYPE, predicates.VERIFICATION_TYPE,
+                               VULN_TYPE, OPENVEX_TYPE]
+        scanned = signing["scan"]
+        assert scanned["attached"] is True and scanned["vex_applied"] == 1 and scanned["vex_statements"] == 1
+        assert scanned["counts"]["LOW"] >= 1 and scanned["lock_agrees"] is True  # Debian's ensurepip pip 23.0.1
+        print(f"\nSCAN ATTESTATIONS (small image, fixture db): vuln {sizes[VULN_TYPE]} bytes, "
+              f"openvex {sizes[OPENVEX_TYPE]} bytes (DSSE envelopes); counts {scanned['counts']}")
+        digest = body["tags"][image["immutable"]]["digest"]
+        ref, pinned = f"{reg.host}/{REPO}:{image['immutable']}", f"{reg.host}/{REPO}@{digest}"
+
+        # cosign itself accepts both, by its short name and by the full predicate type
+        if shutil.which("cosign"):
+            for ptype in ("vuln", VULN_TYPE, OPENVEX_TYPE):
+                res, printed = cosign_statements(tmp_path, "--key", pub, "--type", ptype, pinned)
+                assert res.returncode == 0, (ptype, res.stderr)
+                assert {s["predicateType"] for s in printed} == {VULN_TYPE if ptype == "vuln" else ptype}
+            vex_doc = next(s for s in printed if s["predicateType"] == OPENVEX_TYPE)["predicate"]
+            assert pinned in {p["@id"] for p in vex_doc["statements"][0]["products"]}
+            res, printed = cosign_statements(tmp_path, "--key", pub, "--type", "openvex", pinned)
+            print(f"cosign verify-attestation --type openvex: exit {res.returncode}; "
+                  f"{[s['predicateType'] for s in printed]}; {res.stderr.strip()[-200:]}")
+
+        res = dlbase(sp, "trust", ref, "--key", pub, "--json")
+        assert res.returncode == 0, res.stderr
+        shown = json.loads(res.stdout)
+        assert shown["scan"]["counts"] == scanned["counts"] and shown["scan"]["vex_applied"] == 1
+        assert shown["scan"]["database"].startswith("2026-11-20") and shown["scan"]["scans"] == 1
+        assert shown["vex"]["statements"] == 1 and shown["other_attestations"] == []
+        table = dlbase(sp, "trust", ref, "--key", pub)
+        assert "scan (newest of 1)" in table.stdout and "1 answered by VEX" in table.stdout
+
+        # the policy: age and severity (pip's LOW PYSEC-2023-228 is open; the apt CVE is VEX'd)
+        assert dlbase(sp, "trust", ref, "--key", pub, "--max-scan-age", "1d", "--scan-fail-on", "medium").returncode == 0
+        low = dlbase(sp, "trust", ref, "--key", pub, "--scan-fail-on", "low")
+        assert low.returncode == 19 and "PYSEC-2023-228" in low.stderr and "scan requirement is not met" in low.stderr
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(f"publishers:\n  - key: {pub}\nscanners:\n  - label: nightly\n"
+                          f"    key: {made['scanner']['public_key']}\nrequire:\n  signed_tag: false\n"
+                          "  scan:\n    max_age: 7d\n    fail_on: LOW\n")
+        res = dlbase(sp, "pull", pinned, "--policy", str(policy))
+        assert res.returncode == 19 and "PYSEC-2023-228" in res.stderr  # pull refuses too
+
+        # a fresh scan of the published image by the scanner's key, without a rebuild or a push
+        before = {t: RegistryClient(reg.host).manifest_digest(REPO, t) for t in RegistryClient(reg.host).tags(REPO)
+                  if not t.startswith("sha256-")}
+        engine.remove_image(pinned)  # only the registry digest's reference goes (the local tag keeps the image)
+        assert not engine.image_exists(pinned)
+        rescan = dlbase(sp, "scan", pinned, "--attest", "--key", made["scanner"]["private_key"], "--db", str(DB),
+                        "--max-db-age", "100000", "--json")
+        assert rescan.returncode == 0, rescan.stderr
+        attached = json.loads(rescan.stdout)["attestation"]
+        assert [a["predicateType"] for a in attached["attestations"]] == [VULN_TYPE]
+        assert attached["key"] == made["scanner"]["fingerprint"]
+        assert engine.image_exists(pinned)  # scan --attest pulled the digest it was not given locally
+        client = RegistryClient(reg.host)
+        assert {t: client.manifest_digest(REPO, t) for t in client.tags(REPO) if not t.startswith("sha256-")} == before
+        # a verifier's key may not attest scans: listed as ignored even where the policy names it
+        bad = dlbase(sp, "scan", pinned, "--attest", "--key", made["verifier"]["private_key"], "--db", str(DB),
+                     "--max-db-age", "100000", "--json")
+        assert bad.returncode == 0, bad.stderr
+
+        res = dlbase(sp, "trust", pinned, "--key", pub, "--verifier", f"h200={made['verifier']['public_key']}", "--json")
+        shown = json.loads(res.stdout)
+        assert shown["scan"]["scans"] == 1 and shown["scan"]["signer"]["roles"] == ["publisher"]
+        ignored = {i["fingerprint"]: i for i in shown["ignored"] if i["predicateType"] == VULN_TYPE}
+        assert set(ignored) == {made["scanner"]["fingerprint"], made["verifier"]["fingerprint"]}
+        assert "verifiers attest verification results only" in ignored[made["verifier"]["fingerprint"]]["why"]
+        res = dlbase(sp, "trust", pinned, "--key", pub, "--scanner", f"nightly={made['scanner']['public_key']}",
+                     "--max-scan-age", "1h", "--json")
+        assert res.returncode == 0, res.stderr
+        shown = json.loads(res.stdout)
+        assert shown["scan"]["scans"] == 2 and shown["scan"]["signer"]["label"] == "nightly"
+        assert [i["fingerprint"] for i in shown["ignored"] if i["predicateType"] == VULN_TYPE] == \
+            [made["verifier"]["fingerprint"]]
 
 
 def test_registry_cut_while_push_signs(engine, image, tmp_path):

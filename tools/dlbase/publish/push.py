@@ -115,11 +115,12 @@ def check_publishable(project: Project, image: LocalImage, *, force: bool) -> di
 def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, force: bool = False,
             on_event: Callable[[TransferEvent], None] | None = None, say: Callable[[str], None] = lambda _m: None,
             pull_check_command: list[str] | None = None, signer: object | None = None,
-            host_label: str | None = None) -> dict:
+            host_label: str | None = None, scan: object | None = None) -> dict:
     """Push, read back, pull back, report. Returns the push report (also written to disk).
 
     With ``signer`` (a dlbase.trust.keys.KeyPair) the pushed digest is then signed and
-    its SBOM, provenance and verification attached in the registry (dlbase.trust)."""
+    its SBOM, provenance and verification attached in the registry (dlbase.trust), and
+    with ``scan`` (a dlbase.trust.attach.ScanInputs) its scan and VEX."""
     verification = check_publishable(project, image, force=force)
     creds, creds_from = credentials.source(host)
     client = registry.RegistryClient(host, credentials=creds)
@@ -168,7 +169,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     sbom_path = report.write_push_sbom(project, facts, image.image_id, f"{target}:{image.immutable}")
     signing = None
     if signer is not None:
-        signing = _sign_pushed(project, engine, client, host, image, digest, signer, facts, host_label, say)
+        signing = _sign_pushed(project, engine, client, host, image, digest, signer, facts, host_label, say, scan)
     body = {
         "kind": "dlbase.push",
         "pushed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -201,7 +202,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
 
 def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClient, host: str, image: LocalImage,
                  digest: str, signer: object, facts: dict, host_label: str | None,
-                 say: Callable[[str], None]) -> dict:
+                 say: Callable[[str], None], scan: object | None = None) -> dict:
     """Sign and attest the pushed digest; a failure says the image itself is published."""
     from dlbase.core.errors import DlbaseError
     from dlbase.trust import attach, evidence
@@ -209,7 +210,8 @@ def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClie
     subject = evidence.Subject(host, image.repository, digest)
     try:
         return attach.for_push(project, engine, client, subject, signer, image_id=image.image_id,  # type: ignore[arg-type]
-                               facts=facts, tags=tuple(image.tags), host_label=host_label, say=say)
+                               facts=facts, tags=tuple(image.tags), host_label=host_label,
+                               scan=scan, say=say)  # type: ignore[arg-type]
     except DlbaseError as exc:
         raise exc.reworded(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
                            hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "

@@ -1,16 +1,25 @@
 """Gathering the predicates for `push --sign` and `verify --attest`, then attaching them.
 
 Push attaches the SBOM, the provenance and the verification record that let the image
-through the gate; a GPU host's `verify --attest` attaches only its own verification.
+through the gate, then (with a vulnerability database) a scan of the image as cosign's
+vuln predicate and, whenever the project's VEX has statements about the image, those as
+an OpenVEX document; without a database it says that no scan was attached. A GPU host's
+`verify --attest` attaches only its own verification; `scan --attest` only a fresh scan.
 Push signs with the publisher's key; a GPU host signs with its own verifier key (made on
 that host by `dlbase key generate --role verifier`). Both go through :func:`evidence.attach`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 from dlbase.core import imageref
+from dlbase.examine import local_image
+from dlbase.vuln import attestation as vuln_attestation
+from dlbase.vuln import image_scan, vex
+from dlbase.vuln.db import ENV_VAR as VULN_DB_ENV
+from dlbase.vuln.db import Database
 from dlbase.verify import records
 from dlbase.engine import Engine
 from dlbase.core.project import Project
@@ -18,11 +27,25 @@ from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence, keys, predicates, probes, sources
 
 
+NO_DATABASE = (f"no vulnerability database (--scan-db DIR or ${VULN_DB_ENV}): no scan was attached; "
+               "attach one later with `dlbase scan REF@DIGEST --attest --key KEY --db DIR`")
+
+
+@dataclass(frozen=True)
+class ScanInputs:
+    """What push scans with: the database (None: no scan, and the push says so) and the
+    project's VEX statements (loaded and checked before anything is pushed)."""
+
+    database: Database | None
+    statements: list[vex.Statement] = field(default_factory=list)
+
+
 def for_push(project: Project, engine: Engine, client: RegistryClient, subject: evidence.Subject,
              pair: keys.KeyPair, *, image_id: str, facts: dict, tags: tuple[str, ...] = (),
-             host_label: str | None = None, say: Callable[[str], None] = lambda _m: None) -> dict:
+             host_label: str | None = None, scan: ScanInputs | None = None,
+             say: Callable[[str], None] = lambda _m: None) -> dict:
     """Sign the pushed digest (one signature naming each pushed tag) and attach SBOM,
-    provenance and the local verification record.
+    provenance, the local verification record, and the scan and VEX (:func:`_scan_and_vex`).
 
     The build's inputs come from the image and its commit (:mod:`sources`), the
     verification's suites and host facts from the record verify wrote when it ran.
@@ -42,12 +65,44 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
     record = records.lookup(project, image_id)
     if record is not None:
         attestations.append((predicates.VERIFICATION_TYPE, _from_record(project, record, host_label, subject)))
+    found, scanned = _scan_and_vex(project, engine, subject, image_id, scan or ScanInputs(None), tags, say)
+    attestations.extend(found)
     result = evidence.attach(client, subject, pair, sign=True, attestations=attestations, tags=tags, on_step=say)
     result["verification_attached"] = record is not None
+    result["scan"] = scanned
     result["sbom_components"] = {"python": len(facts.get("packages") or {}), "debian": len(debs)}
     result["built_from"] = {"lock": built.lock is not None, "dockerfile": built.dockerfile is not None,
                             "distro": built.distro}
     return result
+
+
+def _scan_and_vex(project: Project, engine: Engine, subject: evidence.Subject, image_id: str, inputs: ScanInputs,
+                  tags: tuple[str, ...], say: Callable[[str], None]) -> tuple[list[tuple[str, dict]], dict]:
+    """The scan (only with a database) and the OpenVEX document of the statements about this
+    image (with or without one: VEX is the team's word, not the database's), and a summary
+    that says what was attached and, when no scan was, why."""
+    refs = (subject.reference, *(f"{subject.name}:{t}" for t in tags))
+    found: list[tuple[str, dict]] = []
+    if inputs.database is None:
+        say(NO_DATABASE)
+        summary: dict = {"attached": False, "reason": NO_DATABASE}
+        located = local_image.locate(project, engine, image_id)
+    else:
+        say("scanning the image's packages for known vulnerabilities")
+        report, located = image_scan.scan(project, engine, image_id, inputs.database, statements=inputs.statements,
+                                          refs=refs, digests=(subject.digest,), say=say)
+        found.append((vuln_attestation.VULN_TYPE,
+                      vuln_attestation.vuln_predicate(report, parameters=["dlbase", "push", "--sign"])))
+        body = report.to_dict()
+        summary = {"attached": True, "counts": body["counts"], "vex_applied": len(body["vex"]),
+                   "database_newest": body["database"]["newest_modified"], "stale": body["database"]["stale"],
+                   "not_covered": body["not_covered"], "lock_agrees": body["lock"]["agrees"]}
+    target = image_scan.target(project, located, refs=refs, digests=(subject.digest,))
+    document = vuln_attestation.vex_document(inputs.statements, target, subject.reference)
+    if document is not None:
+        found.append((vuln_attestation.OPENVEX_TYPE, document))
+    summary["vex_statements"] = len(document["statements"]) if document else 0
+    return found, summary
 
 
 def _from_record(project: Project, record: dict, host_label: str | None, subject: evidence.Subject) -> dict:

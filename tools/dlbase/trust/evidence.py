@@ -12,7 +12,11 @@ fingerprint it names) and never fails the check, unless it names a key of the po
 then it was changed after signing (BadSignature). Then: no signature at all -> Unsigned;
 none by a publisher key -> BadSignature; a good one about another digest -> WrongSubject;
 good ones only for another repository, or none naming the tag asked for ->
-WrongIdentity; then the GPU requirement -> PolicyNotMet.
+WrongIdentity; then the GPU and scan requirements -> PolicyNotMet.
+
+What each role may attest (:data:`ROLE_TYPES`): a publisher anything; a verifier
+verification results; a scanner vulnerability scans. A statement of another type by a
+verifier or scanner key is listed as ignored, like one by a key the policy does not name.
 """
 
 from __future__ import annotations
@@ -25,8 +29,19 @@ from dlbase.core import digest as digests
 from dlbase.core import reference
 from dlbase.core.errors import BadSignature, InvalidInput, PolicyNotMet, Unsigned, WrongIdentity, WrongSubject
 from dlbase.registry.client import RegistryClient, api_host
-from dlbase.trust import keys, predicates, simplesign, statements, store
-from dlbase.trust.policy import PUBLISHER, TrustedKey, TrustPolicy, newest_first, reasons_against, unmet
+from dlbase.trust import keys, predicates, scans, simplesign, statements, store
+from dlbase.trust.policy import (PUBLISHER, SCANNER, VERIFIER, TrustedKey, TrustPolicy, newest_first,
+                                 reasons_against, scan_unmet, unmet)
+from dlbase.vuln.attestation import VULN_TYPE
+
+#: What a key of each role other than publisher may attest, and how it is called.
+ROLE_TYPES = {VERIFIER: (predicates.VERIFICATION_TYPES, "verification results"),
+              SCANNER: ((VULN_TYPE,), "vulnerability scans")}
+
+
+def may_attest(key: TrustedKey, predicate_type: str) -> bool:
+    return key.has(PUBLISHER) or any(key.has(role) and predicate_type in types
+                                     for role, (types, _what) in ROLE_TYPES.items())
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,11 @@ class Evidence:
                  "signer": s["signer"]}
                 for s in self.statements if s["statement"].get("predicateType") in predicates.VERIFICATION_TYPES]
 
+    def scans(self) -> list[dict]:
+        """Every scan by a key that may attest one, as {"predicate": :func:`scans.view`, "signer"}."""
+        return [{"predicate": scans.view(s["statement"]["predicate"]), "signer": s["signer"]}
+                for s in self.signed(VULN_TYPE, role=None)]
+
     def unknown_types(self) -> list[str]:
         """Predicate types dlbase does not read (another tool's attestations): listed, never an error."""
         return sorted({s["statement"]["predicateType"] for s in self.statements} - set(predicates.KNOWN_TYPES))
@@ -274,11 +294,12 @@ def check(client: RegistryClient, subject: Subject, policy: TrustPolicy, *, tag:
         if declared and declared != stmt["predicateType"]:
             raise BadSignature(f"{layer.where}: annotated {declared} but the signed statement is "
                                f"{stmt['predicateType']}")
-        if not key.has(PUBLISHER) and stmt["predicateType"] not in predicates.VERIFICATION_TYPES:
+        if not may_attest(key, stmt["predicateType"]):
+            allowed = " and ".join(f"{role}s attest {what} only" for role, (_t, what) in ROLE_TYPES.items()
+                                   if key.has(role))
             evidence.ignored.append({"kind": "attestation", "where": layer.where, "fingerprint": key.fingerprint,
                                      "predicateType": stmt["predicateType"],
-                                     "why": f"signed by {key.describe()}: verifiers attest verification "
-                                            "results only"})
+                                     "why": f"signed by {key.describe()}: {allowed}"})
             continue
         evidence.statements.append({"statement": stmt, "signer": key})
     return evidence
@@ -299,4 +320,21 @@ def enforce(evidence: Evidence, policy: TrustPolicy) -> list[dict]:
                            f"({policy.describe()}): {why}; found: {found}",
                            hint="run `dlbase verify REF@DIGEST --attest --require-gpu --key VERIFIER.key` on a GPU "
                                 "host whose public key the policy lists under verifiers, or relax the policy")
+    enforce_scan(evidence, policy)
     return rows
+
+
+def enforce_scan(evidence: Evidence, policy: TrustPolicy) -> dict | None:
+    """The newest scan by a publisher or scanner key, with why it does not meet the policy
+    (``unmet``); PolicyNotMet if the policy requires a scan it does not meet."""
+    newest = scans.newest(evidence.scans())
+    why = scan_unmet(policy, newest["predicate"] if newest else None)
+    if newest is not None:
+        newest = {**newest, "unmet": why}
+    if why and policy.scan is not None:
+        raise PolicyNotMet(f"{evidence.subject.reference}: the scan requirement is not met "
+                           f"({policy.scan.describe()}): {'; '.join(why)}",
+                           hint="scan the published image against a current database and attach it: `dlbase scan "
+                                f"{evidence.subject.reference} --attest --key KEY --db DIR` (a publisher or scanner "
+                                "key); fix or VEX the findings; or relax the policy")
+    return newest

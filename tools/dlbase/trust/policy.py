@@ -6,12 +6,18 @@ them:
 - publisher keys sign the image and the build's attestations (SBOM, provenance, the
   verification that let the image through the push gate);
 - verifier keys, each with a label (a GPU host or a fleet), attest verification results
-  and nothing else.
+  and nothing else;
+- scanner keys, each with a label (a CI job that re-scans published images), attest
+  vulnerability scans and nothing else. Publisher keys may attest scans too (push does);
+  verifier keys may not: a GPU host's key vouches for what ran on that host, and a key
+  that only a scan job holds keeps a leaked scan key from forging GPU results.
 
 A consumer always requires a publisher signature of the digest, made for the repository
 being checked (or a mirror the policy allows) and, when checking by tag, naming that tag.
 Optionally: GPU verifications (how many distinct verifier keys, which of them, GPU
-architecture, minimum driver, maximum age). A GPU verification counts only when a
+architecture, minimum driver, maximum age), and a scan: the newest one by a publisher
+or scanner key at most so old, with no finding that VEX does not answer at or above a
+severity. A GPU verification counts only when a
 verifier key of the policy signed it: the publisher's "GPU passed" counts only if the
 policy also lists that key as a verifier.
 
@@ -27,12 +33,14 @@ from dataclasses import dataclass, replace
 
 from dlbase.core import gpu as gpu_rules
 from dlbase.core.errors import InvalidInput
+from dlbase.vuln import severity
+from dlbase.vuln.db import parse_time
 
 DRIVER_RE = re.compile(r"^\d+(\.\d+)*$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 AGE_RE = re.compile(r"^(\d+)([hdw])$")
 AGE_UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1)}
-PUBLISHER, VERIFIER = "publisher", "verifier"
+PUBLISHER, VERIFIER, SCANNER = "publisher", "verifier", "scanner"
 
 
 @dataclass(frozen=True)
@@ -90,9 +98,42 @@ class GpuRequirement:
 
 
 @dataclass(frozen=True)
+class ScanRequirement:
+    """What the newest scan (by a publisher or scanner key) must show."""
+
+    max_age: dt.timedelta | None = None
+    fail_on: str | None = None  # a severity.LEVELS name: no open finding at or above it
+
+    def __post_init__(self) -> None:
+        check_severity(self.fail_on, "fail_on")
+
+    def describe(self) -> str:
+        parts = ["a scan by a publisher or scanner key"]
+        if self.max_age:
+            parts.append(f"at most {format_age(self.max_age)} old")
+        if self.fail_on:
+            parts.append(f"with no finding VEX does not answer at or above {self.fail_on}")
+        return " ".join(parts)
+
+    def stricter(self, max_age: dt.timedelta | None, fail_on: str | None) -> "ScanRequirement":
+        """This requirement with the flags on top: the shorter age, the lower severity."""
+        ages = [a for a in (self.max_age, max_age) if a is not None]
+        levels = [lv for lv in (self.fail_on, fail_on) if lv is not None]
+        return ScanRequirement(max_age=min(ages) if ages else None,
+                               fail_on=min(levels, key=severity.rank) if levels else None)
+
+
+def check_severity(value: str | None, what: str) -> None:
+    if value is not None and value not in severity.LEVELS:
+        raise InvalidInput(f"{what} {value!r} is not a severity ({', '.join(severity.LEVELS)})",
+                           hint="e.g. HIGH: no finding at HIGH or CRITICAL that VEX does not answer")
+
+
+@dataclass(frozen=True)
 class TrustPolicy:
     keys: tuple[TrustedKey, ...]
     gpu: GpuRequirement | None = None
+    scan: ScanRequirement | None = None
     repositories: tuple[str, ...] = ()  # what a signature may name besides the checked repository
     signed_tag: bool = True  # checking REF:TAG needs a publisher signature naming TAG
     source: str | None = None  # the policy file, when there is one
@@ -109,6 +150,8 @@ class TrustPolicy:
             parts.append(f"made for the checked repository or {', '.join(self.repositories)}")
         if self.gpu:
             parts.append(self.gpu.describe())
+        if self.scan:
+            parts.append(self.scan.describe())
         return "; ".join(parts)
 
     def with_keys(self, extra: list[TrustedKey]) -> "TrustPolicy":
@@ -124,10 +167,21 @@ class TrustPolicy:
         return replace(self, keys=tuple(merged.values()))
 
     def with_flags(self, *, require_gpu_verified: bool, gpu_arch: str | None,
-                   min_driver: str | None) -> "TrustPolicy":
+                   min_driver: str | None, max_scan_age: str | None = None,
+                   scan_fail_on: str | None = None) -> "TrustPolicy":
         """The command-line flags on top of the file: they add requirements, never relax one."""
         check_arch(gpu_arch, "--gpu-arch")
         check_driver(min_driver, "--min-driver")
+        fail_on = scan_fail_on.upper() if scan_fail_on is not None else None
+        check_severity(fail_on, "--scan-fail-on")
+        age = parse_age(max_scan_age, "--max-scan-age") if max_scan_age is not None else None
+        policy = self
+        if age is not None or fail_on is not None:
+            policy = replace(self, scan=(self.scan or ScanRequirement()).stricter(age, fail_on))
+        return policy._with_gpu_flags(require_gpu_verified, gpu_arch, min_driver)
+
+    def _with_gpu_flags(self, require_gpu_verified: bool, gpu_arch: str | None,
+                        min_driver: str | None) -> "TrustPolicy":
         if not (require_gpu_verified or gpu_arch is not None or min_driver is not None):
             return self
         gpu = self.gpu or GpuRequirement()
@@ -163,10 +217,10 @@ def check_driver(value: str | None, what: str) -> None:
                            hint="give the NVIDIA driver version (nvidia-smi shows it), or leave the option out")
 
 
-def parse_age(text: str) -> dt.timedelta:
+def parse_age(text: str, what: str = "max_age") -> dt.timedelta:
     match = AGE_RE.match(text)
     if not match or int(match.group(1)) == 0:
-        raise InvalidInput(f"max_age {text!r} is not like 12h, 30d or 2w")
+        raise InvalidInput(f"{what} {text!r} is not like 12h, 30d or 2w")
     return int(match.group(1)) * AGE_UNITS[match.group(2)]
 
 
@@ -176,12 +230,7 @@ def format_age(age: dt.timedelta) -> str:
 
 
 def _when(predicate: dict) -> dt.datetime | None:
-    text = predicate.get("verifiedAt") or predicate.get("attestedAt")
-    try:
-        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return parse_time(predicate.get("verifiedAt") or predicate.get("attestedAt"))
 
 
 def newest_first(rows: list[dict]) -> list[dict]:
@@ -255,3 +304,36 @@ def unmet(policy: TrustPolicy, rows: list[dict]) -> str | None:
         return "the policy names no verifier key, so no GPU verification can count"
     return f"{len(vouching)} of {gpu.count} required verifier key(s) vouch for it"
 
+
+
+def scan_unmet(policy: TrustPolicy, newest: dict | None, now: dt.datetime | None = None) -> list[str]:
+    """Why the newest scan (a :func:`dlbase.trust.scans.view`, None: no scan by a key that
+    may attest one) does not meet the policy's scan requirement ([] = it does)."""
+    req = policy.scan
+    if req is None:
+        return []
+    if newest is None:
+        return ["no scan attestation by a publisher or scanner key of the policy"]
+    why = []
+    when = parse_time(newest.get("when"))
+    if req.max_age:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        if when is None:
+            why.append("the newest scan has no time")
+        elif now - when > req.max_age:
+            why.append(f"the newest scan ({when.isoformat(timespec='seconds')}) is older than "
+                       f"{format_age(req.max_age)}")
+    if req.fail_on:
+        counts = newest.get("counts")
+        if not isinstance(counts, dict):
+            why.append("the newest scan's result has no counts dlbase can read (not a dlbase scan)")
+        else:
+            over = {lv: int(n) for lv, n in counts.items()
+                    if lv in severity.LEVELS and severity.rank(lv) >= severity.rank(req.fail_on) and n}
+            if over:
+                ids = [f["id"] for f in newest.get("findings") or []
+                       if f.get("severity") in severity.LEVELS
+                       and severity.rank(f["severity"]) >= severity.rank(req.fail_on)]
+                why.append(f"the newest scan has {sum(over.values())} finding(s) VEX does not answer at or above "
+                           f"{req.fail_on} ({', '.join(ids[:6]) or ', '.join(f'{n} {lv}' for lv, n in over.items())})")
+    return why

@@ -15,6 +15,9 @@ The format (every key but ``publishers`` optional)::
           -----BEGIN PUBLIC KEY-----
           ...
           -----END PUBLIC KEY-----
+    scanners:                   # they attest vulnerability scans, nothing else
+      - label: nightly-rescan   # required, unique
+        key: keys/rescan.pub
     require:
       gpu:                      # GPU verifications by verifier keys
         count: 1                # distinct verifier keys that must vouch
@@ -25,6 +28,9 @@ The format (every key but ``publishers`` optional)::
       repositories:             # a signature may also name these (the origin of a mirror)
         - registry.example.org/dlbase/pytorch
       signed_tag: true          # REF:TAG needs a publisher signature naming TAG (default)
+      scan:                     # the newest scan by a publisher or scanner key
+        max_age: 7d             # h / d / w
+        fail_on: HIGH           # no finding VEX does not answer at or above this severity
 """
 
 from __future__ import annotations
@@ -35,13 +41,17 @@ from typing import Any
 from dlbase.core import validate, yamlio
 from dlbase.core.errors import AddressError, DlbaseError, InvalidInput, MatrixError, Missing
 from dlbase.trust import keys
-from dlbase.trust.policy import (LABEL_RE, PUBLISHER, VERIFIER, GpuRequirement, TrustedKey, TrustPolicy,
-                                 parse_age)
+from dlbase.trust.policy import (LABEL_RE, PUBLISHER, SCANNER, VERIFIER, GpuRequirement, ScanRequirement,
+                                 TrustedKey, TrustPolicy, parse_age)
+from dlbase.vuln import severity
 
-TOP_KEYS = {"publishers", "verifiers", "require"}
+TOP_KEYS = {"publishers", "verifiers", "scanners", "require"}
 KEY_KEYS = {"label", "key"}
-REQUIRE_KEYS = {"gpu", "repositories", "signed_tag"}
+REQUIRE_KEYS = {"gpu", "repositories", "signed_tag", "scan"}
 GPU_KEYS = {"count", "verifiers", "arch", "min_driver", "max_age"}
+SCAN_KEYS = {"max_age", "fail_on"}
+#: (role, section of the file); every role but the publisher's needs a label per key.
+SECTIONS = ((PUBLISHER, "publishers"), (VERIFIER, "verifiers"), (SCANNER, "scanners"))
 PEM_START = "-----BEGIN"
 HINT = "fix the trust policy file (docs/trust-researchers.md shows the format)"
 
@@ -87,8 +97,8 @@ def load(path: Path) -> TrustPolicy:
     if "publishers" not in top:
         raise f.error("missing required 'publishers' (the keys that sign the image)", top, field="publishers")
     trusted: list[TrustedKey] = []
-    labels: dict[str, set[str]] = {PUBLISHER: set(), VERIFIER: set()}
-    for role, section in ((PUBLISHER, "publishers"), (VERIFIER, "verifiers")):
+    labels: dict[str, set[str]] = {role: set() for role, _section in SECTIONS}
+    for role, section in SECTIONS:
         entries = top.get(section)
         if section not in top:
             continue
@@ -99,8 +109,9 @@ def load(path: Path) -> TrustPolicy:
             node = f.mapping(entry, KEY_KEYS, what, entries)
             if "key" not in node:
                 raise f.error(f"{what}: missing 'key' (a .pub path, env://NAME or inline PEM)", node, field="key")
-            if role == VERIFIER and "label" not in node:
-                raise f.error(f"{what}: a verifier needs a label (the GPU host or fleet it stands for)", node,
+            if role != PUBLISHER and "label" not in node:
+                stands_for = "the GPU host or fleet" if role == VERIFIER else "the scan job"
+                raise f.error(f"{what}: a {role} needs a label ({stands_for} it stands for)", node,
                               field="label")
             label = f.string(node, "label", what) if "label" in node else f"publisher-{i + 1}"
             if not LABEL_RE.match(label):
@@ -136,7 +147,31 @@ def load(path: Path) -> TrustPolicy:
             raise f.error(f"require: signed_tag must be true or false, not {req['signed_tag']!r}", req,
                           "signed_tag", field="signed_tag")
         signed_tag = req["signed_tag"]
-    return TrustPolicy(keys=policy.keys, gpu=gpu, repositories=repositories, signed_tag=signed_tag, source=f.name)
+    scan = _scan(f, req) if "scan" in req else None
+    return TrustPolicy(keys=policy.keys, gpu=gpu, scan=scan, repositories=repositories, signed_tag=signed_tag,
+                       source=f.name)
+
+
+def _scan(f: _File, req: dict) -> ScanRequirement:
+    node = f.mapping(req["scan"], SCAN_KEYS, "require.scan", req, "scan")
+    if not node:
+        raise f.error("require.scan needs max_age and/or fail_on (an empty requirement checks nothing)", req, "scan",
+                      field="scan")
+    max_age = None
+    if "max_age" in node:
+        value = node["max_age"]
+        try:
+            max_age = parse_age(value) if isinstance(value, str) else parse_age(repr(value))
+        except InvalidInput as exc:
+            raise f.error(f"require.scan: {exc.message}", node, "max_age", field="max_age") from None
+    fail_on = None
+    if "fail_on" in node:
+        value = node["fail_on"]
+        fail_on = value.upper() if isinstance(value, str) else None
+        if fail_on not in severity.LEVELS:
+            raise f.error(f"require.scan: fail_on {value!r} is not a severity ({', '.join(severity.LEVELS)})",
+                          node, "fail_on", field="fail_on")
+    return ScanRequirement(max_age=max_age, fail_on=fail_on)
 
 
 def _no_key_twice_in_one_role(f: _File, top: dict, trusted: list[TrustedKey]) -> None:
@@ -208,9 +243,12 @@ def _key(value: str, label: str, role: str, base: Path, where: str) -> TrustedKe
 
 
 def from_cli(policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...], *,
-             require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None) -> TrustPolicy:
-    """``--policy FILE``, ``--key PUB`` (a publisher key), ``--verifier LABEL=PUB`` and the
-    GPU flags (they add requirements on top of the file's)."""
+             require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None,
+             scanner_specs: tuple[str, ...] = (), max_scan_age: str | None = None,
+             scan_fail_on: str | None = None) -> TrustPolicy:
+    """``--policy FILE``, ``--key PUB`` (a publisher key), ``--verifier LABEL=PUB``,
+    ``--scanner LABEL=PUB`` and the GPU and scan flags (they add requirements on top of
+    the file's)."""
     if policy_file is None and not key_sources:
         raise InvalidInput("no publisher key given",
                            hint="pass --key cosign.pub (repeat it for several keys) or --policy FILE")
@@ -220,12 +258,15 @@ def from_cli(policy_file: Path | None, key_sources: tuple[str, ...], verifier_sp
         public = keys.load_public(source)
         extra.append(TrustedKey(public=public, fingerprint=keys.fingerprint(public),
                                 roles=((PUBLISHER, f"key-{i + 1}"),), source=source))
-    for spec in verifier_specs:
-        label, sep, source = spec.partition("=")
-        if not sep or not LABEL_RE.match(label) or not source:
-            raise InvalidInput(f"--verifier {spec!r} is not LABEL=PUB", hint="e.g. --verifier h200-fleet=h200.pub")
-        public = keys.load_public(source)
-        extra.append(TrustedKey(public=public, fingerprint=keys.fingerprint(public), roles=((VERIFIER, label),),
-                                source=source))
+    for role, specs, example in ((VERIFIER, verifier_specs, "h200-fleet=h200.pub"),
+                                 (SCANNER, scanner_specs, "nightly-rescan=rescan.pub")):
+        for spec in specs:
+            label, sep, source = spec.partition("=")
+            if not sep or not LABEL_RE.match(label) or not source:
+                raise InvalidInput(f"--{role} {spec!r} is not LABEL=PUB", hint=f"e.g. --{role} {example}")
+            public = keys.load_public(source)
+            extra.append(TrustedKey(public=public, fingerprint=keys.fingerprint(public), roles=((role, label),),
+                                    source=source))
     policy = policy.with_keys(extra)
-    return policy.with_flags(require_gpu_verified=require_gpu_verified, gpu_arch=gpu_arch, min_driver=min_driver)
+    return policy.with_flags(require_gpu_verified=require_gpu_verified, gpu_arch=gpu_arch, min_driver=min_driver,
+                             max_scan_age=max_scan_age, scan_fail_on=scan_fail_on)

@@ -29,13 +29,14 @@ from pathlib import Path
 from dlbase import __version__, suites
 from dlbase.trust import sbom
 from dlbase.trust.sources import BuiltFrom, Material
+from dlbase.vuln.attestation import OPENVEX_TYPE, VULN_TYPE
 
 SBOM_TYPE = "https://cyclonedx.org/bom"
 PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
 VERIFICATION_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 LEGACY_VERIFICATION_TYPE = "https://dlbase.dev/attestation/verification/v1"
 VERIFICATION_TYPES = (VERIFICATION_TYPE, LEGACY_VERIFICATION_TYPE)
-KNOWN_TYPES = (SBOM_TYPE, PROVENANCE_TYPE, *VERIFICATION_TYPES)
+KNOWN_TYPES = (SBOM_TYPE, PROVENANCE_TYPE, *VERIFICATION_TYPES, VULN_TYPE, OPENVEX_TYPE)  # scan, VEX: dlbase.vuln
 EXTENSION = "dlbase"  # test-result's extension field that holds dlbase's facts
 TEST_RESULT_FIELDS = ("result", "configuration", "url", "passedTests", "warnedTests", "failedTests")
 BUILD_TYPE = "https://dlbase.dev/build/docker-classic/v1"

@@ -127,15 +127,21 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def configured(db: str | Path | None) -> Path | None:
+    """--db, else $DLBASE_VULN_DB, else None (for `push --sign`, where no database means no scan)."""
+    chosen = db or os.environ.get(ENV_VAR)
+    return Path(chosen) if chosen else None
+
+
 def resolve_path(db: str | Path | None) -> Path:
     """--db, else $DLBASE_VULN_DB; neither is an error that says how to get one."""
-    chosen = db or os.environ.get(ENV_VAR)
+    chosen = configured(db)
     if not chosen:
         raise Missing("no vulnerability database given: without one nothing can be said about "
                       "known vulnerabilities (this is not '0 vulnerabilities')",
                       hint=f"pass --db DIR or set {ENV_VAR}=DIR (a folder of OSV records or OSV's "
                            "all.zip files); `dlbase scan --update --db DIR` downloads them")
-    return Path(chosen)
+    return chosen
 
 
 def load(db: str | Path | None) -> Database:

@@ -61,6 +61,12 @@ class Statement:
     impact_statement: str | None
     action_statement: str | None
     timestamp: str | None
+    raw: dict[str, Any] = field(default_factory=dict)  # the statement as written, for the VEX attestation
+    author: str | None = None  # its document's author
+
+    def about(self, target: Target) -> bool:
+        """Whether a product of the statement names ``target`` (any vulnerability, any package)."""
+        return any(target.matches(product) for product, _subs in self.products)
 
     def applies(self, finding: Finding, target: Target) -> bool:
         if not (self.vulnerability & finding.ids):
@@ -155,10 +161,11 @@ def parse_document(doc: Any, where: str, *, products: set[str] | None = None) ->
     raw = doc.get("statements")
     if not isinstance(raw, list) or not raw:
         raise _bad(where, "'statements' must be a non-empty list")
-    return [_statement(item, f"{where}#statements[{i}]", doc["timestamp"], products) for i, item in enumerate(raw)]
+    return [_statement(item, f"{where}#statements[{i}]", doc["timestamp"], products, doc["author"])
+            for i, item in enumerate(raw)]
 
 
-def _statement(item: Any, where: str, doc_time: str, known: set[str] | None) -> Statement:
+def _statement(item: Any, where: str, doc_time: str, known: set[str] | None, author: str) -> Statement:
     if not isinstance(item, dict):
         raise _bad(where, "a statement must be a JSON object")
     vuln = item.get("vulnerability")
@@ -199,7 +206,7 @@ def _statement(item: Any, where: str, doc_time: str, known: set[str] | None) -> 
     stamp = item.get("timestamp") or doc_time
     return Statement(source=where, vulnerability=names, products=products, status=status,
                      justification=justification, impact_statement=item.get("impact_statement"),
-                     action_statement=item.get("action_statement"), timestamp=stamp)
+                     action_statement=item.get("action_statement"), timestamp=stamp, raw=item, author=author)
 
 
 def _plausible_product(pid: str, known: set[str]) -> bool:

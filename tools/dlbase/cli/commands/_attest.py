@@ -1,9 +1,10 @@
-"""`dlbase verify REGISTRY/REPO@sha256:... --attest --key KEY`: the parts around verify.
+"""`dlbase verify|scan REGISTRY/REPO@sha256:... --attest --key KEY`: the parts around them.
 
 The key (and its passphrase) is loaded before anything is pulled, so a wrong passphrase
-costs nothing; the image is pulled by digest, verified as usual, and this host's result
-is signed and appended to the image's ``.att`` list. Only the attestation is written to
-the registry; the image is never pushed again.
+costs nothing; the image is pulled by digest (scan: only when the daemon lacks it),
+verified or scanned as usual, and the result is signed and appended to the image's
+``.att`` list. Only the attestation is written to the registry; the image is never
+pushed again.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ class Attestation:
         engine.pull(self.subject.name, self.subject.digest,
                     auth_config={"username": creds[0], "password": creds[1]} if creds else None)
         return self.subject.reference
+
+    def ensure_local(self, engine: Engine, say: Callable[[str], None]) -> str:
+        """The digest's reference on the daemon, pulled only when it is not there yet
+        (a scan reads files; the layers the daemon holds under that digest are the image)."""
+        if engine.image_exists(self.subject.reference):
+            return self.subject.reference
+        return self.pull(engine, say)
+
+    def attach_statements(self, attestations: list[tuple[str, dict]], say: Callable[[str], None]) -> dict:
+        """Sign and append these (predicate type, predicate) to the image's attestations."""
+        return evidence.attach(registry_client(self.subject.host), self.subject, self.pair, sign=False,
+                               attestations=attestations, on_step=say)
 
     def attach(self, project, engine: Engine, report, host_label: str | None, say: Callable[[str], None]) -> dict:
         client = registry_client(self.subject.host)

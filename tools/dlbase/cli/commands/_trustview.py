@@ -31,6 +31,8 @@ def check(ref: str, policy: TrustPolicy) -> dict:
     resolved_from = None if "@" in ref else tag
     evidence = ev.check(client_for(subject.host), subject, policy, tag=resolved_from)
     verifications = ev.enforce(evidence, policy)
+    scan = ev.enforce_scan(evidence, policy)  # met (enforce raised otherwise): the newest scan, for the view
+    vexes = evidence.signed(predicates.OPENVEX_TYPE)
     provs = evidence.signed(predicates.PROVENANCE_TYPE)
     boms = evidence.signed(predicates.SBOM_TYPE)
     prov = provs[-1]["statement"]["predicate"] if provs else {}
@@ -60,9 +62,26 @@ def check(ref: str, policy: TrustPolicy) -> dict:
         "other_attestations": evidence.unknown_types(),
         "verifications": [{**_verification_summary(r["predicate"]), "signer": _key(r["signer"]),
                            "meets_policy": not r["unmet"], "unmet": r["unmet"]} for r in verifications],
+        "scan": {**_scan_summary(scan["predicate"]), "signer": _key(scan["signer"]), "unmet": scan["unmet"],
+                 "scans": len(evidence.scans())} if scan else None,
+        "vex": {"statements": len(vexes[-1]["statement"]["predicate"].get("statements") or []),
+                "timestamp": vexes[-1]["statement"]["predicate"].get("timestamp"),
+                "signer": _key(vexes[-1]["signer"])} if vexes else None,
         "ignored": evidence.ignored,
         "policy": {"rules": policy.describe(), "file": policy.source, "met": True},
     }
+
+
+def _scan_summary(view: dict) -> dict:
+    return {"when": view["when"], "database": view["database"], "scanner": view["scanner"],
+            "counts": view["counts"], "counts_without_vex": view["counts_without_vex"],
+            "vex_applied": view["vex_applied"], "not_covered": view["not_covered"]}
+
+
+def _counts(counts: dict | None) -> str:
+    if counts is None:
+        return "counts unknown (not a dlbase scan)"
+    return ", ".join(f"{n} {level.lower()}" for level, n in counts.items() if n) or "no open findings"
 
 
 def _verification_summary(pred: dict) -> dict:
@@ -115,6 +134,18 @@ def print_table(body: dict) -> None:
         rows.append([f"verification: {v['host_label'] or 'unlabelled'}", v["result"],
                      f"{gpus}; driver {v['driver'] or '-'}; {v['when']}; by {_by(v['signer'])}"
                      + ("; " + "; ".join(extra) if extra else "")])
+    scan = body.get("scan")
+    if scan is None:
+        rows.append(["scan", "missing", "no scan attestation by a publisher or scanner key"])
+    else:
+        vexed = f"; {scan['vex_applied']} answered by VEX" if scan.get("vex_applied") else ""
+        extra = f"; policy: {', '.join(scan['unmet'])}" if scan["unmet"] else ""
+        rows.append([f"scan (newest of {scan['scans']})", "ok" if not scan["unmet"] else "present",
+                     f"{scan['when']}; database {scan['database']}; open: {_counts(scan['counts'])}{vexed}; "
+                     f"by {_by(scan['signer'])}{extra}"])
+    vex = body.get("vex")
+    if vex is not None:
+        rows.append(["VEX", "ok", f"{vex['statements']} statement(s), {vex['timestamp']} (by {_by(vex['signer'])})"])
     others = body.get("other_attestations") or []
     if others:
         rows.append(["other attestations", "present",

@@ -23,6 +23,15 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="print JSON for programs instead of a table")(fn)
 
 
+def attest_options(*, attest_help: str, key_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--attest`` and ``--key KEY`` (``attest_key``) of the verbs that append a signed
+    result to a published image (`verify`, `scan`): one spelling for both."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option("--key", "attest_key", default=None, metavar="KEY", help=key_help)(fn)
+        return click.option("--attest", is_flag=True, help=attest_help)(fn)
+    return wrap
+
+
 def open_project(matrix_file: Path | None, compat_file: Path | None, *, writes_state: bool = False) -> Project:
     """The project; with ``writes_state`` its .dlbase/ folder (logs, reports, records,
     wheelhouse) must be writable, checked before any work rather than after a build."""

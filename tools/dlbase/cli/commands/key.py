@@ -1,9 +1,10 @@
 """`dlbase key generate`: a signing key pair, in cosign's own file format.
 
-Two roles use the same kind of key (the role is a property of the consumer's trust
+Three roles use the same kind of key (the role is a property of the consumer's trust
 policy, not of the key): the publisher's key signs images and the build's attestations;
 a verifier's key (one per GPU host or fleet, made *on* that host) signs only its
-verification results. The private half never leaves the machine that made it; what is
+verification results; a scanner's key (made where published images are re-scanned)
+signs only scans. The private half never leaves the machine that made it; what is
 sent on is the public half, and for a verifier the policy entry that names it.
 """
 
@@ -18,7 +19,7 @@ from dlbase.cli.commands._signing import passphrase
 from dlbase.cli.commands.common import json_option
 from dlbase.core.errors import InvalidInput
 from dlbase.trust import keys
-from dlbase.trust.policy import LABEL_RE, PUBLISHER, VERIFIER
+from dlbase.trust.policy import LABEL_RE, PUBLISHER, SCANNER, VERIFIER
 
 
 def _out_folder(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
@@ -53,19 +54,23 @@ def policy_entry(role: str, label: str | None, public_pem: str) -> str:
 @command.command("generate")
 @click.option("--out", "out_dir", default=".", show_default=True, callback=_out_folder,
               help="folder for cosign.key and cosign.pub (created when missing; keys are never overwritten)")
-@click.option("--role", type=click.Choice([PUBLISHER, VERIFIER]), default=PUBLISHER, show_default=True,
+@click.option("--role", type=click.Choice([PUBLISHER, VERIFIER, SCANNER]), default=PUBLISHER, show_default=True,
               help="publisher: signs images and build attestations; verifier: a GPU host or fleet that attests "
-                   "its verification results (generate it on that host)")
+                   "its verification results (generate it on that host); scanner: a job that re-scans "
+                   "published images (`dlbase scan REF@DIGEST --attest`)")
 @click.option("--label", default=None, metavar="LABEL",
-              help="the name consumers' policies give this key (needed for --role verifier, e.g. h200-fleet)")
+              help="the name consumers' policies give this key (needed for --role verifier or scanner, "
+                   "e.g. h200-fleet)")
 @json_option
 def generate(out_dir: Path, role: str, label: str | None, as_json: bool) -> None:
     """Write a new ECDSA P-256 key pair: cosign.key (mode 0600, encrypted with the passphrase
     from DLBASE_SIGNING_PASSWORD or a prompt; it stays on this machine) and cosign.pub
     (send it to the publisher and to everyone who pulls)."""
-    if role == VERIFIER and not label:
-        raise InvalidInput("--role verifier needs --label (the GPU host or fleet this key stands for)",
-                           hint="e.g. dlbase key generate --role verifier --label h200-fleet --out ~/.dlbase/verifier")
+    if role != PUBLISHER and not label:
+        stands_for = "the GPU host or fleet" if role == VERIFIER else "the scan job"
+        example = "h200-fleet" if role == VERIFIER else "nightly-rescan"
+        raise InvalidInput(f"--role {role} needs --label ({stands_for} this key stands for)",
+                           hint=f"e.g. dlbase key generate --role {role} --label {example} --out ~/.dlbase/{role}")
     if label is not None and not LABEL_RE.match(label):
         raise InvalidInput(f"--label {label!r} must be letters, digits, '.', '_' or '-' (at most 63)")
     secret = passphrase(confirm=True)
@@ -83,6 +88,10 @@ def generate(out_dir: Path, role: str, label: str | None, as_json: bool) -> None
         ui.info(f"send {public} (or the entry below) to the publisher; it goes under verifiers: in the trust "
                 "policy consumers use. Attest with `dlbase verify REGISTRY/REPO@sha256:... --attest --require-gpu "
                 f"--key {private} --host-label {label}`")
+    elif role == SCANNER:
+        ui.info(f"send {public} (or the entry below) to the publisher; it goes under scanners: in the trust "
+                "policy consumers use. Re-scan with `dlbase scan REGISTRY/REPO@sha256:... --attest "
+                f"--key {private} --db DIR`")
     else:
         ui.info("next: `dlbase push IMAGE --registry HOST --sign " + str(private) + "`; "
                 "researchers run `dlbase trust REF --key " + str(public) + "`")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from dlbase.cli import ui
@@ -20,12 +18,11 @@ from dlbase.registry.client import api_host
 @click.argument("ref")
 @policy_options
 @json_option
-def command(ref: str, policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...],
-            require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None, as_json: bool) -> None:
+def command(ref: str, as_json: bool, **policy_args) -> None:
     """Check REF like `dlbase trust`, then pull the digest that was checked (the tag is
     resolved once, so it cannot move between the check and the pull)."""
     reference.parse(ref, where="REF")  # a malformed REF is exit 2 before the daemon or a registry is asked
-    policy = policy_from(policy_file, key_sources, verifier_specs, require_gpu_verified, gpu_arch, min_driver)
+    policy = policy_from(**policy_args)
     engine = Engine()
     engine.ping()
     body = _trustview.check(ref, policy)

@@ -51,16 +51,20 @@ class PushProgress:
                    "key (cosign.key, or env://NAME; passphrase from DLBASE_SIGNING_PASSWORD or a prompt)")
 @click.option("--host-label", default=None, metavar="LABEL",
               help="with --sign: the name of this host in the verification attestation")
+@click.option("--scan-db", "scan_db", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="with --sign: scan the image against this vulnerability database (as `dlbase scan --db`; "
+                   "default $DLBASE_VULN_DB) and attach the result; without one, push says no scan was attached")
 @click.option("--quiet", "-q", is_flag=True, help="no progress")
 @project_options
 @json_option
-def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, quiet: bool, matrix_file: Path | None,
-            compat_file: Path | None, as_json: bool) -> None:
+def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, scan_db: Path | None,
+            quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Push IMAGE (a variant name, a tag or an image ID) to --registry.
 
     Pushes the immutable and the moving tag, refuses unverified images (exit 10) and
     never overwrites an immutable tag that names another image (exit 12); then reads
-    the manifests back, pulls the image by digest and runs one command in it.
+    the manifests back, pulls the image by digest and runs one command in it. With
+    --sign, also attaches a scan (--scan-db or $DLBASE_VULN_DB) and the VEX about it.
     """
     host = validate.registry_host(host)  # a URL or a bad port: exit 2 before anything is touched
     validate.image_ref(image)
@@ -70,14 +74,17 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
         from dlbase.cli.commands._signing import private_key
 
         signer = private_key(sign_key)  # a wrong passphrase stops here, before anything is pushed
+    elif scan_db is not None:
+        raise click.UsageError("--scan-db goes with --sign (the scan is attached as a signed attestation)")
     engine = Engine()
     engine.ping()
     progress = PushProgress(quiet or as_json)
     local = publish.resolve(project, engine, image)
+    scan = _scan_inputs(project, scan_db) if signer is not None else None  # a bad database or VEX: before pushing
     if force:
         ui.warn("--force: the verification requirement is waived; the report records it")
     body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
-                           signer=signer, host_label=host_label)
+                           signer=signer, host_label=host_label, scan=scan)
     if as_json:
         ui.emit_json({"ok": True, **body})
         return
@@ -97,4 +104,24 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
                 f"attached {len(new)} new attestation(s) ({', '.join(new) or 'none'}), "
                 f"{len(s['attestations']) - len(new)} already there: {s['seconds']:.1f}s, "
                 f"{s['registry_bytes']:,} bytes added to the registry")
+    if body.get("signing"):
+        scanned = body["signing"]["scan"]
+        if scanned["attached"]:
+            counts = ", ".join(f"{n} {level.lower()}" for level, n in scanned["counts"].items() if n) or "none"
+            ui.info(f"scan attached: open findings {counts}; {scanned['vex_applied']} answered by VEX; "
+                    f"database newest record {scanned['database_newest']}")
+        else:
+            ui.warn(scanned["reason"])
+        ui.info(f"VEX attached: {scanned['vex_statements']} statement(s) about this image" if scanned["vex_statements"]
+                else "VEX: no statement in images/vex is about this image")
     ui.info(f"report: {body['report_file']}\nsbom: {body['sbom_file']}")
+
+
+def _scan_inputs(project, scan_db: Path | None):
+    """The database (None when neither --scan-db nor $DLBASE_VULN_DB names one) and VEX."""
+    from dlbase.trust.attach import ScanInputs
+    from dlbase.vuln import db as db_mod
+    from dlbase.vuln import image_scan
+
+    named = db_mod.configured(scan_db)
+    return ScanInputs(database=db_mod.load(named) if named else None, statements=image_scan.statements(project))

@@ -7,14 +7,15 @@ from pathlib import Path
 import click
 
 from dlbase.cli import ui
-from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
+from dlbase.cli.commands.common import attest_options, json_option, open_project, project_options, variant_spec
 from dlbase.core import fsutil
 from dlbase.core.errors import DlbaseError, ExitCode, FileProblem, ImageMismatch, Missing
 from dlbase.examine import report as image_reports
 from dlbase.define.lock import read_lock
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import report as report_mod
-from dlbase.vuln import attestation, severity, update, vex
+from dlbase.vuln import attestation as attestation_mod
+from dlbase.vuln import image_scan, severity, update, vex
 from dlbase.vuln.inventory import Inventory
 
 class VulnerabilitiesFound(DlbaseError):
@@ -44,17 +45,35 @@ class VulnerabilitiesFound(DlbaseError):
               help="also write the result as cosign's vuln predicate (for `cosign attest --type vuln`)")
 @click.option("--from-lock", is_flag=True,
               help="scan the variant's requirements.lock instead of an image (Python packages only, no OS packages)")
+@attest_options(attest_help="IMAGE is REGISTRY/REPO@sha256:...: pull it by digest if needed, scan it, and append "
+                            "the signed scan (cosign's vuln predicate) to its attestations (the image is not "
+                            "pushed again)",
+                key_help="with --attest: the private key that signs the scan (a publisher's, or a scanner key "
+                         "the consumers' trust policy lists under scanners; cosign.key or env://NAME)")
 @project_options
 @json_option
 def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems: tuple[str, ...], base_url: str,
             fail_on: str | None, max_db_age: float, vex_dir: Path | None, no_vex: bool, predicate_out: Path | None,
-            from_lock: bool,
+            from_lock: bool, attest: bool, attest_key: str | None,
             matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """List the known vulnerabilities (OSV advisories) of IMAGE's Python and OS packages.
 
     IMAGE is a variant (its newest build), a tag, a reference or an image ID; none is the
     matrix's default variant. A VEX statement in images/vex/ that answers a finding moves
-    it to its own section with the team's justification."""
+    it to its own section with the team's justification.
+
+    With --attest --key KEY, IMAGE is REGISTRY/REPO@sha256:... (a published image): the
+    fresh scan is signed and appended to its attestations, so last month's image is
+    re-scanned against today's database without a rebuild."""
+    attestation = None
+    if attest:
+        if from_lock or do_update:
+            raise click.UsageError("--attest scans a published image: not with --from-lock or --update")
+        from dlbase.cli.commands import _attest
+
+        attestation = _attest.prepare(image, attest_key)  # the key (and passphrase) before anything is pulled
+    elif attest_key:
+        raise click.UsageError("--key goes with --attest")
     if do_update:
         folder = db_mod.resolve_path(db_dir)
         got = update.download(folder, list(ecosystems) or list(update.DEFAULT_ECOSYSTEMS), base_url=base_url)
@@ -72,21 +91,25 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
     project = open_project(matrix_file, compat_file)
     if vex_dir is not None and not vex_dir.is_dir():
         raise Missing(f"--vex {vex_dir}: no such folder", hint="name the folder of OpenVEX documents (default images/vex)")
-    statements = [] if no_vex else vex.load_dir(vex_dir or project.root / vex.DEFAULT_DIR,
-                                                products=vex.known_products(project.matrix))
+    statements = [] if no_vex else image_scan.statements(project, vex_dir)
     if from_lock:
         spec = variant_spec(project, image)
         lock = read_lock(project.variant_dir(spec.name) / "requirements.lock")
         inventory = Inventory(os_ecosystem=None, os_pretty=None, python={p.name: p.version for p in lock.packages})
         target = vex.Target(variant=spec.name, repository=project.matrix.repository)
-        subject, lock, image_id = f"{spec.name} (requirements.lock)", None, None
+        scan = report_mod.build(f"{spec.name} (requirements.lock)", inventory, database, statements=statements,
+                                target=target, lock=None, max_age_days=max_db_age, lock_only=True)
+        image_id = None
     else:
-        inventory, target, subject, lock, image_id = _read_image(project, image, as_json)
-    scan = report_mod.build(subject, inventory, database, statements=statements, target=target, lock=lock,
-                            max_age_days=max_db_age, lock_only=from_lock)
+        scan, image_id = _scan_image(project, image, database, statements, max_db_age, attestation, as_json)
+    subject = scan.subject
     body = scan.to_dict()
+    if attestation is not None:
+        body["attestation"] = attestation.attach_statements(
+            [(attestation_mod.VULN_TYPE, attestation_mod.vuln_predicate(scan, parameters=_parameters(no_vex)))],
+            say=lambda m: None if as_json else ui.info(m))
     if predicate_out is not None:
-        fsutil.write_json_atomic(predicate_out, attestation.vuln_predicate(scan), sort_keys=False)
+        fsutil.write_json_atomic(predicate_out, attestation_mod.vuln_predicate(scan), sort_keys=False)
         body["predicate_file"] = str(predicate_out)
     if image_id is not None:
         try:
@@ -110,25 +133,25 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
                                             "statement in images/vex/ if it does not apply to this image")
 
 
-def _read_image(project, image: str | None, as_json: bool):
+def _scan_image(project, image: str | None, database, statements, max_db_age: float, attestation, as_json: bool):
+    """Scan a local image, or (with --attest) the published digest, pulled first if needed."""
     from dlbase.engine import Engine
-    from dlbase.examine import local_image
-    from dlbase.vuln.image_read import read_inventory
 
     engine = Engine()
     engine.ping()
-    located = local_image.locate(project, engine, image)
-    if not as_json:
-        ui.info(f"reading the installed packages of {located.ref}")
-    inventory = read_inventory(engine, located.ref)
-    inspect = located.inspect
-    digests = [located.image_id] + [d.split("@", 1)[1] for d in inspect.get("RepoDigests") or [] if "@" in d]
-    target = vex.Target(variant=located.variant, repository=project.matrix.repository,
-                        refs=tuple(inspect.get("RepoTags") or ()) + (located.ref,), digests=tuple(digests))
-    lock = None
-    if located.variant:
-        lock = read_lock(project.variant_dir(located.variant) / "requirements.lock")
-    return inventory, target, located.ref, lock, located.image_id
+    say = (lambda _m: None) if as_json else ui.info
+    refs: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ()
+    if attestation is not None:
+        image = attestation.ensure_local(engine, say)
+        refs, digests = (attestation.subject.reference,), (attestation.subject.digest,)
+    scan, located = image_scan.scan(project, engine, image, database, statements=statements,
+                                    max_age_days=max_db_age, refs=refs, digests=digests, say=say)
+    return scan, located.image_id
+
+
+def _parameters(no_vex: bool) -> list[str]:
+    return ["dlbase", "scan", "--attest"] + (["--no-vex"] if no_vex else [])
 
 
 def _print(scan: report_mod.ScanReport, body: dict) -> None:

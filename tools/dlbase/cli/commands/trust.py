@@ -12,9 +12,18 @@ from dlbase.cli.commands.common import json_option
 from dlbase.core import reference
 from dlbase.trust import policyfile
 from dlbase.trust.policy import TrustPolicy
+from dlbase.vuln import severity
 
 
 def policy_options(fn):
+    fn = click.option("--scan-fail-on", default=None, metavar="SEVERITY",
+                      type=click.Choice([lv.lower() for lv in severity.LEVELS], case_sensitive=False),
+                      help="the newest scan must show no finding VEX does not answer at or above this severity")(fn)
+    fn = click.option("--max-scan-age", default=None, metavar="AGE",
+                      help="the newest scan by a publisher or scanner key must be at most this old (12h, 7d, 2w)")(fn)
+    fn = click.option("--scanner", "scanner_specs", multiple=True, metavar="LABEL=PUB",
+                      help="a scan job's public key: its scans (`dlbase scan REF@DIGEST --attest`) count, nothing "
+                           "else it signs; repeatable")(fn)
     fn = click.option("--min-driver", default=None, metavar="VERSION",
                       help="a passing GPU verification on a host with at least this NVIDIA driver")(fn)
     fn = click.option("--gpu-arch", default=None, metavar="sm_XX",
@@ -34,23 +43,26 @@ def policy_options(fn):
 
 
 def policy_from(policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...],
-                require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None) -> TrustPolicy:
+                require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None,
+                scanner_specs: tuple[str, ...] = (), max_scan_age: str | None = None,
+                scan_fail_on: str | None = None) -> TrustPolicy:
+    """The policy of :func:`policy_options`' values (pass them as keywords)."""
     return policyfile.from_cli(policy_file, key_sources, verifier_specs, require_gpu_verified=require_gpu_verified,
-                               gpu_arch=gpu_arch, min_driver=min_driver)
+                               gpu_arch=gpu_arch, min_driver=min_driver, scanner_specs=scanner_specs,
+                               max_scan_age=max_scan_age, scan_fail_on=scan_fail_on)
 
 
 @click.command("trust")
 @click.argument("ref")
 @policy_options
 @json_option
-def command(ref: str, policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...],
-            require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None, as_json: bool) -> None:
+def command(ref: str, as_json: bool, **policy_args) -> None:
     """Check REF (REGISTRY/REPO:TAG or @sha256:...): its signature, every attestation's
     signature and subject, and the policy. Exit 16 unsigned, 17 bad signature or wrong
     key, 18 a statement about another digest, 19 the policy is not met, 20 signed for
     another repository or not for this tag."""
     reference.parse(ref, where="REF")  # a malformed REF is exit 2 before keys are read or a registry asked
-    policy = policy_from(policy_file, key_sources, verifier_specs, require_gpu_verified, gpu_arch, min_driver)
+    policy = policy_from(**policy_args)
     body = _trustview.check(ref, policy)
     if as_json:
         ui.emit_json(body)

@@ -10,7 +10,7 @@ from dlbase.cli import ui
 from dlbase.core import signals, validate
 from dlbase.verify import runner as verify_mod
 from dlbase.verify.report import ONLY, VerifyReport
-from dlbase.cli.commands.common import json_option, open_project, project_options
+from dlbase.cli.commands.common import attest_options, json_option, open_project, project_options
 from dlbase.engine import Engine
 from dlbase.core.errors import VerifyFailed
 
@@ -66,12 +66,10 @@ def print_summary(report: VerifyReport) -> None:
               help="write the JSON report here (default .dlbase/reports/verify-<id>.json)")
 @click.option("--label", "labels", multiple=True, metavar="dlbase.KEY=VALUE",
               help="extra label on the containers verify starts (repeatable), e.g. a CI run ID")
-@click.option("--attest", is_flag=True,
-              help="IMAGE is REGISTRY/REPO@sha256:...: pull it by digest, verify, and append this host's "
-                   "signed verification attestation to it in the registry (the image is not pushed again)")
-@click.option("--key", "attest_key", default=None, metavar="KEY",
-              help="with --attest: this host's own private verifier key (`dlbase key generate --role verifier`; "
-                   "cosign.key or env://NAME), never the publisher's")
+@attest_options(attest_help="IMAGE is REGISTRY/REPO@sha256:...: pull it by digest, verify, and append this host's "
+                            "signed verification attestation to it in the registry (the image is not pushed again)",
+                key_help="with --attest: this host's own private verifier key (`dlbase key generate --role "
+                         "verifier`; cosign.key or env://NAME), never the publisher's")
 @click.option("--host-label", default=None, metavar="LABEL",
               help="with --attest: this host's name in the attestation (e.g. gpu-h200-01)")
 @project_options
