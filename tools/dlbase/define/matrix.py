@@ -147,6 +147,7 @@ class Matrix:
     variants: list[Variant] = field(default_factory=list)
     layers: tuple[LayerGroup, ...] = ()
     installer: Installer = field(default_factory=Installer)
+    augmentations: dict[str, Augmentation] = field(default_factory=dict)  # the libraries a variant may choose
 
     def get(self, name: str) -> Variant:
         for v in self.variants:
@@ -416,7 +417,8 @@ def load(path: Path, display: str | None = None) -> Matrix:
                   lineno=yamlio.lineno_of(data, "default"))
     probs.raise_if_any()
     return Matrix(path=name, default=default, repository=str(data["repository"]), packages=packages,
-                  flavors=flavors, bases=bases, variants=variants, layers=layers, installer=installer)
+                  flavors=flavors, bases=bases, variants=variants, layers=layers, installer=installer,
+                  augmentations=augmentations)
 
 
 def _augmentations(probs: _Problems, node: Any) -> dict[str, Augmentation]:
