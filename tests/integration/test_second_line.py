@@ -1,6 +1,7 @@
 """The second line (torch 2.14 on CUDA 13.0 and Debian 13) on a real daemon: signed and
 attested like the default (a small image on its Debian 13 base, fast), and, once per CI
-run (slow), its real runtime image built and verified through the CLI.
+run (slow), its real runtime image built and verified through the CLI, then albumentationsx
+tried on top of it offline (the choice no committed variant makes yet).
 
 The slow test is in CI because it fits: on the CI machine the default build, verify and
 push take about 15 minutes, this line's runtime cold about 8 more (bootstrap 21 s, wheel
