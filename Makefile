@@ -1,6 +1,7 @@
 # dlbase - every target documents itself: `make help`.
 # Two commands set up a fresh Debian/Ubuntu machine (as root):
 #   make all    build and verify the default image
+#   make all-lines   ... and the runtime of every other line (torch 2.14 on Debian 13)
 #   make test   run every test, as CI does (.ci/run)
 
 SHELL := /bin/bash
@@ -13,13 +14,21 @@ VARIANT ?=
 REQUIRE_GPU ?=
 VERIFY_FLAGS := $(if $(REQUIRE_GPU),--require-gpu,)
 STAMP := $(VENV)/.installed
+# The runtime of every line that builds with no registry (its base is bootstrapped here):
+# read from the rendered variant folders, so a line added to images/matrix.yaml and
+# rendered joins `make all-lines` with no edit here. Override: LINES="VARIANT ...".
+LINES ?= $(patsubst images/%/Dockerfile,%,$(wildcard images/torch*-runtime-debian*/Dockerfile))
 
 .PHONY: help
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: all
-all: setup base build verify ## set up the host, bootstrap the base, build and verify the default image (the main job)
+all: setup base build verify ## set up the host, bootstrap the Debian bases, build and verify the default image (the main job)
+
+.PHONY: all-lines
+all-lines: setup base ## `make all` for every line: build and verify each line's runtime on its bootstrapped Debian base (LINES)
+	@set -e; for v in $(LINES); do echo "== $$v"; $(DLBASE) build $$v; $(DLBASE) verify $(VERIFY_FLAGS) $$v; done
 
 .PHONY: setup
 setup: host venv ## install everything: host packages (Docker engine, debootstrap, registry) and the Python venv
@@ -62,8 +71,8 @@ lock-check: venv ## fail when a lock is stale against the matrix/compat data
 	$(DLBASE) lock --check
 
 .PHONY: base
-base: venv ## bootstrap the local Debian 12 base image (debootstrap + docker import); idempotent
-	$(DLBASE) base bootstrap
+base: venv ## bootstrap every local Debian base the matrix names (12 and 13: debootstrap + docker import); idempotent
+	$(DLBASE) base bootstrap --all
 
 .PHONY: build
 build: venv ## build VARIANT (default: the matrix's default variant) on the local daemon

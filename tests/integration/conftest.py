@@ -72,6 +72,21 @@ def debian_base(engine: Engine) -> base.BaseImage:
         pytest.skip(f"cannot make the Debian base image: {exc.message}")
 
 
+@pytest.fixture(scope="session")
+def debian13_base(engine: Engine) -> base.BaseImage:
+    """The matrix's Debian 13 bootstrap base (the second line's), bootstrapped once if
+    absent; shared like ``debian_base`` and so never session-labelled."""
+    from dlbase.core.project import Project
+
+    spec = Project.discover(ROOT).matrix.bases["debian13"]
+    try:
+        return base.bootstrap(engine, repository=spec.image, tag=spec.tag, suite=spec.suite or base.DEFAULT_SUITE)
+    except errors.DlbaseError as exc:
+        if _require_docker():
+            raise
+        pytest.skip(f"cannot make the Debian 13 base image: {exc.message}")
+
+
 @pytest.fixture
 def context_dir(tmp_path: Path, debian_base: base.BaseImage):
     """Write a build context: ``context_dir("RUN ...", "RUN ...")`` -> its directory."""

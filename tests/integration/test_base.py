@@ -87,3 +87,19 @@ def test_existing_image_needs_neither_debootstrap_nor_network(engine: Engine, de
     monkeypatch.setenv("PATH", str(tmp_path))
     again = base.bootstrap(engine, mirror="http://127.0.0.1:9/debian")
     assert again.image_id == debian_base.image_id
+
+
+def test_bootstrap_all_makes_every_bootstrap_base_of_the_matrix(engine: Engine, debian_base: base.BaseImage,
+                                                                debian13_base: base.BaseImage) -> None:
+    """`make base` runs `--all`: both Debian bases, reused here (a dead mirror proves no
+    network was needed), one JSON document listing each."""
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "dlbase", "base", "bootstrap", "--all", "--json",
+                          "--mirror", "http://127.0.0.1:9/debian"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)["bases"]
+    assert [(r["ref"], r["image_id"], r["created"]) for r in rows] == [
+        (debian_base.ref, debian_base.image_id, False), (debian13_base.ref, debian13_base.image_id, False)]

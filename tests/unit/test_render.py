@@ -412,11 +412,13 @@ class TestDockerfileProperties:
         line = rel["lines"][v["line"]]
         labels = labels_of(instructions(rendered[name]))
         packages = {**raw_matrix["packages"], **(v.get("packages") or {})}
+        choices = raw_matrix["augmentations"]
+        augmentation = choices[v.get("augmentation") or next(iter(choices))]
         want = {
             "dlbase.variant": name, "dlbase.flavor": v["flavor"], "dlbase.torch": v["torch"],
             "dlbase.torchvision": rel["torchvision"], "dlbase.cuda": line["cuda"],
             "dlbase.cuda-line": v["line"], "dlbase.cudnn": line["cudnn"], "dlbase.nccl": line["nccl"],
-            "dlbase.python": v["python"], "dlbase.albumentations": packages["albumentations"],
+            "dlbase.python": v["python"], "dlbase.albumentations": augmentation["version"],
             "dlbase.opencv": packages["opencv-python-headless"], "dlbase.numpy": packages["numpy"],
             "dlbase.min-driver": raw_compat["cuda"][line["cuda"]]["min_driver"],
             "dlbase.jupyter": "true" if raw_matrix["flavors"][v["flavor"]]["jupyter"] else "false",

@@ -353,6 +353,25 @@ def test_the_benchmark_files_come_from_the_installed_suite_not_a_checkout(tmp_pa
     assert files["bench_data.py"] == (suites.image_dir() / "bench_data.py").read_bytes()
 
 
+def test_the_benchmark_ships_every_suite_module_its_scripts_import():
+    """The scripts run in the container from a bare folder: a module of the suite they
+    import and the benchmark does not copy fails there (ModuleNotFoundError), in every image."""
+    import ast
+
+    from dlbase import suites
+
+    src = suites.image_dir()
+    local = {p.stem for p in src.glob("*.py")}
+    imported = set()
+    for name in bench_data.SCRIPT_FILES:
+        for node in ast.walk(ast.parse((src / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+    assert {f"{m}.py" for m in imported & local} <= set(bench_data.SCRIPT_FILES)
+
+
 @pytest.mark.parametrize("blocker, args", [(".dlbase", []), (".dlbase/bench", []),
                                            ("plots", ["--png", "plots/out.png"])])
 def test_an_unwritable_output_stops_bench_data_before_any_work(cli, project_copy, monkeypatch, blocker, args):

@@ -5,6 +5,7 @@ family leaves unchanged."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from dlbase.build import base as base_mod
 from dlbase.core.errors import ExitCode
@@ -53,3 +54,60 @@ def test_image_facts_list_only_pairs_of_the_images_cuda_family():
     assert [p["torch"] for p in new["compatible_pairs"]] == ["2.14.1"]
     committed = json.loads((project.variant_dir(DEFAULT) / "image.json").read_text())
     assert committed["compatible_pairs"] == old["compatible_pairs"]
+
+
+def test_base_bootstrap_all_and_base_together_is_refused(cli):
+    res = cli("base", "bootstrap", "--all", "--base", "debian13")
+    assert res.code == ExitCode.INVALID_INPUT
+    assert "--all and --base" in res.err and "Traceback" not in res.err
+
+
+# ------------------------------------------------------------------ the augmentation choice
+
+CHOOSE_X = ("    flavor: runtime\n    python: \"3.13\"\n    base: debian13\n",
+            "    flavor: runtime\n    python: \"3.13\"\n    base: debian13\n    augmentation: albumentationsx\n")
+
+
+def test_a_variant_that_chooses_albumentationsx_ships_it_instead_of_albumentations(project_copy, edit):
+    edit(project_copy / "images" / "matrix.yaml", *CHOOSE_X)
+    project = Project.discover(project_copy)
+    chosen, default = project.matrix.get(NEW), project.matrix.get(DEFAULT)
+    assert chosen.packages["albumentationsx"] == "2.5.1" and "albumentations" not in chosen.packages
+    assert default.packages["albumentations"] == "2.0.8" and "albumentationsx" not in default.packages
+    assert BuildSpec.of(project.compat, chosen).versions()["albumentations"] == "2.5.1"  # the module's version
+
+
+def test_albumentationsx_telemetry_is_off_in_its_image_only(project_copy, edit):
+    """The env of the chosen library goes into its Dockerfile's ENV; a variant on the MIT
+    library (every committed one) renders none of it, so their Dockerfiles stay as they are."""
+    from dlbase.define import render
+
+    edit(project_copy / "images" / "matrix.yaml", *CHOOSE_X)
+    project = Project.discover(project_copy)
+    env = render.environment(project.templates_dir)
+    text = render.dockerfile(project, BuildSpec.of(project.compat, project.matrix.get(NEW)), env)
+    env_block = text.split("ENV ", 1)[1].split("\n\n", 1)[0]
+    assert "    ALBUMENTATIONS_NO_TELEMETRY=1 \\\n" in env_block and "    ALBUMENTATIONS_OFFLINE=1 \\\n" in env_block
+    assert "NO_ALBUMENTATIONS_UPDATE=1" in env_block
+    plain = render.dockerfile(project, BuildSpec.of(project.compat, project.matrix.get(DEFAULT)), env)
+    assert "TELEMETRY" not in plain
+    assert plain == (Path(project.variant_dir(DEFAULT)) / "Dockerfile").read_text()
+
+
+def test_check_warns_naming_agpl_where_albumentationsx_is_chosen(project_copy, edit, cli):
+    edit(project_copy / "images" / "matrix.yaml", *CHOOSE_X)
+    (project_copy / "images" / NEW / "requirements.lock").unlink()  # the pins speak until it is re-locked
+    res = cli("check", "--json")
+    body = json.loads(res.out)  # one JSON document
+    [entry] = [v for v in body["results"] if v["name"] == NEW]
+    messages = [f["message"] for f in entry["findings"]]
+    assert f"{NEW} ships albumentationsx, licensed AGPL-3.0-only" in " ".join(messages), messages
+    assert not any("installs both" in m for m in messages)  # the choice replaced albumentations
+
+
+def test_an_unknown_augmentation_is_refused(project_copy, edit, cli):
+    edit(project_copy / "images" / "matrix.yaml", CHOOSE_X[0],
+         CHOOSE_X[0] + "    augmentation: kornia\n")
+    res = cli("check")
+    assert res.code == ExitCode.INVALID_INPUT
+    assert "augmentation 'kornia' is not under 'augmentations'" in res.err and "Traceback" not in res.err

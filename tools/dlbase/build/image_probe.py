@@ -42,6 +42,7 @@ def probe():
                       ("numpy", "numpy"), ("cudnn_wheel", "nvidia-cudnn-cu12"),
                       ("cudnn_wheel_cu11", "nvidia-cudnn-cu11"), ("nccl_wheel", "nvidia-nccl-cu12")):
         out[key] = _dist_version(dist)
+    out["albumentations"] = out["albumentations"] or _dist_version("albumentationsx")  # same module, either library
     if out.get("torchvision"):
         out["torchvision"] = out["torchvision"].split("+")[0]
     try:

@@ -25,7 +25,8 @@ LINE_RE = re.compile(r"^cu\d{3}$")
 APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 TOP_KEYS = {"schema": False, "default": True, "repository": True, "packages": True,
-            "flavors": True, "bases": True, "variants": True, "layers": False, "installer": False}
+            "flavors": True, "bases": True, "variants": True, "layers": False, "installer": False,
+            "augmentations": False}
 FLAVOR_KEYS = {"description": True, "packages": True, "apt": True, "compiler": True, "jupyter": True,
                "extends": False}
 INSTALLER_KEYS = {"tool": True, "version": False}
@@ -35,7 +36,8 @@ LAYER_KEYS = {"name": True, "match": False, "closure": False, "flavor": False}
 BASE_KEYS = {"image": True, "tag": True, "source": True, "os": True, "python": True,
              "cuda_toolkit": True, "digest": False, "suite": False}
 VARIANT_KEYS = {"name": True, "torch": True, "line": True, "flavor": True, "python": True,
-                "base": True, "packages": False}
+                "base": True, "packages": False, "augmentation": False}
+AUGMENTATION_KEYS = {"version": True, "env": False}
 BASE_SOURCES = ("registry", "bootstrap")
 
 
@@ -102,6 +104,18 @@ class Variant:
     base: Base
     packages: dict[str, str]  # shared pins merged with flavor and variant overrides
     line_no: int | None = None
+    augmentation: str | None = None  # the augmentation library chosen (a key of `augmentations:`)
+    augmentation_env: dict[str, str] = field(default_factory=dict)  # its run-time settings (telemetry off)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """One augmentation library a variant may choose; the choices provide the same module
+    (`albumentations`), so a variant ships exactly one, and its ``env`` switches off what
+    the library does at run time that an image must not (telemetry)."""
+    name: str
+    version: str
+    env: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,7 @@ class Matrix:
     variants: list[Variant] = field(default_factory=list)
     layers: tuple[LayerGroup, ...] = ()
     installer: Installer = field(default_factory=Installer)
+    augmentations: dict[str, Augmentation] = field(default_factory=dict)  # the libraries a variant may choose
 
     def get(self, name: str) -> Variant:
         for v in self.variants:
@@ -255,6 +270,7 @@ def load(path: Path, display: str | None = None) -> Matrix:
     probs.raise_if_any()
 
     packages = _pins(probs, data["packages"], "packages")
+    augmentations = _augmentations(probs, data.get("augmentations"))
     repository = data["repository"]
     if not isinstance(repository, str):
         probs.add(f"repository must be a string like dlbase/pytorch, not {type(repository).__name__}",
@@ -384,12 +400,15 @@ def load(path: Path, display: str | None = None) -> Matrix:
             probs.add(f"base '{bname}' is not defined under 'bases' (defined: {', '.join(bases)})",
                       variant=vname, field_name="base", lineno=yamlio.lineno_of(vnode, "base"))
         overrides = _pins(probs, vnode.get("packages"), "packages", variant=vname)
+        chosen = _chosen_augmentation(probs, vnode, vname, augmentations)
         _check_name_agrees(probs, vname, lineno=lineno, lname=lname, torch=torch, flavor=fname, flavors=flavors)
         if torch and fname in flavors and bname in bases and LINE_RE.match(lname) and PY_RE.match(python):
             flavor = flavors[fname]
             variants.append(Variant(
                 name=vname, torch=torch, line=lname, flavor=flavor, python=python, base=bases[bname],
-                packages={**packages, **flavor.packages, **overrides}, line_no=lineno,
+                packages={**({chosen.name: chosen.version} if chosen else {}), **packages, **flavor.packages,
+                          **overrides}, line_no=lineno,
+                augmentation=chosen.name if chosen else None, augmentation_env=dict(chosen.env) if chosen else {},
             ))
 
     default = str(data["default"])
@@ -398,7 +417,49 @@ def load(path: Path, display: str | None = None) -> Matrix:
                   lineno=yamlio.lineno_of(data, "default"))
     probs.raise_if_any()
     return Matrix(path=name, default=default, repository=str(data["repository"]), packages=packages,
-                  flavors=flavors, bases=bases, variants=variants, layers=layers, installer=installer)
+                  flavors=flavors, bases=bases, variants=variants, layers=layers, installer=installer,
+                  augmentations=augmentations)
+
+
+def _augmentations(probs: _Problems, node: Any) -> dict[str, Augmentation]:
+    """``augmentations:``: NAME -> {version, env}; the first is what a variant without an
+    ``augmentation:`` key ships. Absent: none (the pins under ``packages:`` are all)."""
+    if node is None:
+        return {}
+    if not isinstance(node, dict) or not node:
+        probs.add("augmentations must map library names to {version: ..., env: {...}}", field_name="augmentations")
+        return {}
+    out: dict[str, Augmentation] = {}
+    for name, spec in node.items():
+        where = f"augmentations.{name}"
+        if not isinstance(spec, dict):
+            probs.add(f"{where} must be a mapping with a version (and optionally env)", field_name="augmentations",
+                      lineno=yamlio.lineno_of(node, name))
+            continue
+        _check_keys(probs, spec, AUGMENTATION_KEYS, what=where)
+        version = _check_version(probs, spec, "version") if "version" in spec else None
+        env = spec.get("env") or {}
+        if not isinstance(env, dict) or not all(isinstance(k, str) and re.fullmatch(r"[A-Z_][A-Z0-9_]*", k)
+                                                and isinstance(v, str) for k, v in env.items()):
+            probs.add(f"{where}.env must map NAME to a quoted string (\"1\")", field_name="augmentations",
+                      lineno=yamlio.lineno_of(node, name))
+            env = {}
+        if version:
+            out[str(name)] = Augmentation(name=str(name), version=version, env={str(k): str(v) for k, v in env.items()})
+    return out
+
+
+def _chosen_augmentation(probs: _Problems, vnode: dict, vname: str,
+                         augmentations: dict[str, Augmentation]) -> Augmentation | None:
+    """The variant's ``augmentation:`` (default: the first of ``augmentations:``)."""
+    if "augmentation" not in vnode:
+        return next(iter(augmentations.values()), None)
+    name = str(vnode["augmentation"])
+    if name not in augmentations:
+        probs.add(f"augmentation '{name}' is not under 'augmentations' (defined: {', '.join(augmentations) or 'none'})",
+                  variant=vname, field_name="augmentation", lineno=yamlio.lineno_of(vnode, "augmentation"))
+        return None
+    return augmentations[name]
 
 
 def _installer(probs: _Problems, data: Any, node: Any) -> Installer:

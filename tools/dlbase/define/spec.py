@@ -118,7 +118,7 @@ class BuildSpec:
             "cudnn": self.line.cudnn,
             "nccl": self.line.nccl,
             "python": self.variant.python,
-            "albumentations": pk.get("albumentations"),
+            "albumentations": pk.get(self.variant.augmentation or "albumentations"),  # the module's, either library
             "opencv": pk.get("opencv-python-headless"),
             "numpy": pk.get("numpy"),
         }
