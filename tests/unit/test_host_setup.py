@@ -8,6 +8,7 @@ dockerd...) that record what they were asked; nothing is installed on this machi
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ def _stub(bin_dir: Path, name: str, body: str) -> None:
 
 
 def run_setup(tmp_path: Path, *, daemon: bool, installed: set[str], commands: set[str],
-              codename: str = "bookworm", simulated: str = "") -> tuple[int, str, str]:
+              codename: str = "bookworm", simulated: str = "", server: str = "",
+              buildx: bool = True) -> tuple[int, str, str]:
     """Run setup.sh; ``simulated`` is what the stub ``apt-get install -s`` prints. apt's
     configuration folder is tmp_path/etc-apt, the os-release names ``codename``."""
     bin_dir = tmp_path / "bin"
@@ -37,19 +39,28 @@ def run_setup(tmp_path: Path, *, daemon: bool, installed: set[str], commands: se
     (apt_etc / "sources.list.d").mkdir(parents=True, exist_ok=True)
     (apt_etc / "preferences.d").mkdir(parents=True, exist_ok=True)
     (tmp_path / "os-release").write_text(f'ID=debian\nVERSION_CODENAME={codename}\n')
-    _stub(bin_dir, "docker", "exit 0" if daemon else "exit 1")
+    # The stub daemon answers `docker version -f` with ``server`` and `docker buildx version`
+    # only when ``buildx``; any other call succeeds when ``daemon``.
+    _stub(bin_dir, "docker", f'[ "$1" = buildx ] && {{ {"echo buildx 0.13.1; exit 0" if buildx else "exit 1"}; }}; '
+                             f'[ "$1" = version ] && {{ {f"echo {server}; exit 0" if daemon else "exit 1"}; }}; '
+                             + ("exit 0" if daemon else "exit 1"))
     for name in commands:
         _stub(bin_dir, name, "sleep 0")
     # Only the stubs and the shell's basics: /usr/bin may hold the real dockerd, debootstrap...
     basics = tmp_path / "basics"
     basics.mkdir(exist_ok=True)
-    for tool in ("date", "printf", "sleep", "cat", "tail", "setsid", "nohup", "kill", "dirname"):
+    for tool in ("date", "printf", "sleep", "cat", "tail", "setsid", "nohup", "kill", "dirname", "mkdir",
+                 "grep", "head"):
         real = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
         if real.startswith("/") and not (basics / tool).exists():
             (basics / tool).symlink_to(real)
+    if not (basics / "python3").exists():  # daemon.json is merged with python3's json
+        (basics / "python3").symlink_to(sys.executable)
     env = {"PATH": f"{bin_dir}:{basics}", "HOME": str(tmp_path), "DLBASE_DOCKERD_TIMEOUT": "2",
            "DLBASE_DOCKERD_LOG": str(tmp_path / "dockerd.log"), "DLBASE_APT_ETC": str(apt_etc),
-           "DLBASE_OS_RELEASE": str(tmp_path / "os-release")}
+           "DLBASE_OS_RELEASE": str(tmp_path / "os-release"), "DLBASE_DOCKER_ETC": str(tmp_path / "etc-docker"),
+           # Never the real daemon's pid file: the replacement path kills what it names.
+           "DLBASE_DOCKER_PIDFILE": str(tmp_path / "docker.pid")}
     proc = subprocess.run(["/bin/bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=60)
     return proc.returncode, proc.stdout + proc.stderr, log.read_text() if log.exists() else ""
 
@@ -74,10 +85,43 @@ def test_nothing_missing_means_no_apt_at_all(tmp_path):
     assert "nothing to install" in out
 
 
-def test_bare_host_gets_docker_io(tmp_path):
+def test_bare_bookworm_host_gets_debian_13s_engine_cli_and_buildx_with_bookworms_containerd(tmp_path):
     code, out, apt = run_setup(tmp_path, daemon=False, installed=set(), commands=set())
-    assert "docker.io" in apt, (apt, out)
+    lines = apt.splitlines()
+    deps = "install -y -qq --no-install-recommends containerd runc tini iptables"
+    engine = "install -y -qq --no-install-recommends docker.io/trixie docker-cli/trixie docker-buildx/trixie cosign/trixie"
+    assert deps in lines and engine in lines, (apt, out)
+    assert lines.index(deps) < lines.index(engine)  # plain names first: bookworm's containerd, not trixie's
     assert code != 0 and "dockerd not found" in out  # the stub apt-get installed nothing
+
+
+def test_a_started_dockerd_gets_the_containerd_image_store_and_keeps_other_settings(tmp_path):
+    etc = tmp_path / "etc-docker"
+    etc.mkdir()
+    (etc / "daemon.json").write_text('{"log-level": "warn", "features": {"buildkit": true}}')
+    # dockerd 26 is here (a stub whose --version says so) and no daemon answers yet: it is started.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(bin_dir, "dockerd", 'echo "Docker version 26.1.5+dfsg1, build 411e817"')
+    code, out, apt = run_setup(tmp_path, daemon=False, installed={"ca-certificates"},
+                               commands={"debootstrap", "docker-registry", "htpasswd", "cosign"})
+    import json
+    config = json.loads((etc / "daemon.json").read_text())
+    assert config == {"log-level": "warn", "features": {"buildkit": True, "containerd-snapshotter": True}}, out
+    assert "docker.io" not in apt, apt  # a dockerd >= 26 is kept
+    assert "containerd image store turned on" in out and "starting dockerd" in out
+
+
+def test_an_older_docker_ce_daemon_is_kept_and_debian_s_old_docker_io_is_replaced(tmp_path):
+    # Docker CE 24 (not Debian's package): kept, never replaced.
+    code, out, apt = run_setup(tmp_path, daemon=True, installed={"ca-certificates"},
+                               commands=EVERYTHING_BUT_COSIGN | {"cosign"}, server="24.0.7")
+    assert code == 0 and "docker.io" not in apt and "keeping what is here" in out, (out, apt)
+    # Debian 12's own docker.io 20.10 answers: it is stopped and replaced by 26.1 (the stub has no pid file).
+    code, out, apt = run_setup(tmp_path, daemon=True, installed={"ca-certificates", "docker.io"},
+                               commands=EVERYTHING_BUT_COSIGN | {"cosign"}, server="20.10.24+dfsg1")
+    assert code != 0 and "docker.pid names no process" in out, out
+    assert "docker.io/trixie" not in apt  # nothing installed while the old daemon still runs
 
 
 # --------------------------------------------------------------------------- cosign from trixie

@@ -4,8 +4,15 @@
 # Why a script and not a README section: CI (.ci/run) and every developer machine start
 # bare, and whatever a session installs by hand is gone on the next machine. This script
 # is the one place that makes a host able to build, run and publish images:
-#   - docker.io        Debian's Docker engine (dockerd + CLI); no registry is reachable,
-#                      so everything the project builds starts from a local import
+#   - docker.io 26.1   the Docker engine with the containerd image store and BuildKit
+#     docker-cli       (buildx): on Debian 12, Debian 13's packages through the same pin
+#     docker-buildx    as cosign (bookworm's own docker.io is 20.10, out of support since
+#                      2023, and has no buildx). Their versioned dependencies (containerd
+#                      >= 1.4, runc >= 1.0, tini, libc6 >= 2.34) come from bookworm. A
+#                      machine whose daemon already answers keeps its Docker (a hosted
+#                      runner's Docker CE); a daemon older than 26 that is Debian's own
+#                      docker.io is replaced (stopped, upgraded, started), never run twice.
+#                      No registry is reachable, so every image starts from a local import.
 #   - debootstrap      builds the Debian 12 minbase rootfs that `docker import` turns
 #                      into the base image (tools/dlbase/build/base.py)
 #   - docker-registry  Debian's distribution 2.8, the real registry for publish tests
@@ -19,7 +26,9 @@
 #                      named as NAME/trixie), and a simulation first refuses any other
 #                      trixie package. Elsewhere it comes from the host's own sources, or
 #                      is reported missing (its tests then skip; CI fails them).
-# There is no systemd on these machines, so dockerd is started in the background here.
+# There is no systemd on these machines, so dockerd is started in the background here,
+# with /etc/docker/daemon.json turning the containerd image store on (merged into what the
+# file already holds): BuildKit's OCI exporter, and so digests two builds agree on, needs it.
 #
 # Idempotent: when every package is installed (or what it provides is already there) and a
 # daemon answers it does nothing (no apt-get update), so `make setup` / .ci/run can call it
@@ -32,12 +41,19 @@
 #   DLBASE_TRIXIE_MIRROR    the Debian mirror for trixie (default http://deb.debian.org/debian)
 #   DLBASE_APT_ETC          apt's configuration folder (default /etc/apt; tests point it elsewhere)
 #   DLBASE_OS_RELEASE       the os-release file read for the codename (default /etc/os-release)
+#   DLBASE_DOCKER_ETC       dockerd's configuration folder (default /etc/docker)
+#   DLBASE_DOCKER_PIDFILE   the running dockerd's pid file (default /var/run/docker.pid)
 set -euo pipefail
 
-PACKAGES=(docker.io debootstrap docker-registry apache2-utils ca-certificates)
+PACKAGES=(debootstrap docker-registry apache2-utils ca-certificates)
+ENGINE_PACKAGES=(docker.io docker-cli docker-buildx)
+MIN_ENGINE_MAJOR=26
+ENGINE_DEPENDENCIES=(containerd runc tini iptables)
 DOCKERD_TIMEOUT="${DLBASE_DOCKERD_TIMEOUT:-60}"
 DOCKERD_LOG="${DLBASE_DOCKERD_LOG:-/var/log/dlbase-dockerd.log}"
-TRIXIE_PACKAGES=(cosign)
+TRIXIE_PACKAGES=(docker.io docker-cli docker-buildx cosign)
+DOCKER_ETC="${DLBASE_DOCKER_ETC:-/etc/docker}"
+DOCKER_PIDFILE="${DLBASE_DOCKER_PIDFILE:-/var/run/docker.pid}"
 TRIXIE_MIRROR="${DLBASE_TRIXIE_MIRROR:-http://deb.debian.org/debian}"
 APT_ETC="${DLBASE_APT_ETC:-/etc/apt}"
 OS_RELEASE="${DLBASE_OS_RELEASE:-/etc/os-release}"
@@ -59,10 +75,6 @@ require_root() {
 # docker-ce, a hand-installed debootstrap) does not get the Debian package on top.
 provided() {
     case "$1" in
-        # A daemon that answers (Docker CE on a hosted runner, a remote DOCKER_HOST) or a
-        # dockerd this script can start: installing docker.io next to Docker CE would
-        # replace its containerd and break the runner's own Docker.
-        docker.io)       daemon_answers || command -v dockerd >/dev/null 2>&1 ;;
         debootstrap)     command -v debootstrap >/dev/null 2>&1 ;;
         docker-registry) command -v docker-registry >/dev/null 2>&1 ;;
         apache2-utils)   command -v htpasswd >/dev/null 2>&1 ;;
@@ -152,26 +164,88 @@ check_trixie_only_named() {
         [[ " ${TRIXIE_PACKAGES[*]} " == *" ${name} "* ]] || others+=("$name")
     done < <(apt-get install -s --no-install-recommends "$@")
     if [ "${#others[@]}" -gt 0 ]; then
-        die "installing $* would also take ${others[*]} from trixie; refusing (install cosign by hand)"
+        die "installing $* would also take ${others[*]} from trixie; refusing (install $* by hand)"
     fi
+}
+
+# The major version of a Docker binary's own --version line ("Docker version 26.1.5+dfsg1"), or 0.
+binary_major() {
+    local line
+    line=$("$@" --version 2>/dev/null || true)
+    [[ "$line" =~ version\ ([0-9]+)\. ]] && { printf '%s' "${BASH_REMATCH[1]}"; return; }
+    printf '0'
+}
+
+server_major() {
+    local v
+    v=$(docker version -f '{{.Server.Version}}' 2>/dev/null || true)
+    [[ "$v" =~ ^([0-9]+)\. ]] && { printf '%s' "${BASH_REMATCH[1]}"; return; }
+    printf '0'
+}
+
+# Debian's own docker.io is installed (so this script may replace it).
+debian_docker_io() {
+    [ "$(dpkg-query -W -f='${Status}' docker.io 2>/dev/null || true)" = "install ok installed" ]
+}
+
+# Prints the engine packages this host needs: none when a daemon it should keep answers
+# (any Docker >= 26, or a Docker that is not Debian's, e.g. Docker CE) or a dockerd >= 26 is
+# there to start; otherwise Debian 13's engine, CLI and buildx.
+missing_engine() {
+    if daemon_answers; then
+        if [ "$(server_major)" -ge "$MIN_ENGINE_MAJOR" ] || ! debian_docker_io; then
+            if ! docker buildx version >/dev/null 2>&1 && debian_docker_io; then
+                printf '%s\n' docker-buildx
+            fi
+            return
+        fi
+    elif command -v dockerd >/dev/null 2>&1 && [ "$(binary_major dockerd)" -ge "$MIN_ENGINE_MAJOR" ]; then
+        docker buildx version >/dev/null 2>&1 || printf '%s\n' docker-buildx
+        return
+    elif command -v dockerd >/dev/null 2>&1 && ! debian_docker_io; then
+        return  # a hand-installed engine of any version: start it, keep it
+    fi
+    printf '%s\n' "${ENGINE_PACKAGES[@]}"
+}
+
+# Stops the running dockerd that Debian's old docker.io started, before it is replaced.
+stop_old_dockerd() {
+    daemon_answers || return 0
+    local pid waited=0
+    pid=$(cat "$DOCKER_PIDFILE" 2>/dev/null || true)
+    [ -n "$pid" ] || die "Debian's docker.io $(docker version -f '{{.Server.Version}}' 2>/dev/null) answers but ${DOCKER_PIDFILE} names no process: stop it by hand, then run this again"
+    say "stopping Debian's dockerd $(docker version -f '{{.Server.Version}}' 2>/dev/null) (pid $pid) to replace it with 26.1"
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+        [ "$waited" -ge "$DOCKERD_TIMEOUT" ] && die "dockerd (pid $pid) did not stop within ${DOCKERD_TIMEOUT}s"
+        sleep 1
+        waited=$((waited + 1))
+    done
 }
 
 install_trixie_packages() {
     local pkg missing=() wanted=() release
-    for pkg in "${TRIXIE_PACKAGES[@]}"; do
-        if command -v "$pkg" >/dev/null 2>&1; then
-            say "$pkg already present"
-        else
-            missing+=("$pkg")
-        fi
-    done
+    mapfile -t missing < <(missing_engine)
+    [ "${#missing[@]}" -eq 0 ] && say "Docker engine: keeping what is here"
+    if command -v cosign >/dev/null 2>&1; then
+        say "cosign already present"
+    else
+        missing+=(cosign)
+    fi
     [ "${#missing[@]}" -eq 0 ] && return
+    [[ " ${missing[*]} " == *" docker.io "* ]] && stop_old_dockerd
     command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian/Ubuntu only"
     export DEBIAN_FRONTEND=noninteractive
     release=$(codename)
     if [ "$release" = "bookworm" ]; then
         add_trixie_source
         apt_update
+        if [[ " ${missing[*]} " == *" docker.io "* ]]; then
+            # Named first, from bookworm: `apt-get install docker.io/trixie` would otherwise
+            # take trixie's containerd for a dependency that bookworm's already satisfies.
+            say "installing the engine's dependencies from Debian 12: ${ENGINE_DEPENDENCIES[*]}"
+            apt-get install -y -qq --no-install-recommends "${ENGINE_DEPENDENCIES[@]}" >/dev/null
+        fi
         for pkg in "${missing[@]}"; do wanted+=("${pkg}/trixie"); done
         check_trixie_only_named "${wanted[@]}"
         say "installing from Debian 13 (trixie): ${missing[*]}"
@@ -191,6 +265,29 @@ install_trixie_packages() {
     done
 }
 
+# Turns the containerd image store on in daemon.json, keeping every other setting there.
+configure_dockerd() {
+    local file="${DOCKER_ETC}/daemon.json"
+    mkdir -p "$DOCKER_ETC"
+    if [ -f "$file" ] && grep -q '"containerd-snapshotter": *true' "$file"; then
+        return
+    fi
+    python3 - "$file" <<'PY' || die "${file} is not valid JSON: fix it or remove it, then run this again"
+import json, os, sys
+path = sys.argv[1]
+config = {}
+if os.path.exists(path):
+    with open(path) as fh:
+        config = json.load(fh)
+config.setdefault("features", {})["containerd-snapshotter"] = True
+with open(path + ".tmp", "w") as fh:
+    json.dump(config, fh, indent=2)
+    fh.write("\n")
+os.replace(path + ".tmp", path)
+PY
+    say "containerd image store turned on in ${file}"
+}
+
 # The `docker` found first on PATH may be a newer static client (a CI image may ship
 # one); the daemon is Debian's. Either client talks to the daemon through API
 # negotiation, so only the daemon's presence matters.
@@ -204,6 +301,7 @@ start_dockerd() {
         return
     fi
     command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
+    configure_dockerd
     if [ -n "${DOCKER_HOST:-}" ] && [ "${DOCKER_HOST}" != "unix:///var/run/docker.sock" ]; then
         die "DOCKER_HOST=${DOCKER_HOST} does not answer; this script only starts a local dockerd on /var/run/docker.sock (unset DOCKER_HOST or start that daemon)"
     fi
@@ -228,11 +326,25 @@ start_dockerd() {
     say "dockerd started (pid $pid, $(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?'), ${waited}s)"
 }
 
+# What the engine can do, said once: the builder dlbase will use and the image store.
+report_engine() {
+    local store buildx
+    store=$(docker info -f '{{.DriverStatus}}' 2>/dev/null || true)
+    buildx=$(docker buildx version 2>/dev/null | head -n1 || true)
+    if [ -n "$buildx" ]; then
+        say "BuildKit: ${buildx}"
+    else
+        say "no buildx: dlbase builds with the classic builder (--builder classic)"
+    fi
+    [[ "$store" == *io.containerd.snapshotter* ]] && say "image store: containerd" || say "image store: ${store:-?}"
+}
+
 main() {
     require_root
     install_packages
     install_trixie_packages
     start_dockerd
+    report_engine
     say "done in $(( $(date +%s) - START ))s"
 }
 
