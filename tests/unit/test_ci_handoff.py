@@ -12,7 +12,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from dlbase.define import render
+from dlbase.define import bakefile, render
 from dlbase.core import validate
 from dlbase.core.project import Project
 
@@ -47,7 +47,7 @@ def bake() -> dict:
 def test_bake_targets_name_existing_dockerfiles_and_the_variants_own_tags(bake: dict) -> None:
     project = Project.discover(ROOT)
     specs = render.specs_of(project)
-    moving = {row["variant"]: row["moving"] for row in render.tag_rows(project, specs)}
+    moving = {bakefile.target_name(row["variant"]): row["moving"] for row in render.tag_rows(project, specs)}
     targets = {name: body for block in bake["target"] for name, body in block.items()}
     assert sorted(targets) == sorted(moving)
     for name, body in targets.items():

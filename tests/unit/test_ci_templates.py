@@ -9,6 +9,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from dlbase.core.project import Project
+from dlbase.define import bakefile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,10 +34,10 @@ def test_bake_file_has_a_target_per_variant_with_its_dockerfile_and_moving_tag()
     project = Project.discover(ROOT)
     text = (ROOT / "ci" / "docker-bake.hcl").read_text()
     targets = re.findall(r'^target "([^"]+)" \{', text, flags=re.M)
-    assert targets == [v.name for v in project.matrix.variants]
+    assert targets == [bakefile.target_name(v.name) for v in project.matrix.variants]
     for v in project.matrix.variants:
-        block = text.split(f'target "{v.name}" {{', 1)[1].split("\n}", 1)[0]
+        block = text.split(f'target "{bakefile.target_name(v.name)}" {{', 1)[1].split("\n}", 1)[0]
         assert f'dockerfile = "images/{v.name}/Dockerfile"' in block
         major_minor = ".".join(v.torch.split(".")[:2]).replace(".", r"\.")
         assert re.search(rf'tags\s+= \["\$\{{REGISTRY\}}dlbase/pytorch:{major_minor}-{v.line}-', block)
-    assert f'targets = ["{project.matrix.default}"]' in text
+    assert f'targets = ["{bakefile.target_name(project.matrix.default)}"]' in text

@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from dlbase.core import fileset
+from dlbase.define import bakefile
 from dlbase.define import layering
 from dlbase.define import tags
 from dlbase.core import fileerrors
@@ -277,7 +278,8 @@ def outputs(project: Project) -> list[Output]:
     if bake.is_file():
         outs.append(Output(project.root / "ci" / "docker-bake.hcl",
                            _render(env, "docker-bake.hcl.j2", specs=specs, rows=tag_rows(project, specs),
-                                   repository=project.matrix.repository, project=project)))
+                                   repository=project.matrix.repository, project=project,
+                                   bake_target=bakefile.target_name)))
     workflow = project.templates_dir / "github-actions.yml.j2"
     if workflow.is_file():
         outs.append(Output(project.root / "ci" / "github-actions.yml",
