@@ -28,7 +28,7 @@ from dlbase.core.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sente
 
 # Verb modules, each exposing `command` (a click.Command). Order = order in --help.
 COMMANDS = [
-    "check", "render", "lint", "pin", "lock", "base", "build", "verify", "doctor",
+    "check", "render", "lint", "pin", "lock", "base", "build", "bake", "verify", "doctor",
     "push", "report", "diff", "rebuild_check", "bench",
     # trust (keys, signatures, pulls), running an image, and its layers
     "key", "trust", "pull", "run", "layers",
