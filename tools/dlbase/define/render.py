@@ -283,7 +283,8 @@ def outputs(project: Project) -> list[Output]:
     workflow = project.templates_dir / "github-actions.yml.j2"
     if workflow.is_file():
         outs.append(Output(project.root / "ci" / "github-actions.yml",
-                           _render(env, "github-actions.yml.j2", specs=specs)))
+                           _render(env, "github-actions.yml.j2", specs=specs,
+                                   repository=project.matrix.repository)))
     text = readme(project, specs, env)
     if text is not None:
         outs.append(Output(project.root / "README.md", text))
