@@ -11,6 +11,7 @@ in the small image) leaves no tag at all."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,80 @@ def test_a_bake_whose_read_back_fails_tags_nothing(small: SmallProject, engine: 
     assert engine.inspect_image(test_repo["moving"])["Id"] == before  # the moving tag did not move
     assert not any(t.startswith(repo + ":") and t != test_repo["moving"]
                    for img in engine._api.images() for t in (img.get("RepoTags") or []))  # noqa: SLF001
+
+
+def test_a_registry_cache_is_written_and_read_per_variant(small: SmallProject, engine: Engine,
+                                                           session_labels: dict[str, str], tmp_path: Path) -> None:
+    """The workflow's cache settings on a real registry (127.0.0.1): `--cache-to ...,mode=max`
+    leaves a cache manifest under buildcache-<variant>, and the next run imports it."""
+    import requests
+
+    from tests.support.registry import running_registry
+
+    with running_registry(tmp_path) as reg:
+        ref = f"{reg.host}/cache/pytorch:buildcache-{{variant}}"
+        project = small.project()
+        runs: list[list[str]] = []
+        results = []
+        try:
+            for cache_to in ([f"type=registry,ref={ref},mode=max"], []):
+                runs.append([])
+                results += bake_mod.bake(project, engine, [small.variant], on_line=runs[-1].append,
+                                         extra_labels=session_labels, check_versions=False, tag=False,
+                                         cache_from=[f"type=registry,ref={ref}"], cache_to=cache_to)
+            tag = f"buildcache-{small.variant}"
+            res = requests.get(f"{reg.url}/cache/pytorch/manifests/{tag}", timeout=10, headers={
+                "Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"})
+            assert res.status_code == 200, res.text
+            layers = res.json().get("manifests") or res.json().get("layers") or []
+            assert len(layers) >= 3, res.text[:500]  # mode=max: the steps' layers, not only the last
+            asked = re.compile(r"^#\d+ importing cache manifest from " + re.escape(f"{reg.host}/cache/pytorch:{tag}"))
+            first, second = runs
+            # the first run asked, found nothing yet (bake goes on), built, and wrote the cache
+            assert any(asked.match(ln) for ln in first) and any("not found" in ln and reg.host in ln for ln in first)
+            assert any(re.match(r"^#\d+ writing cache manifest sha256:", ln) for ln in first), "\n".join(first[-20:])
+            # the second found it
+            assert any(asked.match(ln) for ln in second)
+            assert any("inferred cache manifest type" in ln for ln in second), "\n".join(second[:40])
+            assert not any("not found" in ln and reg.host in ln for ln in second)
+        finally:
+            for r in results:
+                repo, _, t = r.tags[0].rpartition(":")
+                engine.untag(repo, t)
+    assert not any(engine.image_exists(r.tags[0]) for r in results)
+
+
+def test_sigterm_mid_step_exits_130_and_leaves_no_tag(tmp_path: Path, engine: Engine,
+                                                      session_labels: dict[str, str]) -> None:
+    """SIGTERM (a CI cancel) while bake runs a step: bake is interrupted, exit 130, one
+    error, no staging tag of the run left, and the compose file of the run is gone."""
+    import signal
+    import time
+    import uuid
+
+    from tests.integration.test_build_failures import wait_for_line  # the build tests' reader
+    from tests.support.build_cli import cli_args, insert_before_python_env, render
+
+    sp = make_small_project(tmp_path)
+    token = f"dlbase-test-{uuid.uuid4().hex[:12]}"
+    insert_before_python_env(sp, f'RUN echo "{token}: sleeping" && sleep 120')
+    render(sp)
+    proc = subprocess.Popen(cli_args("bake", session_labels=session_labels), cwd=sp.root, env=cli_env(sp),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        lines = wait_for_line(proc, f"{token}: sleeping", timeout=300)
+        time.sleep(2)  # the step runs
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _stdout, rest = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    seconds = time.monotonic() - sent
+    stderr = "".join(lines) + rest
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr[-3000:]
+    assert "Traceback" not in stderr and len(re.findall(r"^error: ", stderr, re.M)) == 1, stderr[-3000:]
+    assert seconds < 60, f"bake took {seconds:.0f}s to stop"
+    assert not [t for t in _staging_tags(engine) if bakefile.target_name(sp.variant) in t]
+    assert not list((sp.root / ".dlbase" / "bake").glob("*.yml"))
