@@ -175,7 +175,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     digest = results[image.immutable]["digest"]
     registry_bytes = _stored_bytes(client, image.repository, digest)
     pulled = pull_check(engine, target, digest, auth, pull_check_command or PULL_CHECK_COMMAND, say,
-                        image_id=image.image_id, forget=layer_compression == compression.ZSTD)
+                        image_id=image.image_id)
     facts = report.image_facts(project, engine, image.image_id)
     sbom_path = report.write_push_sbom(project, facts, image.image_id, f"{target}:{image.immutable}")
     signing = None
@@ -326,7 +326,7 @@ def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClie
 
 
 def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, command: list[str],
-               say: Callable[[str], None], *, image_id: str | None = None, forget: bool = False) -> dict:
+               say: Callable[[str], None], *, image_id: str | None = None) -> dict:
     """Pull ``target@digest`` and run one command in it.
 
     "Clean daemon state", pragmatically: the registry-qualified tags were removed before
@@ -346,9 +346,11 @@ def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, comm
     try:
         result = _run_check(engine, ref, command)
     finally:
-        if forget:  # the zstd copy's blobs would double the image's disk use on this daemon
-            with contextlib.suppress(Exception):
-                engine.remove_image(ref)
+        # The containerd image store keeps ``target@digest`` as an image name of its own (a
+        # registry-qualified name left behind; for zstd, a second copy of every blob); the
+        # classic store keeps it as a RepoDigest. Either way only that name goes.
+        with contextlib.suppress(Exception):
+            engine.remove_image(ref)
     return {"reference": ref, "image_id": pulled_id, "command": command, "exit_code": result.exit_code,
             "output": result.output.strip()[-500:]}
 
