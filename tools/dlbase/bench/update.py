@@ -181,7 +181,6 @@ def _blob_bytes(storage: Path) -> int:
     return sum(p.stat().st_size for p in blobs.rglob("data")) if blobs.is_dir() else 0
 
 
-@contextmanager
 def registry_binary() -> str:
     """Debian's docker-registry, checked before the first build rather than after the cold rounds."""
     binary = shutil.which("docker-registry")
@@ -190,6 +189,7 @@ def registry_binary() -> str:
     return binary
 
 
+@contextmanager
 def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
     """Debian's docker-registry on a free 127.0.0.1 port with its own storage: (host, storage)."""
     binary = registry_binary()

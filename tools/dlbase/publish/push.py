@@ -12,7 +12,11 @@ Order of a push (each step raises a typed error; the CLI maps it to an exit code
    is a ``TagConflict``: nothing is pushed. The same image is fine (nothing to change);
 4. push the immutable tag, then the moving one (errors inside the push stream are
    detected by the engine); read each manifest back and check its digest (computed
-   from the bytes) and that its config digest is this image ID;
+   from the bytes) and that it is this image (:func:`names_image`). With
+   ``--compression zstd`` the layers are re-compressed and pushed by the registry
+   client instead, blobs first and each tag's manifest last (:mod:`.zstd_export`,
+   :mod:`.zstd_push`); an immutable tag that holds the image with the other compression
+   is a ``TagConflict`` too (replacing it would change the digest signatures name);
 5. pull by digest and run one command in the pulled reference (see :func:`pull_check`);
 6. write the push report and SBOM.
 
@@ -26,7 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from dlbase.verify import records
@@ -34,12 +42,14 @@ from dlbase.engine import credentials
 from dlbase.registry import answers
 from dlbase.registry import client as registry
 from dlbase.examine import report
-from dlbase.engine import Engine, TransferEvent
+from dlbase.engine import Engine, RunResult, TransferEvent
+from dlbase.core import digest as digests
 from dlbase.core import reference
-from dlbase.core.errors import InvalidInput, NotVerified, RegistryError, TagConflict
+from dlbase.core.errors import Interrupted, InvalidInput, NotVerified, RegistryError, TagConflict
 from dlbase.core.imageref import repo_tags
 from dlbase.examine.local_image import locate
 from dlbase.core.project import Project
+from dlbase.publish import compression, zstd_export, zstd_push
 
 PULL_CHECK_COMMAND = ["python", "-c", "import sys; print('dlbase pull check: python', sys.version.split()[0])"]
 
@@ -112,57 +122,58 @@ def check_publishable(project: Project, image: LocalImage, *, force: bool) -> di
     return report.verification(project, image.image_id, forced=force and not (record and record.get("passed")))
 
 
+def names_image(manifest: dict, digest: str, image_id: str, where: str) -> bool:
+    """A registry's manifest is of this local image: its digest is the image ID (the
+    containerd image store's ID is the manifest's digest), its config digest is (the
+    classic store's ID), or it is the zstd form dlbase made of it (its annotation)."""
+    notes = manifest.get("annotations")
+    source = notes.get(compression.SOURCE_ANNOTATION) if isinstance(notes, dict) else None
+    return image_id in (digest, answers.config_digest(manifest, where), source)
+
+
 def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, force: bool = False,
             on_event: Callable[[TransferEvent], None] | None = None, say: Callable[[str], None] = lambda _m: None,
             pull_check_command: list[str] | None = None, signer: object | None = None,
-            host_label: str | None = None, scan: object | None = None) -> dict:
+            host_label: str | None = None, scan: object | None = None,
+            layer_compression: str = compression.GZIP) -> dict:
     """Push, read back, pull back, report. Returns the push report (also written to disk).
 
-    With ``signer`` (a dlbase.trust.keys.KeyPair) the pushed digest is then signed and
-    its SBOM, provenance and verification attached in the registry (dlbase.trust), and
-    with ``scan`` (a dlbase.trust.attach.ScanInputs) its scan and VEX."""
+    ``layer_compression``: ``gzip`` pushes with the daemon (the layers as it stores them);
+    ``zstd`` re-compresses them and pushes an OCI manifest with the registry client
+    (:mod:`.zstd_export`, :mod:`.zstd_push`). With ``signer`` (a dlbase.trust.keys.KeyPair)
+    the pushed digest is then signed and its SBOM, provenance and verification attached in
+    the registry (dlbase.trust), and with ``scan`` (a dlbase.trust.attach.ScanInputs) its
+    scan and VEX."""
+    if layer_compression not in compression.CHOICES:
+        raise InvalidInput(f"compression {layer_compression!r} is not one of {', '.join(compression.CHOICES)}")
     verification = check_publishable(project, image, force=force)
     creds, creds_from = credentials.source(host)
     client = registry.RegistryClient(host, credentials=creds)
     say(f"asking {host} what {image.repository} holds now")
     before = {t: client.tag_digest_or_none(image.repository, t) for t in image.tags}
-    immutable_present = False
+    existing: bytes | None = None
     if before[image.immutable]:
-        manifest, _digest = client.manifest(image.repository, before[image.immutable])
-        remote_config = answers.config_digest(manifest, f"{host}/{image.repository}:{image.immutable}")
-        if remote_config != image.image_id:
-            raise TagConflict(f"{host}/{image.repository}:{image.immutable} already exists and names another "
-                              f"image ({before[image.immutable]}, config {remote_config}); immutable tags are "
-                              "never overwritten",
+        where = f"{host}/{image.repository}:{image.immutable}"
+        manifest, existing, _digest = client.manifest_with_bytes(image.repository, before[image.immutable])
+        if not names_image(manifest, before[image.immutable], image.image_id, where):
+            raise TagConflict(f"{where} already exists and names another image ({before[image.immutable]}, "
+                              f"config {answers.config_digest(manifest, where)}); immutable tags are never "
+                              "overwritten",
                               hint="rebuild with a changed lock (new tag) or delete the tag in the registry deliberately")
-        immutable_present = True
+        held = compression.manifest_compression(manifest)
+        if held != layer_compression:
+            raise TagConflict(f"{where} already holds this image with {held} layers; pushing it with "
+                              f"{layer_compression} layers would replace its manifest (another digest, not the "
+                              "one its signatures name); immutable tags are never overwritten",
+                              hint=f"push with --compression {held} (or delete the tag in the registry deliberately)")
     auth = {"username": creds[0], "password": creds[1]} if creds else None
     target = f"{host}/{image.repository}"
-    results: dict[str, dict] = {}
-    applied: list[str] = []
-    try:
-        for t in image.tags:
-            engine.tag(image.image_id, target, t)
-            applied.append(t)
-        for t in image.tags:
-            say(f"pushing {target}:{t}")
-            pushed = engine.push(target, t, auth_config=auth, on_event=on_event)
-            _manifest, digest = client.manifest(image.repository, t)
-            config = answers.config_digest(_manifest, f"{target}:{t}")
-            if digest != pushed.digest or config != image.image_id:
-                raise RegistryError(f"{target}:{t}: the registry serves {digest} (config {config}), the push "
-                                    f"reported {pushed.digest} for image {image.image_id}",
-                                    hint="another client may be pushing the same tag; push again")
-            action = "unchanged" if before[t] == digest else ("moved" if before[t] else "created")
-            if t == image.immutable and immutable_present:
-                action = "already present (same image)"
-            results[t] = {"tag": t, "reference": f"{target}:{t}", "digest": digest, "before": before[t],
-                          "action": action, "layers": pushed.layers, "push_seconds": pushed.seconds}
-    finally:
-        for t in applied:
-            with contextlib.suppress(Exception):
-                engine.untag(target, t)
+    if layer_compression == compression.ZSTD:
+        results = _push_zstd(project, engine, client, image, target, before, existing, on_event, say)
+    else:
+        results = _push_daemon(engine, client, image, target, before, auth, existing is not None, on_event, say)
     digest = results[image.immutable]["digest"]
+    registry_bytes = _stored_bytes(client, image.repository, digest)
     pulled = pull_check(engine, target, digest, auth, pull_check_command or PULL_CHECK_COMMAND, say,
                         image_id=image.image_id)
     facts = report.image_facts(project, engine, image.image_id)
@@ -183,6 +194,8 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
         "moving": ({"tag": image.moving, "from": before[image.moving], "to": results[image.moving]["digest"]}
                    if image.moving else None),
         "repo_digests": [f"{target}@{digest}"],
+        "compression": layer_compression,
+        "registry_bytes": registry_bytes,
         "size_bytes": int(engine.inspect_image(image.image_id).get("Size", 0)),
         "lock_hash": facts.get("lock_hash") or image.labels.get("dlbase.lock-hash"),
         "base": facts.get("base"),
@@ -198,6 +211,100 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     }
     body["report_file"] = str(report.write_push(project, body))
     return body
+
+
+def _action(before: str | None, digest: str, present: bool) -> str:
+    if present:
+        return "already present (same image)"
+    return "unchanged" if before == digest else ("moved" if before else "created")
+
+
+def _push_daemon(engine: Engine, client: registry.RegistryClient, image: LocalImage, target: str,
+                 before: dict[str, str | None], auth: dict | None, immutable_present: bool,
+                 on_event: Callable[[TransferEvent], None] | None, say: Callable[[str], None]) -> dict[str, dict]:
+    """`docker push` each tag (the layers as the daemon stores them) and read it back."""
+    results: dict[str, dict] = {}
+    applied: list[str] = []
+    try:
+        for t in image.tags:
+            engine.tag(image.image_id, target, t)
+            applied.append(t)
+        for t in image.tags:
+            say(f"pushing {target}:{t}")
+            pushed = engine.push(target, t, auth_config=auth, on_event=on_event)
+            manifest, digest = client.manifest(image.repository, t)
+            if digest != pushed.digest or not names_image(manifest, digest, image.image_id, f"{target}:{t}"):
+                raise RegistryError(f"{target}:{t}: the registry serves {digest} (config "
+                                    f"{answers.config_digest(manifest, f'{target}:{t}')}), the push reported "
+                                    f"{pushed.digest} for image {image.image_id}",
+                                    hint="another client may be pushing the same tag; push again")
+            results[t] = {"tag": t, "reference": f"{target}:{t}", "digest": digest, "before": before[t],
+                          "action": _action(before[t], digest, t == image.immutable and immutable_present),
+                          "layers": pushed.layers, "push_seconds": pushed.seconds, "compression": compression.GZIP}
+    finally:
+        for t in applied:
+            with contextlib.suppress(Exception):
+                engine.untag(target, t)
+    return results
+
+
+def _push_zstd(project: Project, engine: Engine, client: registry.RegistryClient, image: LocalImage, target: str,
+               before: dict[str, str | None], existing: bytes | None,
+               on_event: Callable[[TransferEvent], None] | None, say: Callable[[str], None]) -> dict[str, dict]:
+    """Re-compress the layers to zstd and push blobs, then the manifest under each tag.
+
+    An immutable tag already holding this image's zstd manifest is never PUT again: its
+    bytes (``existing``) are what the moving tag gets, with nothing re-compressed. No
+    local tag is made (the daemon is only read)."""
+    emit = on_event or (lambda _e: None)
+    started = time.monotonic()
+    layers: dict[str, str] = {}
+    if existing is not None:
+        body = existing
+        say(f"{target}:{image.immutable} already holds this image's zstd manifest; nothing is re-compressed")
+    else:
+        work = project.state_dir / "tmp"
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            with tempfile.TemporaryDirectory(prefix="zstd-push-", dir=work) as tmp:
+                say(f"re-compressing the layers of {image.image_id[:19]} to zstd (level {compression.ZSTD_LEVEL}; "
+                    "docker save, streamed)")
+                converted = zstd_export.convert(engine, image.image_id, Path(tmp), emit)
+                say(f"uploading {len(converted.layers)} zstd layers ({converted.stored_bytes:,} bytes with the "
+                    f"config) to {target}")
+                layers = zstd_push.upload_blobs(client, image.repository, converted, emit)
+        except KeyboardInterrupt:
+            raise Interrupted(f"push of {target} interrupted; the registry holds no new manifest for it "
+                              "(at most unreferenced layer blobs)") from None
+        body = converted.manifest_bytes
+    digest = digests.sha256_of(body)
+    media_type = json.loads(body).get("mediaType") or compression.OCI_MANIFEST
+    results: dict[str, dict] = {}
+    for t in image.tags:
+        present = t == image.immutable and existing is not None
+        if not present:
+            say(f"pushing {target}:{t} (zstd manifest {digest[:19]})")
+            client.put_manifest(image.repository, t, body, media_type)
+        _manifest, served = client.manifest(image.repository, t)
+        if served != digest:
+            raise RegistryError(f"{target}:{t}: the registry serves {served}, the push wrote {digest}",
+                                hint="another client may be pushing the same tag; push again")
+        results[t] = {"tag": t, "reference": f"{target}:{t}", "digest": digest, "before": before[t],
+                      "action": _action(before[t], digest, present), "layers": layers,
+                      "push_seconds": round(time.monotonic() - started, 3), "compression": compression.ZSTD}
+    emit(TransferEvent("done", text=digest, digest=digest, elapsed=round(time.monotonic() - started, 3)))
+    return results
+
+
+def _stored_bytes(client: registry.RegistryClient, repository: str, digest: str) -> int | None:
+    """Config + layer sizes of the pushed manifest: what the registry stores for the image
+    (None for an index, whose platform manifests are not followed here)."""
+    manifest, _d = client.manifest(repository, digest)
+    if manifest.get("config") is None:
+        return None
+    where = f"{client.host}/{repository}@{digest}"
+    return int(answers.descriptor(manifest["config"], f"{where} config").get("size", 0)) + sum(
+        int(d.get("size", 0)) for d in answers.layers(manifest, where))
 
 
 def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClient, host: str, image: LocalImage,
@@ -232,8 +339,23 @@ def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, comm
     ref = f"{target}@{digest}"
     say(f"pulling {ref} back and running one command in it")
     pulled_id = engine.pull(target, digest, auth_config=auth)
-    if image_id and pulled_id != image_id:
+    # The containerd image store names a pulled image by its manifest digest (a zstd
+    # manifest is another digest than the local image's), the classic store by its config.
+    if image_id and pulled_id not in (image_id, digest):
         raise RegistryError(f"pulling {ref} gave image {pulled_id}, not the pushed {image_id}")
+    try:
+        result = _run_check(engine, ref, command)
+    finally:
+        # The containerd image store keeps ``target@digest`` as an image name of its own (a
+        # registry-qualified name left behind; for zstd, a second copy of every blob); the
+        # classic store keeps it as a RepoDigest. Either way only that name goes.
+        with contextlib.suppress(Exception):
+            engine.remove_image(ref)
+    return {"reference": ref, "image_id": pulled_id, "command": command, "exit_code": result.exit_code,
+            "output": result.output.strip()[-500:]}
+
+
+def _run_check(engine: Engine, ref: str, command: list[str]) -> RunResult:
     # Through the image's entrypoint (what a user runs), without the preflight's host advice
     # (the check's own container has Docker's 64 MB /dev/shm), so the output is the command's.
     result = engine.run(ref, command, timeout=300, labels={"dlbase.purpose": "pull-check"}, network_mode="none",
@@ -241,5 +363,4 @@ def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, comm
     if not result.ok:
         raise RegistryError(f"the image pulled back by digest does not run: exit {result.exit_code}",
                             details=result.output.splitlines()[-10:])
-    return {"reference": ref, "image_id": pulled_id, "command": command, "exit_code": result.exit_code,
-            "output": result.output.strip()[-500:]}
+    return result

@@ -11,8 +11,9 @@ the caller (``dlbase.engine.credentials`` reads what `docker login` stored).
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlencode, urljoin
 
 from dlbase.core import digest as digests
@@ -32,6 +33,8 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
 MAX_TAG_PAGES = 1000
+#: Bytes per PATCH of a chunked blob upload: one bounded call each (the deadline is per call).
+UPLOAD_CHUNK = 16 << 20
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -137,6 +140,12 @@ class RegistryClient:
 
     def manifest(self, repository: str, reference: str) -> tuple[dict[str, Any], str]:
         """(manifest JSON object, digest computed from its bytes): the digest is checked, not trusted."""
+        manifest, _body, digest = self.manifest_with_bytes(repository, reference)
+        return manifest, digest
+
+    def manifest_with_bytes(self, repository: str, reference: str) -> tuple[dict[str, Any], bytes, str]:
+        """(manifest JSON object, its bytes as served, their digest): the bytes a manifest
+        is copied with, so a copy under another tag keeps the digest."""
         what = self._named(repository, reference)
         answer = self._request("GET", f"{self.base}/{repository}/manifests/{reference}", cap=MANIFEST_MAX,
                                what=f"manifest {what}", headers={"Accept": MANIFEST_TYPES})
@@ -144,7 +153,7 @@ class RegistryClient:
         digest = digests.sha256_of(answer.body)
         if digests.is_sha256(reference) and digest != reference:
             raise RegistryError(f"registry {self.host} served {what} with other content ({digest})")
-        return answers.json_object(answer.body, f"manifest {self.host}/{what}"), digest
+        return answers.json_object(answer.body, f"manifest {self.host}/{what}"), answer.body, digest
 
     def tag_digest_or_none(self, repository: str, tag: str) -> str | None:
         try:
@@ -184,6 +193,48 @@ class RegistryClient:
         if answer.status != 201:
             raise RegistryError(f"registry {self.host} refused blob {digest} for {repository} (HTTP {answer.status})")
         return digest
+
+    def upload_blob_file(self, repository: str, path: str | os.PathLike[str], digest: str, size: int, *,
+                         on_progress: Callable[[int], None] = lambda _n: None) -> bool:
+        """Upload a blob of any size from a file, in chunks, unless the registry has it;
+        True when it was uploaded, False when it was already there.
+
+        A layer is gigabytes: one PUT would hold it in memory and outlast any deadline, so
+        it goes as an upload session (POST, one PATCH per :data:`UPLOAD_CHUNK`, each a
+        bounded call of its own, then the PUT that names the digest: the registry checks
+        it and only then makes the blob exist). A failure leaves an unfinished upload
+        session, which the registry discards: never a blob with other bytes, never a tag."""
+        if self.blob_exists(repository, digest):
+            return False
+        what = f"blob {digest} for {repository}"
+        answer = self._request("POST", f"{self.base}/{repository}/blobs/uploads/", cap=JSON_MAX, what=what)
+        if answer.status != 202 or "Location" not in answer.headers:
+            raise RegistryError(f"registry {self.host} refused to start the upload of {what} (HTTP {answer.status})")
+        location = urljoin(self.base + "/", answer.headers["Location"])
+        sent = 0
+        with open(path, "rb") as fh:
+            while True:
+                chunk = fh.read(UPLOAD_CHUNK)
+                if not chunk:
+                    break
+                answer = self._request("PATCH", location, cap=JSON_MAX, what=what, data=chunk,
+                                       headers={"Content-Type": "application/octet-stream",
+                                                "Content-Range": f"{sent}-{sent + len(chunk) - 1}"})
+                if answer.status != 202 or "Location" not in answer.headers:
+                    raise RegistryError(f"registry {self.host} refused bytes {sent}-{sent + len(chunk) - 1} of "
+                                        f"{what} (HTTP {answer.status})")
+                location = urljoin(location, answer.headers["Location"])
+                sent += len(chunk)
+                on_progress(sent)
+        if sent != size:
+            raise RegistryError(f"{what}: {sent} bytes read from {path}, {size} expected (the file changed)")
+        sep = "&" if "?" in location else "?"
+        answer = self._request("PUT", f"{location}{sep}digest={digest}", cap=JSON_MAX, what=what, data=b"",
+                               headers={"Content-Type": "application/octet-stream"})
+        if answer.status != 201:
+            raise RegistryError(f"registry {self.host} refused {what} (HTTP {answer.status}): "
+                                f"{answer.body[:200].decode('utf-8', 'replace')}")
+        return True
 
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """PUT a manifest under a tag (its blobs must be there already); its digest."""

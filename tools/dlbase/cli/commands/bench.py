@@ -84,6 +84,32 @@ def update(variant: str | None, notebook_variant: str | None, designs: tuple[str
     _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 
 
+@command.command("compression")
+@click.argument("image", required=False, metavar="[IMAGE_OR_VARIANT]")
+@click.option("--rounds", type=click.IntRange(1, 5), default=2, show_default=True,
+              help="cold pulls of each form, the order alternating")
+@project_options
+@json_option
+def compression(image: str | None, rounds: int, matrix_file: Path | None, compat_file: Path | None,
+                as_json: bool) -> None:
+    """gzip vs zstd layers of IMAGE (default: the matrix's default variant): registry bytes,
+    push seconds, cold pull-and-unpack seconds (minutes; needs docker-registry and containerd)."""
+    from dlbase.bench import cold_pull
+    from dlbase.bench import compression as bench_compression
+
+    project = open_project(matrix_file, compat_file, writes_state=True)
+    target = image or project.matrix.default
+    validate.image_ref(target)
+    out = _out_dir(project)
+    bench_update.registry_binary()  # missing tools, before the daemon is asked anything
+    cold_pull.tools()
+    engine = Engine()
+    engine.ping()
+    result = bench_compression.run(project, engine, target, rounds=rounds, say=ui.info)
+    jpath, mpath, table = bench_compression.write(result, out)
+    _show(project, result.to_dict(), table, (jpath, mpath), as_json)
+
+
 @command.command("data")
 @click.argument("image", required=False, metavar="[IMAGE_OR_VARIANT]")
 @click.option("--host-python", default=None, metavar="PYTHON",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from dlbase.publish import compression
 from dlbase.publish import push as publish
 from dlbase.cli import ui
 from dlbase.core import validate
@@ -54,15 +55,20 @@ class PushProgress:
 @click.option("--scan-db", "scan_db", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="with --sign: scan the image against this vulnerability database (as `dlbase scan --db`; "
                    "default $DLBASE_VULN_DB) and attach the result; without one, push says no scan was attached")
+@click.option("--compression", "layer_compression", type=click.Choice(compression.CHOICES), default=compression.GZIP,
+              show_default=True,
+              help="layer compression in the registry: gzip (the daemon pushes the layers as it stores them) or "
+                   "zstd (re-compressed, an OCI manifest; Docker >= 23 pulls it, smaller and faster to unpack)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress")
 @project_options
 @json_option
 def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, scan_db: Path | None,
-            quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+            layer_compression: str, quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Push IMAGE (a variant name, a tag or an image ID) to --registry.
 
     Pushes the immutable and the moving tag, refuses unverified images (exit 10) and
-    never overwrites an immutable tag that names another image (exit 12); then reads
+    never overwrites an immutable tag that names another image or holds this one with
+    the other --compression (exit 12); then reads
     the manifests back, pulls the image by digest and runs one command in it. With
     --sign, also attaches a scan (--scan-db or $DLBASE_VULN_DB) and the VEX about it.
     """
@@ -84,7 +90,7 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
     if force:
         ui.warn("--force: the verification requirement is waived; the report records it")
     body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
-                           signer=signer, host_label=host_label, scan=scan)
+                           signer=signer, host_label=host_label, scan=scan, layer_compression=layer_compression)
     if as_json:
         ui.emit_json({"ok": True, **body})
         return
@@ -94,7 +100,9 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
         if t["before"] and t["before"] != t["digest"]:
             change += f" (from {t['before'][:19]})"
         rows.append([t["reference"], t["digest"], change])
-    ui.table(["tag", "digest", "change"], rows, title=f"pushed {body['image_id'][:19]} to {body['registry']}")
+    ui.table(["tag", "digest", "change"], rows, title=f"pushed {body['image_id'][:19]} to {body['registry']} "
+             f"({body['compression']} layers" + (f", {body['registry_bytes']:,} bytes stored)"
+                                                 if body.get("registry_bytes") else ")"))
     ui.info(f"verification: {body['verification']['status']}" + (" (FORCED)" if body["forced"] else ""))
     ui.info(f"pull check: {body['pull_check']['reference']} -> {body['pull_check']['output']}")
     if body.get("signing"):
