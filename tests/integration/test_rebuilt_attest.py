@@ -128,6 +128,9 @@ def test_rebuilt_identical_is_attached_shown_required_and_cosign_reads_it(engine
         with pytest.raises(NotReproducible) as info:
             attach.for_rebuild(engine, client, subject, pair, differs, host_label="second")
         assert info.value.exit_code == ExitCode.NOT_REPRODUCIBLE and OTHER in info.value.message
+        # what moved, against the provenance push stored (the same image here: no package moved)
+        assert len(info.value.details) == 1 and "Debian packages are the versions the provenance names" in \
+            info.value.details[0], info.value.details
         assert att_layers(client, digest) == before
 
         # the same digest: one signed statement about it

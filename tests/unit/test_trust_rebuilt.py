@@ -102,6 +102,22 @@ def test_builds_that_disagree_or_give_no_digest_vouch_for_nothing():
     assert rebuilt.Rebuild.from_result(result(source_date_epoch="soon")).source_date_epoch is None
 
 
+def test_a_different_digest_says_which_debian_packages_moved():
+    published = {"libc6": "2.36-9+deb12u9", "tzdata": "2025a-0+deb12u1", "gone": "1"}
+    again = {"libc6": "2.36-9+deb12u10", "tzdata": "2025a-0+deb12u1", "new": "2"}
+    assert rebuilt.package_changes(published, again) == [
+        "debian package gone: 1 in the published image, not rebuilt",
+        "debian package libc6: published 2.36-9+deb12u9, rebuilt 2.36-9+deb12u10",
+        "debian package new: not in the published image, rebuilt with 2"]
+    head, *lines = rebuilt.explain(published, again)
+    assert "3 Debian package(s) moved" in head and "signature is checked by `dlbase trust`" in head
+    assert len(lines) == 3
+    [same] = rebuilt.explain(published, dict(published))
+    assert "the 3 Debian packages are the versions the provenance names" in same
+    [none] = rebuilt.explain(None, again)
+    assert "names no Debian packages" in none
+
+
 # ------------------------------------------------------------------------- the signed statement
 
 

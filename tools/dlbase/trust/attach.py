@@ -14,10 +14,12 @@ that host by `dlbase key generate --role verifier`); a second builder with its r
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Callable
 
 from dlbase.core import imageref
+from dlbase.core.errors import DlbaseError, NotReproducible
 from dlbase.examine import local_image
 from dlbase.vuln import attestation as vuln_attestation
 from dlbase.vuln import image_scan, vex
@@ -27,7 +29,7 @@ from dlbase.verify import records
 from dlbase.engine import Engine
 from dlbase.core.project import Project
 from dlbase.registry.client import RegistryClient
-from dlbase.trust import evidence, keys, predicates, probes, rebuilt, sources
+from dlbase.trust import evidence, keys, predicates, probes, rebuilt, sources, statements, store
 
 
 NO_DATABASE = (f"no vulnerability database (--scan-db DIR or ${VULN_DB_ENV}): no scan was attached; "
@@ -156,7 +158,13 @@ def for_rebuild(engine: Engine, client: RegistryClient, subject: evidence.Subjec
     The Debian packages and the labels (revision, repository) are read from the rebuilt
     image, which is the published one (same digest); the builder's versions from this host,
     under what the rebuild itself recorded."""
-    digest = rebuilt.identical_digest(rebuild, subject.reference, subject.digest)
+    try:
+        digest = rebuilt.identical_digest(rebuild, subject.reference, subject.digest)
+    except NotReproducible as exc:
+        if rebuild.digest is not None and rebuild.image_ids:  # a rebuilt image to compare: say what moved
+            debs = probes.debian_packages(engine, rebuild.image_ids[0], labels={"dlbase.purpose": "rebuild-attest"})
+            exc.details = rebuilt.explain(_published_debian(client, subject), {n: v for n, v, _a in debs})
+        raise
     image = rebuild.image_ids[0] if rebuild.image_ids else digest
     labels = imageref.labels_of(engine.inspect_image(image))
     say("reading Debian packages from the rebuilt image (dpkg status)")
@@ -171,6 +179,30 @@ def for_rebuild(engine: Engine, client: RegistryClient, subject: evidence.Subjec
                              attestations=[(predicates.REBUILT_TYPE, predicate)], on_step=say)
     return {**result, "rebuilt_digest": digest, "revision": predicate["source"]["revision"],
             "debian_packages": len(predicate["debianPackages"])}
+
+
+def _published_debian(client: RegistryClient, subject: evidence.Subject) -> dict[str, str] | None:
+    """{package: version} from the newest provenance stored with ``subject`` that is about
+    its digest and names Debian packages; None when there is none. Read for a diagnosis
+    only (which packages moved): no signature is checked, and nothing is decided by it."""
+    found = None
+    try:
+        layers = store.ArtifactStore(client, subject.repository).attestations(subject.digest)
+    except DlbaseError:
+        return None
+    hexdigest = subject.digest.partition(":")[2]
+    for layer in layers:
+        if layer.annotations.get(store.PREDICATE_ANNOTATION) != predicates.PROVENANCE_TYPE:
+            continue
+        try:
+            stmt = json.loads(statements.envelope_payload(layer.blob))
+            about = any((s.get("digest") or {}).get("sha256") == hexdigest for s in stmt["subject"])
+            deps = stmt["predicate"]["buildDefinition"]["resolvedDependencies"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        versions = predicates.debian_versions(deps) if about and isinstance(deps, list) else {}
+        found = versions or found
+    return found
 
 
 def _now() -> str:

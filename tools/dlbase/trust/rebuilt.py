@@ -85,6 +85,38 @@ def identical_digest(rebuild: Rebuild, published: str, published_digest: str) ->
     return digest
 
 
+def package_changes(published: dict[str, str], rebuilt: dict[str, str]) -> list[str]:
+    """What moved between the Debian packages the publisher's provenance names and the
+    ones this rebuild installed (both {name: version}), one line each, sorted by name:
+    what a rebuild on a later mirror state reports instead of only "different"."""
+    lines = []
+    for name in sorted(set(published) | set(rebuilt)):
+        before, after = published.get(name), rebuilt.get(name)
+        if before == after:
+            continue
+        if before is None:
+            lines.append(f"debian package {name}: not in the published image, rebuilt with {after}")
+        elif after is None:
+            lines.append(f"debian package {name}: {before} in the published image, not rebuilt")
+        else:
+            lines.append(f"debian package {name}: published {before}, rebuilt {after}")
+    return lines
+
+
+def explain(published: dict[str, str] | None, rebuilt: dict[str, str]) -> list[str]:
+    """The details of a different digest: the package lines of :func:`package_changes`, or
+    why there are none (no provenance with packages to compare; the same versions)."""
+    if not published:
+        return ["the published image's provenance names no Debian packages (pushed before dlbase recorded them, "
+                "or it has no provenance): the package versions cannot be compared"]
+    changes = package_changes(published, rebuilt)
+    if not changes:
+        return [f"the {len(rebuilt)} Debian packages are the versions the provenance names: the difference is "
+                "elsewhere (`dlbase rebuild-check` without --attest lists what differs between two builds)"]
+    return [f"compared with the provenance stored with the image (its signature is checked by `dlbase trust`, "
+            f"not here): {len(changes)} Debian package(s) moved", *changes]
+
+
 # --------------------------------------------------------------------------- checking
 
 
