@@ -95,9 +95,14 @@ def test_builds_that_disagree_or_give_no_digest_vouch_for_nothing():
     with pytest.raises(NotReproducible, match="own two builds differ"):
         rebuilt.identical_digest(rebuilt.Rebuild.from_result(result(digests=(DIGEST, OTHER), reproducible=False)),
                                  SUBJECT, DIGEST)
-    classic = rebuilt.Rebuild.from_result({"variant": "v1", "reproducible": True, "image_ids": [DIGEST, OTHER]})
-    assert classic.digest is None
+    before = rebuilt.Rebuild.from_result({"variant": "v1", "reproducible": True, "image_ids": [DIGEST, OTHER]})
+    assert before.digest is None  # a rebuild-check that reports no digests
     with pytest.raises(NotReproducible, match="gave no manifest digest"):
+        rebuilt.identical_digest(before, SUBJECT, DIGEST)
+    # the classic builder: file-identical builds, two digests (its image IDs)
+    classic = rebuilt.Rebuild.from_result(result(digests=(DIGEST, OTHER), builder="classic"))
+    assert classic.builder == {"name": "classic"} and classic.digest is None
+    with pytest.raises(NotReproducible, match=r"no manifest digest both builds agree on \(builder classic\)"):
         rebuilt.identical_digest(classic, SUBJECT, DIGEST)
     assert rebuilt.Rebuild.from_result(result(source_date_epoch="soon")).source_date_epoch is None
 
