@@ -12,7 +12,7 @@ fingerprint it names) and never fails the check, unless it names a key of the po
 then it was changed after signing (BadSignature). Then: no signature at all -> Unsigned;
 none by a publisher key -> BadSignature; a good one about another digest -> WrongSubject;
 good ones only for another repository, or none naming the tag asked for ->
-WrongIdentity; then the GPU and scan requirements -> PolicyNotMet.
+WrongIdentity; then the GPU, scan and rebuilt-identical requirements -> PolicyNotMet.
 
 What each role may attest (:data:`ROLE_TYPES`): a publisher anything; a verifier
 verification results; a scanner vulnerability scans; a rebuilder rebuilt-identical

@@ -65,23 +65,29 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
     engine = Engine()
     engine.ping()
     progress = BuildProgress(quiet=as_json)
-    result = reproduce.rebuild_check(project, spec, engine, on_event=progress.event, say=progress.say,
-                                     extra_labels=extra, keep=keep or attestation is not None)
-    body = {"ok": result.reproducible, **result.to_dict()}
+    built: list[str] = []  # with --attest the rebuild keeps its images (their dpkg status is read): removed here
+
+    def on_event(event) -> None:
+        if event.kind == "done" and event.image_id:
+            built.append(event.image_id)
+        progress.event(event)
+
     attest_error = None
-    if attestation is not None:
-        try:
-            if result.reproducible:  # two builds that differ already fail below; nothing to vouch for
+    try:
+        result = reproduce.rebuild_check(project, spec, engine, on_event=on_event, say=progress.say,
+                                         extra_labels=extra, keep=keep or attestation is not None)
+        built.extend(result.image_ids)
+        body = {"ok": result.reproducible, **result.to_dict()}
+        if attestation is not None and result.reproducible:  # builds that differ fail below: nothing to vouch for
+            try:
                 body["attestation"] = attestation.attach_rebuild(engine, rebuilt.Rebuild.from_result(body),
                                                                  host_label, say=progress.say)
-        except NotReproducible as exc:
-            attest_error = exc
-            body.update(ok=False, attestation=None, published=attestation.subject.reference)
-        finally:
-            if not keep:
-                for image_id in result.image_ids:
-                    with contextlib.suppress(Exception):
-                        engine.remove_image(image_id, force=True)
+            except NotReproducible as exc:
+                attest_error = exc
+                body.update(ok=False, attestation=None, published=attestation.subject.reference)
+    finally:
+        if attestation is not None and not keep:
+            _remove_untagged(engine, built)
     if as_json:
         ui.emit_json(body)
     else:
@@ -106,3 +112,13 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
                                 + ", ".join(f"{k}: {n}" for k, n in counts.items() if n) + ")",
                                 hint="see the listing above; Debian packages differ only if the mirror changed")
         raise error  # under --json the CLI merges it into the result: one document
+
+
+def _remove_untagged(engine: Engine, images: list[str]) -> None:
+    """The rebuild's images, each once, only while no tag names it: under BuildKit a rebuild
+    that got the published digest *is* that image, and a copy this host pulled and tagged
+    stays."""
+    for image_id in dict.fromkeys(images):
+        with contextlib.suppress(Exception):
+            if not engine.inspect_image(image_id).get("RepoTags"):
+                engine.remove_image(image_id, force=True)
