@@ -100,13 +100,6 @@ def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
                       variant=variant, labels=labels)
 
 
-def names_image(manifest_digest: str | None, config_digest: str | None, image_id: str) -> bool:
-    """Whether a registry manifest is this local image. The classic image store names an
-    image by its config digest; the containerd image store (Docker >= 24 with the
-    snapshotter) by its manifest digest, which the registry then serves unchanged."""
-    return image_id in (config_digest, manifest_digest)
-
-
 def check_publishable(project: Project, image: LocalImage, *, force: bool) -> dict:
     record = records.lookup(project, image.image_id)
     if not (record and record.get("passed")):
@@ -137,7 +130,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     if before[image.immutable]:
         manifest, _digest = client.manifest(image.repository, before[image.immutable])
         remote_config = answers.config_digest(manifest, f"{host}/{image.repository}:{image.immutable}")
-        if not names_image(before[image.immutable], remote_config, image.image_id):
+        if remote_config != image.image_id:
             raise TagConflict(f"{host}/{image.repository}:{image.immutable} already exists and names another "
                               f"image ({before[image.immutable]}, config {remote_config}); immutable tags are "
                               "never overwritten",
@@ -156,7 +149,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
             pushed = engine.push(target, t, auth_config=auth, on_event=on_event)
             _manifest, digest = client.manifest(image.repository, t)
             config = answers.config_digest(_manifest, f"{target}:{t}")
-            if digest != pushed.digest or not names_image(digest, config, image.image_id):
+            if digest != pushed.digest or config != image.image_id:
                 raise RegistryError(f"{target}:{t}: the registry serves {digest} (config {config}), the push "
                                     f"reported {pushed.digest} for image {image.image_id}",
                                     hint="another client may be pushing the same tag; push again")
