@@ -12,6 +12,10 @@ statement by a key outside the policy's rebuilders is ignored; cosign accepts it
 provenance push attached names the same Debian package versions as the statement.
 `rebuild-check --attest REF:TAG` itself runs once: it resolves the tag, rebuilds and
 attaches only if the rebuilt digest is the published one.
+
+On Docker 26's containerd image store `dlbase push` needs push's identity check to accept
+the manifest digest as the image ID (branch zstd, ``publish.push.names_image``); before
+that merge these tests stop at the push.
 """
 
 from __future__ import annotations

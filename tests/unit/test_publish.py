@@ -97,13 +97,3 @@ def test_verification_gate(tmp_path):
         publish.check_publishable(project, img, force=False)
     records.record(project, img.image_id, passed=True, summary={})
     assert publish.check_publishable(project, img, force=True)["forced"] is False
-
-
-def test_a_manifest_is_the_local_image_by_config_or_by_manifest_digest():
-    """The classic store's image ID is the config digest; the containerd store's (Docker 26)
-    is the manifest digest the registry serves. Either names the image; neither does not."""
-    config, manifest = "sha256:" + "c" * 64, "sha256:" + "m" * 64
-    assert publish.names_image(manifest, config, config)  # classic image store
-    assert publish.names_image(manifest, config, manifest)  # containerd image store
-    assert not publish.names_image(manifest, config, "sha256:" + "0" * 64)
-    assert not publish.names_image(None, None, config)
