@@ -1,17 +1,13 @@
 """`dlbase rebuild-check VARIANT`: two from-scratch builds must give the same content.
 
 With ``--attest REF --key KEY`` a second builder vouches for a published image: REF is
-resolved to its digest (once, before anything is built), the variant is rebuilt, and only
-when the digest both builds agree on is REF's a signed rebuilt-identical statement is
-appended to REF's attestations (:mod:`dlbase.trust.rebuilt`); otherwise nothing is
-attached and the exit is 13.
+resolved to its digest once, before anything is built, and a signed rebuilt-identical
+statement is appended to it only when the rebuilt digest is REF's (:mod:`._rebuildattest`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import contextlib
 
 import click
 
@@ -19,10 +15,10 @@ from dlbase.build import reproduce
 from dlbase.examine import snapshot
 from dlbase.cli import ui
 from dlbase.cli.commands._changes import print_changes
+from dlbase.cli.commands._rebuildattest import Attesting
 from dlbase.cli.commands.common import json_option, open_project, parse_labels, project_options, variant_spec
 from dlbase.engine import Engine
 from dlbase.core.errors import NotReproducible
-from dlbase.trust import rebuilt
 from dlbase.cli.progress import BuildProgress
 
 
@@ -65,29 +61,11 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
     engine = Engine()
     engine.ping()
     progress = BuildProgress(quiet=as_json)
-    built: list[str] = []  # with --attest the rebuild keeps its images (their dpkg status is read): removed here
-
-    def on_event(event) -> None:
-        if event.kind == "done" and event.image_id:
-            built.append(event.image_id)
-        progress.event(event)
-
-    attest_error = None
-    try:
-        result = reproduce.rebuild_check(project, spec, engine, on_event=on_event, say=progress.say,
-                                         extra_labels=extra, keep=keep or attestation is not None)
-        built.extend(result.image_ids)
-        body = {"ok": result.reproducible, **result.to_dict()}
-        if attestation is not None and result.reproducible:  # builds that differ fail below: nothing to vouch for
-            try:
-                body["attestation"] = attestation.attach_rebuild(engine, rebuilt.Rebuild.from_result(body),
-                                                                 host_label, say=progress.say)
-            except NotReproducible as exc:
-                attest_error = exc
-                body.update(ok=False, attestation=None, published=attestation.subject.reference)
-    finally:
-        if attestation is not None and not keep:
-            _remove_untagged(engine, built)
+    with Attesting(attestation, engine, keep=keep, host_label=host_label, on_event=progress.event,
+                   say=progress.say) as attesting:
+        result = reproduce.rebuild_check(project, spec, engine, on_event=attesting.on_event, say=progress.say,
+                                         extra_labels=extra, keep=attesting.keep)
+        body = attesting.attach({"ok": result.reproducible, **result.to_dict()})
     if as_json:
         ui.emit_json(body)
     else:
@@ -99,26 +77,11 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
         ui.info("excluded (legitimately vary): " + ", ".join(sorted(snapshot.EXCLUDED)))
         if not result.reproducible:
             print_changes(result.diff.groups, limit=limit)
-        if body.get("attestation"):
-            done = body["attestation"]
-            ui.info(f"attested: {attestation.subject.reference} rebuilt identical from revision "
-                    f"{str(done['revision'])[:12]} ({done['debian_packages']} Debian packages recorded; "
-                    f"{done['seconds']:.1f}s, {done['registry_bytes']:,} bytes added to the registry)")
-    if attest_error is not None:
-        raise attest_error  # under --json the CLI merges it into the result: one document
+        attesting.print_summary(body)
+    attesting.raise_if_refused()
     if not result.reproducible:
         counts = {k: len(c.added) + len(c.removed) + len(c.changed) for k, c in result.diff.groups.items()}
         error = NotReproducible(f"{result.variant}: two from-scratch builds differ ("
                                 + ", ".join(f"{k}: {n}" for k, n in counts.items() if n) + ")",
                                 hint="see the listing above; Debian packages differ only if the mirror changed")
         raise error  # under --json the CLI merges it into the result: one document
-
-
-def _remove_untagged(engine: Engine, images: list[str]) -> None:
-    """The rebuild's images, each once, only while no tag names it: under BuildKit a rebuild
-    that got the published digest *is* that image, and a copy this host pulled and tagged
-    stays."""
-    for image_id in dict.fromkeys(images):
-        with contextlib.suppress(Exception):
-            if not engine.inspect_image(image_id).get("RepoTags"):
-                engine.remove_image(image_id, force=True)
