@@ -352,3 +352,31 @@ def test_key_generate_makes_a_rebuilder_key_with_its_policy_entry(cli, tmp_path,
     assert res.json()["policy_entry"].startswith("rebuilders:\n  - label: second\n")
     pem = Path(res.json()["public_key"]).read_bytes()
     assert base64.b64decode(b"".join(pem.splitlines()[1:-1]))  # a real public key was written
+
+
+def test_the_attest_wrapper_forwards_every_event_and_removes_only_untagged_rebuild_images():
+    """Build events name the images kept for the statement; the wheelhouse's fill events
+    (no ``kind``) pass through; cleanup spares an image a tag names."""
+    from dlbase.build.wheelhouse import FillEvent
+    from dlbase.cli.commands._rebuildattest import Attesting
+    from dlbase.engine import BuildEvent
+
+    class Daemon:
+        removed: list[str] = []
+
+        def inspect_image(self, image_id):
+            return {"RepoTags": ["r:t"] if image_id == DIGEST else []}
+
+        def remove_image(self, image_id, force=False):
+            self.removed.append(image_id)
+
+    seen, daemon = [], Daemon()
+    fill = FillEvent.__new__(FillEvent)
+    with Attesting(object(), daemon, keep=False, host_label=None, on_event=seen.append, say=print) as attesting:
+        assert attesting.keep is True  # kept while the statement is made
+        for event in (fill, BuildEvent("done", image_id=OTHER), BuildEvent("done", image_id=DIGEST),
+                      BuildEvent("step", text="RUN x")):
+            attesting.on_event(event)
+    assert len(seen) == 4 and daemon.removed == [OTHER]
+    passthrough = Attesting(None, daemon, keep=False, host_label=None, on_event=seen.append, say=print)
+    assert passthrough.keep is False and passthrough.attach({"reproducible": True}) == {"reproducible": True}

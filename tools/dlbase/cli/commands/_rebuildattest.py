@@ -34,7 +34,8 @@ class Attesting:
         return self.user_keep or self.attestation is not None
 
     def on_event(self, event) -> None:
-        if event.kind == "done" and getattr(event, "image_id", None):
+        """A build's events (and the wheelhouse's fill events, which have no ``kind``), forwarded."""
+        if getattr(event, "kind", None) == "done" and getattr(event, "image_id", None):
             self.built.append(event.image_id)
         self._forward(event)
 
