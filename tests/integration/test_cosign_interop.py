@@ -1,7 +1,8 @@
 """dlbase and cosign agree, both ways, on a real registry (Debian's docker-registry on 127.0.0.1).
 
 - `cosign verify --key` and `cosign verify-attestation --key --type T` accept every
-  signature and attestation dlbase writes (SBOM, provenance, verification), and refuse
+  signature and attestation dlbase writes (SBOM, provenance, verification, scan, VEX,
+  rebuilt identical), and refuse
   them under another key;
 - `dlbase trust` accepts what `cosign sign` and `cosign attest` write (cosign 2.5 writes
   in-toto Statement v0.1), lists a predicate type it does not read as present, and still
@@ -92,7 +93,8 @@ def keydirs(tmp_path_factory, cosign_bin, home) -> dict[str, Path]:
 
 
 def dlbase_predicates(name: str) -> list[tuple[str, dict]]:
-    """The three predicates `push --sign` attaches, computed by predicates.py from small inputs."""
+    """The predicates `push --sign` attaches, and a rebuilt-identical statement (`rebuild-check
+    --attest`), computed by predicates.py from small inputs."""
     image_id = "sha256:" + "cd" * 32
     labels = {"org.opencontainers.image.revision": "0" * 40, "org.opencontainers.image.base.name": "ubuntu:22.04",
               "org.opencontainers.image.base.digest": "sha256:" + "ab" * 32, "dlbase.variant": "v1",
@@ -112,8 +114,13 @@ def dlbase_predicates(name: str) -> list[tuple[str, dict]]:
                                                                                          "files": 9}},
         host={"label": "gpu-h200-01", "driver": "550.54.15", "gpus": [{"name": "NVIDIA H200", "sm": "sm_90"}]},
         image=f"{name}@sha256:...", source="dlbase verify --attest")
+    rebuilt = predicates.rebuilt_predicate(
+        rebuilt_digest="sha256:" + "cd" * 32, published=f"{name}@sha256:...", variant="v1", revision="0" * 40,
+        repository="https://example.org/dlbase", source_date_epoch=1764547200,
+        builder={"docker": "26.1.5", "buildx": "0.13.1", "buildkit": "v0.0.0+unknown"}, host_label="second-builder",
+        debian={"libc6": "2.35-0ubuntu3.8"}, rebuilt_at="2026-01-02T00:00:00+00:00", builds=["sha256:" + "cd" * 32] * 2)
     return [(predicates.SBOM_TYPE, sbom), (predicates.PROVENANCE_TYPE, provenance),
-            (predicates.VERIFICATION_TYPE, verification), *scan_predicates(name)]
+            (predicates.VERIFICATION_TYPE, verification), *scan_predicates(name), (predicates.REBUILT_TYPE, rebuilt)]
 
 
 def scan_predicates(name: str) -> list[tuple[str, dict]]:

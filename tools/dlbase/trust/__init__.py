@@ -10,11 +10,15 @@ Small modules, one job each:
 - :mod:`keys`: the cosign-compatible key pair (ECDSA P-256, encrypted sigstore PEM);
 - :mod:`simplesign`: the simple-signing payload and the ``.sig`` layer;
 - :mod:`statements`: in-toto statements (v1 written; v1 and v0.1 read) in DSSE envelopes;
-- :mod:`predicates`: SBOM, SLSA provenance and the verification result;
-- :mod:`probes`: what those record that is asked of the host (GPUs, driver) or the image (dpkg);
+- :mod:`predicates`: SBOM, SLSA provenance, the verification result and rebuilt identical;
+- :mod:`probes`: what those record that is asked of the host (GPUs, driver, builder versions) or the
+  image (its dpkg status);
 - :mod:`store`: reading and writing the ``.sig``/``.att`` artifacts on the registry;
 - :mod:`evidence`: what push and verify attach, and what trust checks;
-- :mod:`policy`: the consumer's policy over the verified evidence.
+- :mod:`policy`: the consumer's policy over the verified evidence;
+- :mod:`rebuilt`: a second builder's rebuilt-identical statement: the digest comparison and what
+  counts for a ``rebuilt_identical`` requirement;
+- :mod:`attach`: gathering the predicates each verb attaches.
 
 Nothing here prints or exits; failures are typed errors from :mod:`dlbase.errors`.
 """

@@ -1,4 +1,5 @@
-"""Gathering the predicates for `push --sign` and `verify --attest`, then attaching them.
+"""Gathering the predicates for `push --sign`, `verify --attest` and `rebuild-check --attest`,
+then attaching them.
 
 Push attaches the SBOM, the provenance and the verification record that let the image
 through the gate, then (with a vulnerability database) a scan of the image as cosign's
@@ -6,15 +7,19 @@ vuln predicate and, whenever the project's VEX has statements about the image, t
 an OpenVEX document; without a database it says that no scan was attached. A GPU host's
 `verify --attest` attaches only its own verification; `scan --attest` only a fresh scan.
 Push signs with the publisher's key; a GPU host signs with its own verifier key (made on
-that host by `dlbase key generate --role verifier`). Both go through :func:`evidence.attach`.
+that host by `dlbase key generate --role verifier`); a second builder with its rebuilder key
+(:func:`for_rebuild`). All go through :func:`evidence.attach`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Callable
 
 from dlbase.core import imageref
+from dlbase.core.errors import DlbaseError, NotReproducible
 from dlbase.examine import local_image
 from dlbase.vuln import attestation as vuln_attestation
 from dlbase.vuln import image_scan, vex
@@ -24,7 +29,7 @@ from dlbase.verify import records
 from dlbase.engine import Engine
 from dlbase.core.project import Project
 from dlbase.registry.client import RegistryClient
-from dlbase.trust import evidence, keys, predicates, probes, sources
+from dlbase.trust import evidence, keys, predicates, probes, rebuilt, sources, statements, store
 
 
 NO_DATABASE = (f"no vulnerability database (--scan-db DIR or ${VULN_DB_ENV}): no scan was attached; "
@@ -54,13 +59,14 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
     labels = imageref.labels_of(info)
     say("reading the lock and os-release from the image, the Dockerfile from its commit")
     built = sources.read(project.root, engine, image_id, labels)
-    say("reading Debian packages from the image (dpkg) for the SBOM")
+    say("reading Debian packages from the image (dpkg status) for the SBOM and the provenance")
     debs = probes.debian_packages(engine, image_id, labels={"dlbase.purpose": "sbom"})
     sbom = predicates.sbom_predicate(image_id=image_id, name=subject.name, python=facts.get("packages") or {},
                                      debs=debs, built=built, labels=labels)
     provenance = predicates.provenance_predicate(
         labels=labels, image_id=image_id, created=info.get("Created"), build_seconds=facts.get("build_seconds"),
-        dockerfile=built.dockerfile, lock=built.lock, engine_version=_engine_version(engine))
+        dockerfile=built.dockerfile, lock=built.lock, engine_version=_engine_version(engine),
+        debs=debs, distro=built.distro, vendor=built.os_id or "debian")
     attestations = [(predicates.SBOM_TYPE, sbom), (predicates.PROVENANCE_TYPE, provenance)]
     record = records.lookup(project, image_id)
     if record is not None:
@@ -141,6 +147,66 @@ def for_verify(project: Project, engine: Engine, client: RegistryClient, subject
         image=subject.reference, source="dlbase verify --attest")
     return evidence.attach(client, subject, pair, sign=False,
                            attestations=[(predicates.VERIFICATION_TYPE, predicate)], on_step=say)
+
+
+def for_rebuild(engine: Engine, client: RegistryClient, subject: evidence.Subject, pair: keys.KeyPair,
+                rebuild: rebuilt.Rebuild, *, host_label: str | None,
+                say: Callable[[str], None] = lambda _m: None) -> dict:
+    """Append a rebuilt-identical statement to ``subject`` when ``rebuild``'s digest is
+    its digest (NotReproducible, exit 13, and nothing attached otherwise).
+
+    The Debian packages and the labels (revision, repository) are read from the rebuilt
+    image, which is the published one (same digest); the builder's versions from this host,
+    under what the rebuild itself recorded."""
+    try:
+        digest = rebuilt.identical_digest(rebuild, subject.reference, subject.digest)
+    except NotReproducible as exc:
+        if rebuild.digest is not None and rebuild.image_ids:  # a rebuilt image to compare: say what moved
+            debs = probes.debian_packages(engine, rebuild.image_ids[0], labels={"dlbase.purpose": "rebuild-attest"})
+            exc.details = rebuilt.explain(_published_debian(client, subject), {n: v for n, v, _a in debs})
+        raise
+    image = rebuild.image_ids[0] if rebuild.image_ids else digest
+    labels = imageref.labels_of(engine.inspect_image(image))
+    say("reading Debian packages from the rebuilt image (dpkg status)")
+    debs = probes.debian_packages(engine, image, labels={"dlbase.purpose": "rebuild-attest"})
+    predicate = predicates.rebuilt_predicate(
+        rebuilt_digest=digest, published=subject.reference, variant=rebuild.variant or labels.get("dlbase.variant"),
+        revision=rebuild.revision or labels.get(rebuilt.REVISION_LABEL),
+        repository=labels.get("org.opencontainers.image.source"), source_date_epoch=rebuild.source_date_epoch,
+        builder={**probes.builder_versions(engine), **rebuild.builder}, host_label=host_label,
+        debian={name: version for name, version, _arch in debs}, rebuilt_at=_now(), builds=list(rebuild.builds))
+    result = evidence.attach(client, subject, pair, sign=False,
+                             attestations=[(predicates.REBUILT_TYPE, predicate)], on_step=say)
+    return {**result, "rebuilt_digest": digest, "revision": predicate["source"]["revision"],
+            "debian_packages": len(predicate["debianPackages"])}
+
+
+def _published_debian(client: RegistryClient, subject: evidence.Subject) -> dict[str, str] | None:
+    """{package: version} from the newest provenance stored with ``subject`` that is about
+    its digest and names Debian packages; None when there is none. Read for a diagnosis
+    only (which packages moved): no signature is checked, and nothing is decided by it."""
+    found = None
+    try:
+        layers = store.ArtifactStore(client, subject.repository).attestations(subject.digest)
+    except DlbaseError:
+        return None
+    hexdigest = subject.digest.partition(":")[2]
+    for layer in layers:
+        if layer.annotations.get(store.PREDICATE_ANNOTATION) != predicates.PROVENANCE_TYPE:
+            continue
+        try:
+            stmt = json.loads(statements.envelope_payload(layer.blob))
+            about = any((s.get("digest") or {}).get("sha256") == hexdigest for s in stmt["subject"])
+            deps = stmt["predicate"]["buildDefinition"]["resolvedDependencies"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        versions = predicates.debian_versions(deps) if about and isinstance(deps, list) else {}
+        found = versions or found
+    return found
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _engine_version(engine: Engine) -> dict:

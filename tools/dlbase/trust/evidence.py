@@ -12,11 +12,12 @@ fingerprint it names) and never fails the check, unless it names a key of the po
 then it was changed after signing (BadSignature). Then: no signature at all -> Unsigned;
 none by a publisher key -> BadSignature; a good one about another digest -> WrongSubject;
 good ones only for another repository, or none naming the tag asked for ->
-WrongIdentity; then the GPU and scan requirements -> PolicyNotMet.
+WrongIdentity; then the GPU, scan and rebuilt-identical requirements -> PolicyNotMet.
 
 What each role may attest (:data:`ROLE_TYPES`): a publisher anything; a verifier
-verification results; a scanner vulnerability scans. A statement of another type by a
-verifier or scanner key is listed as ignored, like one by a key the policy does not name.
+verification results; a scanner vulnerability scans; a rebuilder rebuilt-identical
+statements. A statement of another type by a verifier, scanner or rebuilder key is listed
+as ignored, like one by a key the policy does not name.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ from dlbase.core import digest as digests
 from dlbase.core import reference
 from dlbase.core.errors import BadSignature, InvalidInput, PolicyNotMet, Unsigned, WrongIdentity, WrongSubject
 from dlbase.registry.client import RegistryClient, api_host
-from dlbase.trust import keys, predicates, scans, simplesign, statements, store
-from dlbase.trust.policy import (PUBLISHER, SCANNER, VERIFIER, TrustedKey, TrustPolicy, newest_first,
+from dlbase.trust import keys, predicates, rebuilt, scans, simplesign, statements, store
+from dlbase.trust.policy import (PUBLISHER, REBUILDER, SCANNER, VERIFIER, TrustedKey, TrustPolicy, newest_first,
                                  reasons_against, scan_unmet, unmet)
 from dlbase.vuln.attestation import VULN_TYPE
 
 #: What a key of each role other than publisher may attest, and how it is called.
 ROLE_TYPES = {VERIFIER: (predicates.VERIFICATION_TYPES, "verification results"),
-              SCANNER: ((VULN_TYPE,), "vulnerability scans")}
+              SCANNER: ((VULN_TYPE,), "vulnerability scans"),
+              REBUILDER: ((predicates.REBUILT_TYPE,), "rebuilt-identical statements")}
 
 
 def may_attest(key: TrustedKey, predicate_type: str) -> bool:
@@ -198,6 +200,12 @@ class Evidence:
         return [{"predicate": scans.view(s["statement"]["predicate"]), "signer": s["signer"]}
                 for s in self.signed(VULN_TYPE, role=None)]
 
+    def rebuilds(self) -> list[dict]:
+        """Every rebuilt-identical statement by a key that may make one, as
+        {"predicate": :func:`predicates.rebuilt_view`, "signer"}."""
+        return [{"predicate": predicates.rebuilt_view(s["statement"]["predicate"]), "signer": s["signer"]}
+                for s in self.signed(predicates.REBUILT_TYPE, role=None)]
+
     def unknown_types(self) -> list[str]:
         """Predicate types dlbase does not read (another tool's attestations): listed, never an error."""
         return sorted({s["statement"]["predicateType"] for s in self.statements} - set(predicates.KNOWN_TYPES))
@@ -239,7 +247,7 @@ def _signatures(sigs: list[store.Layer], subject: Subject, policy: TrustPolicy, 
         if not key.has(PUBLISHER):
             ignored.append({"kind": "signature", "where": layer.where, "fingerprint": key.fingerprint,
                             "predicateType": None,
-                            "why": f"signed by {key.describe()}: verifiers attest results, they do not sign images"})
+                            "why": f"signed by {key.describe()}: only publisher keys sign images"})
             continue
         valid.append({"body": body, "signer": key})
     if not valid:
@@ -321,6 +329,7 @@ def enforce(evidence: Evidence, policy: TrustPolicy) -> list[dict]:
                            hint="run `dlbase verify REF@DIGEST --attest --require-gpu --key VERIFIER.key` on a GPU "
                                 "host whose public key the policy lists under verifiers, or relax the policy")
     enforce_scan(evidence, policy)
+    enforce_rebuilt(evidence, policy)
     return rows
 
 
@@ -338,3 +347,29 @@ def enforce_scan(evidence: Evidence, policy: TrustPolicy) -> dict | None:
                                 f"{evidence.subject.reference} --attest --key KEY --db DIR` (a publisher or scanner "
                                 "key); fix or VEX the findings; or relax the policy")
     return newest
+
+
+def enforce_rebuilt(evidence: Evidence, policy: TrustPolicy) -> list[dict]:
+    """Each rebuilt-identical statement (newest first) with why it does or does not count
+    (``unmet``); PolicyNotMet if the policy requires one and too few rebuilder keys vouch.
+
+    The revision a statement names is compared with the publisher's provenance (its
+    ``commit``), when there is one."""
+    provs = evidence.signed(predicates.PROVENANCE_TYPE)
+    params = (((provs[-1]["statement"]["predicate"].get("buildDefinition") or {}).get("externalParameters") or {})
+              if provs else {})
+    commit = params.get("commit") if isinstance(params.get("commit"), str) else None
+    rows = rebuilt.newest_first(evidence.rebuilds())
+    for row in rows:
+        row["unmet"] = rebuilt.reasons_against(row["predicate"], row["signer"], evidence.subject.digest, commit,
+                                               policy.rebuilt)
+    why = rebuilt.unmet(policy, rows)
+    if why and policy.rebuilt is not None:
+        found = "; ".join(f"{r['predicate'].get('host_label') or 'unlabelled'}: {', '.join(r['unmet'])}"
+                          for r in rows) or "no rebuilt-identical attestation at all"
+        raise PolicyNotMet(f"{evidence.subject.reference}: the rebuilt-identical requirement is not met "
+                           f"({policy.rebuilt.describe()}): {why}; found: {found}",
+                           hint="a second builder rebuilds it from its commit and attests: `dlbase rebuild-check "
+                                f"VARIANT --attest {evidence.subject.reference} --key REBUILDER.key` (a key the "
+                                "policy lists under rebuilders), or relax the policy")
+    return rows

@@ -10,14 +10,20 @@ them:
 - scanner keys, each with a label (a CI job that re-scans published images), attest
   vulnerability scans and nothing else. Publisher keys may attest scans too (push does);
   verifier keys may not: a GPU host's key vouches for what ran on that host, and a key
-  that only a scan job holds keeps a leaked scan key from forging GPU results.
+  that only a scan job holds keeps a leaked scan key from forging GPU results;
+- rebuilder keys, each with a label (a second builder, another organisation's CI), attest
+  that they rebuilt the image from its commit and got the same digest (the
+  rebuilt-identical predicate) and nothing else. Only a rebuilder's statement meets a
+  ``rebuilt_identical`` requirement: the publisher saying its own build is reproducible
+  proves nothing a second builder's does.
 
 A consumer always requires a publisher signature of the digest, made for the repository
 being checked (or a mirror the policy allows) and, when checking by tag, naming that tag.
 Optionally: GPU verifications (how many distinct verifier keys, which of them, GPU
 architecture, minimum driver, maximum age), and a scan: the newest one by a publisher
 or scanner key at most so old, with no finding that VEX does not answer at or above a
-severity. A GPU verification counts only when a
+severity; and rebuilt-identical statements by rebuilder keys (how many distinct keys, which
+of them). A GPU verification counts only when a
 verifier key of the policy signed it: the publisher's "GPU passed" counts only if the
 policy also lists that key as a verifier.
 
@@ -40,7 +46,7 @@ DRIVER_RE = re.compile(r"^\d+(\.\d+)*$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 AGE_RE = re.compile(r"^(\d+)([hdw])$")
 AGE_UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1)}
-PUBLISHER, VERIFIER, SCANNER = "publisher", "verifier", "scanner"
+PUBLISHER, VERIFIER, SCANNER, REBUILDER = "publisher", "verifier", "scanner", "rebuilder"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,25 @@ class ScanRequirement:
                                fail_on=min(levels, key=severity.rank) if levels else None)
 
 
+@dataclass(frozen=True)
+class RebuildRequirement:
+    """How many distinct rebuilder keys (a threshold, as for GPU verifications) must have
+    said "rebuilt from the commit, same digest", and which of them may count."""
+
+    count: int = 1
+    rebuilders: tuple[str, ...] = ()  # labels; empty: any rebuilder of the policy
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise InvalidInput(f"a rebuilt_identical requirement's count must be at least 1, not {self.count}")
+
+    def describe(self) -> str:
+        who = f" ({', '.join(self.rebuilders)})" if self.rebuilders else ""
+        if self.count > 1:
+            return f"{self.count} rebuilt-identical statements by distinct rebuilder keys{who}"
+        return f"a rebuilt-identical statement by a rebuilder key{who}"
+
+
 def check_severity(value: str | None, what: str) -> None:
     if value is not None and value not in severity.LEVELS:
         raise InvalidInput(f"{what} {value!r} is not a severity ({', '.join(severity.LEVELS)})",
@@ -134,6 +159,7 @@ class TrustPolicy:
     keys: tuple[TrustedKey, ...]
     gpu: GpuRequirement | None = None
     scan: ScanRequirement | None = None
+    rebuilt: RebuildRequirement | None = None
     repositories: tuple[str, ...] = ()  # what a signature may name besides the checked repository
     signed_tag: bool = True  # checking REF:TAG needs a publisher signature naming TAG
     source: str | None = None  # the policy file, when there is one
@@ -152,6 +178,8 @@ class TrustPolicy:
             parts.append(self.gpu.describe())
         if self.scan:
             parts.append(self.scan.describe())
+        if self.rebuilt:
+            parts.append(self.rebuilt.describe())
         return "; ".join(parts)
 
     def with_keys(self, extra: list[TrustedKey]) -> "TrustPolicy":
@@ -168,7 +196,7 @@ class TrustPolicy:
 
     def with_flags(self, *, require_gpu_verified: bool, gpu_arch: str | None,
                    min_driver: str | None, max_scan_age: str | None = None,
-                   scan_fail_on: str | None = None) -> "TrustPolicy":
+                   scan_fail_on: str | None = None, require_rebuilt: bool = False) -> "TrustPolicy":
         """The command-line flags on top of the file: they add requirements, never relax one."""
         check_arch(gpu_arch, "--gpu-arch")
         check_driver(min_driver, "--min-driver")
@@ -178,6 +206,8 @@ class TrustPolicy:
         policy = self
         if age is not None or fail_on is not None:
             policy = replace(self, scan=(self.scan or ScanRequirement()).stricter(age, fail_on))
+        if require_rebuilt and policy.rebuilt is None:
+            policy = replace(policy, rebuilt=RebuildRequirement())
         return policy._with_gpu_flags(require_gpu_verified, gpu_arch, min_driver)
 
     def _with_gpu_flags(self, require_gpu_verified: bool, gpu_arch: str | None,

@@ -18,6 +18,9 @@ The format (every key but ``publishers`` optional)::
     scanners:                   # they attest vulnerability scans, nothing else
       - label: nightly-rescan   # required, unique
         key: keys/rescan.pub
+    rebuilders:                 # they attest "rebuilt from the commit, same digest", nothing else
+      - label: second-builder   # required, unique
+        key: keys/rebuilder.pub
     require:
       gpu:                      # GPU verifications by verifier keys
         count: 1                # distinct verifier keys that must vouch
@@ -31,6 +34,8 @@ The format (every key but ``publishers`` optional)::
       scan:                     # the newest scan by a publisher or scanner key
         max_age: 7d             # h / d / w
         fail_on: HIGH           # no finding VEX does not answer at or above this severity
+      rebuilt_identical: true   # a rebuilder key vouches that it rebuilt the same digest; or:
+      # rebuilt_identical: {count: 2, rebuilders: [second-builder, other-org]}
 """
 
 from __future__ import annotations
@@ -41,17 +46,20 @@ from typing import Any
 from dlbase.core import validate, yamlio
 from dlbase.core.errors import AddressError, DlbaseError, InvalidInput, MatrixError, Missing
 from dlbase.trust import keys
-from dlbase.trust.policy import (LABEL_RE, PUBLISHER, SCANNER, VERIFIER, GpuRequirement, ScanRequirement,
-                                 TrustedKey, TrustPolicy, parse_age)
+from dlbase.trust.policy import (LABEL_RE, PUBLISHER, REBUILDER, SCANNER, VERIFIER, GpuRequirement,
+                                 RebuildRequirement, ScanRequirement, TrustedKey, TrustPolicy, parse_age)
 from dlbase.vuln import severity
 
-TOP_KEYS = {"publishers", "verifiers", "scanners", "require"}
+TOP_KEYS = {"publishers", "verifiers", "scanners", "rebuilders", "require"}
 KEY_KEYS = {"label", "key"}
-REQUIRE_KEYS = {"gpu", "repositories", "signed_tag", "scan"}
+REQUIRE_KEYS = {"gpu", "repositories", "signed_tag", "scan", "rebuilt_identical"}
+REBUILT_KEYS = {"count", "rebuilders"}
 GPU_KEYS = {"count", "verifiers", "arch", "min_driver", "max_age"}
 SCAN_KEYS = {"max_age", "fail_on"}
 #: (role, section of the file); every role but the publisher's needs a label per key.
-SECTIONS = ((PUBLISHER, "publishers"), (VERIFIER, "verifiers"), (SCANNER, "scanners"))
+SECTIONS = ((PUBLISHER, "publishers"), (VERIFIER, "verifiers"), (SCANNER, "scanners"), (REBUILDER, "rebuilders"))
+#: What a key of each labelled role stands for (in the error when its label is missing).
+STANDS_FOR = {VERIFIER: "the GPU host or fleet", SCANNER: "the scan job", REBUILDER: "the second builder"}
 PEM_START = "-----BEGIN"
 HINT = "fix the trust policy file (docs/trust-researchers.md shows the format)"
 
@@ -110,8 +118,7 @@ def load(path: Path) -> TrustPolicy:
             if "key" not in node:
                 raise f.error(f"{what}: missing 'key' (a .pub path, env://NAME or inline PEM)", node, field="key")
             if role != PUBLISHER and "label" not in node:
-                stands_for = "the GPU host or fleet" if role == VERIFIER else "the scan job"
-                raise f.error(f"{what}: a {role} needs a label ({stands_for} it stands for)", node,
+                raise f.error(f"{what}: a {role} needs a label ({STANDS_FOR[role]} it stands for)", node,
                               field="label")
             label = f.string(node, "label", what) if "label" in node else f"publisher-{i + 1}"
             if not LABEL_RE.match(label):
@@ -148,8 +155,39 @@ def load(path: Path) -> TrustPolicy:
                           "signed_tag", field="signed_tag")
         signed_tag = req["signed_tag"]
     scan = _scan(f, req) if "scan" in req else None
-    return TrustPolicy(keys=policy.keys, gpu=gpu, scan=scan, repositories=repositories, signed_tag=signed_tag,
-                       source=f.name)
+    rebuilt = _rebuilt(f, req, labels[REBUILDER]) if "rebuilt_identical" in req else None
+    return TrustPolicy(keys=policy.keys, gpu=gpu, scan=scan, rebuilt=rebuilt, repositories=repositories,
+                       signed_tag=signed_tag, source=f.name)
+
+
+def _rebuilt(f: _File, req: dict, rebuilder_labels: set[str]) -> RebuildRequirement | None:
+    """``rebuilt_identical: true`` (one rebuilder key, any), ``false`` (none), or
+    ``{count: N, rebuilders: [LABEL, ...]}``."""
+    value = req["rebuilt_identical"]
+    if value is False:
+        return None
+    if value is not True and not isinstance(value, dict):
+        raise f.error(f"require: rebuilt_identical must be true, false or a mapping (count, rebuilders), not "
+                      f"{value!r}", req, "rebuilt_identical", field="rebuilt_identical")
+    if not rebuilder_labels:
+        raise f.error("require.rebuilt_identical needs rebuilder keys: only a rebuilder's statement counts",
+                      req, "rebuilt_identical", field="rebuilt_identical")
+    if value is True:
+        return RebuildRequirement()
+    node = f.mapping(value, REBUILT_KEYS, "require.rebuilt_identical", req, "rebuilt_identical")
+    count = node.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise f.error(f"require.rebuilt_identical: count must be a whole number >= 1, not {count!r}", node, "count",
+                      field="count")
+    names = tuple(f.strings(node, "rebuilders", "require.rebuilt_identical")) if "rebuilders" in node else ()
+    for name in names:
+        if name not in rebuilder_labels:
+            raise f.error(f"require.rebuilt_identical: rebuilder {name!r} is not a label under rebuilders "
+                          f"({', '.join(sorted(rebuilder_labels))})", node, "rebuilders", field="rebuilders")
+    if count > len(names or rebuilder_labels):
+        raise f.error(f"require.rebuilt_identical: count {count} is more than the {len(names or rebuilder_labels)} "
+                      "rebuilder key(s) that could vouch", node, "count", field="count")
+    return RebuildRequirement(count=count, rebuilders=names)
 
 
 def _scan(f: _File, req: dict) -> ScanRequirement:
@@ -245,10 +283,11 @@ def _key(value: str, label: str, role: str, base: Path, where: str) -> TrustedKe
 def from_cli(policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...], *,
              require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None,
              scanner_specs: tuple[str, ...] = (), max_scan_age: str | None = None,
-             scan_fail_on: str | None = None) -> TrustPolicy:
+             scan_fail_on: str | None = None, rebuilder_specs: tuple[str, ...] = (),
+             require_rebuilt: bool = False) -> TrustPolicy:
     """``--policy FILE``, ``--key PUB`` (a publisher key), ``--verifier LABEL=PUB``,
-    ``--scanner LABEL=PUB`` and the GPU and scan flags (they add requirements on top of
-    the file's)."""
+    ``--scanner LABEL=PUB``, ``--rebuilder LABEL=PUB`` and the GPU, scan and rebuild flags
+    (they add requirements on top of the file's)."""
     if policy_file is None and not key_sources:
         raise InvalidInput("no publisher key given",
                            hint="pass --key cosign.pub (repeat it for several keys) or --policy FILE")
@@ -259,7 +298,8 @@ def from_cli(policy_file: Path | None, key_sources: tuple[str, ...], verifier_sp
         extra.append(TrustedKey(public=public, fingerprint=keys.fingerprint(public),
                                 roles=((PUBLISHER, f"key-{i + 1}"),), source=source))
     for role, specs, example in ((VERIFIER, verifier_specs, "h200-fleet=h200.pub"),
-                                 (SCANNER, scanner_specs, "nightly-rescan=rescan.pub")):
+                                 (SCANNER, scanner_specs, "nightly-rescan=rescan.pub"),
+                                 (REBUILDER, rebuilder_specs, "second-builder=rebuilder.pub")):
         for spec in specs:
             label, sep, source = spec.partition("=")
             if not sep or not LABEL_RE.match(label) or not source:
@@ -269,4 +309,4 @@ def from_cli(policy_file: Path | None, key_sources: tuple[str, ...], verifier_sp
                                     source=source))
     policy = policy.with_keys(extra)
     return policy.with_flags(require_gpu_verified=require_gpu_verified, gpu_arch=gpu_arch, min_driver=min_driver,
-                             max_scan_age=max_scan_age, scan_fail_on=scan_fail_on)
+                             max_scan_age=max_scan_age, scan_fail_on=scan_fail_on, require_rebuilt=require_rebuilt)

@@ -1,4 +1,4 @@
-"""The three predicates dlbase attaches to an image, as plain data.
+"""The predicates dlbase attaches to an image, as plain data.
 
 - SBOM: CycloneDX 1.5 with the image's Python distributions *and* its dpkg packages
   (read from inside the image), predicate type ``https://cyclonedx.org/bom``;
@@ -12,7 +12,10 @@
   (host, GPUs, driver, counts, partial, forced...) in its extension field ``dlbase``;
   documented in docs/trust-operators.md. Verifications written before carry dlbase's
   own type ``https://dlbase.dev/attestation/verification/v1`` (the same facts, flat); both
-  are read, through :func:`verification_view`.
+  are read, through :func:`verification_view`;
+- rebuilt identical: dlbase's own ``https://dlbase.dev/rebuilt-identical/v0.1``, a second
+  builder's word that it rebuilt the image from its commit and got the same manifest
+  digest (:func:`rebuilt_predicate`; documented in docs/trust-operators.md).
 
 Only functions of their inputs here (and of the suite's files, for :func:`suite_hash`):
 what must be asked of the host or the image (its GPUs, its Debian packages) is gathered
@@ -36,7 +39,9 @@ PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
 VERIFICATION_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 LEGACY_VERIFICATION_TYPE = "https://dlbase.dev/attestation/verification/v1"
 VERIFICATION_TYPES = (VERIFICATION_TYPE, LEGACY_VERIFICATION_TYPE)
-KNOWN_TYPES = (SBOM_TYPE, PROVENANCE_TYPE, *VERIFICATION_TYPES, VULN_TYPE, OPENVEX_TYPE)  # scan, VEX: dlbase.vuln
+REBUILT_TYPE = "https://dlbase.dev/rebuilt-identical/v0.1"
+KNOWN_TYPES = (SBOM_TYPE, PROVENANCE_TYPE, *VERIFICATION_TYPES, VULN_TYPE, OPENVEX_TYPE,  # scan, VEX: dlbase.vuln
+               REBUILT_TYPE)
 EXTENSION = "dlbase"  # test-result's extension field that holds dlbase's facts
 TEST_RESULT_FIELDS = ("result", "configuration", "url", "passedTests", "warnedTests", "failedTests")
 BUILD_TYPE = "https://dlbase.dev/build/docker-classic/v1"
@@ -60,9 +65,16 @@ def sbom_predicate(*, image_id: str, name: str, python: dict[str, str], debs: li
 
 def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str | None,
                          build_seconds: float | None, dockerfile: Material | None, lock: Material | None,
-                         engine_version: dict) -> dict:
+                         engine_version: dict, debs: list[tuple[str, str, str]] = (),
+                         distro: str | None = None, vendor: str = "debian") -> dict:
     """SLSA v1 provenance from the image's own build-time labels and the build's inputs
-    (the Dockerfile at the image's commit, the lock inside the image: :mod:`sources`)."""
+    (the Dockerfile at the image's commit, the lock inside the image: :mod:`sources`).
+
+    ``debs`` (name, version, arch) are the image's installed Debian packages, from its dpkg
+    status: the exact versions the mirror served to the apt layer (and the base), each a
+    resolved dependency named by its purl (:func:`debian_dependencies`), so a rebuild on a
+    later mirror state can say which package moved instead of only "different".
+    """
     finished = created
     started = None
     if created and build_seconds:
@@ -81,6 +93,7 @@ def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str 
     for label, material in (("rendered Dockerfile", dockerfile), ("requirements.lock", lock)):
         if material is not None:
             deps.append({"uri": f"file:{material.uri}", "name": label, "digest": {"sha256": material.sha256}})
+    deps.extend(debian_dependencies(debs, distro=distro, vendor=vendor))
     return {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
@@ -101,6 +114,28 @@ def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str 
             "metadata": {"invocationId": f"dlbase-build:{image_id}", "startedOn": started, "finishedOn": finished},
         },
     }
+
+
+def debian_dependencies(debs: list[tuple[str, str, str]], *, distro: str | None = None,
+                        vendor: str = "debian") -> list[dict]:
+    """One SLSA resource descriptor per installed Debian package (sorted, deduplicated):
+    ``uri`` its purl (``pkg:deb/debian/NAME@VERSION?arch=..&distro=..``, the SBOM's spelling),
+    ``name`` the package; the version is in the purl, which is what a later rebuild compares."""
+    return [{"uri": sbom.deb_purl(name, version, arch, distro, vendor), "name": name,
+             "annotations": {"packageManager": "dpkg", "version": version, "arch": arch}}
+            for name, version, arch in sorted(set(debs))]
+
+
+def debian_versions(dependencies: list[dict]) -> dict[str, str]:
+    """{package: version} of the Debian packages among a provenance's resolved dependencies
+    (the inverse of :func:`debian_dependencies`; other dependencies are skipped)."""
+    found = {}
+    for dep in dependencies:
+        notes = dep.get("annotations") if isinstance(dep, dict) else None
+        if (isinstance(notes, dict) and notes.get("packageManager") == "dpkg"
+                and str(dep.get("uri", "")).startswith("pkg:deb/")):
+            found[str(dep.get("name"))] = str(notes.get("version"))
+    return found
 
 
 def suite_digest(files: dict[str, bytes]) -> dict:
@@ -195,3 +230,47 @@ def verification_view(predicate_type: str, predicate: dict) -> dict:
         failed = facts.get("failedChecks") if isinstance(facts.get("failedChecks"), list) else []
     return {**facts, "result": {"pass": "passed", "fail": "failed"}.get(result, str(result)),
             "failedChecks": [str(f) for f in failed]}
+
+
+def rebuilt_predicate(*, rebuilt_digest: str, published: str, variant: str | None, revision: str | None,
+                      repository: str | None, source_date_epoch: int | None, builder: dict,
+                      host_label: str | None, debian: dict[str, str], rebuilt_at: str,
+                      builds: list[str]) -> dict:
+    """A second builder's statement that it rebuilt ``published`` from ``revision`` and got
+    ``rebuilt_digest`` (the subject's digest: :mod:`dlbase.trust.rebuilt` refuses to make
+    one otherwise).
+
+    ``builds``: the manifest digests of the rebuild's own two builds (they agreed);
+    ``builder``: BuildKit, buildx and Docker versions as the rebuild read them; ``debian``:
+    {package: version} from the rebuilt image's dpkg status, the mirror state it met.
+    """
+    return {
+        "rebuiltDigest": rebuilt_digest,
+        "published": published,
+        "source": {"repository": repository, "revision": revision, "variant": variant},
+        "sourceDateEpoch": source_date_epoch,
+        "builder": {**builder, "dlbase": __version__},
+        "host": {"label": host_label},
+        "rebuiltAt": rebuilt_at,
+        "builds": list(builds),
+        "debianPackages": dict(sorted(debian.items())),
+    }
+
+
+def rebuilt_view(predicate: dict) -> dict:
+    """The facts of one rebuilt-identical predicate that `dlbase trust` shows and a policy
+    checks; fields of the wrong kind read as unknown (None), never as a match."""
+    source = predicate.get("source") if isinstance(predicate.get("source"), dict) else {}
+    host = predicate.get("host") if isinstance(predicate.get("host"), dict) else {}
+    builder = predicate.get("builder") if isinstance(predicate.get("builder"), dict) else {}
+    debian = predicate.get("debianPackages") if isinstance(predicate.get("debianPackages"), dict) else {}
+    digest = predicate.get("rebuiltDigest")
+    epoch = predicate.get("sourceDateEpoch")
+    return {"digest": digest if isinstance(digest, str) else None,
+            "revision": source.get("revision") if isinstance(source.get("revision"), str) else None,
+            "variant": source.get("variant"),
+            "when": predicate.get("rebuiltAt") if isinstance(predicate.get("rebuiltAt"), str) else None,
+            "host_label": host.get("label"),
+            "source_date_epoch": epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
+            "builder": {str(k): v for k, v in builder.items()},
+            "debian_packages": len(debian)}

@@ -9,23 +9,51 @@ from __future__ import annotations
 
 import re
 
+from dlbase.core.errors import DlbaseError
 from dlbase.engine import Engine
 from dlbase.verify import doctor
+from dlbase.vuln.inventory import parse_dpkg_status
 
-DPKG_FORMAT = "${Package}\\t${Version}\\t${Architecture}\\n"
+DPKG_STATUS = "/var/lib/dpkg/status"
+PURPOSE = {"dlbase.purpose": "sbom"}
 
 
 def debian_packages(engine: Engine, image: str, labels: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
-    """(name, version, arch) of every installed Debian package, from dpkg inside the image."""
-    result = engine.run(image, ["dpkg-query", "-W", f"-f={DPKG_FORMAT}"], entrypoint=[],  # no preflight lines
-                        network_mode="none", timeout=120, labels=labels)
-    if not result.ok:
+    """(name, version, arch) of every installed Debian package, from the image's dpkg status.
+
+    The file is read from a never-started container (no command of the image runs, so an
+    image without ``dpkg-query`` or with an odd entrypoint still answers) and parsed by the
+    one dpkg status reader, :func:`dlbase.vuln.inventory.parse_dpkg_status` (the scan's and
+    ``rebuild-check``'s too): SBOM, provenance and scan cannot disagree on what is installed.
+    An image without a dpkg status (not Debian-based) has none.
+    """
+    try:
+        text = engine.read_image_file(image, DPKG_STATUS, labels=labels or PURPOSE)
+    except DlbaseError:  # Missing, or an image that cannot make a container: no such fact
         return []
-    found = []
-    for line in result.output.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3 and all(parts):
-            found.append((parts[0], parts[1], parts[2]))
+    return [(d.name, d.version, d.arch) for d in parse_dpkg_status(text.decode("utf-8", "replace"))
+            if d.name and d.version and d.arch]
+
+
+def builder_versions(engine: Engine, run=doctor._run, which=doctor.shutil.which) -> dict:  # noqa: SLF001
+    """The versions of what builds here, for a rebuilt-identical statement: the Docker
+    engine (its API answer), buildx (``docker buildx version``) and the BuildKit of the
+    current builder (``docker buildx inspect``; Debian's embedded one says
+    ``v0.0.0+unknown``). What cannot be read is None, not a guess."""
+    found: dict = {"docker": None, "dockerApi": None, "buildx": None, "buildkit": None}
+    try:
+        version = engine.version()
+        found["docker"], found["dockerApi"] = version.get("Version"), version.get("ApiVersion")
+    except Exception:  # noqa: BLE001 - the daemon's answer is a fact, its absence too
+        pass
+    docker = which("docker")
+    if docker:
+        rc, out = run([docker, "buildx", "version"])
+        parts = out.split() if rc == 0 else []
+        found["buildx"] = parts[1] if len(parts) > 1 else None
+        rc, out = run([docker, "buildx", "inspect"])
+        match = re.search(r"^BuildKit version:\s*(\S+)", out, re.MULTILINE) if rc == 0 else None
+        found["buildkit"] = match.group(1) if match else None
     return found
 
 

@@ -1,8 +1,9 @@
-"""`dlbase verify|scan REGISTRY/REPO@sha256:... --attest --key KEY`: the parts around them.
+"""`dlbase verify|scan REGISTRY/REPO@sha256:... --attest --key KEY` and `dlbase rebuild-check
+VARIANT --attest REF --key KEY`: the parts around them.
 
 The key (and its passphrase) is loaded before anything is pulled, so a wrong passphrase
 costs nothing; the image is pulled by digest (scan: only when the daemon lacks it),
-verified or scanned as usual, and the result is signed and appended to the image's
+verified, scanned or rebuilt as usual, and the result is signed and appended to the image's
 ``.att`` list. Only the attestation is written to the registry; the image is never
 pushed again.
 """
@@ -51,11 +52,20 @@ class Attestation:
         return attach.for_verify(project, engine, client, self.subject, self.pair, report,
                                  host_label=host_label, say=say)
 
+    def attach_rebuild(self, engine: Engine, rebuild, host_label: str | None, say: Callable[[str], None]) -> dict:
+        """A rebuilt-identical statement, only when ``rebuild`` (a :class:`dlbase.trust.rebuilt.Rebuild`)
+        got this digest; NotReproducible and nothing attached otherwise."""
+        return attach.for_rebuild(engine, registry_client(self.subject.host), self.subject, self.pair, rebuild,
+                                  host_label=host_label, say=say)
 
-def prepare(ref: str | None, key: str | None) -> Attestation:
+
+def prepare(ref: str | None, key: str | None, *, tag_ok: bool = False) -> Attestation:
+    """The subject and the loaded key. ``tag_ok``: REF may be a tag, resolved here, once, to
+    the digest everything after works on (rebuild-check: the digest is what is compared)."""
+    wanted = "REGISTRY/REPO@sha256:... or REGISTRY/REPO:TAG" if tag_ok else "REGISTRY/REPO@sha256:..."
     parsed = reference.parse(ref or "", where="--attest IMAGE") if ref else None
-    if parsed is None or not parsed.digest:
-        raise InvalidInput(f"--attest needs REGISTRY/REPO@sha256:... (got {ref!r})",
+    if parsed is None or not (parsed.digest or tag_ok):
+        raise InvalidInput(f"--attest needs {wanted} (got {ref!r})",
                            hint="attest a digest, never a tag: `dlbase trust REF` prints the pinned reference")
     if parsed.registry is None:
         raise InvalidInput(f"--attest: {ref!r} names no registry host",
@@ -63,5 +73,6 @@ def prepare(ref: str | None, key: str | None) -> Attestation:
     if not key:
         raise InvalidInput("--attest needs --key KEY (the private signing key)",
                            hint="give cosign.key or env://DLBASE_SIGNING_KEY")
+    pair = private_key(key)  # the key (and passphrase) before the registry is asked or anything built
     subject, _tag = evidence.parse_subject(ref, registry_client)
-    return Attestation(subject, private_key(key))
+    return Attestation(subject, pair)

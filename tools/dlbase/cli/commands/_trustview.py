@@ -32,6 +32,7 @@ def check(ref: str, policy: TrustPolicy) -> dict:
     evidence = ev.check(client_for(subject.host), subject, policy, tag=resolved_from)
     verifications = ev.enforce(evidence, policy)
     scan = ev.enforce_scan(evidence, policy)  # met (enforce raised otherwise): the newest scan, for the view
+    rebuilds = ev.enforce_rebuilt(evidence, policy)  # met too: every rebuilt-identical statement, for the view
     vexes = evidence.signed(predicates.OPENVEX_TYPE)
     provs = evidence.signed(predicates.PROVENANCE_TYPE)
     boms = evidence.signed(predicates.SBOM_TYPE)
@@ -64,6 +65,8 @@ def check(ref: str, policy: TrustPolicy) -> dict:
                            "meets_policy": not r["unmet"], "unmet": r["unmet"]} for r in verifications],
         "scan": {**_scan_summary(scan["predicate"]), "signer": _key(scan["signer"]), "unmet": scan["unmet"],
                  "scans": len(evidence.scans())} if scan else None,
+        "rebuilds": [{**_rebuild_summary(r["predicate"]), "signer": _key(r["signer"]),
+                      "meets_policy": not r["unmet"], "unmet": r["unmet"]} for r in rebuilds],
         "vex": {"statements": len(vexes[-1]["statement"]["predicate"].get("statements") or []),
                 "timestamp": vexes[-1]["statement"]["predicate"].get("timestamp"),
                 "signer": _key(vexes[-1]["signer"])} if vexes else None,
@@ -76,6 +79,13 @@ def _scan_summary(view: dict) -> dict:
     return {"when": view["when"], "database": view["database"], "scanner": view["scanner"],
             "counts": view["counts"], "counts_without_vex": view["counts_without_vex"],
             "vex_applied": view["vex_applied"], "not_covered": view["not_covered"]}
+
+
+def _rebuild_summary(view: dict) -> dict:
+    return {"host_label": view["host_label"], "when": view["when"], "revision": view["revision"],
+            "variant": view["variant"], "rebuilt_digest": view["digest"],
+            "source_date_epoch": view["source_date_epoch"], "builder": view["builder"],
+            "debian_packages": view["debian_packages"]}
 
 
 def _counts(counts: dict | None) -> str:
@@ -143,6 +153,11 @@ def print_table(body: dict) -> None:
         rows.append([f"scan (newest of {scan['scans']})", "ok" if not scan["unmet"] else "present",
                      f"{scan['when']}; database {scan['database']}; open: {_counts(scan['counts'])}{vexed}; "
                      f"by {_by(scan['signer'])}{extra}"])
+    for r in body.get("rebuilds") or []:
+        builder = ", ".join(f"{k} {r['builder'][k]}" for k in ("docker", "buildx", "buildkit") if r["builder"].get(k))
+        rows.append([f"rebuilt identical: {r['host_label'] or 'unlabelled'}", "ok" if r["meets_policy"] else "present",
+                     f"revision {str(r['revision'])[:12]}; {r['when']}; {builder or 'builder unknown'}; "
+                     f"by {_by(r['signer'])}" + (f"; policy: {', '.join(r['unmet'])}" if r["unmet"] else "")])
     vex = body.get("vex")
     if vex is not None:
         rows.append(["VEX", "ok", f"{vex['statements']} statement(s), {vex['timestamp']} (by {_by(vex['signer'])})"])

@@ -1,10 +1,11 @@
 """`dlbase key generate`: a signing key pair, in cosign's own file format.
 
-Three roles use the same kind of key (the role is a property of the consumer's trust
+Four roles use the same kind of key (the role is a property of the consumer's trust
 policy, not of the key): the publisher's key signs images and the build's attestations;
 a verifier's key (one per GPU host or fleet, made *on* that host) signs only its
 verification results; a scanner's key (made where published images are re-scanned)
-signs only scans. The private half never leaves the machine that made it; what is
+signs only scans; a rebuilder's key (a second builder) signs only rebuilt-identical
+statements. The private half never leaves the machine that made it; what is
 sent on is the public half, and for a verifier the policy entry that names it.
 """
 
@@ -19,7 +20,8 @@ from dlbase.cli.commands._signing import passphrase
 from dlbase.cli.commands.common import json_option
 from dlbase.core.errors import InvalidInput
 from dlbase.trust import keys
-from dlbase.trust.policy import LABEL_RE, PUBLISHER, SCANNER, VERIFIER
+from dlbase.trust.policy import LABEL_RE, PUBLISHER, REBUILDER, SCANNER, VERIFIER
+from dlbase.trust.policyfile import STANDS_FOR
 
 
 def _out_folder(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
@@ -54,12 +56,14 @@ def policy_entry(role: str, label: str | None, public_pem: str) -> str:
 @command.command("generate")
 @click.option("--out", "out_dir", default=".", show_default=True, callback=_out_folder,
               help="folder for cosign.key and cosign.pub (created when missing; keys are never overwritten)")
-@click.option("--role", type=click.Choice([PUBLISHER, VERIFIER, SCANNER]), default=PUBLISHER, show_default=True,
+@click.option("--role", type=click.Choice([PUBLISHER, VERIFIER, SCANNER, REBUILDER]), default=PUBLISHER,
+              show_default=True,
               help="publisher: signs images and build attestations; verifier: a GPU host or fleet that attests "
                    "its verification results (generate it on that host); scanner: a job that re-scans "
-                   "published images (`dlbase scan REF@DIGEST --attest`)")
+                   "published images (`dlbase scan REF@DIGEST --attest`); rebuilder: a second builder that "
+                   "rebuilds published images from their commit (`dlbase rebuild-check VARIANT --attest REF`)")
 @click.option("--label", default=None, metavar="LABEL",
-              help="the name consumers' policies give this key (needed for --role verifier or scanner, "
+              help="the name consumers' policies give this key (needed for every role but publisher, "
                    "e.g. h200-fleet)")
 @json_option
 def generate(out_dir: Path, role: str, label: str | None, as_json: bool) -> None:
@@ -67,9 +71,8 @@ def generate(out_dir: Path, role: str, label: str | None, as_json: bool) -> None
     from DLBASE_SIGNING_PASSWORD or a prompt; it stays on this machine) and cosign.pub
     (send it to the publisher and to everyone who pulls)."""
     if role != PUBLISHER and not label:
-        stands_for = "the GPU host or fleet" if role == VERIFIER else "the scan job"
-        example = "h200-fleet" if role == VERIFIER else "nightly-rescan"
-        raise InvalidInput(f"--role {role} needs --label ({stands_for} this key stands for)",
+        example = {VERIFIER: "h200-fleet", SCANNER: "nightly-rescan", REBUILDER: "second-builder"}[role]
+        raise InvalidInput(f"--role {role} needs --label ({STANDS_FOR[role]} this key stands for)",
                            hint=f"e.g. dlbase key generate --role {role} --label {example} --out ~/.dlbase/{role}")
     if label is not None and not LABEL_RE.match(label):
         raise InvalidInput(f"--label {label!r} must be letters, digits, '.', '_' or '-' (at most 63)")
@@ -92,6 +95,10 @@ def generate(out_dir: Path, role: str, label: str | None, as_json: bool) -> None
         ui.info(f"send {public} (or the entry below) to the publisher; it goes under scanners: in the trust "
                 "policy consumers use. Re-scan with `dlbase scan REGISTRY/REPO@sha256:... --attest "
                 f"--key {private} --db DIR`")
+    elif role == REBUILDER:
+        ui.info(f"send {public} (or the entry below) to the publisher; it goes under rebuilders: in the trust "
+                "policy consumers use. Rebuild and vouch with `dlbase rebuild-check VARIANT --attest "
+                f"REGISTRY/REPO@sha256:... --key {private} --host-label {label}`")
     else:
         ui.info("next: `dlbase push IMAGE --registry HOST --sign " + str(private) + "`; "
                 "researchers run `dlbase trust REF --key " + str(public) + "`")

@@ -1,4 +1,9 @@
-"""`dlbase rebuild-check VARIANT`: two from-scratch builds must give the same content."""
+"""`dlbase rebuild-check VARIANT`: two from-scratch builds must give the same content.
+
+With ``--attest REF --key KEY`` a second builder vouches for a published image: REF is
+resolved to its digest once, before anything is built, and a signed rebuilt-identical
+statement is appended to it only when the rebuilt digest is REF's (:mod:`._rebuildattest`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dlbase.build import reproduce
 from dlbase.examine import snapshot
 from dlbase.cli import ui
 from dlbase.cli.commands._changes import print_changes
+from dlbase.cli.commands._rebuildattest import Attesting
 from dlbase.cli.commands.common import json_option, open_project, parse_labels, project_options, variant_spec
 from dlbase.engine import Engine
 from dlbase.core.errors import NotReproducible
@@ -21,25 +27,47 @@ from dlbase.cli.progress import BuildProgress
 @click.option("--keep", is_flag=True, help="keep both (untagged) images for inspection")
 @click.option("--limit", default=40, show_default=True, help="rows listed per group in the table")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="extra label on both builds")
+@click.option("--attest", "attest_ref", default=None, metavar="REF",
+              help="a published image (REGISTRY/REPO@sha256:... or :TAG, resolved once): when the rebuild gets "
+                   "its digest, sign a rebuilt-identical statement about it and append it to its attestations")
+@click.option("--key", "attest_key", default=None, metavar="KEY",
+              help="with --attest: this builder's own private rebuilder key (`dlbase key generate --role "
+                   "rebuilder`; cosign.key or env://NAME)")
+@click.option("--host-label", default=None, metavar="LABEL",
+              help="with --attest: this builder's name in the statement (e.g. second-builder)")
 @project_options
 @json_option
-def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...], matrix_file: Path | None,
+def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...], attest_ref: str | None,
+            attest_key: str | None, host_label: str | None, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT twice without layer cache and compare the installed packages (with
     hashes) and a digest of every file. Exit 0 when they match, 13 when they differ.
 
+    With --attest REF --key KEY: when the rebuilt digest is REF's, a signed rebuilt-identical
+    attestation is appended to REF; a different digest attaches nothing (exit 13).
+
     Excluded paths (they legitimately vary) are listed by `--json` and in docs/failures.md.
     """
+    if (attest_key or host_label) and not attest_ref:
+        raise click.UsageError("--key and --host-label go with --attest REF")
     extra = parse_labels(labels)
+    attestation = None
+    if attest_ref:
+        from dlbase.cli.commands import _attest
+
+        attestation = _attest.prepare(attest_ref, attest_key, tag_ok=True)  # key and digest before any build
     project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     engine = Engine()
     engine.ping()
     progress = BuildProgress(quiet=as_json)
-    result = reproduce.rebuild_check(project, spec, engine, on_event=progress.event, say=progress.say,
-                                     extra_labels=extra, keep=keep)
+    with Attesting(attestation, engine, keep=keep, host_label=host_label, on_event=progress.event,
+                   say=progress.say) as attesting:
+        result = reproduce.rebuild_check(project, spec, engine, on_event=attesting.on_event, say=progress.say,
+                                         extra_labels=extra, keep=attesting.keep)
+        body = attesting.attach({"ok": result.reproducible, **result.to_dict()})
     if as_json:
-        ui.emit_json({"ok": result.reproducible, **result.to_dict()})
+        ui.emit_json(body)
     else:
         ui.table(["variant", "build 1", "build 2", "files compared", "result"],
                  [[result.variant, f"{result.image_ids[0][:19]} ({result.build_seconds[0]:.0f}s)",
@@ -49,6 +77,8 @@ def command(variant: str | None, keep: bool, limit: int, labels: tuple[str, ...]
         ui.info("excluded (legitimately vary): " + ", ".join(sorted(snapshot.EXCLUDED)))
         if not result.reproducible:
             print_changes(result.diff.groups, limit=limit)
+        attesting.print_summary(body)
+    attesting.raise_if_refused()
     if not result.reproducible:
         counts = {k: len(c.added) + len(c.removed) + len(c.changed) for k, c in result.diff.groups.items()}
         error = NotReproducible(f"{result.variant}: two from-scratch builds differ ("

@@ -16,6 +16,12 @@ from dlbase.vuln import severity
 
 
 def policy_options(fn):
+    fn = click.option("--require-rebuilt", is_flag=True,
+                      help="a rebuilt-identical statement by a rebuilder key: a second builder rebuilt the image "
+                           "from its commit and got this digest (`dlbase rebuild-check VARIANT --attest REF`)")(fn)
+    fn = click.option("--rebuilder", "rebuilder_specs", multiple=True, metavar="LABEL=PUB",
+                      help="a second builder's public key: its rebuilt-identical statements count, nothing else "
+                           "it signs; repeatable")(fn)
     fn = click.option("--scan-fail-on", default=None, metavar="SEVERITY",
                       type=click.Choice([lv.lower() for lv in severity.LEVELS], case_sensitive=False),
                       help="the newest scan must show no finding VEX does not answer at or above this severity")(fn)
@@ -45,11 +51,13 @@ def policy_options(fn):
 def policy_from(policy_file: Path | None, key_sources: tuple[str, ...], verifier_specs: tuple[str, ...],
                 require_gpu_verified: bool, gpu_arch: str | None, min_driver: str | None,
                 scanner_specs: tuple[str, ...] = (), max_scan_age: str | None = None,
-                scan_fail_on: str | None = None) -> TrustPolicy:
+                scan_fail_on: str | None = None, rebuilder_specs: tuple[str, ...] = (),
+                require_rebuilt: bool = False) -> TrustPolicy:
     """The policy of :func:`policy_options`' values (pass them as keywords)."""
     return policyfile.from_cli(policy_file, key_sources, verifier_specs, require_gpu_verified=require_gpu_verified,
                                gpu_arch=gpu_arch, min_driver=min_driver, scanner_specs=scanner_specs,
-                               max_scan_age=max_scan_age, scan_fail_on=scan_fail_on)
+                               max_scan_age=max_scan_age, scan_fail_on=scan_fail_on,
+                               rebuilder_specs=rebuilder_specs, require_rebuilt=require_rebuilt)
 
 
 @click.command("trust")
