@@ -23,7 +23,7 @@ from docker import errors as docker_errors
 from dlbase.core import errors
 from dlbase.engine import builderchoice
 from dlbase.engine.builderchoice import BuilderChoice
-from dlbase.engine.buildkit import BuildKitBuilds, open_log
+from dlbase.engine.buildkit import BuildKitBuilds, inputs_build_id, open_log
 from dlbase.engine.buildstream import BuildEvent, BuildStreamParser, BuildTrace, killed_by_signal
 from dlbase.engine.daemon import GONE_PROBE_S, api_message, is_connection_error, short_cause
 
@@ -75,11 +75,14 @@ class Builds(BuildKitBuilds):
         off the stream, since the classic builder labels none of them), unless
         ``clean_on_failure`` is False (keeps the layer cache of the steps that passed).
         """
-        build_labels = {BUILD_ID_LABEL: str(uuid.uuid4()), **(labels or {})}
         log_file = str(log_path) if log_path else None
         emit = on_event or (lambda _event: None)
         name = builder if builder != "auto" else self.choose_builder(builder).name
         if name == builderchoice.BUILDKIT:
+            # A random build ID would be a label that differs on every build, and so a
+            # digest that does: BuildKit's is derived from the build's inputs instead.
+            build_labels = {BUILD_ID_LABEL: inputs_build_id(context_dir, dockerfile, buildargs or {}, labels or {},
+                                                            source_date_epoch), **(labels or {})}
             return self._buildkit_build(context_dir, dockerfile, buildargs=dict(buildargs or {}), labels=build_labels,
                                         network_mode=network_mode, nocache=nocache, pull=pull, on_event=emit,
                                         log_path=log_file, cache_from=cache_from, cache_to=cache_to,
@@ -89,6 +92,7 @@ class Builds(BuildKitBuilds):
         if cache_to:
             raise errors.InvalidInput("the classic builder cannot export a build cache (--cache-to)",
                                       hint="build with `--builder buildkit`, or leave --cache-to out")
+        build_labels = {BUILD_ID_LABEL: str(uuid.uuid4()), **(labels or {})}
         stream: Any = None
         with open_log(log_file) as log:
             parser = BuildStreamParser(log=log, log_file=log_file)

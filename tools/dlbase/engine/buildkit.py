@@ -1,18 +1,18 @@
-"""Running a BuildKit build: ``docker buildx build`` to an OCI archive, then ``docker load``.
+"""Running a BuildKit build: ``docker buildx build`` to an OCI layout, then ``docker load``.
 
 docker-py has no BuildKit API (it would need BuildKit's gRPC session, docker/docker-py#2230),
 so the buildx CLI runs as a child process in a process group of its own, its ``--progress
 rawjson`` stderr read by the pure :mod:`dlbase.engine.buildkitstream`.
 
-Why an OCI archive and a load, not ``--load``: only the OCI exporter takes
+Why an OCI layout and a load, not ``--load``: only the OCI exporter takes
 ``rewrite-timestamp=true`` (``type=image`` refuses it beside unpacking, docker/buildx#2733),
 and rewritten timestamps plus ``SOURCE_DATE_EPOCH`` are what make two builds of one
 commit give one manifest digest. With the containerd image store, ``docker load`` keeps
 that manifest digest as the image's ID, so the ID returned here *is* the digest a push
-of the archive's bytes would have. The archive is written untagged (no name in its
-index), so the image gets no tag until the caller has read it back.
+of the layout's bytes would have. The layout is loaded without names
+(:mod:`dlbase.engine.ocilayout`), so the image gets no tag until the caller has read it back.
 
-Failures leave nothing: BuildKit makes no containers, the archive (also a half-written
+Failures leave nothing: BuildKit makes no containers, the layout (also a half-written
 one) is deleted on every path, and an image loaded by a build that then failed or was
 interrupted is removed when nothing tags it.
 """
@@ -20,6 +20,7 @@ interrupted is removed when nothing tags it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -28,12 +29,14 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from dlbase.core import errors
+from dlbase.engine import ocilayout
 from dlbase.engine.buildkitstream import BuildKitStreamParser
 from dlbase.engine.buildstream import BuildEvent
 from dlbase.engine.images import Images
@@ -48,7 +51,6 @@ CACHE_EXPORT_HINT = ("the docker driver exports a registry cache only with the c
 STOP_WAIT_S = 15.0
 # The rawjson stream's only plain-text lines come after a failure; a load's answer.
 _LOADED_RE = re.compile(r"^Loaded image ID: (sha256:[0-9a-f]{64})$", re.M)
-_LOADED_NAME_RE = re.compile(r"^Loaded image: (\S+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class BuildKitOptions:
 
     context_dir: str
     dockerfile: str
-    archive: str
+    layout: str  # the OCI layout folder buildx writes
     metadata_file: str
     buildargs: dict[str, str]
     labels: dict[str, str]
@@ -85,7 +87,7 @@ def buildx_argv(opts: BuildKitOptions) -> list[str]:
             "--provenance=false", "--sbom=false",  # buildx's attestations carry timestamps
             "--file", str(Path(opts.context_dir) / opts.dockerfile),
             "--metadata-file", opts.metadata_file,
-            "--output", f"type=oci,dest={opts.archive},rewrite-timestamp=true"]
+            "--output", f"type=oci,tar=false,dest={opts.layout},rewrite-timestamp=true"]
     if opts.network_mode:
         argv += ["--network", opts.network_mode]
     if opts.nocache:
@@ -147,7 +149,7 @@ class BuildKitBuilds(Images):
         scratch = Path(tempfile.mkdtemp(prefix="dlbase-buildkit-", dir=work_dir))
         try:
             opts = BuildKitOptions(context_dir=str(context), dockerfile=dockerfile,
-                                   archive=str(scratch / "image.oci.tar"), metadata_file=str(scratch / "metadata.json"),
+                                   layout=str(scratch / "oci-layout"), metadata_file=str(scratch / "metadata.json"),
                                    buildargs=dict(buildargs), labels=dict(labels), network_mode=network_mode,
                                    nocache=nocache, pull=pull, cache_from=tuple(cache_from or ()), cache_to=cache_to)
             with open_log(log_path) as log:
@@ -155,7 +157,7 @@ class BuildKitBuilds(Images):
                 self._run_buildx(opts, parser, on_event, source_date_epoch)
                 digest = _metadata_digest(opts.metadata_file) or parser.trace.manifest
                 on_event(parser.note(f"loading the built image {digest or ''} (docker load)".replace("  ", " ")))
-                image_id = self._load_archive(opts.archive, digest, parser, log)
+                image_id = self._load_layout(Path(opts.layout), digest, parser, log)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         on_event(BuildEvent("done", text=image_id, image_id=image_id, elapsed=parser.elapsed()))
@@ -181,7 +183,7 @@ class BuildKitBuilds(Images):
         except KeyboardInterrupt:
             _stop(proc)
             raise errors.Interrupted(f"build interrupted at {parser.trace.step_text or 'start'}; "
-                                     "buildx was stopped and its partial archive removed",
+                                     "buildx was stopped and its partial output removed",
                                      details=[f"full log: {parser.log_file}"] if parser.log_file else []) from None
         except BaseException:
             _stop(proc)
@@ -198,47 +200,56 @@ class BuildKitBuilds(Images):
                 failure.hint = OCI_STORE_HINT
             raise failure
 
-    def _load_archive(self, archive: str, digest: str | None, parser: BuildKitStreamParser,
-                      log: IO[str] | None) -> str:
-        """``docker load`` the archive; the loaded image's ID (the manifest digest).
+    def _load_layout(self, layout: Path, digest: str | None, parser: BuildKitStreamParser,
+                     log: IO[str] | None) -> str:
+        """``docker load`` the OCI layout (its index without names, tarred into the load's
+        stdin); the loaded image's ID, the manifest digest with the containerd store.
 
         On failure or Ctrl-C an image of that digest that nothing tags is removed, so a
         half-finished load leaves nothing behind."""
-        if not Path(archive).is_file() or Path(archive).stat().st_size == 0:
-            raise parser.failure("buildx finished but wrote no image archive")
-        argv = [*self.docker_cli, "load", "--input", archive]
+        if ocilayout.manifest_digest(layout) is None:
+            raise parser.failure("buildx finished but wrote no image (no single manifest in its OCI layout)")
+        ocilayout.drop_names(layout)
+        argv = [*self.docker_cli, "load"]
         began = time.monotonic()
+        answer = layout.parent / "load.out"
+        proc: subprocess.Popen | None = None
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, env=self._cli_env(), start_new_session=True)
-            out, _ = proc.communicate()
+            with open(answer, "w+b") as out:
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                        env=self._cli_env(), start_new_session=True)
+                assert proc.stdin is not None
+                try:
+                    ocilayout.write_tar(layout, proc.stdin)
+                except BrokenPipeError:
+                    pass  # docker load stopped reading: its answer says why
+                finally:
+                    with contextlib.suppress(BrokenPipeError):
+                        proc.stdin.close()
+                returncode = proc.wait()
+                out.seek(0)
+                text = out.read().decode("utf-8", errors="replace")
         except KeyboardInterrupt:
-            _stop(proc)
+            if proc is not None:
+                _stop(proc)
             self._drop_untagged(digest)
             raise errors.Interrupted("build interrupted while loading the built image; it was removed") from None
         except OSError as exc:
             raise errors.Missing(f"cannot run {argv[0]}: {exc.strerror or exc}", hint=BUILDX_HINT) from None
         if log is not None:
-            log.write(out)
+            log.write(text + f"loaded in {time.monotonic() - began:.1f}s\n")
             log.flush()
-        if proc.returncode != 0:
+        if returncode != 0:
             self._drop_untagged(digest)
-            raise parser.failure(f"docker load of the built image failed: {out.strip()[-300:]}")
-        found = _LOADED_RE.search(out)
-        on_event_text = f"loaded in {time.monotonic() - began:.1f}s"
-        if log is not None:
-            log.write(on_event_text + "\n")
-        image_id = found.group(1) if found else None
-        if image_id is None:
-            named = _LOADED_NAME_RE.search(out)
-            image_id = self.inspect_image(named.group(1))["Id"] if named else digest
+            raise parser.failure(f"docker load of the built image failed: {text.strip()[-300:]}")
+        found = _LOADED_RE.search(text)
+        image_id = found.group(1) if found else digest
         if image_id is None or not self.image_exists(image_id):
-            raise parser.failure(f"docker load named no image it loaded: {out.strip()[-300:]}")
-        if digest and image_id != digest:
+            raise parser.failure(f"docker load named no image it loaded: {text.strip()[-300:]}")
+        if digest and image_id != digest and log is not None:
             # The containerd store keeps the manifest digest as the ID; a classic store
-            # gives the config digest instead. Both are the same image: say which in the log.
-            if log is not None:
-                log.write(f"loaded image ID {image_id} (manifest digest {digest})\n")
+            # would give the config digest. Both are the same image: the log says which.
+            log.write(f"loaded image ID {image_id} (manifest digest {digest})\n")
         return image_id
 
     def _drop_untagged(self, image_id: str | None) -> None:
@@ -247,6 +258,20 @@ class BuildKitBuilds(Images):
         with contextlib.suppress(Exception):
             if self.image_exists(image_id) and not self._has_tags(image_id):
                 self._api.remove_image(image_id)
+
+
+def inputs_build_id(context_dir: str | os.PathLike[str], dockerfile: str, buildargs: dict[str, str],
+                    labels: dict[str, str], source_date_epoch: int | None) -> str:
+    """A ``dlbase.build-id`` that two builds of the same inputs share (the Dockerfile's text,
+    the build arguments, the labels, the epoch), so the label does not make equal builds'
+    digests differ; the context's files are not read (the digest itself tells those apart)."""
+    try:
+        text = (Path(context_dir) / dockerfile).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = dockerfile
+    facts = json.dumps({"dockerfile": text, "buildargs": buildargs, "labels": labels,
+                        "source_date_epoch": source_date_epoch}, sort_keys=True)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "dlbase-build:" + hashlib.sha256(facts.encode()).hexdigest()))
 
 
 def _metadata_digest(path: str) -> str | None:

@@ -193,8 +193,8 @@ class BuildKitStreamParser:
             trace.order.append(digest)
         if raw.get("cached"):
             vertex.cached = True
-        if not step and raw.get("started") and not vertex.announced and vertex.name.startswith("exporting"):
-            vertex.announced = True  # the exporter: seconds of work after the last step, worth a line
+        if not step and raw.get("started") and not vertex.announced and vertex.name.startswith(("exporting", "importing")):
+            vertex.announced = True  # exporter and cache import: seconds of work outside the steps, worth a line
             self._record(vertex.name)
             events.append(BuildEvent("output", text=vertex.name, elapsed=elapsed))
         if step and raw.get("started") and not vertex.announced:
