@@ -50,6 +50,14 @@ def small(tmp_path: Path, test_repo: dict[str, str]) -> tuple[SmallProject, str]
     return sp, f"dlbase-test-{uuid.uuid4().hex[:12]}"
 
 
+def own_repository(sp: SmallProject) -> SmallProject:
+    """Tag into a repository of this test's own: a build that passes moves its moving tag,
+    and the module's ``test_repo`` tag must stay where the failure tests check it."""
+    edit(sp.root / "images" / "matrix.yaml", "repository: dlbase/pytorch",
+         f"repository: dlbase-test-{uuid.uuid4().hex[:10]}/pytorch")
+    return sp
+
+
 def labelled(engine: Engine, session_labels: dict[str, str]) -> set[str]:
     label = ",".join(f"{k}={v}" for k, v in session_labels.items())
     return {img["Id"] for img in engine.images_with_label(label)}
@@ -68,13 +76,11 @@ def report_of(out: Outcome) -> dict:
 # ---------------------------------------------------------------- success, cache, builders side by side
 
 
-def test_buildkit_and_classic_side_by_side_cold_and_warm(engine: Engine, tmp_path: Path, session_labels,
-                                                         test_repo) -> None:
+def test_buildkit_and_classic_side_by_side_cold_and_warm(engine: Engine, tmp_path: Path, session_labels) -> None:
     """Both builders on one template-rendered image: cold (--no-cache), then warm after a
     tests/image edit. BuildKit: tagged only after the
     read-back, the ID is the manifest digest, the install steps come from the cache."""
-    sp = make_small_project(tmp_path)
-    edit(sp.root / "images" / "matrix.yaml", "repository: dlbase/pytorch", f"repository: {test_repo['repo']}")
+    sp = own_repository(make_small_project(tmp_path))
     insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN=side-by-side-{uuid.uuid4().hex[:12]}")
     render(sp)
     stand_in_stack(sp)
@@ -114,9 +120,9 @@ def test_buildkit_and_classic_side_by_side_cold_and_warm(engine: Engine, tmp_pat
     assert scratch_left(sp) == []
 
 
-def test_two_buildkit_builds_with_one_epoch_give_one_image_id(engine: Engine, small, session_labels) -> None:
+def test_two_buildkit_builds_with_one_epoch_give_one_image_id(engine: Engine, tmp_path: Path, session_labels) -> None:
     """The stand-in image built twice from nothing (--no-cache) with SOURCE_DATE_EPOCH fixed."""
-    sp, _token = small
+    sp = own_repository(make_small_project(tmp_path))
     stand_in_stack(sp)
     env = {"DLBASE_WHEELHOUSE_PORT": str(free_port()), "SOURCE_DATE_EPOCH": EPOCH}
     first = run_build(sp, session_labels, "--json", "--no-cache", builder="buildkit", timeout=600, **env)
@@ -165,15 +171,21 @@ def test_version_mismatch_removes_the_loaded_image(engine: Engine, small, sessio
 def test_interrupt_stops_buildx_and_leaves_nothing(engine: Engine, small, session_labels, test_repo,
                                                    sig: signal.Signals) -> None:
     sp, token = small
-    insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}", f'RUN echo "{token}: sleeping" && sleep 60')
+    # bash execs the last command of `a && b`, so the token is not in the sleeping process's
+    # command line: a sleep of a length of this test's own is.
+    naps = f"60.{uuid.uuid4().int % 10**6:06d}"
+    insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}", f'RUN echo "{token}: sleeping" && sleep {naps}')
     render(sp)
     before = labelled(engine, session_labels)
+    # SIGINT reset to its default in the child: a pytest started from a background job
+    # inherits SIGINT ignored, and a Python started so never sees Ctrl-C.
     proc = subprocess.Popen(cli_args("build", session_labels=session_labels, builder="buildkit"), cwd=sp.root,
                             env=cli_env(sp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines = wait_for_line(proc, f"{token}: sleeping", timeout=180)
-        assert step_processes(token), "the sleeping step should be running"
+        time.sleep(1)
+        assert step_processes(naps), "the sleeping step should be running"
         sent = time.monotonic()
         proc.send_signal(sig)
         stdout, rest = proc.communicate(timeout=60)
@@ -189,20 +201,20 @@ def test_interrupt_stops_buildx_and_leaves_nothing(engine: Engine, small, sessio
     assert_one_error(out, ExitCode.INTERRUPTED)
     assert re.search(rf'^error: build interrupted at \[\s*\d+/\d+\] RUN echo "{token}: sleeping"', stderr, re.M)
     deadline = time.monotonic() + 20
-    while step_processes(token) and time.monotonic() < deadline:
+    while step_processes(naps) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not step_processes(token), "the step BuildKit ran is still running"
+    assert not step_processes(naps), "the step BuildKit ran is still running"
     assert not buildx_processes(sp), "buildx is still running"
     assert labelled(engine, session_labels) == before
     assert scratch_left(sp) == []
     assert_no_tag_moved(engine, test_repo)
 
 
-def step_processes(token: str) -> list[str]:
-    """Host processes whose command line holds ``token`` (BuildKit runs steps with runc,
-    as plain processes of the host, not as containers the API lists)."""
+def step_processes(naps: str) -> list[str]:
+    """Host processes running ``sleep NAPS`` (BuildKit runs steps with runc, as processes
+    of the host, not as containers the API lists)."""
     proc = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True)
-    return [line for line in proc.stdout.splitlines() if token in line and "sleep 60" in line]
+    return [line for line in proc.stdout.splitlines() if f"sleep {naps}" in line]
 
 
 def buildx_processes(sp: SmallProject) -> list[str]:
@@ -214,10 +226,10 @@ def buildx_processes(sp: SmallProject) -> list[str]:
 
 
 @pytest.mark.skipif(registry_binary() is None, reason="docker-registry is not installed (tools/host/setup.sh)")
-def test_registry_cache_export_and_import(engine: Engine, small, session_labels, tmp_path: Path) -> None:
+def test_registry_cache_export_and_import(engine: Engine, session_labels, tmp_path: Path) -> None:
     """--cache-to exports every layer group's cache to a real registry on loopback
     (the docker driver does so with the containerd image store), --cache-from reads it."""
-    sp, token = small
+    sp, token = own_repository(make_small_project(tmp_path)), f"dlbase-test-{uuid.uuid4().hex[:12]}"
     insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}")
     render(sp)
     stand_in_stack(sp)
