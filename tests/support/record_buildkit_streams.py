@@ -14,13 +14,15 @@ base image (``python -m tests.support.record_buildkit_streams``); it rewrites
                      ``tests/image`` edit: 15 steps, all but the last cached;
 - ``interrupted``    SIGINT to buildx's process group while a RUN sleeps (Ctrl-C).
 
-The archives go to a temporary folder and are deleted; nothing is loaded or tagged.
+The command is the engine's (an OCI layout folder, ``tar=false``); the layouts go to a
+temporary folder and are deleted; nothing is loaded or tagged.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -41,7 +43,7 @@ def buildx(context: Path, out: Path, *extra: str, dockerfile: str = "Dockerfile"
     meta = out / "meta.json"
     argv = ["docker", "buildx", "build", "--builder", "default", "--progress", "rawjson", "--provenance=false",
             "--sbom=false", "--network", "host", "--file", str(context / dockerfile), "--metadata-file", str(meta),
-            "--output", f"type=oci,dest={out / 'image.tar'},rewrite-timestamp=true", *extra, str(context)]
+            "--output", f"type=oci,tar=false,dest={out / 'layout'},rewrite-timestamp=true", *extra, str(context)]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH}, start_new_session=True)
     lines = []
@@ -54,8 +56,8 @@ def buildx(context: Path, out: Path, *extra: str, dockerfile: str = "Dockerfile"
             interrupt_after = None
     code = proc.wait()
     data = json.loads(meta.read_text()) if meta.is_file() else {}
-    for leftover in (meta, out / "image.tar"):
-        leftover.unlink(missing_ok=True)
+    meta.unlink(missing_ok=True)
+    shutil.rmtree(out / "layout", ignore_errors=True)
     return code, "".join(lines), data
 
 
