@@ -249,7 +249,7 @@ def test_daemon_gone_mid_build(small, session_labels, debian_base: base.BaseImag
     render(sp)
     with second.second_daemon() as daemon:
         daemon.load_image(debian_base.ref)
-        proc = subprocess.Popen(cli_args("build", session_labels=session_labels), cwd=sp.root,
+        proc = subprocess.Popen(cli_args("build", session_labels=session_labels, builder="classic"), cwd=sp.root,
                                 env=cli_env(sp, DOCKER_HOST=daemon.endpoint), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
@@ -309,7 +309,7 @@ def test_ctrl_c_mid_step_exits_130_and_leaves_nothing(engine: Engine, small, ses
     insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}", f'RUN echo "{token}: sleeping" && sleep 60')
     render(sp)
     before = dangling(engine)
-    proc = subprocess.Popen(cli_args("build", session_labels=session_labels), cwd=sp.root, env=cli_env(sp),
+    proc = subprocess.Popen(cli_args("build", session_labels=session_labels, builder="classic"), cwd=sp.root, env=cli_env(sp),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         lines = wait_for_line(proc, f"{token}: sleeping", timeout=120)

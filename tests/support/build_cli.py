@@ -38,15 +38,18 @@ def cli_env(sp: SmallProject, **extra: str) -> dict[str, str]:
     return env
 
 
-def cli_args(*args: str, session_labels: dict[str, str]) -> list[str]:
+def cli_args(*args: str, session_labels: dict[str, str], builder: str | None = None) -> list[str]:
+    """The CLI's argv; ``builder`` adds ``--builder`` (a build's: the tests written for the
+    classic builder's stream name it, since "auto" takes BuildKit where buildx is)."""
     labels = [item for k, v in session_labels.items() for item in ("--label", f"{k}={v}")]
-    return [sys.executable, "-m", "dlbase", *args, *labels]
+    chosen = ["--builder", builder] if builder else []
+    return [sys.executable, "-m", "dlbase", *args, *chosen, *labels]
 
 
 def run_build(sp: SmallProject, session_labels: dict[str, str], *args: str, timeout: float = 240,
-              **env: str) -> Outcome:
+              builder: str = "classic", **env: str) -> Outcome:
     started = time.monotonic()
-    proc = subprocess.run(cli_args("build", *args, session_labels=session_labels), cwd=sp.root,
+    proc = subprocess.run(cli_args("build", *args, session_labels=session_labels, builder=builder), cwd=sp.root,
                           env=cli_env(sp, **env), capture_output=True, text=True, timeout=timeout)
     return Outcome(proc.returncode, proc.stdout, proc.stderr, round(time.monotonic() - started, 1))
 

@@ -11,7 +11,11 @@ One concern per module:
   "is the daemon still there?" probes;
 * :mod:`~dlbase.engine.images` -- inspect, labels, tag/untag, remove, history, import;
 * :mod:`~dlbase.engine.buildstream` -- the classic builder's stream, parsed (pure);
-* :mod:`~dlbase.engine.build` -- running a build, and cleaning up after a failed one;
+* :mod:`~dlbase.engine.buildkitstream` -- buildx's rawjson stream, parsed into the same events (pure);
+* :mod:`~dlbase.engine.builderchoice` -- BuildKit or classic, and why (pure);
+* :mod:`~dlbase.engine.buildkit` -- a BuildKit build: buildx to an OCI layout, ``docker load``;
+* :mod:`~dlbase.engine.ocilayout` -- that layout made ready for ``docker load`` (no names, a tar stream);
+* :mod:`~dlbase.engine.build` -- ``build`` (either builder), and cleaning up after a failed classic one;
 * :mod:`~dlbase.engine.transfer` -- push and pull streams;
 * :mod:`~dlbase.engine.containers` -- run, started, exec, read_file, export;
 * :mod:`~dlbase.engine.cleanup` -- label-based clean-up.
