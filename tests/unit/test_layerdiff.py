@@ -169,3 +169,31 @@ def test_not_a_layout_is_a_value_error():
         tar.addfile(info, io.BytesIO(b"hi"))
     with pytest.raises(ValueError, match="index.json"):
         layerdiff.read_layout(io.BytesIO(out.getvalue()))
+
+
+def test_explain_says_where_and_why_first_layer_first():
+    found = layerdiff.diff_images(_read(layout([BASE, _apt(STATUS_A)], STEPS[:2])),
+                                  _read(layout([BASE, _apt(STATUS_B, aux=b"aux2")], STEPS[:2])))
+    lines = layerdiff.explain(found)
+    assert lines[0] == ("layer 2 (RUN apt-get install tini): 2 file(s) differ (content: 2); "
+                        "mirror moved: libssl3 3.0.15-1~deb12u1 -> 3.0.17-1~deb12u2")
+
+
+def test_a_build_argument_in_the_history_is_named():
+    layers = [BASE, _apt(STATUS_A)]
+    a = layout(layers, ["base", "RUN |1 WHEELHOUSE=http://127.0.0.1:38211/ /bin/sh -c install # buildkit"])
+    b = layout(layers, ["base", "RUN |1 WHEELHOUSE=http://127.0.0.1:40000/ /bin/sh -c install # buildkit"])
+    found = layerdiff.diff_images(_read(a), _read(b))
+    assert [k for k, _x, _y in found.config] == ["history.2.created_by"]
+    assert any("wheelhouse URL" in line for line in layerdiff.explain(found))
+
+
+@pytest.mark.parametrize(("created_by", "short"), [
+    ("RUN |4 DEBIAN_FRONTEND=noninteractive WHEELHOUSE=http://127.0.0.1:38211/ PIP_EXTRA_INDEX_URL= "
+     "/bin/bash -o pipefail -c python3.11 -m venv /opt/venv  && x # buildkit", "RUN python3.11 -m venv /opt/venv && x"),
+    ("COPY images/_build/install_group.py /opt/dlbase/install_group.py # buildkit",
+     "COPY images/_build/install_group.py /opt/dlbase/install_group.py"),
+    ("RUN /bin/sh -c apt-get update", "RUN apt-get update"),
+])
+def test_short_step(created_by, short):
+    assert layerdiff.short_step(created_by) == short

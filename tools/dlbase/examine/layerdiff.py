@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
@@ -324,3 +325,45 @@ def diff_images(a: Image, b: Image) -> ImageDiff:
                                 files=files, debian_packages=debs))
     return ImageDiff(digests=(a.manifest_digest, b.manifest_digest), config=compare_configs(a.config, b.config),
                      layers=layers, layer_counts=(len(a.layers), len(b.layers)))
+
+
+# --------------------------------------------------------------------------- explaining
+
+
+def package_moves(debs: dict[str, list]) -> str:
+    """"mirror moved: libssl3 3.0.15-1~deb12u1 -> 3.0.17-1~deb12u2, ..." for one layer's changes."""
+    parts = [f"{name} {a} -> {b}" for name, a, b in debs.get("changed", [])]
+    parts += [f"{name} {v} only in build 1" for name, v in debs.get("only_in_build_1", [])]
+    parts += [f"{name} {v} only in build 2" for name, v in debs.get("only_in_build_2", [])]
+    return ("mirror moved: " + ", ".join(parts)) if parts else ""
+
+
+def explain(found: ImageDiff) -> list[str]:
+    """One line per differing layer (and one for the config), first cause first, for the
+    error message: where it differs and why, not just "different"."""
+    lines = []
+    for layer in found.layers:
+        counts: dict[str, int] = {}
+        for f in layer.files:
+            for why in f.reasons:
+                counts[why] = counts.get(why, 0) + 1
+        why = ", ".join(f"{k}: {counts[k]}" for k in REASONS if k in counts)
+        moved = package_moves(layer.debian_packages)
+        lines.append(f"layer {layer.index} ({short_step(layer.step)}): {len(layer.files)} file(s) differ"
+                     + (f" ({why})" if why else "") + (f"; {moved}" if moved else ""))
+    config = [k for k, _a, _b in found.config if not k.startswith("history.")]
+    history = [k for k, _a, _b in found.config if k.startswith("history.")]
+    if config:
+        lines.append("image config: " + ", ".join(config[:8]) + (" ..." if len(config) > 8 else ""))
+    if history:
+        lines.append(f"build history: {len(history)} step record(s) differ (a build argument, e.g. the "
+                     "wheelhouse URL's port, or a step's text)")
+    return lines
+
+
+def short_step(created_by: str, width: int = 70) -> str:
+    """A history entry without BuildKit's "|N ARG=..." prefix, shell and "# buildkit" suffix."""
+    text = " ".join(created_by.removesuffix(" # buildkit").split())
+    text = re.sub(r"^RUN \|\d+ (?:\S+=\S* )*", "RUN ", text)
+    text = re.sub(r"^RUN /bin/(?:ba)?sh (?:-o pipefail )?-c ", "RUN ", text)
+    return text if len(text) <= width else text[:width - 3] + "..."
