@@ -23,6 +23,8 @@ builder cannot make fixed).
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -106,6 +108,7 @@ def rebuild_check(project: Project, spec: BuildSpec, engine: Engine, *,
     choice = engine.choose_builder(builder)
     revision = build_mod.git_facts(project.root)[0]
     run = str(uuid.uuid4())
+    port = wheelhouse_port(say)
     images: list[str] = []
     seconds: list[float] = []
     epoch: int | None = None
@@ -117,7 +120,8 @@ def rebuild_check(project: Project, spec: BuildSpec, engine: Engine, *,
             else:
                 labels = {**(extra_labels or {}), CHECK_LABEL: f"{run}/{n}"}
             result = build_mod.build(project, spec, engine, on_event=on_event, say=say, nocache=True,
-                                     tag=False, check_versions=False, extra_labels=labels, builder=choice.name)
+                                     tag=False, check_versions=False, extra_labels=labels, builder=choice.name,
+                                     wheelhouse_port=port)
             images.append(result.image_id)
             seconds.append(result.seconds)
             epoch = result.source_date_epoch
@@ -141,6 +145,25 @@ def rebuild_check(project: Project, spec: BuildSpec, engine: Engine, *,
             for image_id in dict.fromkeys(reversed(images)):  # one image when both builds agree
                 with contextlib.suppress(Exception):
                     engine.remove_image(image_id, force=True)
+
+
+def wheelhouse_port(say: Callable[[str], None]) -> int:
+    """One port for both builds. The wheelhouse URL is a build argument, so BuildKit records
+    it in the image history: two builds served on two ports differ in their digests. The
+    default port when it is free (then the digest can equal a `dlbase build` one), else one
+    free port for both builds."""
+    default = int(os.environ.get("DLBASE_WHEELHOUSE_PORT", build_mod.DEFAULT_WHEELHOUSE_PORT))
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the wheelhouse server binds
+        try:
+            sock.bind(("127.0.0.1", default))
+            return default
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+    say(f"port {default} is in use (another build?): both builds serve the wheelhouse on {port}; "
+        f"the URL is in the image history, so these digests differ from a build served on {default}")
+    return port
 
 
 def diff_layers(engine: Engine, a: str, b: str) -> layerdiff.ImageDiff:
