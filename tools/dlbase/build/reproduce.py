@@ -67,6 +67,8 @@ class RebuildResult:
     seconds: float
     source_date_epoch: int | None
     revision: str
+    #: The port both builds served the wheelhouse on: its URL is in the image history.
+    wheelhouse_port: int | None = None
     layers: layerdiff.ImageDiff | None = None  # BuildKit, only when the digests differ
     diff: diff_mod.ImageDiff | None = None  # classic: the file-by-file comparison
 
@@ -86,6 +88,7 @@ class RebuildResult:
                 "digests": list(self.digests), "image_ids": list(self.image_ids),
                 "source_date_epoch": self.source_date_epoch, "revision": self.revision,
                 "build_seconds": list(self.build_seconds), "seconds": self.seconds,
+                "wheelhouse_port": self.wheelhouse_port,
                 "compared": "manifest digest" if self.builder == "buildkit" else "files",
                 "excluded_paths": self.excluded_paths}
         if self.layers is not None:
@@ -126,7 +129,8 @@ def rebuild_check(project: Project, spec: BuildSpec, engine: Engine, *,
             seconds.append(result.seconds)
             epoch = result.source_date_epoch
         common = dict(variant=spec.name, builder=choice.name, image_ids=(images[0], images[1]),
-                      build_seconds=(seconds[0], seconds[1]), source_date_epoch=epoch, revision=revision)
+                      build_seconds=(seconds[0], seconds[1]), source_date_epoch=epoch, revision=revision,
+                      wheelhouse_port=port)
         if choice.name == "buildkit":
             digests = (images[0], images[1])
             layers = None
