@@ -28,7 +28,7 @@ from dlbase.engine import BuildEvent, Engine
 from dlbase.engine.buildstream import hash_mismatch
 from dlbase.core import reference
 from dlbase.core.fsutil import write_json_atomic
-from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, Missing
+from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
 from dlbase.core.imageref import short_id
 from dlbase.core.project import Project
 from dlbase.build.readback import read_back
@@ -55,6 +55,8 @@ class BuildResult:
     log_file: str
     probe: dict = field(default_factory=dict)
     report_file: str | None = None
+    builder: dict = field(default_factory=dict)  # BuilderChoice.to_dict(): which builder ran, and why
+    source_date_epoch: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,20 +97,33 @@ def compare(spec: BuildSpec, probe: dict) -> list[str]:
     return problems
 
 
+def _git(root: Path, *args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def source_date_epoch(root: Path) -> int:
+    """The build's one time: an env SOURCE_DATE_EPOCH, else the commit's time (``git log -1
+    --format=%ct``), else 0. The OCI ``created`` label, BuildKit's timestamp rewriting and
+    the SOURCE_DATE_EPOCH build argument all take it from here, so they never disagree."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH") or _git(root, "log", "-1", "--format=%ct") or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds",
+                           hint="set it to a Unix time (e.g. `git log -1 --format=%ct`), or unset it") from None
+
+
 def git_facts(root: Path) -> tuple[str, str]:
     """(revision, created) for the OCI labels: the commit, and its time, not the wall
     clock, so two builds of one commit carry identical labels (SOURCE_DATE_EPOCH wins)."""
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                                  check=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    rev = git("rev-parse", "HEAD") or "unknown"
-    if rev != "unknown" and git("status", "--porcelain", "--untracked-files=no"):
+    rev = _git(root, "rev-parse", "HEAD") or "unknown"
+    if rev != "unknown" and _git(root, "status", "--porcelain", "--untracked-files=no"):
         rev += "-dirty"
-    epoch = os.environ.get("SOURCE_DATE_EPOCH") or git("log", "-1", "--format=%ct") or "0"
-    created = dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = dt.datetime.fromtimestamp(source_date_epoch(root), tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return rev, created
 
 
@@ -208,7 +223,8 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
           nocache: bool = False, extra_labels: dict[str, str] | None = None,
           wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
           wheelhouse_dir: Path | None = None, repository: str | None = None,
-          cache_from: list[str] | None = None) -> BuildResult:
+          cache_from: list[str] | None = None, builder: str = "auto",
+          cache_to: str | None = None) -> BuildResult:
     """Build, read back, compare, tag, report. Raises a typed error at the first problem;
     nothing is tagged unless every check passed. ``on_event`` receives the wheelhouse's
     FillEvents, then the build's BuildEvents; ``say`` receives one-line messages.
@@ -222,8 +238,13 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
     downloaded or pre-checked, and pip's ``--require-hashes`` in the Dockerfile is then
     the check that every wheel is the one the lock pins.
 
-    ``cache_from``: images (already on the daemon, e.g. pulled from a registry) whose
-    layers the classic builder may reuse, so an empty CI daemon rebuilds only changed groups.
+    ``cache_from``: with the classic builder, images (pulled when not on the daemon) whose
+    layers it may reuse; with BuildKit, registry caches (``HOST/REPO:cache``) to import.
+    ``cache_to`` (BuildKit only): the registry cache to export, so an empty CI daemon
+    rebuilds only the layer groups that changed.
+
+    ``builder``: "auto" (BuildKit where buildx and the containerd store are there),
+    "buildkit" or "classic"; the choice and its reason are said and recorded in the result.
     """
     if not check_versions and tag:
         raise ValueError("an image is tagged only after its versions were read back")
@@ -231,6 +252,12 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
     lock_path = preflight(project, spec)
     lock_hash = lock_mod.lock_hash(lock_path)
     engine.ping()
+    choice = engine.choose_builder(builder)
+    if cache_to and choice.name != "buildkit":
+        raise InvalidInput(f"--cache-to needs BuildKit, and this build uses the classic builder ({choice.reason})",
+                           hint="build with `--builder buildkit`, or leave --cache-to out")
+    say(f"builder: {choice.name} ({choice.reason})")
+    epoch = source_date_epoch(project.root)
     with exclusive(project, spec.name, say):
         base_ref, base_digest = base_identity(engine, spec)
         if wheelhouse_dir is not None:
@@ -243,7 +270,8 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
             house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=project.root)
             say(f"wheelhouse {project.rel(house)}: checking {lock_path.name} against it")
             fill_wheelhouse(project, spec, lock_path, house, on_event=on_event)
-        cache_from = cache_sources(engine, cache_from or [], say)
+        if choice.name == "classic":
+            cache_from = cache_sources(engine, cache_from or [], say)
         log_dir = project.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -256,9 +284,12 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
             say(f"serving the wheelhouse at {url}; building {project.rel(project.variant_dir(spec.name))}/Dockerfile")
             try:
                 image_id = engine.build(project.root, f"images/{spec.name}/Dockerfile",
-                                        buildargs={"WHEELHOUSE": url, **buildargs}, labels=labels,
-                                        network_mode="host", nocache=nocache, pull=False, on_event=on_event,
-                                        log_path=log_file, cache_from=list(cache_from or []) or None)
+                                        buildargs={"WHEELHOUSE": url, "SOURCE_DATE_EPOCH": str(epoch), **buildargs},
+                                        labels=labels, network_mode="host", nocache=nocache, pull=False,
+                                        on_event=on_event, log_path=log_file,
+                                        cache_from=list(cache_from or []) or None, builder=choice.name,
+                                        cache_to=cache_to, source_date_epoch=epoch,
+                                        work_dir=project.state_dir / "buildkit")
             except BuildFailed as exc:
                 if hash_mismatch(exc.log_tail):
                     exc.message += " (a wheel's sha256 is not one the lock pins)"
@@ -295,7 +326,8 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                              moving_tag=f"{repo}:{moving}", tags=applied, lock_hash=lock_hash,
                              base_ref=base_ref, base_digest=base_digest,
                              seconds=round(time.monotonic() - started, 1), size_bytes=size,
-                             log_file=str(log_file), probe=probe)
+                             log_file=str(log_file), probe=probe, builder=choice.to_dict(),
+                             source_date_epoch=epoch)
         result.report_file = str(write_report(project, result, spec))
         return result
 
@@ -350,6 +382,8 @@ def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path
         "lock_hash": result.lock_hash,
         "base": {"ref": result.base_ref, "digest": result.base_digest},
         "build_seconds": result.seconds,
+        "builder": result.builder,
+        "source_date_epoch": result.source_date_epoch,
         "versions": {k: result.probe.get(k) for k in ("torch", "torchvision", "cuda", "cudnn_int", "nccl",
                                                        "python", "albumentations", "opencv", "numpy")},
         "packages": result.probe.get("packages", {}),

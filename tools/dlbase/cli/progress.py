@@ -126,5 +126,6 @@ class BuildProgress:
 
 def _interesting(line: str) -> bool:
     """Lines worth showing without --verbose: cache hits, pip's summary, failures."""
-    markers = ("Successfully installed", "ERROR", "error:", "No broken requirements")
+    markers = ("Successfully installed", "ERROR", "error:", "No broken requirements",
+               "exporting to oci image format", "loading the built image")
     return any(m in line for m in markers)

@@ -1,8 +1,11 @@
-"""Running a classic-builder build on the daemon, and cleaning up after a failed one.
+"""Running a build on the daemon: choosing the builder, the classic builder's run, and
+cleaning up after a failed classic build.
 
-The stream itself is read by the pure :mod:`dlbase.engine.buildstream`; this module
-starts the build, decides what a broken stream means (a failing step, a daemon that
-went away, Ctrl-C) and removes exactly the objects the failed build made.
+``Builds.build`` is the one entry point. It hands BuildKit builds to
+:mod:`dlbase.engine.buildkit`; the classic builder's stream is read by the pure
+:mod:`dlbase.engine.buildstream`, and this module starts that build, decides what a
+broken stream means (a failing step, a daemon that went away, Ctrl-C) and removes
+exactly the objects the failed build made.
 """
 
 from __future__ import annotations
@@ -13,40 +16,81 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from docker import errors as docker_errors
 
 from dlbase.core import errors
+from dlbase.engine import builderchoice
+from dlbase.engine.builderchoice import BuilderChoice
+from dlbase.engine.buildkit import BuildKitBuilds, open_log
 from dlbase.engine.buildstream import BuildEvent, BuildStreamParser, BuildTrace, killed_by_signal
 from dlbase.engine.daemon import GONE_PROBE_S, api_message, is_connection_error, short_cause
-from dlbase.engine.images import Images
 
 BUILD_ID_LABEL = "dlbase.build-id"
 
 
-class Builds(Images):
+class Builds(BuildKitBuilds):
     """``build``: the one way dlbase makes an image from a Dockerfile."""
+
+    def containerd_store(self) -> bool | None:
+        """Whether the daemon keeps images in the containerd image store (None: unknown)."""
+        try:
+            with self._translate("report its storage driver"):
+                info = self._api.info()
+        except errors.DaemonUnavailable:
+            raise
+        except errors.DlbaseError:
+            return None
+        status = dict(tuple(pair) for pair in (info.get("DriverStatus") or []) if len(pair) == 2)
+        return status.get("driver-type") == "io.containerd.snapshotter.v1"
+
+    def choose_builder(self, requested: str = "auto") -> BuilderChoice:
+        """The builder a build asking for ``requested`` gets, and why
+        (:func:`dlbase.engine.builderchoice.choose`)."""
+        if requested == builderchoice.CLASSIC:
+            return builderchoice.choose(requested, buildx=None, containerd_store=None)
+        return builderchoice.choose(requested, buildx=self.buildx_version(), containerd_store=self.containerd_store())
 
     def build(self, context_dir: str | os.PathLike[str], dockerfile: str = "Dockerfile", *,
               buildargs: dict[str, str] | None = None, labels: dict[str, str] | None = None,
               network_mode: str | None = None, nocache: bool = False, pull: bool = False,
               on_event: Callable[[BuildEvent], None] | None = None,
               log_path: str | os.PathLike[str] | None = None,
-              clean_on_failure: bool = True, cache_from: list[str] | None = None) -> str:
-        """Build with the classic builder, stream progress, return the image ID (untagged).
+              clean_on_failure: bool = True, cache_from: list[str] | None = None,
+              builder: str = "classic", cache_to: str | None = None, source_date_epoch: int | None = None,
+              work_dir: str | os.PathLike[str] | None = None) -> str:
+        """Build, stream progress, return the image ID (untagged).
 
-        Every build gets a ``dlbase.build-id`` label (kept if the caller passed one) so
-        its final image can be found again. On failure, Ctrl-C or the daemon vanishing,
-        the containers and per-step images this build created are removed (they are read
+        ``builder``: "classic", "buildkit" or "auto" (:meth:`choose_builder`). Every build
+        gets a ``dlbase.build-id`` label (kept if the caller passed one) so its final image
+        can be found again. ``cache_from``: for the classic builder, local images whose
+        layers it may reuse; for BuildKit, registry cache references. ``cache_to`` (BuildKit
+        only): a registry cache reference to export to. ``source_date_epoch``: BuildKit's
+        SOURCE_DATE_EPOCH (file and image timestamps). ``work_dir``: where BuildKit's
+        temporary archive goes (the system's temp folder when None).
+
+        On failure, Ctrl-C or the daemon vanishing nothing of the build stays: for the
+        classic builder the containers and per-step images it created are removed (read
         off the stream, since the classic builder labels none of them), unless
         ``clean_on_failure`` is False (keeps the layer cache of the steps that passed).
         """
         build_labels = {BUILD_ID_LABEL: str(uuid.uuid4()), **(labels or {})}
         log_file = str(log_path) if log_path else None
         emit = on_event or (lambda _event: None)
+        name = builder if builder != "auto" else self.choose_builder(builder).name
+        if name == builderchoice.BUILDKIT:
+            return self._buildkit_build(context_dir, dockerfile, buildargs=dict(buildargs or {}), labels=build_labels,
+                                        network_mode=network_mode, nocache=nocache, pull=pull, on_event=emit,
+                                        log_path=log_file, cache_from=cache_from, cache_to=cache_to,
+                                        source_date_epoch=source_date_epoch, work_dir=work_dir)
+        if name != builderchoice.CLASSIC:
+            builderchoice.choose(name, buildx=None, containerd_store=None)  # the typed "unknown builder" error
+        if cache_to:
+            raise errors.InvalidInput("the classic builder cannot export a build cache (--cache-to)",
+                                      hint="build with `--builder buildkit`, or leave --cache-to out")
         stream: Any = None
-        with _open_log(log_file) as log:
+        with open_log(log_file) as log:
             parser = BuildStreamParser(log=log, log_file=log_file)
             trace = parser.trace
             try:
@@ -149,12 +193,3 @@ def _is_step_container_of(summary: dict[str, Any], parent: str, trace: BuildTrac
 def _log_details(log_file: str | None) -> list[str]:
     return [f"full log: {log_file}"] if log_file else []
 
-
-@contextlib.contextmanager
-def _open_log(path: str | None) -> Iterator[IO[str] | None]:
-    if not path:
-        yield None
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        yield handle

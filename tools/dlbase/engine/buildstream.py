@@ -32,7 +32,8 @@ _RUNNING_IN_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 _LAYER_RE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _USING_CACHE = " ---> Using cache"
 _BUILT_RE = re.compile(r"^Successfully built ([0-9a-f]{12,64})$")
-_EXIT_CODE_RE = re.compile(r"returned a non-zero code: (\d+)")
+# The classic builder's words, and BuildKit's ("did not complete successfully: exit code: 3").
+_EXIT_CODE_RE = re.compile(r"(?:returned a non-zero code|did not complete successfully: exit code): (\d+)")
 # RUN output on stderr arrives wrapped in terminal colour codes; logs and tails want text.
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -196,7 +197,7 @@ def is_from_step(step_text: str | None) -> bool:
 
 
 def step_exit_code(message: str) -> int | None:
-    """The exit code of a failed RUN step, from the builder's error message."""
+    """The exit code of a failed RUN step, from either builder's error message."""
     found = _EXIT_CODE_RE.search(message)
     return int(found.group(1)) if found else None
 

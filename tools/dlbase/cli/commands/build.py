@@ -12,6 +12,7 @@ from dlbase.cli import ui
 from dlbase.core import validate
 from dlbase.cli.commands.common import json_option, open_project, parse_labels, project_options, variant_spec
 from dlbase.engine import Engine
+from dlbase.engine.builderchoice import BUILDERS
 from dlbase.cli.progress import BuildProgress
 
 
@@ -28,14 +29,22 @@ from dlbase.cli.progress import BuildProgress
 @click.option("--repository", default=None, metavar="REPO",
               help="tag into REPO instead of the matrix's repository (a staging repository, a test run)")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
-              help="use a published image's layers as cache (pulled when not on this daemon; repeatable): "
-                   "only the layer groups that changed are rebuilt, the others keep their digests")
+              help="use a published image's layers as cache (classic: pulled when not on this daemon; BuildKit: a "
+                   "registry cache such as HOST/REPO:cache; repeatable): only the layer groups that changed are "
+                   "rebuilt, the others keep their digests")
+@click.option("--builder", type=click.Choice(BUILDERS), default="auto", show_default=True,
+              help="BuildKit (docker buildx; reproducible OCI digests) or the classic builder; auto takes "
+                   "BuildKit where buildx and the containerd image store are there")
+@click.option("--cache-to", "cache_to", default=None, metavar="REF",
+              help="BuildKit: export the layer cache to the registry cache REF (e.g. HOST/REPO:cache, mode=max); "
+                   "read it back on another machine with --cache-from REF")
 @click.option("--record-size", is_flag=True,
               help="write the image's size into images/sizes.json and re-render the README tag table")
 @project_options
 @json_option
 def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labels: tuple[str, ...],
-            repository: str | None, record_size: bool, cache_from: tuple[str, ...],
+            repository: str | None, record_size: bool, cache_from: tuple[str, ...], builder: str,
+            cache_to: str | None,
             wheelhouse_dir: Path | None, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Build VARIANT (default: the matrix's default) and tag it after reading it back."""
@@ -51,7 +60,7 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
         result = build_mod.build(project, spec, engine, on_event=progress.event,
                                  say=progress.say, nocache=nocache, extra_labels=extra,
                                  wheelhouse_dir=wheelhouse_dir, repository=repository,
-                                 cache_from=list(cache_from))
+                                 cache_from=list(cache_from), builder=builder, cache_to=cache_to)
     finally:
         progress.flush_step()
     if record_size:
@@ -60,7 +69,7 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
     if as_json:
         ui.emit_json({"ok": True, **result.to_dict()})
         return
-    ui.table(["variant", "image ID", "tags", "size", "build time", "lock hash"],
+    ui.table(["variant", "image ID", "tags", "size", "build time", "builder", "lock hash"],
              [[result.variant, result.image_id[:19], "\n".join(result.tags), f"{result.size_bytes / 1e9:.2f} GB",
-               f"{result.seconds:.0f}s", result.lock_hash]])
+               f"{result.seconds:.0f}s", result.builder.get("name", ""), result.lock_hash]])
     ui.info(f"log: {result.log_file}\nreport: {result.report_file}")

@@ -1,0 +1,287 @@
+"""Running a BuildKit build: ``docker buildx build`` to an OCI archive, then ``docker load``.
+
+docker-py has no BuildKit API (it would need BuildKit's gRPC session, docker/docker-py#2230),
+so the buildx CLI runs as a child process in a process group of its own, its ``--progress
+rawjson`` stderr read by the pure :mod:`dlbase.engine.buildkitstream`.
+
+Why an OCI archive and a load, not ``--load``: only the OCI exporter takes
+``rewrite-timestamp=true`` (``type=image`` refuses it beside unpacking, docker/buildx#2733),
+and rewritten timestamps plus ``SOURCE_DATE_EPOCH`` are what make two builds of one
+commit give one manifest digest. With the containerd image store, ``docker load`` keeps
+that manifest digest as the image's ID, so the ID returned here *is* the digest a push
+of the archive's bytes would have. The archive is written untagged (no name in its
+index), so the image gets no tag until the caller has read it back.
+
+Failures leave nothing: BuildKit makes no containers, the archive (also a half-written
+one) is deleted on every path, and an image loaded by a build that then failed or was
+interrupted is removed when nothing tags it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from dlbase.core import errors
+from dlbase.engine.buildkitstream import BuildKitStreamParser
+from dlbase.engine.buildstream import BuildEvent
+from dlbase.engine.images import Images
+
+BUILDX_HINT = ("install docker-buildx (Debian: the docker-buildx package; `sudo tools/host/setup.sh` does it), "
+               "or build with `--builder classic`")
+OCI_STORE_HINT = ("turn on the containerd image store (\"features\": {\"containerd-snapshotter\": true} in "
+                  "/etc/docker/daemon.json; `sudo tools/host/setup.sh` does it), or build with `--builder classic`")
+CACHE_EXPORT_HINT = ("the docker driver exports a registry cache only with the containerd image store; "
+                     "otherwise use a docker-container builder, or leave --cache-to out")
+# How long buildx may take to stop after it was asked to (SIGINT cancels the solve).
+STOP_WAIT_S = 15.0
+# The rawjson stream's only plain-text lines come after a failure; a load's answer.
+_LOADED_RE = re.compile(r"^Loaded image ID: (sha256:[0-9a-f]{64})$", re.M)
+_LOADED_NAME_RE = re.compile(r"^Loaded image: (\S+)$", re.M)
+
+
+@dataclass(frozen=True)
+class BuildKitOptions:
+    """Everything one ``docker buildx build`` is asked to do (pure data, so the command
+    line it becomes is unit-testable)."""
+
+    context_dir: str
+    dockerfile: str
+    archive: str
+    metadata_file: str
+    buildargs: dict[str, str]
+    labels: dict[str, str]
+    network_mode: str | None = None
+    nocache: bool = False
+    pull: bool = False
+    cache_from: tuple[str, ...] = ()
+    cache_to: str | None = None
+    builder: str = "default"
+
+
+def cache_spec(ref: str, *, export: bool) -> str:
+    """A ``--cache-from``/``--cache-to`` value: a plain REF means a registry cache at REF
+    (``mode=max`` on export, so every layer group's cache is kept, not only the final
+    stage's); a value with ``type=`` is buildx's own syntax and passed as it is."""
+    if "type=" in ref:
+        return ref
+    return f"type=registry,ref={ref}" + (",mode=max" if export else "")
+
+
+def buildx_argv(opts: BuildKitOptions) -> list[str]:
+    """The ``docker buildx build`` arguments (after ``docker``) for ``opts``."""
+    argv = ["buildx", "build", "--builder", opts.builder, "--progress", "rawjson",
+            "--provenance=false", "--sbom=false",  # buildx's attestations carry timestamps
+            "--file", str(Path(opts.context_dir) / opts.dockerfile),
+            "--metadata-file", opts.metadata_file,
+            "--output", f"type=oci,dest={opts.archive},rewrite-timestamp=true"]
+    if opts.network_mode:
+        argv += ["--network", opts.network_mode]
+    if opts.nocache:
+        argv.append("--no-cache")
+    if opts.pull:
+        argv.append("--pull")
+    for key, value in opts.buildargs.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in opts.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    for ref in opts.cache_from:
+        argv += ["--cache-from", cache_spec(ref, export=False)]
+    if opts.cache_to:
+        argv += ["--cache-to", cache_spec(opts.cache_to, export=True)]
+    argv.append(str(opts.context_dir))
+    return argv
+
+
+class BuildKitBuilds(Images):
+    """``_buildkit_build``: a build through buildx, returning the loaded image's ID."""
+
+    #: The docker CLI (tests of the error paths point it at a fake).
+    docker_cli: tuple[str, ...] = ("docker",)
+
+    def _cli_env(self, source_date_epoch: int | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        if self._base_url:
+            env["DOCKER_HOST"] = self._base_url
+        env.pop("BUILDX_BUILDER", None)  # --builder names it
+        if source_date_epoch is not None:
+            env["SOURCE_DATE_EPOCH"] = str(int(source_date_epoch))
+        return env
+
+    def buildx_version(self) -> str | None:
+        """``docker buildx version``'s first line, or None when buildx does not answer."""
+        try:
+            proc = subprocess.run([*self.docker_cli, "buildx", "version"], capture_output=True, text=True,
+                                  timeout=20, env=self._cli_env())
+        except (OSError, subprocess.SubprocessError):
+            return None
+        text = proc.stdout.strip()
+        return text.splitlines()[0] if proc.returncode == 0 and text else None
+
+    def _buildkit_build(self, context_dir: str | os.PathLike[str], dockerfile: str, *,
+                        buildargs: dict[str, str], labels: dict[str, str], network_mode: str | None,
+                        nocache: bool, pull: bool, on_event: Callable[[BuildEvent], None],
+                        log_path: str | None, cache_from: list[str] | None, cache_to: str | None,
+                        source_date_epoch: int | None, work_dir: str | os.PathLike[str] | None) -> str:
+        context = Path(context_dir)
+        if not context.is_dir():
+            raise errors.Missing(f"build context {context} is not a directory")
+        if not (context / dockerfile).is_file():
+            raise errors.Missing(f"Dockerfile {context / dockerfile} does not exist")
+        if self.buildx_version() is None:
+            raise errors.Missing("docker buildx is not installed or does not answer (BuildKit builds need it)",
+                                 hint=BUILDX_HINT)
+        if work_dir is not None:
+            Path(work_dir).mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="dlbase-buildkit-", dir=work_dir))
+        try:
+            opts = BuildKitOptions(context_dir=str(context), dockerfile=dockerfile,
+                                   archive=str(scratch / "image.oci.tar"), metadata_file=str(scratch / "metadata.json"),
+                                   buildargs=dict(buildargs), labels=dict(labels), network_mode=network_mode,
+                                   nocache=nocache, pull=pull, cache_from=tuple(cache_from or ()), cache_to=cache_to)
+            with open_log(log_path) as log:
+                parser = BuildKitStreamParser(log=log, log_file=log_path)
+                self._run_buildx(opts, parser, on_event, source_date_epoch)
+                digest = _metadata_digest(opts.metadata_file) or parser.trace.manifest
+                on_event(parser.note(f"loading the built image {digest or ''} (docker load)".replace("  ", " ")))
+                image_id = self._load_archive(opts.archive, digest, parser, log)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        on_event(BuildEvent("done", text=image_id, image_id=image_id, elapsed=parser.elapsed()))
+        return image_id
+
+    def _run_buildx(self, opts: BuildKitOptions, parser: BuildKitStreamParser,
+                    on_event: Callable[[BuildEvent], None], source_date_epoch: int | None) -> None:
+        argv = [*self.docker_cli, *buildx_argv(opts)]
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True, encoding="utf-8", errors="replace", bufsize=1,
+                                    env=self._cli_env(source_date_epoch), start_new_session=True)
+        except OSError as exc:
+            raise errors.Missing(f"cannot run {argv[0]}: {exc.strerror or exc}", hint=BUILDX_HINT) from None
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                for event in parser.feed_line(line):
+                    on_event(event)
+            for event in parser.close():
+                on_event(event)
+            returncode = proc.wait()
+        except KeyboardInterrupt:
+            _stop(proc)
+            raise errors.Interrupted(f"build interrupted at {parser.trace.step_text or 'start'}; "
+                                     "buildx was stopped and its partial archive removed",
+                                     details=[f"full log: {parser.log_file}"] if parser.log_file else []) from None
+        except BaseException:
+            _stop(proc)
+            raise
+        if returncode != 0:
+            failure = parser.result_failure(returncode)
+            if parser.trace.failed is None and any(
+                    marker in failure.message for marker in ("Cannot connect to the Docker daemon",
+                                                             "connection refused", "EOF")) and self._gone():
+                raise self._unavailable(None, during="the build", details=failure.details)
+            if "Cache export is not supported" in failure.message:
+                failure.hint = CACHE_EXPORT_HINT
+            elif "OCI exporter is not supported" in failure.message or "oci exporter" in failure.message.lower():
+                failure.hint = OCI_STORE_HINT
+            raise failure
+
+    def _load_archive(self, archive: str, digest: str | None, parser: BuildKitStreamParser,
+                      log: IO[str] | None) -> str:
+        """``docker load`` the archive; the loaded image's ID (the manifest digest).
+
+        On failure or Ctrl-C an image of that digest that nothing tags is removed, so a
+        half-finished load leaves nothing behind."""
+        if not Path(archive).is_file() or Path(archive).stat().st_size == 0:
+            raise parser.failure("buildx finished but wrote no image archive")
+        argv = [*self.docker_cli, "load", "--input", archive]
+        began = time.monotonic()
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, env=self._cli_env(), start_new_session=True)
+            out, _ = proc.communicate()
+        except KeyboardInterrupt:
+            _stop(proc)
+            self._drop_untagged(digest)
+            raise errors.Interrupted("build interrupted while loading the built image; it was removed") from None
+        except OSError as exc:
+            raise errors.Missing(f"cannot run {argv[0]}: {exc.strerror or exc}", hint=BUILDX_HINT) from None
+        if log is not None:
+            log.write(out)
+            log.flush()
+        if proc.returncode != 0:
+            self._drop_untagged(digest)
+            raise parser.failure(f"docker load of the built image failed: {out.strip()[-300:]}")
+        found = _LOADED_RE.search(out)
+        on_event_text = f"loaded in {time.monotonic() - began:.1f}s"
+        if log is not None:
+            log.write(on_event_text + "\n")
+        image_id = found.group(1) if found else None
+        if image_id is None:
+            named = _LOADED_NAME_RE.search(out)
+            image_id = self.inspect_image(named.group(1))["Id"] if named else digest
+        if image_id is None or not self.image_exists(image_id):
+            raise parser.failure(f"docker load named no image it loaded: {out.strip()[-300:]}")
+        if digest and image_id != digest:
+            # The containerd store keeps the manifest digest as the ID; a classic store
+            # gives the config digest instead. Both are the same image: say which in the log.
+            if log is not None:
+                log.write(f"loaded image ID {image_id} (manifest digest {digest})\n")
+        return image_id
+
+    def _drop_untagged(self, image_id: str | None) -> None:
+        if not image_id:
+            return
+        with contextlib.suppress(Exception):
+            if self.image_exists(image_id) and not self._has_tags(image_id):
+                self._api.remove_image(image_id)
+
+
+def _metadata_digest(path: str) -> str | None:
+    """The manifest digest buildx's ``--metadata-file`` reports (``containerimage.digest``)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("containerimage.digest") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value.startswith("sha256:") else None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a child and its process group: SIGINT first (buildx then cancels the build on
+    the daemon), SIGKILL when it does not go within STOP_WAIT_S."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGINT, STOP_WAIT_S), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # a second Ctrl-C: go on to SIGKILL
+            continue
+
+
+@contextlib.contextmanager
+def open_log(path: str | None) -> Iterator[IO[str] | None]:
+    """The build log, written as the stream arrives (both builders use it)."""
+    if not path:
+        yield None
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        yield handle
