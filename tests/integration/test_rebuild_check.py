@@ -2,6 +2,12 @@
 default image (DLBASE_FULL_REBUILD_CHECK=1: two no-cache builds of ~6 GB), plus two
 concurrent `dlbase build` of one variant (the per-variant lock makes the second wait).
 
+With BuildKit the two builds of the small template-rendered image must give one manifest
+digest (nothing excluded), and that digest must survive a plain `docker push` to a real
+registry; a template that writes a run-dependent file must be caught and named (layer,
+step, file, reason). The classic builder's file-by-file comparison is kept for engines
+without buildx (`--builder classic`).
+
 Daemon stopped during a build and Ctrl-C during a build are tested for `build` in
 tests/integration/test_build_failures.py; they are not repeated here.
 """
@@ -18,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.registry import registry_binary, running_registry
 from tests.support.small_project import make_small_project
 
 pytestmark = pytest.mark.docker
@@ -37,13 +44,80 @@ def _rebuild_images(engine, run_label: str) -> list[dict]:
     return engine.images_with_label("dlbase.rebuild-check")
 
 
-def test_rebuild_check_small_image_is_reproducible(engine, debian_base, session_labels, tmp_path):
+def test_buildkit_rebuild_check_gives_one_digest(engine, debian_base, session_labels, tmp_path):
+    """Two no-cache BuildKit builds of the small image: one digest, reported as such, nothing
+    excluded, and no image left behind."""
     sp = make_small_project(tmp_path)
-    before = {i["Id"] for i in engine.images_with_label("dlbase.rebuild-check")}
-    res = run(sp.root, "rebuild-check", "--json", *_label(session_labels))
+    res = run(sp.root, "rebuild-check", "--json", "--builder", "buildkit", *_label(session_labels))
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-3000:]
     body = json.loads(res.stdout)
-    assert body["reproducible"] is True
+    assert body["reproducible"] is True and body["builder"] == "buildkit"
+    assert body["digests"][0] == body["digests"][1] and body["digests"][0].startswith("sha256:")
+    assert body["excluded_paths"] == {} and body["compared"] == "manifest digest"
+    assert isinstance(body["source_date_epoch"], int) and body["revision"]
+    assert "layers" not in body
+    assert not engine.image_exists(body["digests"][0])
+
+
+def test_a_buildkit_digest_survives_a_plain_docker_push(engine, debian_base, session_labels, tmp_path):
+    """`docker push` of a BuildKit-built image keeps the manifest digest: the registry
+    answers with the image's ID, so a published digest is the one a rebuild reproduces."""
+    if registry_binary() is None:
+        pytest.skip("docker-registry is not installed (tools/host/setup.sh)")
+    from dlbase.build import builder as build_mod
+    from dlbase.define.spec import BuildSpec
+    from dlbase.registry.client import RegistryClient
+
+    sp = make_small_project(tmp_path / "p")
+    project = sp.project()
+    spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
+    built = build_mod.build(project, spec, engine, tag=False, check_versions=False, builder="buildkit",
+                            extra_labels={**session_labels, "dlbase.build-id": "push-digest-test"})
+    with running_registry(tmp_path / "reg") as reg:
+        repo = f"{reg.host}/dlbase-test-{uuid.uuid4().hex[:8]}/small"
+        engine.tag(built.image_id, repo, "1")
+        try:
+            push = subprocess.run(["docker", "push", f"{repo}:1"], capture_output=True, text=True, timeout=300)
+            assert push.returncode == 0, push.stderr[-2000:]
+            published = RegistryClient(reg.host).manifest_digest(repo.split("/", 1)[1], "1")
+        finally:
+            engine.untag(repo, "1")
+    assert published == built.image_id
+
+
+def test_buildkit_rebuild_check_names_the_layer_and_file_that_differ(engine, debian_base, session_labels,
+                                                                     tmp_path):
+    """A template step that writes a different file on every run: the digests differ, and
+    the report names that layer, its step and the file, with "content" as the reason."""
+    sp = make_small_project(tmp_path)
+    template = sp.root / "templates" / "Dockerfile.j2"
+    text = template.read_text()
+    marker = "WORKDIR /workspace\n"  # still root here: the USER step follows
+    assert text.count(marker) == 1
+    template.write_text(text.replace(marker, "RUN od -An -N8 -tx8 /dev/urandom > /opt/dlbase/nonce\n" + marker))
+    from dlbase.define import render
+    render.write(sp.project())
+    res = run(sp.root, "rebuild-check", "--json", "--builder", "buildkit", *_label(session_labels))
+    assert res.returncode == 13, res.stdout[-4000:] + res.stderr[-3000:]
+    body = json.loads(res.stdout)
+    assert body["reproducible"] is False and body["digests"][0] != body["digests"][1]
+    assert [layer["step"].endswith("/opt/dlbase/nonce # buildkit") for layer in body["layers"]] == [True]
+    files = body["layers"][0]["files"]
+    assert [(f["path"], f["reasons"]) for f in files] == [("opt/dlbase/nonce", ["content"])]
+    assert body["layers"][0]["debian_packages"] == {}
+    assert "image_ids" in body and len(body["image_ids"]) == 2
+    for image_id in body["image_ids"]:
+        assert not engine.image_exists(image_id)
+
+
+def test_rebuild_check_small_image_is_reproducible(engine, debian_base, session_labels, tmp_path):
+    """The classic builder's path: exported filesystems compared file by file."""
+    sp = make_small_project(tmp_path)
+    before = {i["Id"] for i in engine.images_with_label("dlbase.rebuild-check")}
+    res = run(sp.root, "rebuild-check", "--json", "--builder", "classic", *_label(session_labels))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-3000:]
+    body = json.loads(res.stdout)
+    assert body["reproducible"] is True and body["builder"] == "classic"
     assert body["image_ids"][0] != body["image_ids"][1]
     assert min(body["files_compared"]) > 1000
     assert "etc/hostname" in body["excluded_paths"]
@@ -65,7 +139,7 @@ def test_rebuild_check_reports_a_difference(engine, debian_base, session_labels,
         sp = make_small_project(tmp_path / payload, payload=payload)
         project = sp.project()
         spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
-        ids.append(build_mod.build(project, spec, engine, tag=False, check_versions=False,
+        ids.append(build_mod.build(project, spec, engine, tag=False, check_versions=False, builder="classic",
                                    extra_labels=session_labels).image_id)
     found = diff_mod.diff_images(engine, ids[0], ids[1])
     assert not found.identical
@@ -111,6 +185,7 @@ def test_rebuild_check_full_default_image(engine, debian_base, session_labels):
     res = run(ROOT, "rebuild-check", "--json", *_label(session_labels), timeout=3600)
     assert res.stdout, res.stderr[-3000:]
     body = json.JSONDecoder().raw_decode(res.stdout)[0]
-    print(json.dumps({k: body[k] for k in ("reproducible", "build_seconds", "files_compared")}))
+    print(json.dumps({k: body.get(k) for k in ("reproducible", "builder", "digests", "build_seconds")}))
     assert res.returncode == 0 and body["reproducible"], json.dumps(
-        {g: body[g] for g in ("labels", "python_packages", "debian_packages")}, indent=1)[:4000]
+        {k: body.get(k) for k in ("layers", "config", "labels", "python_packages", "debian_packages")},
+        indent=1)[:4000]

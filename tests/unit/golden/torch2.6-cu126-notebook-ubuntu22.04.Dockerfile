@@ -35,7 +35,13 @@ ENV LANG=C.UTF-8 \
 
 # OS packages: the Python the base ships (3.10) for the virtual environment, tini as
 # PID 1 (signals reach python/jupyter, zombies are reaped).
-# Lists and archives are removed in the same layer so they never reach the image.
+# Lists and archives are removed in the same layer so they never reach the image, and so is
+# what differs from one run to the next although the packages are the same, so two builds of
+# one commit give one layer digest (`dlbase rebuild-check`): the logs (apt's, dpkg's,
+# update-alternatives'), ldconfig's aux-cache (inode numbers and ctimes of the libraries) and
+# the "-old" copies dpkg and debconf keep of their databases. Debian's own byte-code of the
+# base Python (py3compile, timestamp .pyc) stays: it records the mtime the .deb gives each
+# source file, so it is the same in every build of the same package versions.
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -43,12 +49,20 @@ RUN apt-get update \
         python3.10-venv \
         tini \
  && apt-get clean \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/*.log \
+        /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
 
 # A non-root default user; /workspace/notebooks is where `-v ./notebooks:/workspace/notebooks` lands.
 # Both folders are world-writable with the sticky bit (like /tmp), so a container run as any
 # UID (`-u $(id -u):$(id -g)`, OpenShift's random UIDs) can write there without root.
+# useradd writes today's day into /etc/shadow (the last password change), so builds on two days
+# would differ; the user has no password, so aging is switched off instead (an empty field,
+# "never"), and the backup that still holds the day goes. Not SOURCE_DATE_EPOCH (which shadow
+# honours): an `ARG SOURCE_DATE_EPOCH` here would put the commit time into the cache key of every
+# RUN below, and each commit would reinstall torch.
 RUN useradd --create-home --uid 1000 --user-group --shell /bin/bash dl \
+ && chage --lastday -1 dl \
+ && rm -f /etc/shadow- \
  && mkdir -p /workspace/notebooks \
  && chown -R dl:dl /workspace \
  && chmod 1777 /workspace /workspace/notebooks

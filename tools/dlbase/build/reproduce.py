@@ -1,86 +1,184 @@
 """`rebuild-check`: build a variant twice from scratch and compare what came out.
 
-Both builds run with ``nocache`` (no layer of the first is reused by the second), are
-never tagged and skip the version read-back (the comparison is the check here; the
-read-back would refuse test images without torch). Both use the same wheelhouse, so
-the Python wheels are byte-identical inputs; Debian packages come from Debian's mirror
-at build time and can differ between the two builds only if the mirror published an
-update in between -- then the "debian packages" group names them.
+Both builds run without layer cache (BuildKit's ``--no-cache``: every step runs again,
+nothing of the first build is reused by the second), are never tagged and skip the
+version read-back (the comparison is the check here; the read-back would refuse test
+images without torch). Both use the same wheelhouse, so the Python wheels are
+byte-identical inputs; Debian packages come from Debian's mirror at build time and can
+differ between the two builds only if the mirror published an update in between.
 
-What is compared: the installed Python distributions (name, version, sha256 of RECORD,
-which lists the hash of every installed file), the Debian packages, and a digest of
-every file (content, mode, owner, link target), except :data:`snapshot.EXCLUDED`.
-Labels are listed too, except the ones that identify a single build.
+With BuildKit (the default where it is there) the answer is the image manifest digest:
+``SOURCE_DATE_EPOCH`` is the commit time, timestamps are rewritten to it and the
+templates leave nothing run-dependent in the layers, so two builds of one commit give
+one digest -- reproducible, nothing excluded. Only when the digests differ are both
+images read (:mod:`dlbase.examine.layerdiff`) to say which layer differs, the step that
+made it, which files in it and why, and which Debian package versions moved.
+
+With the classic builder (``--builder classic``: engines without buildx) layer digests
+differ on every build, so the exported filesystems are compared file by file instead,
+except :data:`snapshot.EXCLUDED` (the daemon's per-container files, and what the classic
+builder cannot make fixed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable
 
 from dlbase.build import builder as build_mod
-from dlbase.examine import diff as diff_mod
-from dlbase.examine import snapshot
-from dlbase.engine import BuildEvent, Engine
 from dlbase.build.wheelhouse import FillEvent
 from dlbase.core.project import Project
 from dlbase.define.spec import BuildSpec
+from dlbase.engine import BUILD_ID_LABEL, BuildEvent, Engine
+from dlbase.examine import diff as diff_mod
+from dlbase.examine import layerdiff
+from dlbase.examine import snapshot
 
-# Labels that name one build and so always differ.
-PER_BUILD_LABELS = ("dlbase.build-id", "dlbase.rebuild-check")
+# Labels that name one build and so always differ (classic path: ignored in the comparison).
+PER_BUILD_LABELS = (BUILD_ID_LABEL, "dlbase.rebuild-check")
+CHECK_LABEL = "dlbase.rebuild-check"
+
+
+def deterministic_build_id(variant: str, revision: str) -> str:
+    """The ``dlbase.build-id`` both BuildKit builds carry. The engine gives every build a
+    random one unless the caller passes one; a label is part of the image config and so of
+    the digest compared, so a per-build value would make every two builds differ. No
+    per-run label either: the rebuilt digest is meant to equal a published one."""
+    return f"{variant}@{revision}"
 
 
 @dataclass
 class RebuildResult:
+    """What `rebuild-check` found; :meth:`to_dict` is what `--json` and the "rebuilt
+    identical" attestation read."""
+
     variant: str
+    builder: str  # "buildkit" or "classic"
     image_ids: tuple[str, str]
+    #: BuildKit: the image manifest digests (the image IDs under the containerd store);
+    #: classic: the image IDs (config digests), which differ on every build.
+    digests: tuple[str, str]
     build_seconds: tuple[float, float]
-    diff: diff_mod.ImageDiff
     seconds: float
+    source_date_epoch: int | None
+    revision: str
+    #: The port both builds served the wheelhouse on: its URL is in the image history.
+    wheelhouse_port: int | None = None
+    layers: layerdiff.ImageDiff | None = None  # BuildKit, only when the digests differ
+    diff: diff_mod.ImageDiff | None = None  # classic: the file-by-file comparison
 
     @property
     def reproducible(self) -> bool:
-        return self.diff.identical
+        if self.builder == "buildkit":
+            return self.digests[0] == self.digests[1]
+        return self.diff is not None and self.diff.identical
+
+    @property
+    def excluded_paths(self) -> dict[str, str]:
+        """Paths left out of the comparison: none when digests are compared."""
+        return {} if self.builder == "buildkit" else dict(snapshot.EXCLUDED)
 
     def to_dict(self) -> dict:
-        return {"variant": self.variant, "reproducible": self.reproducible, "image_ids": list(self.image_ids),
+        body = {"variant": self.variant, "reproducible": self.reproducible, "builder": self.builder,
+                "digests": list(self.digests), "image_ids": list(self.image_ids),
+                "source_date_epoch": self.source_date_epoch, "revision": self.revision,
                 "build_seconds": list(self.build_seconds), "seconds": self.seconds,
-                **{k: v for k, v in self.diff.to_dict().items() if k not in ("a", "b", "identical")}}
+                "wheelhouse_port": self.wheelhouse_port,
+                "compared": "manifest digest" if self.builder == "buildkit" else "files",
+                "excluded_paths": self.excluded_paths}
+        if self.layers is not None:
+            found = self.layers.to_dict()
+            body.update(config=found["config"], layers=found["layers"], layer_counts=found["layer_counts"])
+        if self.diff is not None:
+            body.update({k: v for k, v in self.diff.to_dict().items()
+                         if k not in ("a", "b", "identical", "excluded_paths")})
+        return body
 
 
 def rebuild_check(project: Project, spec: BuildSpec, engine: Engine, *,
                   on_event: Callable[[BuildEvent | FillEvent], None] | None = None,
                   say: Callable[[str], None] = lambda _m: None,
-                  extra_labels: dict[str, str] | None = None, keep: bool = False) -> RebuildResult:
-    """Two no-cache builds, a snapshot of each, the grouped differences. Both images are
-    removed afterwards (they carry no tag) unless ``keep``."""
+                  extra_labels: dict[str, str] | None = None, keep: bool = False,
+                  builder: str = "auto") -> RebuildResult:
+    """Two no-cache builds; their digests (BuildKit) or file snapshots (classic) compared.
+    Both images are removed afterwards (they carry no tag) unless ``keep``."""
     started = time.monotonic()
+    choice = engine.choose_builder(builder)
+    revision = build_mod.git_facts(project.root)[0]
     run = str(uuid.uuid4())
+    port = wheelhouse_port(say)
     images: list[str] = []
     seconds: list[float] = []
+    epoch: int | None = None
     try:
         for n in (1, 2):
-            say(f"build {n} of 2 of {spec.name}, without layer cache")
+            say(f"build {n} of 2 of {spec.name} with {choice.name}, without layer cache")
+            if choice.name == "buildkit":  # labels are in the config, so in the digest compared
+                labels = {**(extra_labels or {}), BUILD_ID_LABEL: deterministic_build_id(spec.name, revision)}
+            else:
+                labels = {**(extra_labels or {}), CHECK_LABEL: f"{run}/{n}"}
             result = build_mod.build(project, spec, engine, on_event=on_event, say=say, nocache=True,
-                                     tag=False, check_versions=False,
-                                     extra_labels={**(extra_labels or {}), "dlbase.rebuild-check": f"{run}/{n}"})
+                                     tag=False, check_versions=False, extra_labels=labels, builder=choice.name,
+                                     wheelhouse_port=port)
             images.append(result.image_id)
             seconds.append(result.seconds)
+            epoch = result.source_date_epoch
+        common = dict(variant=spec.name, builder=choice.name, image_ids=(images[0], images[1]),
+                      build_seconds=(seconds[0], seconds[1]), source_date_epoch=epoch, revision=revision,
+                      wheelhouse_port=port)
+        if choice.name == "buildkit":
+            digests = (images[0], images[1])
+            layers = None
+            if digests[0] != digests[1]:
+                say("the digests differ: reading both images' layers to find where")
+                layers = diff_layers(engine, images[0], images[1])
+            return RebuildResult(**common, digests=digests, layers=layers,
+                                 seconds=round(time.monotonic() - started, 1))
         say("exporting both images' filesystems and hashing every file")
         found = diff_mod.diff_images(engine, images[0], images[1], labels=extra_labels,
                                      ignore_labels=PER_BUILD_LABELS)
+        return RebuildResult(**common, digests=(images[0], images[1]), diff=found,
+                             seconds=round(time.monotonic() - started, 1))
     finally:
         if not keep:
-            for image_id in reversed(images):
+            for image_id in dict.fromkeys(reversed(images)):  # one image when both builds agree
                 with contextlib.suppress(Exception):
                     engine.remove_image(image_id, force=True)
-    return RebuildResult(variant=spec.name, image_ids=(images[0], images[1]),
-                         build_seconds=(seconds[0], seconds[1]), diff=found,
-                         seconds=round(time.monotonic() - started, 1))
+
+
+def wheelhouse_port(say: Callable[[str], None]) -> int:
+    """One port for both builds. The wheelhouse URL is a build argument, so BuildKit records
+    it in the image history: two builds served on two ports differ in their digests. The
+    default port when it is free (then the digest can equal a `dlbase build` one), else one
+    free port for both builds."""
+    default = int(os.environ.get("DLBASE_WHEELHOUSE_PORT", build_mod.DEFAULT_WHEELHOUSE_PORT))
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the wheelhouse server binds
+        try:
+            sock.bind(("127.0.0.1", default))
+            return default
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+    say(f"port {default} is in use (another build?): both builds serve the wheelhouse on {port}; "
+        f"the URL is in the image history, so these digests differ from a build served on {default}")
+    return port
+
+
+def diff_layers(engine: Engine, a: str, b: str) -> layerdiff.ImageDiff:
+    """Both images read from the daemon (`docker save`: the OCI layout, blobs as built)."""
+    read = []
+    for image in (a, b):
+        with engine.saved_image(image) as stream:
+            read.append(layerdiff.read_layout(stream))
+    return layerdiff.diff_images(read[0], read[1])
 
 
 def excluded_paths() -> dict[str, str]:
+    """What the classic builder's file comparison leaves out (BuildKit's digests: nothing)."""
     return dict(snapshot.EXCLUDED)

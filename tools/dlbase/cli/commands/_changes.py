@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlbase.examine import snapshot
+from dlbase.examine import layerdiff, snapshot
 from dlbase.cli import ui
 
 
@@ -27,3 +27,25 @@ def print_changes(groups: dict[str, snapshot.Changes], *, limit: int = 40) -> No
                      [[d, *c] for d, c in sorted(by_dir.items())], title="files, by directory")
             rows = rows[:limit]
         ui.table(["", name, "A", "B"], rows, title=name if len(rows) <= limit else f"{name} (first {limit})")
+
+
+def print_layer_diff(found: layerdiff.ImageDiff, *, limit: int = 40) -> None:
+    """Where two images part: one row per differing layer (its step, files, package moves),
+    then each such layer's files with the reasons, then the config keys that differ."""
+    ui.table(["layer", "step", "files differing", "debian packages"],
+             [[f"{layer.index}", layerdiff.short_step(layer.step), len(layer.files),
+               layerdiff.package_moves(layer.debian_packages) or "same"] for layer in found.layers],
+             title=f"layers that differ (of {found.layer_counts[0]} / {found.layer_counts[1]})")
+    for layer in found.layers:
+        rows = [[f.path, ", ".join(f.reasons), f.a, f.b] for f in layer.files]
+        title = f"layer {layer.index}: {layerdiff.short_step(layer.step)}"
+        ui.table(["path", "why", "build 1", "build 2"], rows[:limit],
+                 title=title if len(rows) <= limit else f"{title} (first {limit} of {len(rows)})")
+    if found.config:
+        ui.table(["config key", "build 1", "build 2"],
+                 [[k, _cell(a), _cell(b)] for k, a, b in found.config[:limit]], title="image config")
+
+
+def _cell(value: object, width: int = 120) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
