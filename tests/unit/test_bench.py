@@ -16,7 +16,26 @@ def _bench() -> BuildBench:
 def test_ratios_are_computed_from_the_measured_values() -> None:
     r = _bench().ratios
     assert r == {"image_over_payload": 1.1, "image_over_naive": 0.5, "warm_over_cold": 0.025,
-                 "naive_over_cold_seconds": 1.5}
+                 "naive_over_cold_seconds": 1.5, "cold_over_naive_seconds": 0.667, "cold_over_classic_seconds": None}
+
+
+def _buildkit_bench(second: str) -> BuildBench:
+    return BuildBench(variant="v", base_bytes=100, venv_bytes=900, payload_bytes=1000, image_bytes=1100,
+                      naive_bytes=2200, cold_seconds=120.0, warm_seconds=6.0, naive_seconds=300.0,
+                      builder="buildkit", classic_seconds=240.0, rebuild_seconds=118.0,
+                      digests=("sha256:" + "a" * 64, second))
+
+
+def test_buildkit_side_by_side_ratios_and_the_two_digests_in_json_and_table(tmp_path: Path) -> None:
+    same = _buildkit_bench("sha256:" + "a" * 64)
+    assert same.ratios["cold_over_classic_seconds"] == 0.5 and same.ratios["cold_over_naive_seconds"] == 0.4
+    jpath, _mpath, table = write(same, tmp_path)
+    data = json.loads(jpath.read_text())
+    assert data["identical"] is True and data["digests"] == ["sha256:" + "a" * 64] * 2
+    assert "| cold build (classic builder, no cache) | 240.0 s | buildkit / classic = 0.5 |" in table
+    assert "same digest: yes" in table
+    differs = _buildkit_bench("sha256:" + "b" * 64)
+    assert differs.identical is False and "same digest: NO" in write(differs, tmp_path / "2")[2]
 
 
 def test_write_produces_json_and_a_markdown_table_with_the_same_numbers(tmp_path: Path) -> None:

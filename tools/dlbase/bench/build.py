@@ -1,11 +1,16 @@
 """`dlbase bench build`: what the Dockerfile design buys, measured side by side in one run.
 
-Three builds of one variant on the same daemon, from the same base and the same wheels:
-  cold   - the rendered Dockerfile, no layer cache;
-  warm   - the same again after a change to a file of the image's test suite (cache on):
-           only the cheap layers after the heavy install should rebuild;
-  naive  - a single-stage Dockerfile as a blog reader would write it (build tools, apt
-           lists and pip cache kept), no layer cache.
+Builds of one variant on the same daemon, from the same base and the same wheels:
+  cold     - the rendered Dockerfile, no layer cache, with the builder `dlbase build` picks
+             (BuildKit where buildx and the containerd store are there);
+  rebuild  - the same again, no layer cache: its digest against cold's is the
+             reproducibility result (BuildKit; the classic builder's IDs always differ);
+  warm     - the same again after a change to a file of the image's test suite (cache on):
+             only the cheap layers after the heavy install should rebuild;
+  classic  - the rendered Dockerfile with the classic builder, no layer cache (when the
+             cold build was BuildKit's): what BuildKit costs or saves;
+  naive    - a single-stage Dockerfile as a blog reader would write it (build tools, apt
+             lists and pip cache kept), no layer cache, with the cold build's builder.
 plus the payload: the installed Python environment plus the base image. Ratios come from
 this one run, never from numbers measured elsewhere.
 """
@@ -49,18 +54,32 @@ class BuildBench:
     cold_seconds: float
     warm_seconds: float
     naive_seconds: float
+    builder: str = "classic"
+    classic_seconds: float | None = None     # the classic builder's cold build, when cold was BuildKit's
+    rebuild_seconds: float | None = None
+    digests: tuple[str, str] | None = None   # cold's and rebuild's image IDs (manifest digests under BuildKit)
 
     @property
-    def ratios(self) -> dict[str, float]:
+    def identical(self) -> bool | None:
+        return None if self.digests is None else self.digests[0] == self.digests[1]
+
+    @property
+    def ratios(self) -> dict[str, float | None]:
+        def r(a: float | None, b: float | None, nd: int = 3) -> float | None:
+            return round(a / b, nd) if a is not None and b else None
         return {
             "image_over_payload": round(self.image_bytes / self.payload_bytes, 3),
             "image_over_naive": round(self.image_bytes / self.naive_bytes, 3),
             "warm_over_cold": round(self.warm_seconds / self.cold_seconds, 4),
             "naive_over_cold_seconds": round(self.naive_seconds / self.cold_seconds, 3),
+            "cold_over_naive_seconds": r(self.cold_seconds, self.naive_seconds),
+            "cold_over_classic_seconds": r(self.cold_seconds, self.classic_seconds),
         }
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "ratios": self.ratios}
+        body = asdict(self)
+        body["digests"] = list(self.digests) if self.digests else None
+        return {**body, "identical": self.identical, "ratios": self.ratios}
 
 
 def copy_project(project: Project, dest: Path) -> Project:
@@ -86,28 +105,38 @@ def _venv_bytes(engine: Engine, image: str) -> int:
     return int(res.output.split()[0])
 
 
-def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], None]) -> BuildBench:
+def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], None],
+        builder: str = "auto") -> BuildBench:
     labels = {BENCH_LABEL: "true"}
     images: list[str] = []
+    chosen = engine.choose_builder(builder).name
     with tempfile.TemporaryDirectory(prefix="dlbase-bench-") as tmp:
         copy = copy_project(project, Path(tmp) / "proj")
-        try:
-            say("cold build (no layer cache)")
-            t = time.monotonic()
-            cold = build_mod.build(copy, spec, engine, nocache=True, tag=False, extra_labels=labels)
-            cold_s = time.monotonic() - t
-            images.append(cold.image_id)
 
-            say("warm rebuild after editing a file of the image's test suite")
+        def timed(what: str, **kwargs) -> tuple[build_mod.BuildResult, float]:
+            say(what)
+            t = time.monotonic()
+            result = build_mod.build(copy, spec, engine, tag=False, extra_labels=labels, **kwargs)
+            images.append(result.image_id)
+            return result, time.monotonic() - t
+
+        try:
+            cold, cold_s = timed(f"cold build ({chosen}, no layer cache)", nocache=True, builder=chosen)
+            rebuild_s = digests = None
+            if chosen == "buildkit":
+                again, rebuild_s = timed("second cold build (no layer cache): same digest?", nocache=True,
+                                         builder=chosen)
+                digests = (cold.image_id, again.image_id)
             marker = copy.root / SUITE_IN_COPY / "conftest.py"
             marker.write_text(marker.read_text() + "\n# bench: touched\n")
-            t = time.monotonic()
-            warm = build_mod.build(copy, spec, engine, tag=False, extra_labels=labels)
-            warm_s = time.monotonic() - t
-            images.append(warm.image_id)
+            _warm, warm_s = timed("warm rebuild after editing a file of the image's test suite", builder=chosen)
+            classic_s = None
+            if chosen != "classic":
+                _classic, classic_s = timed("cold build with the classic builder (no layer cache)", nocache=True,
+                                            builder="classic")
 
-            say("naive single-stage build (no layer cache)")
-            naive_id, naive_s = naive_build(copy, spec, engine, Path(tmp) / "naive", labels)
+            say(f"naive single-stage build ({chosen}, no layer cache)")
+            naive_id, naive_s = naive_build(copy, spec, engine, Path(tmp) / "naive", labels, builder=chosen)
             images.append(naive_id)
 
             base_bytes = int(engine.inspect_image(cold.base_ref)["Size"])
@@ -115,12 +144,15 @@ def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], 
             return BuildBench(
                 variant=spec.name, base_bytes=base_bytes, venv_bytes=venv, payload_bytes=base_bytes + venv,
                 image_bytes=cold.size_bytes, naive_bytes=int(engine.inspect_image(naive_id)["Size"]),
-                cold_seconds=round(cold_s, 1), warm_seconds=round(warm_s, 1), naive_seconds=round(naive_s, 1))
+                cold_seconds=round(cold_s, 1), warm_seconds=round(warm_s, 1), naive_seconds=round(naive_s, 1),
+                builder=chosen, classic_seconds=None if classic_s is None else round(classic_s, 1),
+                rebuild_seconds=None if rebuild_s is None else round(rebuild_s, 1), digests=digests)
         finally:
             remove_images(engine, images)
 
 
-def naive_build(copy: Project, spec: BuildSpec, engine: Engine, ctx: Path, labels: dict) -> tuple[str, float]:
+def naive_build(copy: Project, spec: BuildSpec, engine: Engine, ctx: Path, labels: dict,
+                builder: str = "classic") -> tuple[str, float]:
     ctx.mkdir()
     env = render_mod.environment(copy.templates_dir)
     base_ref = spec.variant.base.ref
@@ -132,7 +164,7 @@ def naive_build(copy: Project, spec: BuildSpec, engine: Engine, ctx: Path, label
     t = time.monotonic()
     with wheelhouse.serve(house, port=0) as url:  # no layer cache: any free port
         image_id = engine.build(ctx, buildargs={"WHEELHOUSE": url}, labels=labels, network_mode="host",
-                                nocache=True, log_path=ctx / "build.log")
+                                nocache=True, log_path=ctx / "build.log", builder=builder)
     return image_id, time.monotonic() - t
 
 
@@ -150,11 +182,19 @@ def write(bench: BuildBench, out_dir: Path) -> tuple[Path, Path, str]:
         ("payload (Python env + base)", gb(bench.payload_bytes),
          f"image / payload = {r['image_over_payload']}"),
         ("naive single-stage image", gb(bench.naive_bytes), f"image / naive = {r['image_over_naive']}"),
-        ("cold build (no cache)", f"{bench.cold_seconds:.1f} s", ""),
+        (f"cold build ({bench.builder}, no cache)", f"{bench.cold_seconds:.1f} s",
+         f"cold / naive = {r['cold_over_naive_seconds']}"),
         ("warm rebuild (test file changed)", f"{bench.warm_seconds:.1f} s", f"warm / cold = {r['warm_over_cold']}"),
-        ("naive build (no cache)", f"{bench.naive_seconds:.1f} s",
+        (f"naive build ({bench.builder}, no cache)", f"{bench.naive_seconds:.1f} s",
          f"naive / cold = {r['naive_over_cold_seconds']}"),
     ]
+    if bench.classic_seconds is not None:
+        rows.append(("cold build (classic builder, no cache)", f"{bench.classic_seconds:.1f} s",
+                     f"{bench.builder} / classic = {r['cold_over_classic_seconds']}"))
+    if bench.digests is not None:
+        rows.append(("second cold build (no cache)", f"{bench.rebuild_seconds:.1f} s",
+                     "same digest: " + ("yes" if bench.identical else "NO") + f" ({bench.digests[0][:19]}, "
+                     f"{bench.digests[1][:19]})"))
     table = "| measure | value | ratio |\n|---|---|---|\n" + "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)
     mpath = out_dir / f"build-{stamp}.md"
     write_text_atomic(mpath, f"# dlbase bench build: {bench.variant} ({stamp})\n\n{table}")

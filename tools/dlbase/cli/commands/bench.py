@@ -14,6 +14,7 @@ from dlbase.core import validate
 from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec
 from dlbase.core.fileerrors import writable_dir
 from dlbase.engine import Engine
+from dlbase.engine.builderchoice import BUILDERS
 from dlbase.core.errors import InvalidInput
 
 
@@ -42,16 +43,21 @@ def _show(project, data: dict, table: str, written: tuple[Path, ...], as_json: b
 
 @command.command("build")
 @click.argument("variant", required=False)
+@click.option("--builder", type=click.Choice(BUILDERS), default="auto", show_default=True,
+              help="the builder of the cold, rebuild, warm and naive builds; with BuildKit the classic builder's "
+                   "cold build is measured beside it")
 @project_options
 @json_option
-def build(variant: str | None, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
-    """Cold build, warm rebuild and a naive single-stage build of VARIANT (minutes)."""
+def build(variant: str | None, builder: str, matrix_file: Path | None, compat_file: Path | None,
+          as_json: bool) -> None:
+    """Cold build, a second cold build (same digest?), warm rebuild, the classic builder's cold
+    build and a naive single-stage build of VARIANT, side by side (tens of minutes)."""
     project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     out = _out_dir(project)
     engine = Engine()
     engine.ping()
-    result = bench_mod.run(project, spec, engine, say=ui.info)
+    result = bench_mod.run(project, spec, engine, say=ui.info, builder=builder)
     jpath, mpath, table = bench_mod.write(result, out)
     _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 
