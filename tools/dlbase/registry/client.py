@@ -177,16 +177,19 @@ class RegistryClient:
             raise RegistryError(f"registry {self.host} served blob {digest} with other content")
         return answer.body
 
+    def _start_upload(self, repository: str, what: str) -> str:
+        """Open an upload session (POST); the absolute URL the blob's bytes go to."""
+        answer = self._request("POST", f"{self.base}/{repository}/blobs/uploads/", cap=JSON_MAX, what=what)
+        if answer.status != 202 or "Location" not in answer.headers:
+            raise RegistryError(f"registry {self.host} refused to start {what} (HTTP {answer.status})")
+        return urljoin(self.base + "/", answer.headers["Location"])
+
     def upload_blob(self, repository: str, data: bytes) -> str:
         """Upload one blob (POST then monolithic PUT) unless the registry has it; its digest."""
         digest = digests.sha256_of(data)
         if self.blob_exists(repository, digest):
             return digest
-        what = f"a blob upload to {repository}"
-        answer = self._request("POST", f"{self.base}/{repository}/blobs/uploads/", cap=JSON_MAX, what=what)
-        if answer.status != 202 or "Location" not in answer.headers:
-            raise RegistryError(f"registry {self.host} refused to start {what} (HTTP {answer.status})")
-        location = urljoin(self.base + "/", answer.headers["Location"])
+        location = self._start_upload(repository, f"a blob upload to {repository}")
         sep = "&" if "?" in location else "?"
         answer = self._request("PUT", f"{location}{sep}digest={digest}", cap=JSON_MAX, what=f"blob {digest}",
                                data=data, headers={"Content-Type": "application/octet-stream"})
@@ -207,10 +210,7 @@ class RegistryClient:
         if self.blob_exists(repository, digest):
             return False
         what = f"blob {digest} for {repository}"
-        answer = self._request("POST", f"{self.base}/{repository}/blobs/uploads/", cap=JSON_MAX, what=what)
-        if answer.status != 202 or "Location" not in answer.headers:
-            raise RegistryError(f"registry {self.host} refused to start the upload of {what} (HTTP {answer.status})")
-        location = urljoin(self.base + "/", answer.headers["Location"])
+        location = self._start_upload(repository, f"the upload of {what}")
         sent = 0
         with open(path, "rb") as fh:
             while True:
