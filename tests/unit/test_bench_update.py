@@ -52,7 +52,8 @@ def test_cold_rounds_rotate_the_order_and_remove_each_image(monkeypatch, tmp_pat
     removed: list[str] = []
 
     class FakeBuilder:
-        def __init__(self, copy, engine, design, labels, created, say):
+        def __init__(self, copy, engine, design, labels, created, say, builder):
+            assert builder == "buildkit"  # the run's one builder reaches every design's builds
             self.design, self.created = design, created
             self.copy = copy
 
@@ -68,7 +69,8 @@ def test_cold_rounds_rotate_the_order_and_remove_each_image(monkeypatch, tmp_pat
             self.created.append(f"img-{self.design}-{len(order)}")
             return self.created[-1], float(len(order))
 
-    def fake_naive(copy, spec, engine, ctx, labels):
+    def fake_naive(copy, spec, engine, ctx, labels, builder):
+        assert builder == "buildkit"  # and the naive Dockerfile's
         order.append("naive")
         return f"img-naive-{len(order)}", float(len(order))
 
@@ -80,7 +82,8 @@ def test_cold_rounds_rotate_the_order_and_remove_each_image(monkeypatch, tmp_pat
     monkeypatch.setattr(bu, "copy_project", lambda project, dest: dest)
     monkeypatch.setattr(bu, "naive_build", fake_naive)
     spec = type("Spec", (), {"name": "v"})()
-    samples = bu.cold_builds(object(), spec, FakeEngine(), tmp_path, {}, ("layered", "single"), 3, lambda m: None)
+    samples = bu.cold_builds(object(), spec, FakeEngine(), tmp_path, {}, ("layered", "single"), 3, lambda m: None,
+                             builder="buildkit")
     assert order == ["layered", "single", "naive", "single", "naive", "layered", "naive", "layered", "single"]
     assert samples == {"layered": [1.0, 6.0, 8.0], "single": [2.0, 4.0, 9.0], "naive": [3.0, 5.0, 7.0]}
     assert len(removed) == 9 and len(set(removed)) == 9

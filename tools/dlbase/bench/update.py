@@ -150,6 +150,7 @@ class UpdateBench:
     changed: str
     designs: dict[str, DesignResult]
     naive_samples: list[float] = field(default_factory=list)  # cold builds of the naive single-stage Dockerfile
+    builder: str = "classic"  # the builder every build of the run used (engine.choose_builder's pick)
 
     @property
     def naive_median(self) -> float | None:
@@ -167,7 +168,7 @@ class UpdateBench:
 
     def to_dict(self) -> dict:
         return {"variant": self.variant, "notebook": self.notebook, "changed": self.changed,
-                "cold_layered_over_single": self.cold_layered_over_single,
+                "builder": self.builder, "cold_layered_over_single": self.cold_layered_over_single,
                 "cold_layered_over_naive": self.cold_layered_over_naive,
                 "naive_samples": self.naive_samples,
                 "designs": {k: v.to_dict() for k, v in self.designs.items()}}
@@ -255,9 +256,9 @@ class _Builder:
     """Builds one design's copy of the project the way `dlbase build` does, minus read-back and tags."""
 
     def __init__(self, copy: Project, engine: Engine, design: str, labels: dict[str, str],
-                 created: list[str], say: Callable[[str], None]):
+                 created: list[str], say: Callable[[str], None], builder: str = "classic"):
         self.copy, self.engine, self.design, self.labels = copy, engine, design, labels
-        self.created, self.say = created, say
+        self.created, self.say, self.builder = created, say, builder
         # One wheelhouse port for every build of the run: WHEELHOUSE is in the cache key of the
         # install steps, and the default port may be held by another build on this machine.
         self.port = free_port()
@@ -290,7 +291,8 @@ class _Builder:
         with wheelhouse.serve_preferring(house, self.port) as url:
             image_id = self.engine.build(self.copy.root, f"images/{spec.name}/Dockerfile",
                                          buildargs={"WHEELHOUSE": url, **args}, labels=self.labels,
-                                         network_mode="host", nocache=nocache,
+                                         network_mode="host", nocache=nocache, builder=self.builder,
+                                         source_date_epoch=build_mod.source_date_epoch(self.copy.root),
                                          log_path=self.copy.state_dir / f"bench-{self.design}-{spec.name}.log")
         seconds = round(time.monotonic() - t, 1)
         self.created.append(image_id)
@@ -333,8 +335,10 @@ def _bump(copy: Project, spec: BuildSpec, package: str, version: str, say: Calla
 
 
 def run(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine,
-        say: Callable[[str], None], designs: tuple[str, ...] = DESIGNS, cold_rounds: int = 1) -> UpdateBench:
+        say: Callable[[str], None], designs: tuple[str, ...] = DESIGNS, cold_rounds: int = 1,
+        builder: str = "auto") -> UpdateBench:
     package, version = UPDATE_PACKAGE
+    chosen = engine.choose_builder(builder).name
     assignment = layering.variant_assignment(project.matrix, spec.variant,
                                              project.variant_dir(spec.name) / "requirements.lock")
     if assignment is None:
@@ -350,7 +354,8 @@ def run(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine,
     labels = {BENCH_LABEL: "update"}
     results: dict[str, DesignResult] = {}
     with tempfile.TemporaryDirectory(prefix="dlbase-bench-update-") as tmp_s:
-        samples = cold_builds(project, spec, engine, Path(tmp_s) / "cold", labels, designs, cold_rounds, say)
+        samples = cold_builds(project, spec, engine, Path(tmp_s) / "cold", labels, designs, cold_rounds, say,
+                              builder=chosen)
         for design in designs:
             # One design at a time, cleaned up before the next: two sets of 6 GB images and
             # pushed blobs at once would not fit beside everything else on a builder.
@@ -359,7 +364,7 @@ def run(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine,
             try:
                 with loopback_registry(tmp.parent) as (host, storage):
                     results[design] = _one_design(project, spec, notebook, engine, design, tmp, labels, created,
-                                                  host, storage, group, current, say)
+                                                  host, storage, group, current, say, builder=chosen)
             finally:
                 remove_images(engine, created)
                 for old_storage in Path(tmp_s).glob("registry-*"):
@@ -367,11 +372,12 @@ def run(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine,
     for design, res in results.items():
         res.cold_samples = [*samples.get(design, []), res.cold_seconds]  # the rounds ran first
     return UpdateBench(variant=spec.name, notebook=notebook.name, changed=f"{package} {current} -> {version}",
-                       designs=results, naive_samples=samples.get("naive", []))
+                       designs=results, naive_samples=samples.get("naive", []), builder=chosen)
 
 
 def cold_builds(project: Project, spec: BuildSpec, engine: Engine, tmp: Path, labels: dict[str, str],
-                designs: tuple[str, ...], rounds: int, say: Callable[[str], None]) -> dict[str, list[float]]:
+                designs: tuple[str, ...], rounds: int, say: Callable[[str], None],
+                builder: str = "classic") -> dict[str, list[float]]:
     """``rounds`` cold builds of each design and of the naive Dockerfile, the order rotating
     each round (so neither side always runs first on a warmed page cache), each image
     removed as soon as it is timed. Returns the seconds per design, in build order."""
@@ -379,7 +385,8 @@ def cold_builds(project: Project, spec: BuildSpec, engine: Engine, tmp: Path, la
     if rounds <= 0:
         return samples
     created: list[str] = []  # the image being timed; removed right after
-    builders = {d: _Builder(copy_project(project, tmp / d), engine, d, labels, created, say) for d in designs}
+    builders = {d: _Builder(copy_project(project, tmp / d), engine, d, labels, created, say, builder)
+                for d in designs}
     for b in builders.values():
         b.render()
         b.fill(spec)  # also fills what the naive build serves (the wheelhouse is shared)
@@ -390,7 +397,8 @@ def cold_builds(project: Project, spec: BuildSpec, engine: Engine, tmp: Path, la
             say(f"cold round {r + 1}/{rounds}: {design}")
             try:
                 if design == "naive":
-                    image_id, seconds = naive_build(naive_copy, spec, engine, tmp / f"naive-{r}", labels)
+                    image_id, seconds = naive_build(naive_copy, spec, engine, tmp / f"naive-{r}", labels,
+                                                    builder=builder)
                     created.append(image_id)
                     seconds = round(seconds, 1)
                     say(f"  naive: built {spec.name} in {seconds:.0f}s")
@@ -405,11 +413,11 @@ def cold_builds(project: Project, spec: BuildSpec, engine: Engine, tmp: Path, la
 
 def _one_design(project: Project, spec: BuildSpec, notebook: BuildSpec, engine: Engine, design: str, tmp: Path,
                 labels: dict[str, str], created: list[str], host: str, storage: Path, group: str, current: str,
-                say: Callable[[str], None]) -> DesignResult:
+                say: Callable[[str], None], builder: str = "classic") -> DesignResult:
     package, version = UPDATE_PACKAGE
     res = DesignResult(design=design)
     copy = copy_project(project, tmp)
-    b = _Builder(copy, engine, design, labels, created, say)
+    b = _Builder(copy, engine, design, labels, created, say, builder)
     b.render()
     say(f"{design}: cold build of {spec.name} (no layer cache)")
     rt, res.cold_seconds = b.build(spec, nocache=True)

@@ -71,10 +71,12 @@ def build(variant: str | None, builder: str, matrix_file: Path | None, compat_fi
               help="measure only this design (repeatable; default both, side by side)")
 @click.option("--cold-rounds", type=click.IntRange(0, 5), default=1, show_default=True,
               help="extra cold builds of each design and of the naive Dockerfile, alternating (about 5 min a round)")
+@click.option("--builder", type=click.Choice(BUILDERS), default="auto", show_default=True,
+              help="the builder of every build of the run")
 @project_options
 @json_option
 def update(variant: str | None, notebook_variant: str | None, designs: tuple[str, ...], cold_rounds: int,
-           matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+           builder: str, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Per-group layers vs one layer: a package update, a second flavor, registry bytes, build
     times (tens of minutes; needs PyPI for the re-lock and Debian's docker-registry)."""
     project = open_project(matrix_file, compat_file, writes_state=True)  # the wheelhouse, logs and results
@@ -85,7 +87,8 @@ def update(variant: str | None, notebook_variant: str | None, designs: tuple[str
     engine = Engine()
     engine.ping()
     result = bench_update.run(project, spec, notebook, engine, say=ui.info,
-                              designs=tuple(designs) or bench_update.DESIGNS, cold_rounds=cold_rounds)
+                              designs=tuple(designs) or bench_update.DESIGNS, cold_rounds=cold_rounds,
+                              builder=builder)
     jpath, mpath, table = bench_update.write(result, out)
     _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 
