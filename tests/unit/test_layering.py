@@ -273,3 +273,40 @@ def test_layers_analysis_counts_a_whiteout_of_a_lower_file_as_shadowing():
     layers = [{"a/b.txt": b"1"}, {"a/.wh.b.txt": b""}]
     rows = imagelayers.analyse(saved_image(layers, ["imported", "RUN rm a/b.txt"]))
     assert rows[1].shadowed == 1 and rows[1].shadow_examples == ["/a/b.txt"]
+
+
+def oci_saved_image(layers: list[dict[str, bytes | None]], created_by: list[str]) -> io.BytesIO:
+    """A `docker save` archive as the containerd image store writes it: an OCI layout whose
+    config is a blob with no .json name and whose layers stay gzip-compressed."""
+    import gzip
+    import hashlib
+
+    def blob(data: bytes) -> tuple[str, bytes]:
+        return f"blobs/sha256/{hashlib.sha256(data).hexdigest()}", data
+
+    entries: dict[str, bytes | None] = {"blobs/": None, "blobs/sha256/": None}
+    paths = []
+    for layer in layers:
+        name, data = blob(gzip.compress(_tar(layer), mtime=0))
+        entries[name] = data
+        paths.append(name)
+    config = {"rootfs": {"diff_ids": [f"sha256:{i:064d}" for i in range(len(layers))]},
+              "history": [{"created_by": c} for c in created_by]}
+    config_name, config_data = blob(json.dumps(config).encode())
+    entries[config_name] = config_data
+    entries["manifest.json"] = json.dumps([{"Config": config_name, "Layers": paths}]).encode()
+    return io.BytesIO(_tar(entries))
+
+
+def test_layers_analysis_reads_the_containerd_stores_oci_save_and_buildkits_history():
+    site = "opt/venv/lib/python3.11/site-packages"
+    layers = [{"etc/os-release": b"debian"}, {f"{site}/torch-2.6.0.dist-info/METADATA": b"m"},
+              {"opt/dlbase/layers/02-torch.txt": b"torch==2.6.0"}]
+    steps = ["imported",
+             "RUN |2 WHEELHOUSE=http://127.0.0.1:38211/ PIP_INDEX_URL=https://pypi.org/simple /bin/bash -o pipefail "
+             "-c /opt/venv/bin/python -B /opt/dlbase/install_group.py /opt/dlbase/layers/02-torch.txt # buildkit",
+             "COPY images/_layers/02-torch-abc.txt /opt/dlbase/layers/02-torch.txt # buildkit"]
+    rows = imagelayers.analyse(oci_saved_image(layers, steps))
+    assert [r.group for r in rows] == ["base", "torch", "(torch subset)"]
+    assert rows[1].packages == 1 and rows[1].step.startswith("/opt/venv/bin/python -B")
+    assert rows[2].step == "COPY images/_layers/02-torch-abc.txt /opt/dlbase/layers/02-torch.txt"

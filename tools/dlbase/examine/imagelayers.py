@@ -11,6 +11,7 @@ are kept. This module never talks to the daemon itself: it gets a stream from th
 
 from __future__ import annotations
 
+import io
 import json
 import posixpath
 import re
@@ -56,7 +57,7 @@ def _norm(name: str) -> str:
 
 def _scan_layer(fileobj: IO[bytes]) -> _LayerScan:
     scan = _LayerScan()
-    with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:  # plain, or gzip as the containerd store keeps it
         for member in tar:
             path = _norm(member.name)
             base = posixpath.basename(path)
@@ -75,8 +76,10 @@ def _scan_layer(fileobj: IO[bytes]) -> _LayerScan:
 
 def _step_text(created_by: str) -> str:
     """``docker history``'s CreatedBy without the shell prefix and build args."""
-    text = re.sub(r"^\|\d+ (\S+=\S* )*", "", created_by.strip())
-    text = re.sub(r"^/bin/(ba)?sh (-o pipefail )?-c (#\(nop\)\s*)?", "", text)
+    # BuildKit writes "RUN |N ARG=... /bin/bash -c ...", the classic builder "|N ARG=... /bin/sh -c ...".
+    text = re.sub(r"^(RUN )?\|\d+ (\S+=\S* )*", "", created_by.strip())
+    text = re.sub(r"^(RUN )?/bin/(ba)?sh (-o pipefail )?-c (#\(nop\)\s*)?", "", text)
+    text = re.sub(r" # buildkit$", "", text)
     return re.sub(r"\s+", " ", text)[:100]
 
 
@@ -117,11 +120,18 @@ def analyse(stream: IO[bytes]) -> list[LayerRow]:
                                                                                     member.linkname)))
                 elif member.isfile():
                     fh = outer.extractfile(member)
-                    if fh is not None:
-                        try:
-                            scans[name] = _scan_layer(fh)
-                        except tarfile.ReadError:  # a blob that is a config, not a layer
-                            pass
+                    if fh is None:
+                        continue
+                    # Under the containerd image store `docker save` writes an OCI layout: the
+                    # config is a blob too (no .json name), and layers stay compressed.
+                    source: IO[bytes] = fh
+                    if member.size < 16 << 20:
+                        blobs[name] = fh.read()
+                        source = io.BytesIO(blobs[name])
+                    try:
+                        scans[name] = _scan_layer(source)
+                    except tarfile.ReadError:  # a blob that is a config or an index, not a layer
+                        pass
             elif name.endswith(".json") and member.isfile() and member.size < 16 << 20:
                 fh = outer.extractfile(member)
                 if fh is not None:
