@@ -256,6 +256,13 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
     if cache_to and choice.name != "buildkit":
         raise InvalidInput(f"--cache-to needs BuildKit, and this build uses the classic builder ({choice.reason})",
                            hint="build with `--builder buildkit`, or leave --cache-to out")
+    if cache_from and choice.name == "classic" and engine.containerd_store():
+        # Docker 26.1's classic builder cannot restore a pulled image as cache on the containerd
+        # store ("failed to restore cached image ... failed to read diff archive"), measured here.
+        raise InvalidInput("the classic builder cannot use --cache-from images on this daemon's containerd "
+                           "image store (Docker 26 refuses to restore them as cache)",
+                           hint="build with BuildKit and a registry cache: `--cache-to REG/REPO:cache` once, "
+                                "then `--cache-from REG/REPO:cache`")
     say(f"builder: {choice.name} ({choice.reason})")
     epoch = source_date_epoch(project.root)
     with exclusive(project, spec.name, say):
