@@ -43,13 +43,14 @@ class Img:
 
 
 def _build(engine: Engine, tmp: Path, payload: str, session_labels: dict, verified: bool,
-           moving_tag: bool = False) -> Img:
+           moving_tag: bool = False, builder: str = "auto") -> Img:
     """A small image tagged like `dlbase build` would (REPO:immutable); only image_a holds
     the moving tag, tests move it to another image and back."""
     sp = make_small_project(tmp, payload=payload)
     project = sp.project()
     spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
-    res = build_mod.build(project, spec, engine, tag=False, check_versions=False, extra_labels=session_labels)
+    res = build_mod.build(project, spec, engine, tag=False, check_versions=False, extra_labels=session_labels,
+                          builder=builder)
     immutable, moving = res.immutable_tag.split(":", 1)[1], res.moving_tag.split(":", 1)[1]
     engine.tag(res.image_id, REPO, immutable)
     if moving_tag:
@@ -66,7 +67,10 @@ def image_a(engine, debian_base, session_labels, tmp_path_factory) -> Img:
 
 @pytest.fixture(scope="module")
 def image_b(engine, debian_base, session_labels, tmp_path_factory) -> Img:
-    return _build(engine, tmp_path_factory.mktemp("b"), "b", session_labels, verified=True)
+    # The classic builder's image: the daemon compresses its layers while it pushes them, so a
+    # push shows "Pushing" progress long enough to be interrupted (test_ctrl_c_during_push); a
+    # BuildKit image's few-KB own layers go up compressed before the first progress line.
+    return _build(engine, tmp_path_factory.mktemp("b"), "b", session_labels, verified=True, builder="classic")
 
 
 @pytest.fixture(scope="module")
