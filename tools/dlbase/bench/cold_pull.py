@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from dlbase.bench.common import stop_process
 from dlbase.core.errors import DlbaseError, Missing
 
 _CONFIG = """version = 2
@@ -90,11 +91,6 @@ def private_containerd(parent: Path | None = None) -> Iterator[PrivateContainerd
             time.sleep(0.3)
         yield PrivateContainerd(root, ctr)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=30)
         log.close()
         shutil.rmtree(root, ignore_errors=True)

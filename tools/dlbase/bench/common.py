@@ -9,6 +9,7 @@ find one name, whichever bench made them.
 from __future__ import annotations
 
 import socket
+import subprocess
 
 from dlbase.engine import Engine
 
@@ -31,3 +32,14 @@ def remove_images(engine: Engine, refs: list[str]) -> None:
             engine.remove_image(ref, force=True)
         except Exception:  # noqa: BLE001 - clean-up must not hide the bench's own result or error
             pass
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """End a helper server a bench started (a registry, a containerd): SIGTERM, then SIGKILL
+    if it has not exited within ``timeout`` seconds, and reap it either way."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

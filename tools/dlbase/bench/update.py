@@ -42,7 +42,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from dlbase.bench.build import SUITE_IN_COPY, copy_project, naive_build
-from dlbase.bench.common import BENCH_LABEL, free_port, remove_images
+from dlbase.bench.common import BENCH_LABEL, free_port, remove_images, stop_process
 from dlbase.build import builder as build_mod
 from dlbase.build import wheelhouse
 from dlbase.core import yamlio
@@ -217,11 +217,7 @@ def loopback_registry(tmp: Path) -> Iterator[tuple[str, Path]]:
                 time.sleep(0.2)
         yield host, storage
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=10)
         log.close()
 
 
