@@ -101,7 +101,7 @@ unit: venv ## fast tests, no daemon
 .PHONY: test
 test: setup ## everything CI runs: static checks, then unit + integration tests on a real daemon
 	$(MAKE) static
-	$(PYTEST) tests/unit tests/integration
+	$(PYTEST) --durations=25 tests/unit tests/integration
 
 .PHONY: bench-trust
 bench-trust: venv ## what push --sign adds per image: seconds and registry bytes (.dlbase/bench/trust-sign.json)

@@ -24,7 +24,7 @@ def _stub(bin_dir: Path, name: str, body: str) -> None:
 
 def run_setup(tmp_path: Path, *, daemon: bool, installed: set[str], commands: set[str],
               codename: str = "bookworm", simulated: str = "", server: str = "",
-              buildx: bool = True) -> tuple[int, str, str]:
+              buildx: bool = True, extra_env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run setup.sh; ``simulated`` is what the stub ``apt-get install -s`` prints. apt's
     configuration folder is tmp_path/etc-apt, the os-release names ``codename``."""
     bin_dir = tmp_path / "bin"
@@ -60,7 +60,7 @@ def run_setup(tmp_path: Path, *, daemon: bool, installed: set[str], commands: se
            "DLBASE_DOCKERD_LOG": str(tmp_path / "dockerd.log"), "DLBASE_APT_ETC": str(apt_etc),
            "DLBASE_OS_RELEASE": str(tmp_path / "os-release"), "DLBASE_DOCKER_ETC": str(tmp_path / "etc-docker"),
            # Never the real daemon's pid file: the replacement path kills what it names.
-           "DLBASE_DOCKER_PIDFILE": str(tmp_path / "docker.pid")}
+           "DLBASE_DOCKER_PIDFILE": str(tmp_path / "docker.pid"), **(extra_env or {})}
     proc = subprocess.run(["/bin/bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=60)
     return proc.returncode, proc.stdout + proc.stderr, log.read_text() if log.exists() else ""
 
@@ -110,6 +110,28 @@ def test_a_started_dockerd_gets_the_containerd_image_store_and_keeps_other_setti
     assert config == {"log-level": "warn", "features": {"buildkit": True, "containerd-snapshotter": True}}, out
     assert "docker.io" not in apt, apt  # a dockerd >= 26 is kept
     assert "containerd image store turned on" in out and "starting dockerd" in out
+
+
+@pytest.mark.parametrize("existing, expected_builder", [
+    ('{"features": {"containerd-snapshotter": true}}', {"gc": {"enabled": True, "defaultKeepStorage": "10GB"}}),
+    ('{"builder": {"gc": {"enabled": false}}}', {"gc": {"enabled": False}}),
+], ids=["capped", "owner-policy-kept"])
+def test_buildkit_keep_storage_caps_the_cache_unless_the_file_has_a_builder_policy(tmp_path, existing,
+                                                                                    expected_builder):
+    etc = tmp_path / "etc-docker"
+    etc.mkdir()
+    (etc / "daemon.json").write_text(existing)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(bin_dir, "dockerd", 'echo "Docker version 26.1.5+dfsg1, build 411e817"')
+    code, out, _ = run_setup(tmp_path, daemon=False, installed={"ca-certificates"},
+                             commands={"debootstrap", "docker-registry", "htpasswd", "cosign"},
+                             extra_env={"DLBASE_BUILDKIT_KEEP_STORAGE": "10GB"})
+    import json
+    config = json.loads((etc / "daemon.json").read_text())
+    assert config["builder"] == expected_builder, out
+    assert config["features"]["containerd-snapshotter"] is True
+    assert ("BuildKit cache capped at 10GB" in out) == (expected_builder["gc"]["enabled"] is True), out
 
 
 def test_an_older_docker_ce_daemon_is_kept_and_debian_s_old_docker_io_is_replaced(tmp_path):

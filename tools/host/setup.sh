@@ -43,6 +43,8 @@
 #   DLBASE_OS_RELEASE       the os-release file read for the codename (default /etc/os-release)
 #   DLBASE_DOCKER_ETC       dockerd's configuration folder (default /etc/docker)
 #   DLBASE_DOCKER_PIDFILE   the running dockerd's pid file (default /var/run/docker.pid)
+#   DLBASE_BUILDKIT_KEEP_STORAGE  a cap on BuildKit's cache written to daemon.json when it
+#                           names no builder policy, e.g. 10GB (default: none, dockerd's own)
 set -euo pipefail
 
 PACKAGES=(debootstrap docker-registry apache2-utils ca-certificates)
@@ -54,6 +56,7 @@ DOCKERD_LOG="${DLBASE_DOCKERD_LOG:-/var/log/dlbase-dockerd.log}"
 TRIXIE_PACKAGES=(docker.io docker-cli docker-buildx cosign)
 DOCKER_ETC="${DLBASE_DOCKER_ETC:-/etc/docker}"
 DOCKER_PIDFILE="${DLBASE_DOCKER_PIDFILE:-/var/run/docker.pid}"
+BUILDKIT_KEEP_STORAGE="${DLBASE_BUILDKIT_KEEP_STORAGE:-}"
 TRIXIE_MIRROR="${DLBASE_TRIXIE_MIRROR:-http://deb.debian.org/debian}"
 APT_ETC="${DLBASE_APT_ETC:-/etc/apt}"
 OS_RELEASE="${DLBASE_OS_RELEASE:-/etc/os-release}"
@@ -265,27 +268,38 @@ install_trixie_packages() {
     done
 }
 
-# Turns the containerd image store on in daemon.json, keeping every other setting there.
+# Turns the containerd image store on in daemon.json, keeping every other setting there,
+# and caps BuildKit's cache when DLBASE_BUILDKIT_KEEP_STORAGE asks for it. Why a cap: on the
+# containerd store a BuildKit build of the default image keeps about 9 GB of cache (its
+# unpacked steps and their compressed blobs) beside the 9.6 GB image; dockerd's own default
+# lets that cache grow to a tenth of the disk before it collects, which a CI disk shared with
+# a second full image and two wheelhouses did not have (ENOSPC at 97% of a run). A builder
+# policy already in the file is the owner's and is kept.
 configure_dockerd() {
     local file="${DOCKER_ETC}/daemon.json"
     mkdir -p "$DOCKER_ETC"
-    if [ -f "$file" ] && grep -q '"containerd-snapshotter": *true' "$file"; then
-        return
-    fi
-    python3 - "$file" <<'PY' || die "${file} is not valid JSON: fix it or remove it, then run this again"
+    python3 - "$file" "$BUILDKIT_KEEP_STORAGE" <<'PY' || die "${file} is not valid JSON: fix it or remove it, then run this again"
 import json, os, sys
-path = sys.argv[1]
+path, keep = sys.argv[1], sys.argv[2]
 config = {}
 if os.path.exists(path):
     with open(path) as fh:
         config = json.load(fh)
-config.setdefault("features", {})["containerd-snapshotter"] = True
-with open(path + ".tmp", "w") as fh:
-    json.dump(config, fh, indent=2)
-    fh.write("\n")
-os.replace(path + ".tmp", path)
+changed = []
+features = config.setdefault("features", {})
+if features.get("containerd-snapshotter") is not True:
+    features["containerd-snapshotter"] = True
+    changed.append("containerd image store turned on")
+if keep and "builder" not in config:
+    config["builder"] = {"gc": {"enabled": True, "defaultKeepStorage": keep}}
+    changed.append(f"BuildKit cache capped at {keep}")
+if changed:
+    with open(path + ".tmp", "w") as fh:
+        json.dump(config, fh, indent=2)
+        fh.write("\n")
+    os.replace(path + ".tmp", path)
+    print(f"setup: {', '.join(changed)} in {path}")
 PY
-    say "containerd image store turned on in ${file}"
 }
 
 # The `docker` found first on PATH may be a newer static client (a CI image may ship
