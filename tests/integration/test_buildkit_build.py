@@ -27,6 +27,7 @@ from tests.integration.test_build_cache import free_port, log_of, stand_in_stack
 from tests.integration.test_build_failures import assert_no_tag_moved, assert_one_error, wait_for_line
 from tests.support.build_cli import Outcome, cli_args, cli_env, edit, insert_before_python_env, render, run_build
 from tests.support.registry import registry_binary, running_registry
+from tests.support import netns, second_daemon
 from tests.support.small_project import SmallProject, make_small_project
 
 pytestmark = pytest.mark.docker
@@ -225,15 +226,26 @@ def buildx_processes(sp: SmallProject) -> list[str]:
 # ---------------------------------------------------------------- the registry cache
 
 
-@pytest.mark.skipif(registry_binary() is None, reason="docker-registry is not installed (tools/host/setup.sh)")
-def test_registry_cache_export_and_import(engine: Engine, session_labels, tmp_path: Path) -> None:
-    """--cache-to exports every layer group's cache to a real registry on loopback
-    (the docker driver does so with the containerd image store), --cache-from reads it."""
+def _cold_daemon_cannot_run() -> str | None:
+    if registry_binary() is None:
+        return "docker-registry is not installed (tools/host/setup.sh)"
+    return second_daemon.available() or netns.available()
+
+
+@pytest.mark.skipif(_cold_daemon_cannot_run() is not None, reason=str(_cold_daemon_cannot_run()))
+def test_an_empty_daemon_rebuilds_only_the_changed_group_from_the_registry_cache(
+        engine: Engine, debian_base, session_labels, tmp_path: Path) -> None:
+    """The CI promise of --cache-to/--cache-from: one machine exports every layer group's
+    cache to a registry; a daemon that has never built anything (a private dockerd with
+    the containerd store, in a network namespace with no route out) reads it and, after a
+    tests/image edit, runs only the steps after that COPY. The apt and pip steps cannot
+    run in that namespace (no mirror, no PyPI), so a build that passes there took them
+    from the registry cache, and the log says each was CACHED."""
     sp, token = own_repository(make_small_project(tmp_path)), f"dlbase-test-{uuid.uuid4().hex[:12]}"
     insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}")
     render(sp)
     stand_in_stack(sp)
-    env = {"DLBASE_WHEELHOUSE_PORT": str(free_port())}
+    env = {"DLBASE_WHEELHOUSE_PORT": str(free_port()), "SOURCE_DATE_EPOCH": EPOCH}
     with running_registry(tmp_path / "registry") as registry:
         ref = f"{registry.host}/dlbase-cache/{token}:cache"
         exported = run_build(sp, session_labels, "--cache-to", ref, builder="buildkit", timeout=600, **env)
@@ -242,10 +254,40 @@ def test_registry_cache_export_and_import(engine: Engine, session_labels, tmp_pa
         assert tags.get("tags") == ["cache"], tags
         log = log_of(exported, sp)
         assert "writing cache manifest" in log or "exporting cache to registry" in log
-        imported = run_build(sp, session_labels, "--cache-from", ref, builder="buildkit", timeout=600, **env)
-        assert imported.code == 0, imported.stderr
-        assert f"importing cache manifest from {ref}" in log_of(imported, sp)
-        print(f"\n--- registry cache: export build {exported.seconds}s, import build {imported.seconds}s")
+        pip_step = int(PIP_STEP.search(log).group(1))
+        (sp.root / "tests" / "image" / "test_versions.py").open("a").write("\n# edited on the CI machine\n")
+        registry.stop()
+        with netns.private_netns() as ns:
+            registry.start(netns=ns)  # the same port and storage, now on that namespace's loopback
+            with second_daemon.second_daemon(config={"features": {"containerd-snapshotter": True}},
+                                             netns=ns) as empty:
+                client = __import__("docker").DockerClient(base_url=empty.endpoint, timeout=30)
+                try:
+                    assert client.images.list() == [] and client.df().get("BuildCache") in (None, [])
+                    empty.load_image(debian_base.ref)  # what a CI machine bootstraps first
+                finally:
+                    client.close()
+                started = time.monotonic()
+                proc = subprocess.run(netns.inside(ns, cli_args("build", "--cache-from", ref,
+                                                                  session_labels=session_labels,
+                                                                  builder="buildkit")),
+                                      cwd=sp.root, env=cli_env(sp, DOCKER_HOST=empty.endpoint, **env),
+                                      capture_output=True, text=True, timeout=600)
+                seconds = round(time.monotonic() - started, 1)
+                imported = Outcome(proc.returncode, proc.stdout, proc.stderr, seconds)
+                assert imported.code == 0, imported.stderr + empty.log_tail()
+    log = log_of(imported, sp)
+    assert f"importing cache manifest from {ref}" in log
+    # every step up to the edit came from the registry: the apt step included, which could
+    # not have run in a namespace with no mirror
+    assert re.search(r"^CACHED \[\s*\d+/\d+\] RUN .*apt-get", log, re.M), log[-3000:]
+    assert re.search(rf"step {pip_step}/\d+ \(cached\) RUN /opt/venv/bin/python -B /opt/dlbase/install_group",
+                     imported.stderr), imported.stderr
+    assert re.search(r"^\[\s*\d+/\d+\] COPY tests/image/", log, re.M), log[-3000:]  # the edit ran
+    summary = re.search(r"\((\d+) of (\d+) steps from the layer cache\)", imported.stderr)
+    assert summary and int(summary.group(1)) >= pip_step - 1, imported.stderr
+    print(f"\n--- registry cache: export build {exported.seconds}s (this daemon), "
+          f"import build {imported.seconds}s (an empty daemon, {summary.group(1)} of {summary.group(2)} steps cached)")
 
 
 def test_cache_to_with_the_classic_builder_is_refused(small, session_labels) -> None:

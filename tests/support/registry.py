@@ -19,6 +19,8 @@ from typing import Iterator
 
 import requests
 
+from tests.support.netns import inside
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -41,12 +43,16 @@ class RunningRegistry:
             self.proc.kill()
             self.proc.wait()
 
-    def start(self) -> None:
-        """Start it again on the same port and storage."""
+    def start(self, netns: str | None = None) -> None:
+        """Start it again on the same port and storage; with ``netns`` (a network namespace
+        file, tests/support/netns.py) inside that namespace: what it stored before is then
+        served on 127.0.0.1 of that namespace, to a daemon that runs there."""
         binary = registry_binary()
         assert binary and self.config is not None
-        self.proc = subprocess.Popen([binary, "serve", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
-        _wait_ready(self.host, self.proc, self.config.parent)
+        argv = [binary, "serve", str(self.config)]
+        self.proc = subprocess.Popen(inside(netns, argv) if netns else argv, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        _wait_ready(self.host, self.proc, self.config.parent, netns=netns)
 
     @property
     def url(self) -> str:
@@ -124,16 +130,24 @@ def running_registry(tmp: Path, *, auth: tuple[str, str] | None = None) -> Itera
         log.close()
 
 
-def _wait_ready(host: str, proc: subprocess.Popen, tmp: Path) -> None:
+def _answers(host: str, netns: str | None) -> bool:
+    if netns:  # this process is in the host's namespace: ask from inside that one
+        probe = subprocess.run(inside(netns, ["curl", "-s", "-o", "/dev/null", f"http://{host}/v2/"]),
+                               capture_output=True, timeout=10)
+        return probe.returncode == 0
+    try:
+        requests.get(f"http://{host}/v2/", timeout=1)
+        return True
+    except requests.ConnectionError:
+        return False
+
+
+def _wait_ready(host: str, proc: subprocess.Popen, tmp: Path, netns: str | None = None) -> None:
     deadline = time.monotonic() + 20
-    while True:
-        try:
-            requests.get(f"http://{host}/v2/", timeout=1)
-            return
-        except requests.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"docker-registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}") from None
-            time.sleep(0.1)
+    while not _answers(host, netns):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"docker-registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
+        time.sleep(0.1)
 
 
 def dangling_references(host: str, repository: str) -> list[str]:

@@ -178,8 +178,13 @@ def available() -> str | None:
 
 
 @contextlib.contextmanager
-def second_daemon(*, timeout: float = START_TIMEOUT_S) -> Iterator[SecondDaemon]:
-    """Start a private dockerd, yield it, and always remove every trace of it."""
+def second_daemon(*, timeout: float = START_TIMEOUT_S, config: dict | None = None,
+                  netns: str | None = None) -> Iterator[SecondDaemon]:
+    """Start a private dockerd, yield it, and always remove every trace of it.
+
+    ``config`` is its daemon.json (e.g. the containerd image store, for BuildKit's OCI
+    exporter); ``netns`` a named namespace (tests/support/netns.py) to run in instead of
+    a fresh one of its own, so that a registry and a CLI started there can reach it."""
     why = available()
     if why:
         raise NoSecondDaemon(why)
@@ -188,16 +193,18 @@ def second_daemon(*, timeout: float = START_TIMEOUT_S) -> Iterator[SecondDaemon]
     name = "dlb2d" + uuid.uuid4().hex[:12]  # containerd namespaces: [A-Za-z0-9] and [._-] between
     sock = root / "docker.sock"
     log = root / "dockerd.log"
-    config = root / "daemon.json"
-    config.write_text(json.dumps({}))  # ignore /etc/docker/daemon.json (it may name hosts)
+    config_file = root / "daemon.json"
+    config_file.write_text(json.dumps(config or {}))  # not /etc/docker/daemon.json (it may name hosts)
+    # see the module doc: never in the host's network namespace
+    enter = ["nsenter", f"--net={netns}", "--"] if netns else ["unshare", "--net", "--"]
     args = [
-        "unshare", "--net", "--",  # see the module doc: never in the host's network namespace
+        *enter,
         "dockerd",
         "--host", f"unix://{sock}",
         "--data-root", str(root / "data"),
         "--exec-root", str(root / "exec"),
         "--pidfile", str(root / "dockerd.pid"),
-        "--config-file", str(config),
+        "--config-file", str(config_file),
         "--bridge", "none",
         "--iptables=false",
         "--ip-masq=false",
