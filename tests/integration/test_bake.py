@@ -23,7 +23,7 @@ from dlbase.core.errors import ExitCode
 from dlbase.define import bakefile
 from dlbase.define.spec import BuildSpec
 from dlbase.engine import Engine
-from tests.support.build_cli import cli_env
+from tests.support.build_cli import cli_env, wait_for_line
 from tests.support.small_project import SmallProject, make_small_project
 
 EPOCH = "1700000000"  # 2023-11-14T22:13:20Z
@@ -141,7 +141,6 @@ def test_sigterm_mid_step_exits_130_and_leaves_no_tag(tmp_path: Path, engine: En
     import time
     import uuid
 
-    from tests.integration.test_build_failures import wait_for_line  # the build tests' reader
     from tests.support.build_cli import cli_args, insert_before_python_env, render
 
     sp = make_small_project(tmp_path)

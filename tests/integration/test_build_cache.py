@@ -14,62 +14,18 @@ Timings are printed, not asserted: the machine is shared.
 from __future__ import annotations
 
 import re
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 from dlbase.engine import Engine
-from dlbase.define.spec import BuildSpec
-from tests.support.build_cli import Outcome, edit, insert_before_python_env, render, run_build
-from tests.support.small_project import SmallProject, make_small_project, sha256, write_lock, write_wheel
+from tests.support.build_cli import edit, free_port, insert_before_python_env, log_of, render, run_build, stand_in_stack
+from tests.support.small_project import make_small_project
 
 pytestmark = pytest.mark.docker
 
 # The first install layer (one RUN per layer group of the lock).
 PIP_STEP = re.compile(r"^Step (\d+)/\d+ : RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py ", re.M)
-
-
-def stand_in_stack(sp: SmallProject) -> None:
-    """Replace the tiny lock by stand-ins for the variant's stack, versions as promised."""
-    project = sp.project()
-    spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
-    want = spec.versions()
-    sp.wheel.unlink()
-    torch_files = {
-        "torch/__init__.py": f"__version__ = '{want['torch']}+{spec.line.name}'\n"
-                             "from . import backends, cuda, version\n",
-        "torch/version.py": f"cuda = '{want['cuda']}'\n",
-        "torch/backends/__init__.py": "from . import cudnn\n",
-        "torch/backends/cudnn.py": "def version():\n    return 90100\n",
-        "torch/cuda/__init__.py": "from . import nccl\n",
-        "torch/cuda/nccl.py": "def version():\n    return (2, 21, 5)\n",
-    }
-    wheels = [
-        write_wheel(sp.wheelhouse, "torch", want["torch"], torch_files),
-        write_wheel(sp.wheelhouse, "torchvision", want["torchvision"], {"torchvision/__init__.py": ""}),
-        write_wheel(sp.wheelhouse, "albumentations", want["albumentations"], {"albumentations/__init__.py": ""}),
-        write_wheel(sp.wheelhouse, "opencv-python-headless", want["opencv"],
-                    {"cv2/__init__.py": f"__version__ = '{'.'.join(want['opencv'].split('.')[:3])}'\n"}),
-        write_wheel(sp.wheelhouse, "numpy", want["numpy"], {"numpy/__init__.py": ""}),
-    ]
-    pins = [("torch", want["torch"], sha256(wheels[0])), ("torchvision", want["torchvision"], sha256(wheels[1])),
-            ("albumentations", want["albumentations"], sha256(wheels[2])),
-            ("opencv-python-headless", want["opencv"], sha256(wheels[3])), ("numpy", want["numpy"], sha256(wheels[4]))]
-    write_lock(spec, sp.lock, pins)
-    render(sp)  # the per-group subsets and install steps follow the new lock
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def log_of(out: Outcome, sp: SmallProject) -> str:
-    found = re.search(r"^log: (\S+)$", out.stderr, re.M)
-    path = Path(found.group(1)) if found else sorted((sp.root / ".dlbase" / "logs").glob("*.log"))[-1]
-    return path.read_text()
 
 
 def step_block(log: str, number: int) -> str:

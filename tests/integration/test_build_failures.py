@@ -37,7 +37,7 @@ from dlbase.engine import Engine
 from dlbase.core.errors import ExitCode
 from dlbase.define.spec import BuildSpec
 from tests.support import second_daemon as second
-from tests.support.build_cli import (Outcome, cli_args, cli_env, edit, insert_after_shell, insert_before_python_env,
+from tests.support.build_cli import (Outcome, assert_no_tag_moved, assert_one_error, wait_for_line, cli_args, cli_env, edit, insert_after_shell, insert_before_python_env,
                                      render, run_build)
 from tests.support.small_project import SmallProject, copy_installer_wheels, make_small_project, make_wheel, sha256
 
@@ -112,24 +112,12 @@ def assert_nothing_left(engine: Engine, token: str, before_dangling: set[str], l
 # ---------------------------------------------------------------- fixtures
 
 
-def assert_no_tag_moved(engine: Engine, test_repo: dict[str, str]) -> None:
-    assert engine.inspect_image(test_repo["moving"])["Id"] == test_repo["sentinel"], "the moving tag moved"
-    tags = {t for img in engine._api.images(name=test_repo["repo"]) for t in img.get("RepoTags") or []}
-    assert tags == {test_repo["moving"]}, f"a failed build applied tags: {tags - {test_repo['moving']}}"
-
-
 @pytest.fixture
 def small(tmp_path: Path, test_repo: dict[str, str]) -> tuple[SmallProject, str]:
     """A small project tagging into the session's repository, and a token for its steps."""
     sp = make_small_project(tmp_path)
     edit(sp.root / "images" / "matrix.yaml", "repository: dlbase/pytorch", f"repository: {test_repo['repo']}")
     return sp, f"dlbase-test-{uuid.uuid4().hex[:12]}"
-
-
-def assert_one_error(out: Outcome, exit_code: int) -> None:
-    assert out.code == exit_code, f"exit {out.code}, expected {exit_code}:\n{out.stderr}"
-    assert "Traceback" not in out.stderr, out.stderr
-    assert len(re.findall(r"^error: ", out.stderr, re.M)) == 1, out.stderr
 
 
 # ---------------------------------------------------------------- 1. a bad Dockerfile step
@@ -275,27 +263,6 @@ def test_daemon_gone_mid_build(small, session_labels, debian_base: base.BaseImag
     assert re.search(rf"^failing step: Step 3/\d+ : RUN echo \"{token}: sleeping\"", stderr, re.M)
     assert "tools/host/setup.sh" in stderr
     out.log_path()
-
-
-def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> list[str]:
-    """Read the child's stderr until a line contains ``needle``; return what was read."""
-    import selectors
-
-    lines: list[str] = []
-    sel = selectors.DefaultSelector()
-    assert proc.stderr is not None
-    sel.register(proc.stderr, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=1):
-            continue
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
-    pytest.fail(f"never saw {needle!r} (exit {proc.poll()}):\n{''.join(lines)}")
 
 
 # ---------------------------------------------------------------- 5. Ctrl-C

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from dlbase.core.errors import ExitCode
 from dlbase.engine import Engine
-from tests.integration.test_build_cache import free_port, log_of, stand_in_stack
-from tests.integration.test_build_failures import assert_no_tag_moved, assert_one_error, wait_for_line
-from tests.support.build_cli import Outcome, cli_args, cli_env, edit, insert_before_python_env, render, run_build
+from tests.support.build_cli import (Outcome, assert_no_tag_moved, assert_one_error, cli_args, cli_env, edit, free_port,
+                                     insert_before_python_env, log_of, render, run_build, stand_in_stack,
+                                     wait_for_line)
 from tests.support.registry import registry_binary, running_registry
 from tests.support import netns, second_daemon
 from tests.support.small_project import SmallProject, make_small_project

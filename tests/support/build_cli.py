@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.small_project import SmallProject
+import pytest
+
+from dlbase.engine import Engine
+from dlbase.define.spec import BuildSpec
+from tests.support.small_project import SmallProject, sha256, write_lock, write_wheel
 
 FULL_LOG_RE = re.compile(r"^full log: (\S+)$", re.M)
 
@@ -76,3 +82,76 @@ def insert_after_shell(sp: SmallProject, *lines: str) -> None:
     """Steps placed right after FROM/SHELL: the first thing a cold daemon runs."""
     shell = 'SHELL ["/bin/bash", "-o", "pipefail", "-c"]\n'
     edit(sp.root / "templates" / "Dockerfile.j2", shell, shell + "\n" + "\n".join(lines) + "\n")
+
+
+def assert_no_tag_moved(engine: Engine, test_repo: dict[str, str]) -> None:
+    assert engine.inspect_image(test_repo["moving"])["Id"] == test_repo["sentinel"], "the moving tag moved"
+    tags = {t for img in engine._api.images(name=test_repo["repo"]) for t in img.get("RepoTags") or []}
+    assert tags == {test_repo["moving"]}, f"a failed build applied tags: {tags - {test_repo['moving']}}"
+
+
+def assert_one_error(out: Outcome, exit_code: int) -> None:
+    assert out.code == exit_code, f"exit {out.code}, expected {exit_code}:\n{out.stderr}"
+    assert "Traceback" not in out.stderr, out.stderr
+    assert len(re.findall(r"^error: ", out.stderr, re.M)) == 1, out.stderr
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> list[str]:
+    """Read the child's stderr until a line contains ``needle``; return what was read."""
+    lines: list[str] = []
+    sel = selectors.DefaultSelector()
+    assert proc.stderr is not None
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=1):
+            continue
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    pytest.fail(f"never saw {needle!r} (exit {proc.poll()}):\n{''.join(lines)}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_of(out: Outcome, sp: SmallProject) -> str:
+    found = re.search(r"^log: (\S+)$", out.stderr, re.M)
+    path = Path(found.group(1)) if found else sorted((sp.root / ".dlbase" / "logs").glob("*.log"))[-1]
+    return path.read_text()
+
+
+def stand_in_stack(sp: SmallProject) -> None:
+    """Replace the tiny lock by stand-ins for the variant's stack, versions as promised."""
+    project = sp.project()
+    spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
+    want = spec.versions()
+    sp.wheel.unlink()
+    torch_files = {
+        "torch/__init__.py": f"__version__ = '{want['torch']}+{spec.line.name}'\n"
+                             "from . import backends, cuda, version\n",
+        "torch/version.py": f"cuda = '{want['cuda']}'\n",
+        "torch/backends/__init__.py": "from . import cudnn\n",
+        "torch/backends/cudnn.py": "def version():\n    return 90100\n",
+        "torch/cuda/__init__.py": "from . import nccl\n",
+        "torch/cuda/nccl.py": "def version():\n    return (2, 21, 5)\n",
+    }
+    wheels = [
+        write_wheel(sp.wheelhouse, "torch", want["torch"], torch_files),
+        write_wheel(sp.wheelhouse, "torchvision", want["torchvision"], {"torchvision/__init__.py": ""}),
+        write_wheel(sp.wheelhouse, "albumentations", want["albumentations"], {"albumentations/__init__.py": ""}),
+        write_wheel(sp.wheelhouse, "opencv-python-headless", want["opencv"],
+                    {"cv2/__init__.py": f"__version__ = '{'.'.join(want['opencv'].split('.')[:3])}'\n"}),
+        write_wheel(sp.wheelhouse, "numpy", want["numpy"], {"numpy/__init__.py": ""}),
+    ]
+    pins = [("torch", want["torch"], sha256(wheels[0])), ("torchvision", want["torchvision"], sha256(wheels[1])),
+            ("albumentations", want["albumentations"], sha256(wheels[2])),
+            ("opencv-python-headless", want["opencv"], sha256(wheels[3])), ("numpy", want["numpy"], sha256(wheels[4]))]
+    write_lock(spec, sp.lock, pins)
+    render(sp)  # the per-group subsets and install steps follow the new lock

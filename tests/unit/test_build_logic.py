@@ -103,12 +103,12 @@ def test_cudnn_int(version: str, encoded: int) -> None:
 
 @pytest.mark.parametrize("encoded, text", [(90100, "9.1.0"), (90501, "9.5.1"), (8907, "8.9.7")])
 def test_cudnn_text_for_the_tag_decodes_the_integer(spec: BuildSpec, probe: dict, encoded: int, text: str) -> None:
-    assert build._cudnn_text({**probe, "cudnn_int": encoded}, spec) == text
+    assert build.cudnn_text({**probe, "cudnn_int": encoded}, spec) == text
 
 
 def test_cudnn_text_without_an_integer_uses_the_wheel(spec: BuildSpec) -> None:
-    assert build._cudnn_text({"cudnn_int": None, "cudnn_wheel": "9.1.0.70"}, spec) == "9.1.0.70"
-    assert build._cudnn_text({}, spec) == spec.line.cudnn
+    assert build.cudnn_text({"cudnn_int": None, "cudnn_wheel": "9.1.0.70"}, spec) == "9.1.0.70"
+    assert build.cudnn_text({}, spec) == spec.line.cudnn
 
 
 # ---------------------------------------------------------------- tags

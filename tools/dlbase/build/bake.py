@@ -340,7 +340,7 @@ def _finish(project: Project, engine: Engine, t: Target, run_id: str, probe: dic
     image_id = engine.inspect_image(staging)["Id"]
     named = probe if check_versions else {k: t.spec.versions()[k] for k in ("torch", "cuda", "python")}
     immutable = tags.immutable_tag(torch=named["torch"], cuda=named["cuda"],
-                                   cudnn=builder._cudnn_text(probe, t.spec),  # noqa: SLF001 - shared with build()
+                                   cudnn=builder.cudnn_text(probe, t.spec),
                                    python=named["python"], flavor=t.spec.variant.flavor.name,
                                    os_name=t.spec.variant.base.os, lock_hash=t.lock_hash)
     repo = repository or project.matrix.repository

@@ -319,7 +319,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
             raise ImageMismatch(f"{spec.name}: the built image is not what the variant says; no tag was applied",
                                 details=problems, hint="check the lock and the templates; nothing was tagged")
         immutable = tags.immutable_tag(torch=named["torch"], cuda=named["cuda"],
-                                       cudnn=_cudnn_text(probe, spec), python=named["python"],
+                                       cudnn=cudnn_text(probe, spec), python=named["python"],
                                        flavor=spec.variant.flavor.name, os_name=spec.variant.base.os,
                                        lock_hash=lock_hash)
         moving = spec.moving_tag  # torch's major.minor: compare() made the image's equal the variant's
@@ -359,8 +359,9 @@ def cache_sources(engine: Engine, refs: list[str], say: Callable[[str], None]) -
     return found
 
 
-def _cudnn_text(probe: dict, spec: BuildSpec) -> str:
-    """cuDNN version for the tag, from the image: the integer torch reports, decoded."""
+def cudnn_text(probe: dict, spec: BuildSpec) -> str:
+    """cuDNN version for the tag, from the image: the integer torch reports, decoded
+    (one place for build and bake, which both tag what they read back)."""
     value = probe.get("cudnn_int")
     if isinstance(value, int) and value >= 90000:
         return f"{value // 10000}.{value // 100 % 100}.{value % 100}"
