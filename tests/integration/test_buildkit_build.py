@@ -168,16 +168,13 @@ def test_version_mismatch_removes_the_loaded_image(engine: Engine, small, sessio
     assert scratch_left(sp) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_stops_buildx_and_leaves_nothing(engine: Engine, small, session_labels, test_repo,
-                                                   sig: signal.Signals) -> None:
-    sp, token = small
+def start_sleeping_build(sp: SmallProject, token: str, session_labels) -> tuple[subprocess.Popen, str, list[str]]:
+    """`dlbase build` of an image with a step that sleeps, read until that step runs."""
     # bash execs the last command of `a && b`, so the token is not in the sleeping process's
     # command line: a sleep of a length of this test's own is.
     naps = f"60.{uuid.uuid4().int % 10**6:06d}"
     insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}", f'RUN echo "{token}: sleeping" && sleep {naps}')
     render(sp)
-    before = labelled(engine, session_labels)
     # SIGINT reset to its default in the child: a pytest started from a background job
     # inherits SIGINT ignored, and a Python started so never sees Ctrl-C.
     proc = subprocess.Popen(cli_args("build", session_labels=session_labels, builder="buildkit"), cwd=sp.root,
@@ -187,6 +184,28 @@ def test_interrupt_stops_buildx_and_leaves_nothing(engine: Engine, small, sessio
         lines = wait_for_line(proc, f"{token}: sleeping", timeout=180)
         time.sleep(1)
         assert step_processes(naps), "the sleeping step should be running"
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return proc, naps, lines
+
+
+def wait_gone(naps: str, sp: SmallProject, within: float = 20) -> None:
+    deadline = time.monotonic() + within
+    while (step_processes(naps) or buildx_processes(sp)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not step_processes(naps), "the step BuildKit ran is still running"
+    assert not buildx_processes(sp), "buildx is still running"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_buildx_and_leaves_nothing(engine: Engine, small, session_labels, test_repo,
+                                                   sig: signal.Signals) -> None:
+    sp, token = small
+    before = labelled(engine, session_labels)
+    proc, naps, lines = start_sleeping_build(sp, token, session_labels)
+    try:
         sent = time.monotonic()
         proc.send_signal(sig)
         stdout, rest = proc.communicate(timeout=60)
@@ -201,14 +220,33 @@ def test_interrupt_stops_buildx_and_leaves_nothing(engine: Engine, small, sessio
     out = Outcome(proc.returncode, stdout, stderr, seconds)
     assert_one_error(out, ExitCode.INTERRUPTED)
     assert re.search(rf'^error: build interrupted at \[\s*\d+/\d+\] RUN echo "{token}: sleeping"', stderr, re.M)
-    deadline = time.monotonic() + 20
-    while step_processes(naps) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not step_processes(naps), "the step BuildKit ran is still running"
-    assert not buildx_processes(sp), "buildx is still running"
+    wait_gone(naps, sp)
     assert labelled(engine, session_labels) == before
     assert scratch_left(sp) == []
     assert_no_tag_moved(engine, test_repo)
+
+
+def test_sigkill_of_dlbase_still_stops_buildx_and_the_next_build_sweeps_its_folder(
+        engine: Engine, small, session_labels, test_repo) -> None:
+    """SIGKILL gives dlbase no chance to stop anything: buildx, told by the kernel when its
+    parent dies (PR_SET_PDEATHSIG), cancels the build; the next build removes the folder
+    the killed one left (its owner's pid is gone)."""
+    sp, token = small
+    before = labelled(engine, session_labels)
+    proc, naps, _lines = start_sleeping_build(sp, token, session_labels)
+    proc.kill()
+    proc.communicate(timeout=30)
+    wait_gone(naps, sp, within=30)
+    left = scratch_left(sp)
+    assert len(left) == 1, left  # what the killed build could not remove
+    assert labelled(engine, session_labels) == before
+    assert_no_tag_moved(engine, test_repo)
+    # the next build sweeps it, even one that fails (here its step exits 3 instead of sleeping)
+    edit(sp.root / "templates" / "partials" / "python_env.j2", f"sleep {naps}", "exit 3")
+    render(sp)
+    out = run_build(sp, session_labels, builder="buildkit", timeout=600)
+    assert_one_error(out, ExitCode.BUILD)
+    assert scratch_left(sp) == [], "the dead build's folder is still there"
 
 
 def step_processes(naps: str) -> list[str]:

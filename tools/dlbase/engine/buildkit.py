@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from dlbase.core import errors
+from dlbase.core import errors, orphans, scratchdirs
 from dlbase.engine import ocilayout
 from dlbase.engine.buildkitstream import BuildKitStreamParser
 from dlbase.engine.buildstream import BuildEvent
@@ -45,6 +44,7 @@ BUILDX_HINT = ("install docker-buildx (Debian: the docker-buildx package; `sudo 
                "or build with `--builder classic`")
 OCI_STORE_HINT = ("turn on the containerd image store (\"features\": {\"containerd-snapshotter\": true} in "
                   "/etc/docker/daemon.json; `sudo tools/host/setup.sh` does it), or build with `--builder classic`")
+SCRATCH_PREFIX = "dlbase-buildkit-"
 CACHE_EXPORT_HINT = ("the docker driver exports a registry cache only with the containerd image store; "
                      "otherwise use a docker-container builder, or leave --cache-to out")
 # How long buildx may take to stop after it was asked to (SIGINT cancels the solve).
@@ -144,9 +144,8 @@ class BuildKitBuilds(Images):
         if self.buildx_version() is None:
             raise errors.Missing("docker buildx is not installed or does not answer (BuildKit builds need it)",
                                  hint=BUILDX_HINT)
-        if work_dir is not None:
-            Path(work_dir).mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="dlbase-buildkit-", dir=work_dir))
+        scratchdirs.sweep(work_dir, SCRATCH_PREFIX)  # what a killed build left
+        scratch = scratchdirs.make(work_dir, SCRATCH_PREFIX)
         try:
             opts = BuildKitOptions(context_dir=str(context), dockerfile=dockerfile,
                                    layout=str(scratch / "oci-layout"), metadata_file=str(scratch / "metadata.json"),
@@ -169,7 +168,8 @@ class BuildKitBuilds(Images):
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     text=True, encoding="utf-8", errors="replace", bufsize=1,
-                                    env=self._cli_env(source_date_epoch), start_new_session=True)
+                                    env=self._cli_env(source_date_epoch), start_new_session=True,
+                                    preexec_fn=orphans.stop_with_parent())
         except OSError as exc:
             raise errors.Missing(f"cannot run {argv[0]}: {exc.strerror or exc}", hint=BUILDX_HINT) from None
         try:
