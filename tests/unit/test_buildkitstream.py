@@ -172,3 +172,17 @@ def test_exit_codes_of_both_builders(message: str, code: int) -> None:
 def test_seconds_between_buildkit_timestamps() -> None:
     assert seconds_between("2026-12-02T04:32:18.97756791Z", "2026-12-02T04:32:32.068854511Z") == 13.091
     assert seconds_between("nonsense", "2026-12-02T04:32:32Z") is None
+
+
+def test_a_failed_load_names_the_load_not_the_last_step_and_a_full_disk_says_what_to_free() -> None:
+    """Seen in CI: every step passed, then docker load hit ENOSPC, and the error named the
+    last build step as the one that failed."""
+    parser = BuildKitStreamParser(clock=lambda: 0.0)
+    replay("success", parser)
+    assert parser.trace.step_text  # the latest step a naive failure would have named
+    failure = parser.failure("docker load of the built image failed: write .../ingest/x/data: "
+                             "no space left on device: unknown", step="loading the built image")
+    assert failure.step == "loading the built image"
+    assert failure.hint and "docker builder prune" in failure.hint and "DLBASE_BUILDKIT_KEEP_STORAGE" in failure.hint
+    plain = parser.failure("docker load of the built image failed: unexpected EOF", step="loading the built image")
+    assert plain.hint is None or "prune" not in plain.hint

@@ -45,6 +45,7 @@ BUILDX_HINT = ("install docker-buildx (Debian: the docker-buildx package; `sudo 
 OCI_STORE_HINT = ("turn on the containerd image store (\"features\": {\"containerd-snapshotter\": true} in "
                   "/etc/docker/daemon.json; `sudo tools/host/setup.sh` does it), or build with `--builder classic`")
 SCRATCH_PREFIX = "dlbase-buildkit-"
+LOAD_STAGE = "loading the built image (docker load, after every step passed)"
 CACHE_EXPORT_HINT = ("the docker driver exports a registry cache only with the containerd image store; "
                      "otherwise use a docker-container builder, or leave --cache-to out")
 # How long buildx may take to stop after it was asked to (SIGINT cancels the solve).
@@ -241,11 +242,11 @@ class BuildKitBuilds(Images):
             log.flush()
         if returncode != 0:
             self._drop_untagged(digest)
-            raise parser.failure(f"docker load of the built image failed: {text.strip()[-300:]}")
+            raise parser.failure(f"docker load of the built image failed: {text.strip()[-300:]}", step=LOAD_STAGE)
         found = _LOADED_RE.search(text)
         image_id = found.group(1) if found else digest
         if image_id is None or not self.image_exists(image_id):
-            raise parser.failure(f"docker load named no image it loaded: {text.strip()[-300:]}")
+            raise parser.failure(f"docker load named no image it loaded: {text.strip()[-300:]}", step=LOAD_STAGE)
         if digest and image_id != digest and log is not None:
             # The containerd store keeps the manifest digest as the ID; a classic store
             # would give the config digest. Both are the same image: the log says which.

@@ -31,6 +31,10 @@ from typing import IO, Any
 from dlbase.core import errors
 from dlbase.engine.buildstream import FAILED_STEP_HINT, LOG_TAIL_LINES, BuildEvent
 
+DISK_FULL_HINT = ("the disk under the daemon (or the project's .dlbase/) is full: BuildKit's cache is the "
+                  "largest thing it keeps (`docker buildx du`; `docker builder prune` empties it; "
+                  "DLBASE_BUILDKIT_KEEP_STORAGE=10GB before tools/host/setup.sh caps it), then build again")
+
 # "[2/9] RUN ...", "[ 2/19] RUN ..." (padded when the total has two digits), "[stage 2/9] ...".
 _STEP_RE = re.compile(r"^\[(?:(?P<stage>[^\]\s]+) )?\s*(?P<step>\d+)/(?P<total>\d+)\] (?P<text>.*)$", re.S)
 _MANIFEST_RE = re.compile(r"^exporting manifest (sha256:[0-9a-f]{64})$")
@@ -149,11 +153,16 @@ class BuildKitStreamParser:
         self._record(text)
         return BuildEvent("output", text=text, elapsed=self.elapsed())
 
-    def failure(self, message: str, *, hint: str | None = None) -> errors.BuildFailed:
-        """A BuildFailed naming the failing (else the latest) step, with its log tail."""
+    def failure(self, message: str, *, hint: str | None = None, step: str | None = None) -> errors.BuildFailed:
+        """A BuildFailed naming the failing (else the latest) step, with its log tail;
+        ``step`` names a stage after buildx instead (the load), whose step did not fail.
+        A full disk gets the hint that says what to free, whoever hit it."""
         trace = self.trace
-        step = trace.failed.name if trace.failed else trace.step_text
+        if step is None:
+            step = trace.failed.name if trace.failed else trace.step_text
         tail = list(trace.failed.tail) if trace.failed else list(trace.tail)
+        if "no space left on device" in message:
+            hint = DISK_FULL_HINT
         return errors.BuildFailed(message, step=step, log_tail=tail, log_file=self.log_file, hint=hint)
 
     def result_failure(self, returncode: int) -> errors.BuildFailed:
