@@ -24,7 +24,7 @@ from dlbase.build import wheelhouse
 from dlbase.examine import report as report_mod
 from dlbase.define import lock as lock_mod
 from dlbase.define import render as render_mod
-from dlbase.engine import BuildEvent, Engine
+from dlbase.engine import BUILD_ID_LABEL, BuildEvent, Engine
 from dlbase.engine.buildstream import hash_mismatch
 from dlbase.core import reference
 from dlbase.core.fsutil import write_json_atomic
@@ -371,9 +371,13 @@ def cudnn_text(probe: dict, spec: BuildSpec) -> str:
 
 
 def _discard(engine: Engine, image_id: str) -> None:
-    """Remove an image that failed its checks: no tag points at it, nothing keeps it."""
+    """Remove an image that failed its checks: no tag points at it, nothing keeps it,
+    and no step of its build is left dangling (the containerd store keeps those)."""
     with contextlib.suppress(Exception):
+        build_id = (engine.inspect_image(image_id)["Config"].get("Labels") or {}).get(BUILD_ID_LABEL)
         engine.remove_image(image_id, force=True)
+        if build_id:
+            engine.remove_build_leftovers({build_id})
 
 
 def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path:

@@ -106,7 +106,7 @@ class Builds(BuildKitBuilds):
                 short = parser.finish()
             except KeyboardInterrupt:
                 self._abort_stream(stream)
-                self._clean_failed_build(trace, clean_on_failure, interrupted=True)
+                self._clean_failed_build(trace, clean_on_failure, build_labels[BUILD_ID_LABEL], interrupted=True)
                 what = "removed what it had created" if clean_on_failure else "kept its layers"
                 raise errors.Interrupted(f"build interrupted at {trace.step_text or 'start'}; {what}",
                                          details=_log_details(log_file)) from None
@@ -115,13 +115,13 @@ class Builds(BuildKitBuilds):
                 # killed, exit 137) is the daemon's going, not the Dockerfile's fault.
                 if self._gone(within=GONE_PROBE_S if killed_by_signal(exc.message) else 0):
                     raise self._unavailable(None, during="the build", details=exc.details) from None
-                self._clean_failed_build(trace, clean_on_failure)
+                self._clean_failed_build(trace, clean_on_failure, build_labels[BUILD_ID_LABEL])
                 raise
             except errors.DlbaseError:
-                self._clean_failed_build(trace, clean_on_failure)
+                self._clean_failed_build(trace, clean_on_failure, build_labels[BUILD_ID_LABEL])
                 raise
             except Exception as exc:  # noqa: BLE001 - classified, then re-raised typed
-                self._clean_failed_build(trace, clean_on_failure)
+                self._clean_failed_build(trace, clean_on_failure, build_labels[BUILD_ID_LABEL])
                 raise self._build_exception(exc, parser) from None
         image_id = self._full_image_id(short)
         emit(BuildEvent("done", text=image_id, image_id=image_id, elapsed=parser.elapsed()))
@@ -151,15 +151,24 @@ class Builds(BuildKitBuilds):
                                      details=parser.failure("").details if trace.started else None)
         return parser.failure(f"build failed: {exc}")
 
-    def _clean_failed_build(self, trace: BuildTrace, enabled: bool, *, interrupted: bool = False) -> None:
+    def _clean_failed_build(self, trace: BuildTrace, enabled: bool, build_id: str, *,
+                            interrupted: bool = False) -> None:
         """Remove this build's intermediate containers and the images it committed.
 
         Best effort, and only objects read off this build's stream (plus, after Ctrl-C,
         containers created since the build began from the last image of its chain, whose
         "Running in" line may not have reached us yet). Images are removed newest first
         without force, so an image another build now uses (a cache hit) is left alone.
+        With ``enabled`` False the steps that passed stay as layer cache, except those
+        after the build's own ``dlbase.build-id`` LABEL: no other build can reuse them
+        (the ID is this build's), and on the containerd store they showed as dangling
+        images nothing removed.
         """
-        if not enabled or not self._answers():
+        if not self._answers():
+            return
+        if not enabled:
+            with contextlib.suppress(Exception):
+                self.remove_build_leftovers({build_id})  # type: ignore[attr-defined]  # Cleanup, in Engine
             return
         if interrupted:
             time.sleep(0.5)  # the daemon cancels the build when the stream closes; let it

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dlbase.core import errors
+from dlbase.engine.build import BUILD_ID_LABEL
 from dlbase.engine.containers import Containers
 from dlbase.engine.images import Images
+
+
+MAX_LEFTOVER_PASSES = 64  # more than any Dockerfile here has steps after its LABEL step
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,41 @@ class Cleanup(Containers, Images):
         for summary in self.containers_with_label(label):
             self._remove_container(summary["Id"])
             removed_containers.append(summary["Id"])
-        removed_images, kept = self._remove_images_children_first(
-            [s["Id"] for s in sorted(self.images_with_label(label),
-                                     key=lambda s: s.get("Created", 0), reverse=True)])
+        labelled = sorted(self.images_with_label(label), key=lambda s: s.get("Created", 0), reverse=True)
+        removed_images, kept = self._remove_images_children_first([s["Id"] for s in labelled])
+        builds = {(s.get("Labels") or {}).get(BUILD_ID_LABEL) for s in labelled} - {None, ""}
+        removed_images += self.remove_build_leftovers(builds)
         return CleanupReport(containers=removed_containers, images=removed_images, kept=kept)
+
+    def remove_build_leftovers(self, build_ids: set[str]) -> list[str]:
+        """Remove the untagged images of these builds that nothing builds on any more.
+
+        Why: with the containerd image store, removing a classic build's image leaves its
+        parent step (which carries the build's labels but not the ones added at the end,
+        a test session's included) as a dangling image; the classic store removed such
+        untagged parents along with the child. Only dangling images carrying one of these
+        build IDs are touched (a build ID is one build's), each pass exposing the next
+        parent up to the step before the build's LABEL step."""
+        removed: list[str] = []
+        for build_id in sorted(build_ids):
+            for _pass in range(MAX_LEFTOVER_PASSES):
+                with self._translate("list images"):
+                    found = self._api.images(filters={"dangling": True, "label": f"{BUILD_ID_LABEL}={build_id}"},
+                                             quiet=True)
+                gone = []
+                for image_id in found:
+                    try:
+                        with self._translate(f"remove image {image_id}", missing="gone"):
+                            self._api.remove_image(image_id)
+                        gone.append(image_id)
+                    except errors.DaemonUnavailable:
+                        raise
+                    except errors.DlbaseError:
+                        continue  # in use (a container, a child): not a leftover
+                removed += gone
+                if not gone:
+                    break
+        return removed
 
     def _remove_images_children_first(self, image_ids: list[str]) -> tuple[list[str], dict[str, str]]:
         """Remove images in passes, retrying those that still had children.
