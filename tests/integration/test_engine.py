@@ -250,36 +250,41 @@ def test_cleanup_removes_only_labelled_objects(engine: Engine, debian_base, sess
         engine.cleanup(_as_filter(label))
 
 
-def test_cleanup_takes_a_classic_build_s_dangling_steps_and_no_other_build_s(engine: Engine, debian_base,
-                                                                           session_labels, tmp_path: Path) -> None:
-    """The classic builder on the containerd store: the labels given at the end reach only
-    the final image, and removing it leaves the steps after the Dockerfile's LABEL as
-    dangling images (seen after a CI run: seven of 349 MB). They carry the build's own
-    dlbase.build-id, by which clean-up finds them; another build's stay."""
+def test_cleanup_takes_a_build_s_dangling_images_and_no_other_build_s(engine: Engine, debian_base,
+                                                                      session_labels, tmp_path: Path) -> None:
+    """After a CI run the containerd store held seven dangling 349 MB images at a build's
+    own dlbase.build-id LABEL step, without the session label that reaches only a final
+    image. Clean-up of the build's labelled image takes the dangling images of its build
+    ID too (here one made on purpose: untagged, same build ID, no case label); another
+    build's stay."""
     label = case_label()
     ours, other = f"test-{uuid.uuid4().hex[:12]}", f"test-{uuid.uuid4().hex[:12]}"
-    built = {}
-    for build_id in (ours, other):
-        ctx = tmp_path / build_id
+
+    def build(build_id: str, payload: str, extra: dict[str, str]) -> str:
+        ctx = tmp_path / payload
         ctx.mkdir()
         (ctx / "Dockerfile").write_text(f"FROM {debian_base.ref}\nLABEL dlbase.build-id={build_id}\n"
-                                        f"RUN echo {build_id} > /a\nRUN echo {build_id} > /b\n")
-        built[build_id] = engine.build(ctx, labels={**session_labels, **(label if build_id == ours else {})},
-                                       builder="classic")
+                                        f"RUN echo {payload} > /payload\n")
+        # the build ID as a label too: the engine keeps a caller's, as dlbase's builder passes it
+        return engine.build(ctx, labels={"dlbase.build-id": build_id, **extra}, builder="classic")
 
-    def of_build(build_id: str) -> set[str]:
-        return {i["Id"] for i in engine._api.images(all=True, filters={"label": f"dlbase.build-id={build_id}"})}
-
+    final = build(ours, "final", {**session_labels, **label})
+    dangling = build(ours, "dangling", {})  # untagged, nothing builds on it
+    others = build(other, "other", {})
     try:
-        assert len(of_build(ours)) >= 1
+        assert dangling in {f"sha256:{d.removeprefix('sha256:')}" for d in engine.dangling_images()}
         report = engine.cleanup(_as_filter(label))
-        assert built[ours] in report.images
-        assert of_build(ours) == set(), "steps of the removed build are still there"
-        assert engine.image_exists(built[other]) and engine.image_exists(debian_base.ref)
+        assert final in report.images and dangling in report.images
+        assert not engine.image_exists(final) and not engine.image_exists(dangling)
+        assert engine.image_exists(others) and engine.image_exists(debian_base.ref)
+        left = engine._api.images(all=True, filters={"label": f"dlbase.build-id={ours}"})
+        assert left == [], "steps of the removed build are still there"
     finally:
         engine.cleanup(_as_filter(label))
-        engine.remove_image(built[other], force=True)
-        engine.remove_build_leftovers({other})
+        for image_id in (dangling, others):
+            if engine.image_exists(image_id):
+                engine.remove_image(image_id, force=True)
+        engine.remove_build_leftovers({ours, other})
 
 
 def test_has_nvidia_runtime_is_a_bool(engine: Engine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from dlbase.core import errors
@@ -10,6 +11,7 @@ from dlbase.engine.containers import Containers
 from dlbase.engine.images import Images
 
 
+LEFTOVER_SETTLE_S = 0.5
 MAX_LEFTOVER_PASSES = 64  # more than any Dockerfile here has steps after its LABEL step
 
 
@@ -54,6 +56,7 @@ class Cleanup(Containers, Images):
         parent up to the step before the build's LABEL step."""
         removed: list[str] = []
         for build_id in sorted(build_ids):
+            settled = False
             for _pass in range(MAX_LEFTOVER_PASSES):
                 with self._translate("list images"):
                     found = self._api.images(filters={"dangling": True, "label": f"{BUILD_ID_LABEL}={build_id}"},
@@ -70,7 +73,13 @@ class Cleanup(Containers, Images):
                         continue  # in use (a container, a child): not a leftover
                 removed += gone
                 if not gone:
-                    break
+                    if settled:
+                        break
+                    # the daemon shows a removed child's parent as dangling a moment later
+                    time.sleep(LEFTOVER_SETTLE_S)
+                    settled = True
+                else:
+                    settled = False
         return removed
 
     def _remove_images_children_first(self, image_ids: list[str]) -> tuple[list[str], dict[str, str]]:
