@@ -29,7 +29,7 @@ from dlbase.engine.buildstream import hash_mismatch
 from dlbase.core import reference
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
-from dlbase.core.imageref import short_id
+from dlbase.core.imageref import labels_of, short_id
 from dlbase.core.project import Project
 from dlbase.build.readback import read_back
 from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, installer_lock_spec, lock_spec
@@ -374,7 +374,7 @@ def _discard(engine: Engine, image_id: str) -> None:
     """Remove an image that failed its checks: no tag points at it, nothing keeps it,
     and no step of its build is left dangling (the containerd store keeps those)."""
     with contextlib.suppress(Exception):
-        build_id = (engine.inspect_image(image_id)["Config"].get("Labels") or {}).get(BUILD_ID_LABEL)
+        build_id = labels_of(engine.inspect_image(image_id)).get(BUILD_ID_LABEL)
         engine.remove_image(image_id, force=True)
         if build_id:
             engine.remove_build_leftovers({build_id})

@@ -17,8 +17,10 @@ def short_id(image_id: str) -> str:
 
 
 def labels_of(inspect: dict[str, Any]) -> dict[str, str]:
-    """The labels of an image from its inspect document ({} when it has none)."""
-    return dict((inspect.get("Config") or {}).get("Labels") or {})
+    """The labels of an image from its inspect document, or from a summary of the image
+    list (which has them at the top, with no Config); {} when it has none."""
+    source = inspect.get("Config") if "Config" in inspect else inspect
+    return dict((source or {}).get("Labels") or {})
 
 
 def repo_tags(inspect: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from dlbase.core import errors
+from dlbase.core.imageref import labels_of
 from dlbase.engine.build import BUILD_ID_LABEL
 from dlbase.engine.containers import Containers
 from dlbase.engine.images import Images
@@ -41,7 +42,7 @@ class Cleanup(Containers, Images):
             removed_containers.append(summary["Id"])
         labelled = sorted(self.images_with_label(label), key=lambda s: s.get("Created", 0), reverse=True)
         removed_images, kept = self._remove_images_children_first([s["Id"] for s in labelled])
-        builds = {(s.get("Labels") or {}).get(BUILD_ID_LABEL) for s in labelled} - {None, ""}
+        builds = {labels_of(s).get(BUILD_ID_LABEL) for s in labelled} - {None, ""}
         removed_images += self.remove_build_leftovers(builds)
         return CleanupReport(containers=removed_containers, images=removed_images, kept=kept)
 
