@@ -44,3 +44,27 @@ def test_write_produces_json_and_a_markdown_table_with_the_same_numbers(tmp_path
     assert data["ratios"]["warm_over_cold"] == 0.025 and data["cold_seconds"] == 200.0
     assert "| warm rebuild (test file changed) | 5.0 s | warm / cold = 0.025 |" in table
     assert table in mpath.read_text()
+
+
+def test_the_bench_copy_shares_a_wheelhouse_that_does_not_exist_yet(tmp_path: Path) -> None:
+    """On a fresh machine the checkout has no wheelhouse: the copy's link must still lead
+    to a folder (a link to nothing read as "in the way" to the first build's fill)."""
+    import shutil
+
+    from dlbase.bench.build import COPY, copy_project
+    from dlbase.core.project import Project
+
+    root = Path(__file__).resolve().parents[2]
+    src = tmp_path / "src"
+    for rel in COPY:
+        if (root / rel).is_dir():
+            shutil.copytree(root / rel, src / rel)
+        elif (root / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, src / rel)
+    project = Project.discover(src)
+    assert not (project.state_dir / "wheelhouse").exists()
+    copy = copy_project(project, tmp_path / "copy")
+    shared = copy.state_dir / "wheelhouse"
+    assert shared.is_symlink() and shared.is_dir()
+    assert shared.resolve() == (project.state_dir / "wheelhouse").resolve()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from dlbase import suites
-from dlbase.bench.common import BENCH_LABEL, remove_images
+from dlbase.bench.common import BENCH_LABEL, fill_wheelhouse, remove_images
 from dlbase.build import builder as build_mod
 from dlbase.define import render as render_mod
 from dlbase.build import wheelhouse
@@ -93,9 +93,12 @@ def copy_project(project: Project, dest: Path) -> Project:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     shutil.copytree(suites.image_dir(), dest / SUITE_IN_COPY, ignore=_IGNORE)
-    # Share the wheelhouse: the bench measures building, not downloading.
+    # Share the wheelhouse: the bench measures building, not downloading. On a fresh
+    # machine it does not exist yet, and a link to nothing reads as "in the way".
+    real = project.state_dir / "wheelhouse"
+    real.mkdir(parents=True, exist_ok=True)
     (dest / ".dlbase").mkdir()
-    (dest / ".dlbase" / "wheelhouse").symlink_to(project.state_dir / "wheelhouse")
+    (dest / ".dlbase" / "wheelhouse").symlink_to(real)
     return Project.discover(dest)
 
 
@@ -112,6 +115,8 @@ def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], 
     chosen = engine.choose_builder(builder).name
     with tempfile.TemporaryDirectory(prefix="dlbase-bench-") as tmp:
         copy = copy_project(project, Path(tmp) / "proj")
+        say("filling the wheelhouse (not timed)")
+        fill_wheelhouse(copy, spec)
 
         def timed(what: str, **kwargs) -> tuple[build_mod.BuildResult, float]:
             say(what)

@@ -1,5 +1,5 @@
-"""What every benchmark shares: the label on what it creates, a free loopback port, and the
-best-effort removal of its images.
+"""What every benchmark shares: the label on what it creates, a free loopback port, the
+wheelhouse filled before any clock starts, and the best-effort removal of its images.
 
 Why one place: `bench build` and `bench update` each had their own label constant and
 clean-up loop; a clean-up by label (or a reader of the images left after a crash) must
@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from pathlib import Path
 
+from dlbase.build import builder as build_mod
+from dlbase.build import wheelhouse
+from dlbase.core.project import Project
+from dlbase.define.spec import LOCK_PLATFORM, BuildSpec
 from dlbase.engine import Engine
 
 #: Label on every image and container a benchmark creates (value: which bench, or step).
@@ -22,6 +27,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def fill_wheelhouse(project: Project, spec: BuildSpec) -> Path:
+    """The wheelhouse every build of ``spec`` serves, filled before the clock starts: a
+    bench measures building, not downloading (on a fresh machine the first fill is
+    gigabytes from PyPI)."""
+    lock_path = project.variant_dir(spec.name) / "requirements.lock"
+    house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=project.root)
+    build_mod.fill_wheelhouse(project, spec, lock_path, house)
+    return house
 
 
 def remove_images(engine: Engine, refs: list[str]) -> None:

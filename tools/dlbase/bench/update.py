@@ -42,7 +42,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from dlbase.bench.build import SUITE_IN_COPY, copy_project, naive_build
-from dlbase.bench.common import BENCH_LABEL, free_port, remove_images, stop_process
+from dlbase.bench.common import BENCH_LABEL, fill_wheelhouse, free_port, remove_images, stop_process
 from dlbase.build import builder as build_mod
 from dlbase.build import wheelhouse
 from dlbase.core import yamlio
@@ -53,7 +53,7 @@ from dlbase.define import layering
 from dlbase.define import lock as lock_mod
 from dlbase.define import render as render_mod
 from dlbase.define.matrix import Installer, Variant
-from dlbase.define.spec import INSTALL_SCRIPT_IN_IMAGE, LOCK_PLATFORM, BuildSpec, lock_spec
+from dlbase.define.spec import INSTALL_SCRIPT_IN_IMAGE, BuildSpec, lock_spec
 from dlbase.engine import Engine
 from dlbase.registry import answers
 from dlbase.registry.client import RegistryClient
@@ -272,10 +272,7 @@ class _Builder:
 
     def fill(self, spec: BuildSpec) -> Path:
         """The wheelhouse every build of ``spec`` serves (filled before the clock starts)."""
-        lock_path = self.copy.variant_dir(spec.name) / "requirements.lock"
-        house = wheelhouse.default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=self.copy.root)
-        build_mod.fill_wheelhouse(self.copy, spec, lock_path, house)
-        return house
+        return fill_wheelhouse(self.copy, spec)
 
     def build(self, spec: BuildSpec, *, nocache: bool) -> tuple[str, float]:
         lock_path = self.copy.variant_dir(spec.name) / "requirements.lock"
