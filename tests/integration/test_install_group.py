@@ -11,14 +11,13 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
 import pytest
 
 from dlbase.define import spec as spec_mod
-from tests.integration.test_lock_real import _SKIP
+from tests.support.pypi import PYPI_SKIP as _SKIP
 from tests.support.small_project import ROOT, copy_installer_wheels, sha256, write_wheel
 
 SCRIPT = ROOT / spec_mod.INSTALL_SCRIPT

@@ -6,35 +6,22 @@ Marked ``network``; skipped with the reason when PyPI cannot be reached from her
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from dlbase.core.errors import InvalidInput
 from dlbase.define.lock import LockSpec, check_lock, compile_lock, lock_hash, read_lock
 from dlbase.build.wheelhouse import fill, platform_tags_for, serve
 
-PYPI = "https://pypi.org/simple"
+from tests.support.pypi import PYPI, PYPI_SKIP
+
 PLATFORM = "x86_64-manylinux_2_28"
 
 
-def _pypi_reachable() -> str | None:
-    """None when PyPI answers, else the reason to skip."""
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-        r = requests.get(f"{PYPI}/six/", timeout=10,
-                         headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-        r.raise_for_status()
-    except Exception as exc:  # noqa: BLE001 - any failure means "cannot test here"
-        return f"PyPI is not reachable from this machine: {type(exc).__name__}: {exc}"
-    return None
-
-
-_SKIP = _pypi_reachable()
+_SKIP = PYPI_SKIP
 pytestmark = [pytest.mark.network, pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
 
 

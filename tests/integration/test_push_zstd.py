@@ -16,7 +16,7 @@ import pytest
 from dlbase.engine import Engine
 from dlbase.publish import compression
 from dlbase.registry.client import RegistryClient
-from tests.integration.test_push import REPO, Img, _build, push, qualified_tags, remote
+from tests.support.pushing import REPO, Img, build_small_image, push, qualified_tags, remote
 from tests.support.registry import running_registry
 
 pytestmark = pytest.mark.docker
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def image_z(engine, debian_base, session_labels, tmp_path_factory) -> Img:
-    return _build(engine, tmp_path_factory.mktemp("z"), "z", session_labels, verified=True, moving_tag=True)
+    return build_small_image(engine, tmp_path_factory.mktemp("z"), "z", session_labels, verified=True, moving_tag=True)
 
 
 def test_zstd_push_manifest_pull_and_run(engine: Engine, image_z: Img, tmp_path):

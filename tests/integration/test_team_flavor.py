@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from dlbase.define.lock import read_lock
-from tests.integration.test_lock_real import _SKIP
+from tests.support.pypi import PYPI_SKIP as _SKIP
 
 pytestmark = [pytest.mark.network, pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
 
