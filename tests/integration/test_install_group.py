@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dlbase.define import spec as spec_mod
-from tests.support.pypi import PYPI_SKIP as _SKIP
+from tests.support.pypi import PYPI_SKIP
 from tests.support.small_project import ROOT, copy_installer_wheels, sha256, write_wheel
 
 SCRIPT = ROOT / spec_mod.INSTALL_SCRIPT
@@ -71,8 +71,8 @@ def test_pip_writes_no_cache_and_no_byte_code_of_its_own():
 def house(tmp_path_factory) -> Path:
     """A wheelhouse folder: two tiny wheels and the pinned uv wheel (from the checkout's
     wheelhouse, filled from PyPI once per machine)."""
-    if _SKIP is not None and not list(ROOT.glob(".dlbase/wheelhouse/*/uv-*.whl")):
-        pytest.skip(f"the uv wheel is not in the checkout's wheelhouse and {_SKIP}")
+    if PYPI_SKIP is not None and not list(ROOT.glob(".dlbase/wheelhouse/*/uv-*.whl")):
+        pytest.skip(f"the uv wheel is not in the checkout's wheelhouse and {PYPI_SKIP}")
     if not INSTALLER_LOCK.is_file():
         pytest.fail(f"{INSTALLER_LOCK} is missing: run `dlbase lock installer`")
     house = tmp_path_factory.mktemp("house")

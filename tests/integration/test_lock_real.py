@@ -16,13 +16,12 @@ from dlbase.core.errors import InvalidInput
 from dlbase.define.lock import LockSpec, check_lock, compile_lock, lock_hash, read_lock
 from dlbase.build.wheelhouse import fill, platform_tags_for, serve
 
-from tests.support.pypi import PYPI, PYPI_SKIP
+from tests.support.pypi import NEEDS_PYPI, PYPI
 
 PLATFORM = "x86_64-manylinux_2_28"
 
 
-_SKIP = PYPI_SKIP
-pytestmark = [pytest.mark.network, pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
+pytestmark = NEEDS_PYPI
 
 
 def small_spec(**kw) -> LockSpec:

@@ -116,8 +116,7 @@ def test_the_second_line_runtime_builds_and_verifies(engine, debian13_base, sess
 
     It is built with the classic builder (``--builder classic``): the default image is the
     run's full BuildKit build, so each builder builds one real image (a reproducible digest
-    is the default image's test, not this line's). Time saved is small: 681 s here with
-    the classic builder against 701 s with BuildKit, both on a loaded machine."""
+    is the default image's test, not this line's; the time it saves is small, see above)."""
     project = Project.discover(ROOT)
     variant = newest_line_runtime(project)
     labels = ",".join(f"{k}={v}" for k, v in session_labels.items())

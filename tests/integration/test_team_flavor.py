@@ -18,12 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from dlbase.define.lock import read_lock
-from tests.support.pypi import PYPI_SKIP as _SKIP
+from tests.support.pypi import NEEDS_PYPI
 
-pytestmark = [pytest.mark.network, pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
+pytestmark = NEEDS_PYPI
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = "torch2.6-cu124-runtime-debian12"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 import requests
 
 PYPI = "https://pypi.org/simple"
@@ -27,3 +28,6 @@ def _pypi_reachable() -> str | None:
 
 #: None when PyPI answers, else why the network tests skip.
 PYPI_SKIP: str | None = _pypi_reachable()
+
+#: The marks of a module that needs PyPI: ``network``, and skipped with the reason above.
+NEEDS_PYPI = [pytest.mark.network, pytest.mark.skipif(PYPI_SKIP is not None, reason=PYPI_SKIP or "")]
