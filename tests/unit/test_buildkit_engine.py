@@ -60,7 +60,7 @@ def test_classic_is_always_there_and_unknown_names_are_refused() -> None:
 
 
 def options(**over) -> BuildKitOptions:
-    base = dict(context_dir="/ctx", dockerfile="images/v/Dockerfile", layout="/tmp/x/oci-layout",
+    base = dict(context_dir="/ctx", dockerfile="images/v/Dockerfile",
                 metadata_file="/tmp/x/metadata.json", buildargs={"WHEELHOUSE": "http://127.0.0.1:1/"},
                 labels={"dlbase.build-id": "b1"}, network_mode="host")
     return BuildKitOptions(**{**base, **over})
@@ -70,7 +70,10 @@ def test_buildx_argv_asks_for_what_equal_digests_need() -> None:
     argv = buildx_argv(options())
     assert argv[:6] == ["buildx", "build", "--builder", "default", "--progress", "rawjson"]
     assert "--provenance=false" in argv and "--sbom=false" in argv
-    assert argv[argv.index("--output") + 1] == "type=oci,tar=false,dest=/tmp/x/oci-layout,rewrite-timestamp=true"
+    # straight into the store, OCI media types (the digest a push keeps), nothing rewritten:
+    # the layers are already the same bytes (partials/mtimes.j2, dlbase.build.context)
+    assert argv[argv.index("--output") + 1] == "type=image,oci-mediatypes=true"
+    assert not any("rewrite-timestamp" in a for a in argv)
     assert argv[argv.index("--file") + 1] == "/ctx/images/v/Dockerfile" and argv[-1] == "/ctx"
     assert argv[argv.index("--network") + 1] == "host"
     assert argv[argv.index("--build-arg") + 1] == "WHEELHOUSE=http://127.0.0.1:1/"
@@ -90,8 +93,8 @@ def test_buildx_argv_caches_and_no_cache() -> None:
 
 
 def fake_docker(tmp: Path, stream: str, returncode: int) -> Path:
-    """A ``docker`` that answers ``buildx version``, and for ``buildx build`` writes half an
-    OCI layout, replays a recorded stream on stderr and exits ``returncode``."""
+    """A ``docker`` that answers ``buildx version``, and for ``buildx build`` writes half a
+    metadata file, replays a recorded stream on stderr and exits ``returncode``."""
     script = tmp / "docker"
     script.write_text(f"""#!{sys.executable}
 import sys
@@ -100,10 +103,7 @@ if args[:2] == ["buildx", "version"]:
     print("{BUILDX}")
     sys.exit(0)
 if args[:2] == ["buildx", "build"]:
-    dest = args[args.index("--output") + 1].split("dest=")[1].split(",")[0]
-    import os
-    os.makedirs(dest + "/blobs/sha256")
-    open(dest + "/blobs/sha256/half", "wb").write(b"half a layer")
+    open(args[args.index("--metadata-file") + 1], "w").write('{{"containerimage.dig')
     sys.stderr.write(open({str(DATA / stream)!r}).read())
     sys.exit({returncode})
 sys.exit(99)
@@ -119,7 +119,7 @@ def context(tmp: Path) -> Path:
     return ctx
 
 
-def test_a_failing_step_is_build_failed_and_leaves_no_layout(tmp_path: Path) -> None:
+def test_a_failing_step_is_build_failed_and_leaves_no_scratch(tmp_path: Path) -> None:
     engine = Engine()
     engine.docker_cli = (str(fake_docker(tmp_path, "failed-step.rawjson", 1)),)
     work = tmp_path / "work"
@@ -128,7 +128,7 @@ def test_a_failing_step_is_build_failed_and_leaves_no_layout(tmp_path: Path) -> 
         engine.build(context(tmp_path), builder="buildkit", log_path=log, work_dir=work)
     assert info.value.step == '[3/4] RUN echo "about to fail" >&2 && exit 3'
     assert "about to fail" in info.value.log_tail and info.value.exit_code == errors.ExitCode.BUILD
-    assert list(work.iterdir()) == [], "the half-written OCI layout stayed"
+    assert list(work.iterdir()) == [], "the scratch folder (a half-written metadata file) stayed"
     assert "ERROR: failed to solve:" in log.read_text()
 
 
@@ -177,40 +177,6 @@ def test_one_epoch_for_the_label_and_buildx(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(errors.InvalidInput):
         source_date_epoch(tmp_path)
-
-
-# ---------------------------------------------------------------- the OCI layout handed to docker load
-
-
-def test_the_layout_loses_its_name_and_keeps_its_manifest(tmp_path: Path) -> None:
-    import io
-    import json
-    import tarfile
-
-    from dlbase.engine import ocilayout
-
-    layout = tmp_path / "oci-layout"
-    (layout / "blobs" / "sha256").mkdir(parents=True)
-    (layout / "ingest").mkdir()
-    (layout / "blobs" / "sha256" / ("a" * 64)).write_bytes(b"manifest bytes")
-    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    digest = "sha256:" + "a" * 64
-    # as buildx 0.13 writes it with tar=false: the manifest named "latest"
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 14,
-        "annotations": {"org.opencontainers.image.created": "2023-11-14T22:13:20Z",
-                        "org.opencontainers.image.ref.name": "latest"}}]}))
-    assert ocilayout.manifest_digest(layout) == digest
-    ocilayout.drop_names(layout)
-    entry = json.loads((layout / "index.json").read_text())["manifests"][0]
-    assert entry["annotations"] == {"org.opencontainers.image.created": "2023-11-14T22:13:20Z"}
-    assert entry["digest"] == digest and ocilayout.manifest_digest(layout) == digest
-    buffer = io.BytesIO()
-    ocilayout.write_tar(layout, buffer)
-    names = tarfile.open(fileobj=io.BytesIO(buffer.getvalue())).getnames()
-    assert set(names) == {"blobs", "blobs/sha256", f"blobs/sha256/{'a' * 64}", "index.json", "oci-layout"}
-    (layout / "index.json").write_text('{"manifests": []}')
-    assert ocilayout.manifest_digest(layout) is None
 
 
 def test_the_buildkit_build_id_follows_the_inputs(tmp_path: Path) -> None:

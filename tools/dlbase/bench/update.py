@@ -44,6 +44,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from dlbase.bench.build import SUITE_IN_COPY, copy_project, naive_build
 from dlbase.bench.common import BENCH_LABEL, fill_wheelhouse, free_port, remove_images, stop_process
 from dlbase.build import builder as build_mod
+from dlbase.build import context as context_mod
 from dlbase.build import wheelhouse
 from dlbase.core import yamlio
 from dlbase.core.errors import DlbaseError, InvalidInput, Missing, Unreachable
@@ -282,11 +283,13 @@ class _Builder:
                                                                 base_ref, base_digest))
         t = time.monotonic()
         with wheelhouse.serve_preferring(house, self.port) as url:
-            image_id = self.engine.build(self.copy.root, f"images/{spec.name}/Dockerfile",
-                                         buildargs={"WHEELHOUSE": url, **args}, labels=self.labels,
-                                         network_mode="host", nocache=nocache, builder=self.builder,
-                                         source_date_epoch=build_mod.source_date_epoch(self.copy.root),
-                                         log_path=self.copy.state_dir / f"bench-{self.design}-{spec.name}.log")
+            dockerfile = f"images/{spec.name}/Dockerfile"
+            with context_mod.staged(self.copy.root, dockerfile, self.copy.state_dir / "buildkit") as context:
+                image_id = self.engine.build(context, dockerfile,
+                                             buildargs={"WHEELHOUSE": url, **args}, labels=self.labels,
+                                             network_mode="host", nocache=nocache, builder=self.builder,
+                                             source_date_epoch=build_mod.source_date_epoch(self.copy.root),
+                                             log_path=self.copy.state_dir / f"bench-{self.design}-{spec.name}.log")
         seconds = round(time.monotonic() - t, 1)
         self.created.append(image_id)
         self.say(f"  {self.design}: built {spec.name} in {seconds:.0f}s")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlbase.core import errors
+from dlbase.define.spec import FILE_EPOCH
 from dlbase.engine import MANAGED_LABEL, Engine
 
 DEFAULT_REPOSITORY = "dlbase/debian"
@@ -187,7 +188,7 @@ def _pack(rootfs: Path, tar_path: Path) -> None:
     GNU tar is used instead of :mod:`tarfile` because it handles device nodes, hard
     links, xattrs and sparse files of a root filesystem correctly and quickly.
     """
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "1700000000")
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", str(FILE_EPOCH))
     cmd = ["tar", "--numeric-owner", "--sort=name", f"--mtime=@{epoch}", "--clamp-mtime",
            "--xattrs", "--one-file-system", "-C", str(rootfs), "-cf", str(tar_path), "."]
     result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)

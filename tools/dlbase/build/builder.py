@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 
 from dlbase.define import layering
 from dlbase.define import tags
+from dlbase.build import context as context_mod
 from dlbase.build import wheelhouse
 from dlbase.examine import report as report_mod
 from dlbase.define import lock as lock_mod
@@ -290,13 +291,15 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
         with wheelhouse.serve_preferring(house, port) as url:
             say(f"serving the wheelhouse at {url}; building {project.rel(project.variant_dir(spec.name))}/Dockerfile")
             try:
-                image_id = engine.build(project.root, f"images/{spec.name}/Dockerfile",
-                                        buildargs={"WHEELHOUSE": url, "SOURCE_DATE_EPOCH": str(epoch), **buildargs},
-                                        labels=labels, network_mode="host", nocache=nocache, pull=False,
-                                        on_event=on_event, log_path=log_file,
-                                        cache_from=list(cache_from or []) or None, builder=choice.name,
-                                        cache_to=cache_to, source_date_epoch=epoch,
-                                        work_dir=project.state_dir / "buildkit")
+                with context_mod.staged(project.root, f"images/{spec.name}/Dockerfile",
+                                        project.state_dir / "buildkit") as context:
+                    image_id = engine.build(context, f"images/{spec.name}/Dockerfile",
+                                            buildargs={"WHEELHOUSE": url, "SOURCE_DATE_EPOCH": str(epoch), **buildargs},
+                                            labels=labels, network_mode="host", nocache=nocache, pull=False,
+                                            on_event=on_event, log_path=log_file,
+                                            cache_from=list(cache_from or []) or None, builder=choice.name,
+                                            cache_to=cache_to, source_date_epoch=epoch,
+                                            work_dir=project.state_dir / "buildkit")
             except BuildFailed as exc:
                 if hash_mismatch(exc.log_tail):
                     exc.message += " (a wheel's sha256 is not one the lock pins)"

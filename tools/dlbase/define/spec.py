@@ -21,6 +21,12 @@ TESTS_IN_IMAGE = f"{IMAGE_ROOT}/tests"
 ENTRYPOINT_IN_IMAGE = f"{IMAGE_ROOT}/entrypoint.sh"
 PREFLIGHT_IN_IMAGE = f"{IMAGE_ROOT}/preflight.py"
 VENV = "/opt/venv"
+#: The newest file time in an image's layers (2023-11-14T22:13:20Z): every RUN ends by setting
+#: newer mtimes to it and the build context is staged with it, so two builds write the same
+#: layer bytes and BuildKit's exporter has nothing to rewrite. Not the commit time: a value
+#: that RUN steps read is part of their cache key, so a commit time would reinstall every
+#: layer at each commit; the image's own created time is still the commit time.
+FILE_EPOCH = 1700000000
 #: The variant an image was built from (its name in the matrix): images are found by it
 #: without the matrix (`dlbase run VARIANT` outside a checkout).
 VARIANT_LABEL = "dlbase.variant"
@@ -28,9 +34,11 @@ VARIANT_LABEL = "dlbase.variant"
 #: `dlbase run` reads it to publish the notebook port and print the URL, without a checkout.
 JUPYTER_LABEL = "dlbase.jupyter"
 #: The per-layer install script and the uv pin it fetches (see images/_build/install_group.py).
-INSTALL_SCRIPT = "images/_build/install_group.py"
+#: Both are in one folder, copied into IMAGE_ROOT whole (a folder into an existing folder).
+INSTALL_DIR = "images/_build"
+INSTALL_SCRIPT = f"{INSTALL_DIR}/install_group.py"
 INSTALL_SCRIPT_IN_IMAGE = f"{IMAGE_ROOT}/install_group.py"
-INSTALLER_LOCK = "images/_build/installer.lock"
+INSTALLER_LOCK = f"{INSTALL_DIR}/installer.lock"
 INSTALLER_LOCK_IN_IMAGE = f"{IMAGE_ROOT}/installer.lock"
 INSTALLER_LOCK_NAME = "installer"  # its name for `dlbase lock`
 # uv's --python-platform for the images' x86_64 glibc >= 2.28 (Debian 12: 2.36, Ubuntu 22.04: 2.35).

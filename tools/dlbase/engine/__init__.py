@@ -13,8 +13,7 @@ One concern per module:
 * :mod:`~dlbase.engine.buildstream` -- the classic builder's stream, parsed (pure);
 * :mod:`~dlbase.engine.buildkitstream` -- buildx's rawjson stream, parsed into the same events (pure);
 * :mod:`~dlbase.engine.builderchoice` -- BuildKit or classic, and why (pure);
-* :mod:`~dlbase.engine.buildkit` -- a BuildKit build: buildx to an OCI layout, ``docker load``;
-* :mod:`~dlbase.engine.ocilayout` -- that layout made ready for ``docker load`` (no names, a tar stream);
+* :mod:`~dlbase.engine.buildkit` -- a BuildKit build: buildx straight into the image store;
 * :mod:`~dlbase.engine.build` -- ``build`` (either builder), and cleaning up after a failed classic one;
 * :mod:`~dlbase.engine.transfer` -- push and pull streams;
 * :mod:`~dlbase.engine.containers` -- run, started, exec, read_file, export;

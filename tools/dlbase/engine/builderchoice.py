@@ -47,7 +47,7 @@ def choose(requested: str, *, buildx: str | None, containerd_store: bool | None)
     if containerd_store is False:
         if requested == BUILDKIT:
             raise errors.Missing("BuildKit was asked for, but the daemon does not use the containerd image store "
-                                 "(the OCI exporter that gives reproducible digests needs it)", hint=OCI_STORE_HINT)
+                                 "(where the image ID is the manifest digest a push keeps)", hint=OCI_STORE_HINT)
         return BuilderChoice(CLASSIC, requested,
                              "the daemon does not use the containerd image store: the classic builder")
     how = "asked for" if requested == BUILDKIT else "auto"

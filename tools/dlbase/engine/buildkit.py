@@ -1,20 +1,22 @@
-"""Running a BuildKit build: ``docker buildx build`` to an OCI layout, then ``docker load``.
+"""Running a BuildKit build: ``docker buildx build`` straight into the daemon's image store.
 
 docker-py has no BuildKit API (it would need BuildKit's gRPC session, docker/docker-py#2230),
 so the buildx CLI runs as a child process in a process group of its own, its ``--progress
 rawjson`` stderr read by the pure :mod:`dlbase.engine.buildkitstream`.
 
-Why an OCI layout and a load, not ``--load``: only the OCI exporter takes
-``rewrite-timestamp=true`` (``type=image`` refuses it beside unpacking, docker/buildx#2733),
-and rewritten timestamps plus ``SOURCE_DATE_EPOCH`` are what make two builds of one
-commit give one manifest digest. With the containerd image store, ``docker load`` keeps
-that manifest digest as the image's ID, so the ID returned here *is* the digest a push
-of the layout's bytes would have. The layout is loaded without names
-(:mod:`dlbase.engine.ocilayout`), so the image gets no tag until the caller has read it back.
+Why ``type=image`` with OCI media types and no ``rewrite-timestamp``: the layers are already
+the same bytes in every build (each RUN dates what it wrote to FILE_EPOCH, every COPY copies a
+staged folder into an existing one, :mod:`dlbase.build.context`), so nothing needs rewriting.
+BuildKit 0.13's rewrite converted every layer on every export (the cache's blobs never carry
+its "rewritten" mark): measured at 447 s for a rebuild after a one-file edit of the default
+image, and it only works with the OCI exporter, which then needed a ``docker load``. With
+``SOURCE_DATE_EPOCH`` the image config's times are the commit time, and with the containerd
+image store the image's ID is its manifest digest, the one a push keeps. The image is stored
+without a name, so it gets no tag until the caller has read it back.
 
-Failures leave nothing: BuildKit makes no containers, the layout (also a half-written
-one) is deleted on every path, and an image loaded by a build that then failed or was
-interrupted is removed when nothing tags it.
+Failures leave nothing: BuildKit makes no containers, the scratch folder goes on every
+path, and an image a build stored before it failed or was interrupted is removed when
+nothing tags it.
 """
 
 from __future__ import annotations
@@ -23,11 +25,9 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import IO
 
 from dlbase.core import errors, orphans, scratchdirs
-from dlbase.engine import ocilayout
 from dlbase.engine.buildkitstream import BuildKitStreamParser
 from dlbase.engine.buildstream import BuildEvent
 from dlbase.engine.images import Images
@@ -45,13 +44,10 @@ BUILDX_HINT = ("install docker-buildx (Debian: the docker-buildx package; `sudo 
 OCI_STORE_HINT = ("turn on the containerd image store (\"features\": {\"containerd-snapshotter\": true} in "
                   "/etc/docker/daemon.json; `sudo tools/host/setup.sh` does it), or build with `--builder classic`")
 SCRATCH_PREFIX = "dlbase-buildkit-"
-LOAD_STAGE = "loading the built image (docker load, after every step passed)"
 CACHE_EXPORT_HINT = ("the docker driver exports a registry cache only with the containerd image store; "
                      "otherwise use a docker-container builder, or leave --cache-to out")
 # How long buildx may take to stop after it was asked to (SIGINT cancels the solve).
 STOP_WAIT_S = 15.0
-# The rawjson stream's only plain-text lines come after a failure; a load's answer.
-_LOADED_RE = re.compile(r"^Loaded image ID: (sha256:[0-9a-f]{64})$", re.M)
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,6 @@ class BuildKitOptions:
 
     context_dir: str
     dockerfile: str
-    layout: str  # the OCI layout folder buildx writes
     metadata_file: str
     buildargs: dict[str, str]
     labels: dict[str, str]
@@ -88,7 +83,7 @@ def buildx_argv(opts: BuildKitOptions) -> list[str]:
             "--provenance=false", "--sbom=false",  # buildx's attestations carry timestamps
             "--file", str(Path(opts.context_dir) / opts.dockerfile),
             "--metadata-file", opts.metadata_file,
-            "--output", f"type=oci,tar=false,dest={opts.layout},rewrite-timestamp=true"]
+            "--output", "type=image,oci-mediatypes=true"]
     if opts.network_mode:
         argv += ["--network", opts.network_mode]
     if opts.nocache:
@@ -149,15 +144,13 @@ class BuildKitBuilds(Images):
         scratch = scratchdirs.make(work_dir, SCRATCH_PREFIX)
         try:
             opts = BuildKitOptions(context_dir=str(context), dockerfile=dockerfile,
-                                   layout=str(scratch / "oci-layout"), metadata_file=str(scratch / "metadata.json"),
+                                   metadata_file=str(scratch / "metadata.json"),
                                    buildargs=dict(buildargs), labels=dict(labels), network_mode=network_mode,
                                    nocache=nocache, pull=pull, cache_from=tuple(cache_from or ()), cache_to=cache_to)
             with open_log(log_path) as log:
                 parser = BuildKitStreamParser(log=log, log_file=log_path)
                 self._run_buildx(opts, parser, on_event, source_date_epoch)
-                digest = _metadata_digest(opts.metadata_file) or parser.trace.manifest
-                on_event(parser.note(f"loading the built image {digest or ''} (docker load)".replace("  ", " ")))
-                image_id = self._load_layout(Path(opts.layout), digest, parser, log)
+                image_id = self._stored_image(opts.metadata_file, parser)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         on_event(BuildEvent("done", text=image_id, image_id=image_id, elapsed=parser.elapsed()))
@@ -183,6 +176,7 @@ class BuildKitBuilds(Images):
             returncode = proc.wait()
         except KeyboardInterrupt:
             _stop(proc)
+            self._drop_untagged(parser.trace.manifest)  # stored just before the stop: not a result
             raise errors.Interrupted(f"build interrupted at {parser.trace.step_text or 'start'}; "
                                      "buildx was stopped and its partial output removed",
                                      details=[f"full log: {parser.log_file}"] if parser.log_file else []) from None
@@ -197,61 +191,17 @@ class BuildKitBuilds(Images):
                 raise self._unavailable(None, during="the build", details=failure.details)
             if "Cache export is not supported" in failure.message:
                 failure.hint = CACHE_EXPORT_HINT
-            elif "OCI exporter is not supported" in failure.message or "oci exporter" in failure.message.lower():
-                failure.hint = OCI_STORE_HINT
             raise failure
 
-    def _load_layout(self, layout: Path, digest: str | None, parser: BuildKitStreamParser,
-                     log: IO[str] | None) -> str:
-        """``docker load`` the OCI layout (its index without names, tarred into the load's
-        stdin); the loaded image's ID, the manifest digest with the containerd store.
-
-        On failure or Ctrl-C an image of that digest that nothing tags is removed, so a
-        half-finished load leaves nothing behind."""
-        if ocilayout.manifest_digest(layout) is None:
-            raise parser.failure("buildx finished but wrote no image (no single manifest in its OCI layout)")
-        ocilayout.drop_names(layout)
-        argv = [*self.docker_cli, "load"]
-        began = time.monotonic()
-        answer = layout.parent / "load.out"
-        proc: subprocess.Popen | None = None
-        try:
-            with open(answer, "w+b") as out:
-                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
-                                        env=self._cli_env(), start_new_session=True)
-                assert proc.stdin is not None
-                try:
-                    ocilayout.write_tar(layout, proc.stdin)
-                except BrokenPipeError:
-                    pass  # docker load stopped reading: its answer says why
-                finally:
-                    with contextlib.suppress(BrokenPipeError):
-                        proc.stdin.close()
-                returncode = proc.wait()
-                out.seek(0)
-                text = out.read().decode("utf-8", errors="replace")
-        except KeyboardInterrupt:
-            if proc is not None:
-                _stop(proc)
-            self._drop_untagged(digest)
-            raise errors.Interrupted("build interrupted while loading the built image; it was removed") from None
-        except OSError as exc:
-            raise errors.Missing(f"cannot run {argv[0]}: {exc.strerror or exc}", hint=BUILDX_HINT) from None
-        if log is not None:
-            log.write(text + f"loaded in {time.monotonic() - began:.1f}s\n")
-            log.flush()
-        if returncode != 0:
-            self._drop_untagged(digest)
-            raise parser.failure(f"docker load of the built image failed: {text.strip()[-300:]}", step=LOAD_STAGE)
-        found = _LOADED_RE.search(text)
-        image_id = found.group(1) if found else digest
-        if image_id is None or not self.image_exists(image_id):
-            raise parser.failure(f"docker load named no image it loaded: {text.strip()[-300:]}", step=LOAD_STAGE)
-        if digest and image_id != digest and log is not None:
-            # The containerd store keeps the manifest digest as the ID; a classic store
-            # would give the config digest. Both are the same image: the log says which.
-            log.write(f"loaded image ID {image_id} (manifest digest {digest})\n")
-        return image_id
+    def _stored_image(self, metadata_file: str, parser: BuildKitStreamParser) -> str:
+        """The ID of the image buildx stored: the manifest digest its metadata file reports
+        (the ID with the containerd store), else the config digest (the ID without it)."""
+        reported = _metadata_digests(metadata_file) or [parser.trace.manifest or ""]
+        for candidate in reported:
+            if candidate and self.image_exists(candidate):
+                return candidate
+        raise parser.failure("buildx finished but the daemon holds no image it reported "
+                             f"({', '.join(d for d in reported if d) or 'no digest'})")
 
     def _drop_untagged(self, image_id: str | None) -> None:
         if not image_id:
@@ -275,14 +225,17 @@ def inputs_build_id(context_dir: str | os.PathLike[str], dockerfile: str, builda
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "dlbase-build:" + hashlib.sha256(facts.encode()).hexdigest()))
 
 
-def _metadata_digest(path: str) -> str | None:
-    """The manifest digest buildx's ``--metadata-file`` reports (``containerimage.digest``)."""
+def _metadata_digests(path: str) -> list[str]:
+    """The manifest and config digests buildx's ``--metadata-file`` reports
+    (``containerimage.digest``, ``containerimage.config.digest``), in that order."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    value = data.get("containerimage.digest") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and value.startswith("sha256:") else None
+        return []
+    if not isinstance(data, dict):
+        return []
+    found = [data.get(key) for key in ("containerimage.digest", "containerimage.config.digest")]
+    return [v for v in found if isinstance(v, str) and v.startswith("sha256:")]
 
 
 def _stop(proc: subprocess.Popen) -> None:
