@@ -70,7 +70,7 @@ def test_rebuild_after_test_or_label_change_reuses_the_pip_layer(engine: Engine,
         summary = re.search(r"\((\d+) of (\d+) steps from the layer cache\)", out.stderr)
         assert summary and int(summary.group(1)) >= pip_step - 1, out.stderr
         print(f"  {name}: {summary.group(0)}")
-    copy_tests = re.search(r"^Step (\d+)/\d+ : COPY tests/image/", first_log, re.M)
+    copy_tests = re.search(r"^Step (\d+)/\d+ : COPY --from=sources /sources/tests/image/", first_log, re.M)
     assert copy_tests
     assert " ---> Using cache" not in step_block(log_of(after_test_edit, sp), int(copy_tests.group(1)))
     assert " ---> Using cache" in step_block(log_of(after_label, sp), int(copy_tests.group(1)))

@@ -33,8 +33,11 @@ from tests.support.small_project import SmallProject, make_small_project
 pytestmark = pytest.mark.docker
 
 EPOCH = "1700000000"
+#: A step's name in BuildKit's log: "[ 9/20] ...", "[stage-1  9/20] ..." (the image's stage; the
+#: Dockerfile's first stage, "sources", holds the context's folders).
+STEP = r"\[(?:[\w.-]+ )?\s*(\d+)/\d+\]"
 # The first install step, as the BuildKit log writes it ("CACHED " before a cache hit).
-PIP_STEP = re.compile(r"^(?:CACHED )?\[\s*(\d+)/\d+\] RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py ", re.M)
+PIP_STEP = re.compile(rf"^(?:CACHED )?{STEP} RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py ", re.M)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -115,7 +118,7 @@ def test_buildkit_and_classic_side_by_side_cold_and_warm(engine: Engine, tmp_pat
     pip_step = int(PIP_STEP.search(log).group(1))
     assert re.search(rf"step {pip_step}/\d+ \(cached\) RUN /opt/venv/bin/python -B /opt/dlbase/install_group",
                      warm["buildkit"].stderr), warm["buildkit"].stderr
-    assert re.search(r"^\[\s*\d+/\d+\] COPY tests/image/", log, re.M)  # ran (not "CACHED [..]")
+    assert re.search(rf"^{STEP} COPY --from=sources /sources/tests/image/", log, re.M)  # ran (not "CACHED [..]")
     summary = re.search(r"\((\d+) of (\d+) steps from the layer cache\)", warm["buildkit"].stderr)
     assert summary and int(summary.group(1)) >= pip_step - 1, warm["buildkit"].stderr
     assert scratch_left(sp) == []
@@ -145,7 +148,7 @@ def test_bad_step_names_the_step_and_leaves_nothing(engine: Engine, small, sessi
     out = run_build(sp, session_labels, builder="buildkit")
     print(f"\n--- BuildKit bad step ({out.seconds}s), stderr tail:\n" + "\n".join(out.stderr.splitlines()[-10:]))
     assert_one_error(out, ExitCode.BUILD)
-    assert re.search(rf'^failing step: \[\s*\d+/\d+\] RUN echo "{token}: about to fail"', out.stderr, re.M)
+    assert re.search(rf'^failing step: {STEP} RUN echo "{token}: about to fail"', out.stderr, re.M)
     assert "did not complete successfully: exit code: 3" in out.stderr
     assert f"{token}: about to fail" in out.stderr.split("last lines of the build log:")[1]
     assert "ERROR: failed to solve:" in out.log_path().read_text()
@@ -219,7 +222,7 @@ def test_interrupt_stops_buildx_and_leaves_nothing(engine: Engine, small, sessio
           + "\n".join(stderr.splitlines()[-4:]))
     out = Outcome(proc.returncode, stdout, stderr, seconds)
     assert_one_error(out, ExitCode.INTERRUPTED)
-    assert re.search(rf'^error: build interrupted at \[\s*\d+/\d+\] RUN echo "{token}: sleeping"', stderr, re.M)
+    assert re.search(rf'^error: build interrupted at {STEP} RUN echo "{token}: sleeping"', stderr, re.M)
     wait_gone(naps, sp)
     assert labelled(engine, session_labels) == before
     assert scratch_left(sp) == []
@@ -318,10 +321,10 @@ def test_an_empty_daemon_rebuilds_only_the_changed_group_from_the_registry_cache
     assert f"importing cache manifest from {ref}" in log
     # every step up to the edit came from the registry: the apt step included, which could
     # not have run in a namespace with no mirror
-    assert re.search(r"^CACHED \[\s*\d+/\d+\] RUN .*apt-get", log, re.M), log[-3000:]
+    assert re.search(rf"^CACHED {STEP} RUN .*apt-get", log, re.M), log[-3000:]
     assert re.search(rf"step {pip_step}/\d+ \(cached\) RUN /opt/venv/bin/python -B /opt/dlbase/install_group",
                      imported.stderr), imported.stderr
-    assert re.search(r"^\[\s*\d+/\d+\] COPY tests/image/", log, re.M), log[-3000:]  # the edit ran
+    assert re.search(rf"^{STEP} COPY --from=sources /sources/tests/image/", log, re.M), log[-3000:]  # the edit ran
     summary = re.search(r"\((\d+) of (\d+) steps from the layer cache\)", imported.stderr)
     assert summary and int(summary.group(1)) >= pip_step - 1, imported.stderr
     print(f"\n--- registry cache: export build {exported.seconds}s (this daemon), "

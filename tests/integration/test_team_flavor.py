@@ -51,9 +51,14 @@ def dlbase(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def layer_copies(dockerfile: Path) -> dict[str, str]:
-    """group name -> the subset file its COPY reads."""
+    """group name -> the subset folder its COPY reads (into stage "sources", whence the image takes it)."""
     return {m["group"]: m["src"] for m in re.finditer(
-        r"^COPY (?P<src>images/_layers/\d+-(?P<group>[a-z0-9._-]+)-[0-9a-f]{12}\.txt) ", dockerfile.read_text(), re.M)}
+        r"^COPY (?P<src>images/_layers/\d+-(?P<group>[a-z0-9._-]+)-[0-9a-f]{12})/ ", dockerfile.read_text(), re.M)}
+
+
+def image_stage(text: str) -> str:
+    """The Dockerfile from the image's own FROM on (stage "sources" before it lists every folder)."""
+    return text[text.index("\nFROM ", text.index(" AS sources\n")):]
 
 
 def test_a_team_flavor_shares_every_layer_below_its_own(tmp_path: Path) -> None:
@@ -85,12 +90,13 @@ def test_a_team_flavor_shares_every_layer_below_its_own(tmp_path: Path) -> None:
     team_layers = layer_copies(root / "images" / TEAM / "Dockerfile")
     assert list(team_layers) == [*rt_layers, "flavor"]
     assert {g: team_layers[g] for g in rt_layers} == rt_layers  # same files: same cache, same layers
-    own = {line.split("==")[0] for line in (root / team_layers["flavor"]).read_text().splitlines()
+    (subset,) = (root / team_layers["flavor"]).glob("*.txt")
+    own = {line.split("==")[0] for line in subset.read_text().splitlines()
            if "==" in line and not line.startswith("#")}
     assert {"timm", "pycocotools"} <= own and not own & runtime.keys(), own
     # Everything above the flavor's own RUN that differs is metadata and small files, never packages.
-    rt_text = (root / "images" / RUNTIME / "Dockerfile").read_text()
-    team_text = (root / "images" / TEAM / "Dockerfile").read_text()
+    rt_text = image_stage((root / "images" / RUNTIME / "Dockerfile").read_text())
+    team_text = image_stage((root / "images" / TEAM / "Dockerfile").read_text())
     cut = rt_text.index("# Once over the whole environment")
     head = team_text[:team_text.index("# Layer group 6 \"flavor\"")]
     assert head == rt_text[:cut].replace(RUNTIME, TEAM) or head.replace(TEAM, RUNTIME) == rt_text[:cut]

@@ -36,8 +36,12 @@ def lock_names(path: Path) -> set[str]:
 def subset_files(variant: str) -> dict[str, str]:
     """The subsets the variant's committed Dockerfile copies in, by their name in the image."""
     text = (REPO / "images" / variant / "Dockerfile").read_text()
-    copies = re.findall(r"^COPY (images/_layers/\S+) /opt/dlbase/layers/(\S+)$", text, re.M)
-    return {dest: (REPO / src).read_text() for src, dest in copies}
+    copies = re.findall(r"^COPY --from=sources /sources/(images/_layers/\S+)/ /opt/dlbase/layers/$", text, re.M)
+    found = {}
+    for src in copies:
+        (subset,) = (REPO / src).iterdir()  # one file per group folder
+        found[subset.name] = subset.read_text()
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +168,7 @@ def test_runtime_and_notebook_copy_the_same_files_for_shared_groups():
 
 
 def test_a_stale_subset_is_drift(project_copy, cli):
-    path = sorted((project_copy / "images" / "_layers").glob("04-augmentation-*.txt"))[0]  # one per line
+    path = sorted((project_copy / "images" / "_layers").glob("04-augmentation-*/04-augmentation.txt"))[0]  # one per line
     path.write_text(path.read_text().replace("albumentations==2.0.8", "albumentations==2.0.7"))
     res = cli("render", "--check")
     assert res.code == ExitCode.DRIFT and path.name in res.output
@@ -176,6 +180,22 @@ def test_a_subset_no_group_produces_is_drift_and_render_removes_it(project_copy,
     extra.write_text(layering.SUBSET_HEADER.format(name="old"))
     assert cli("render", "--check").code == ExitCode.DRIFT
     assert cli("render").code == 0 and not extra.exists()
+
+
+def test_a_stale_subset_folder_is_removed_with_its_subset(project_copy, cli):
+    """Subsets live in a folder per group (the image's COPY takes a folder); the folder a
+    stale one leaves empty goes too, so the tree is what a checkout of it would be."""
+    folder = project_copy / "images" / "_layers" / "09-old-000000000000"
+    folder.mkdir()
+    (folder / "09-old.txt").write_text(layering.SUBSET_HEADER.format(name="old"))
+    kept = project_copy / "images" / "_layers" / "08-mine-000000000000"
+    kept.mkdir()
+    (kept / "08-mine.txt").write_text(layering.SUBSET_HEADER.format(name="mine"))
+    (kept / "notes.md").write_text("someone's own file\n")
+    assert cli("render", "--check").code == ExitCode.DRIFT
+    assert cli("render").code == 0
+    assert not folder.exists()
+    assert kept.is_dir() and not (kept / "08-mine.txt").exists() and (kept / "notes.md").is_file()
 
 
 # --------------------------------------------------------------------------- locks
@@ -305,8 +325,8 @@ def test_layers_analysis_reads_the_containerd_stores_oci_save_and_buildkits_hist
     steps = ["imported",
              "RUN |2 WHEELHOUSE=http://127.0.0.1:38211/ PIP_INDEX_URL=https://pypi.org/simple /bin/bash -o pipefail "
              "-c /opt/venv/bin/python -B /opt/dlbase/install_group.py /opt/dlbase/layers/02-torch.txt # buildkit",
-             "COPY images/_layers/02-torch-abc.txt /opt/dlbase/layers/02-torch.txt # buildkit"]
+             "COPY /sources/images/_layers/02-torch-0123456789ab/ /opt/dlbase/layers/ # buildkit"]
     rows = imagelayers.analyse(oci_saved_image(layers, steps))
     assert [r.group for r in rows] == ["base", "torch", "(torch subset)"]
     assert rows[1].packages == 1 and rows[1].step.startswith("/opt/venv/bin/python -B")
-    assert rows[2].step == "COPY images/_layers/02-torch-abc.txt /opt/dlbase/layers/02-torch.txt"
+    assert rows[2].step == "COPY /sources/images/_layers/02-torch-0123456789ab/ /opt/dlbase/layers/"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -20,6 +20,9 @@ from dlbase.define import bakefile
 from dlbase.define import render as render_mod
 from dlbase.core.errors import ExitCode
 from dlbase.core.project import Project
+from dlbase.define.spec import FILE_EPOCH
+
+SOURCES_ROOT = render_mod.SOURCES_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
@@ -35,6 +38,34 @@ COMPILERS = {"build-essential", "gcc", "g++", "clang", "cpp", "make", "cuda-nvcc
 
 # --------------------------------------------------------------------------- helpers
 def instructions(text: str) -> list[tuple[str, str]]:
+    """The image's instructions: its last stage's, from its FROM on. A COPY from stage "sources"
+    (which holds the context's folders under /sources, dated by one RUN) reads as the COPY of
+    the context folder it takes, ``SRC/ DEST``; the stage itself has its own tests."""
+    image = stages(text)[-1]
+    return [(w, from_sources(a) if w == "COPY" else a) for w, a in image]
+
+
+def from_sources(args: str) -> str:
+    """``--from=sources /sources/SRC/ DEST`` as ``SRC/ DEST``; anything else unchanged."""
+    if not args.startswith("--from="):
+        return args
+    flag, src, dest = args.split()
+    assert flag == "--from=sources" and src.startswith(SOURCES_ROOT + "/"), args
+    return f"{src.removeprefix(SOURCES_ROOT + '/')} {dest}"
+
+
+def stages(text: str) -> list[list[tuple[str, str]]]:
+    """The Dockerfile's stages, each a list of (INSTRUCTION, arguments) from its FROM on
+    (ARGs before the first FROM go with the first stage)."""
+    found: list[list[tuple[str, str]]] = [[]]
+    for word, args in all_instructions(text):
+        if word == "FROM" and any(w == "FROM" for w, _ in found[-1]):
+            found.append([])
+        found[-1].append((word, args))
+    return found
+
+
+def all_instructions(text: str) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
     out, buf = [], ""
     for raw in text.splitlines():
@@ -99,6 +130,22 @@ INSTALL_SCRIPT = "/opt/dlbase/install_group.py"
 
 def is_install_run(word: str, args: str) -> bool:
     return word == "RUN" and INSTALL_SCRIPT in args
+
+
+def landed(args: str) -> set[str]:
+    """The in-image paths a ``COPY SRC DEST`` of this repository puts in the image (a folder's
+    files, read from the committed folder; the .dockerignore'd Dockerfile counts too)."""
+    src, dest = args.split()
+    folder = REPO / src
+    if folder.is_dir():
+        return {f"{dest.rstrip('/')}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file()}
+    return {dest}
+
+
+def install_target(run: str) -> str:
+    """The file an install RUN installs: the last word of its first command (the mtime
+    clamp that ends every RUN comes after it)."""
+    return run.split(" && ")[0].split()[-1]
 
 
 def install_runs(instrs) -> list[str]:
@@ -341,6 +388,41 @@ class TestDockerfileProperties:
         assert froms == [want]
         assert ins[0][0] in ("FROM", "ARG")
 
+    def test_the_sources_stage_dates_every_folder_the_image_takes(self, rendered, name):
+        """Stage "sources" copies each context folder the image takes, once, to
+        /sources/<folder>/, then dates all of it FILE_EPOCH: the image's COPYs then bring fixed
+        times whatever the transfer of the context did to a folder's mtime."""
+        sources, image = stages(rendered[name])
+        assert sources[0] == ("FROM", f"{image[0][1]} AS sources")  # the image's own base
+        copies = [a.split() for w, a in sources if w == "COPY"]
+        assert copies and all(dest == f"{SOURCES_ROOT}/{src}" and src.endswith("/") for src, dest in copies)
+        assert len({src for src, _ in copies}) == len(copies)
+        assert [w for w, _ in sources] == ["FROM", *["COPY"] * len(copies), "RUN"]
+        assert sources[-1][1] == f"find {SOURCES_ROOT} -exec touch --no-dereference --date=@{FILE_EPOCH} {{}} +"
+        taken = {a.split()[0] for w, a in instructions(rendered[name]) if w == "COPY"}
+        assert taken == {src for src, _ in copies}  # each folder the image takes, and no other
+
+    def test_every_step_writes_the_same_bytes_in_every_build(self, rendered, name):
+        """What makes two builds' layers equal with no timestamp rewrite by BuildKit: every RUN
+        ends by dating what it wrote FILE_EPOCH, and every COPY copies a folder into a folder
+        an earlier RUN made, so no parent gets an entry (and a build-time mtime)."""
+        sources, image = stages(rendered[name])
+        runs = [a for w, a in image if w == "RUN"]
+        assert runs and all(a.endswith(f"| xargs -0r touch --no-dereference --date=@{FILE_EPOCH}") for a in runs)
+        # every COPY takes its folder from stage "sources", never from the context
+        assert all(a.startswith("--from=sources ") for w, a in image if w in ("COPY", "ADD"))
+        made: set[str] = set()
+        for word, args in instructions(rendered[name]):
+            if word == "RUN":
+                for cmd in args.split(" && "):
+                    if cmd.startswith("mkdir -p "):
+                        for path in cmd.split()[2:]:
+                            made |= {str(p) for p in PurePosixPath(path).parents if str(p) != "/"} | {path}
+            elif word == "COPY":
+                src, dest = args.split()
+                assert src.endswith("/") and dest.endswith("/"), args
+                assert dest.rstrip("/") in made, f"COPY into {dest}, which no earlier RUN made"
+
     def test_apt_layer_is_lean(self, rendered, name):
         run = apt_run(instructions(rendered[name]))
         assert "apt-get update" in run and "-y" in run.split()
@@ -352,22 +434,25 @@ class TestDockerfileProperties:
         # The flags (hashes, wheels only, no deps, no cache) are the script's: test_install_group.py.
         ins = instructions(rendered[name])
         tool = (raw_matrix.get("installer") or {}).get("tool", "pip")
-        script = [i for i, (w, a) in enumerate(ins) if w == "COPY" and a.endswith(f" {INSTALL_SCRIPT}")]
+        script = [i for i, (w, a) in enumerate(ins) if w == "COPY" and INSTALL_SCRIPT in landed(a)]
         assert len(script) == 1
         for run in install_runs(ins):
             assert run.startswith(f"/opt/venv/bin/python -B {INSTALL_SCRIPT} --installer {tool} ")
             assert f"/images/{name}/" not in run  # installs the copy inside the image
             if tool == "uv":  # the pinned uv it fetches was copied in before the first install
                 lock = run.split("--installer-lock ")[1].split()[0]
-                assert [w for w, a in ins[:script[0] + 2] if w == "COPY" and a.endswith(f" {lock}")]
+                assert [w for w, a in ins[:script[0] + 2] if w == "COPY" and lock in landed(a)]
         # each install RUN reads the file the COPY just before it put in the image
         for i, (w, a) in enumerate(ins):
             if is_install_run(w, a):
                 word, args = ins[i - 1]
                 assert word == "COPY" and args.startswith((f"images/{name}/", "images/_layers/"))
-                assert a.split()[-1] == args.split()[-1]
-        copies = [a for w, a in ins if w == "COPY" and "requirements.lock" in a]
-        assert copies and copies[0].startswith(f"images/{name}/requirements.lock ")
+                if args.startswith("images/_layers/"):
+                    assert landed(args) == {install_target(a)}  # that file, and nothing else
+                else:  # the whole lock, in the variant's folder (not locked yet: the build stops there)
+                    assert install_target(a) == "/opt/dlbase/requirements.lock"
+        copies = [a for w, a in ins if w == "COPY" and a.startswith(f"images/{name}/ ")]
+        assert copies == [f"images/{name}/ /opt/dlbase/"] * len(copies) and copies
 
     def test_python_and_index_match_the_variant(self, rendered, variants, raw_matrix, raw_compat, name):
         v = variants[name]
@@ -457,7 +542,8 @@ class TestDockerfileProperties:
         pip, last_pip = pips[0], pips[-1]
         apt = index_of(ins, lambda i: i[0] == "RUN" and "apt-get install" in i[1])
         tests = index_of(ins, lambda i: i[0] == "COPY" and i[1].startswith("tests/image/"))
-        info = index_of(ins, lambda i: i[0] == "COPY" and "image.json" in i[1])
+        # (a variant not locked yet also copies its folder for its one install step)
+        info = [i for i, ins_ in enumerate(ins) if ins_[0] == "COPY" and "/opt/dlbase/image.json" in landed(ins_[1])][-1]
         labels = [i for i, (w, _) in enumerate(ins) if w == "LABEL"]
         envs = [i for i, (w, _) in enumerate(ins) if w == "ENV"]
         assert apt < pip and last_pip < tests
@@ -467,5 +553,6 @@ class TestDockerfileProperties:
         assert envs and envs[0] < pip and all(e > last_pip for e in envs[1:]) and len(envs) <= 2
         # only the lock, its subsets, the install script and the installer pin feed the install layers
         copies_before = [a for w, a in ins[:last_pip] if w in ("COPY", "ADD")]
-        assert all("requirements.lock" in a or "/layers/" in a or a.startswith("images/_build/")
-                   for a in copies_before), copies_before
+        # (a variant not locked yet has one install step, fed by its own folder)
+        assert all(a.startswith(("images/_layers/", "images/_build/", f"images/{name}/ ")) for a in copies_before), \
+            copies_before

@@ -56,10 +56,18 @@ class Group:
         return f"{self.index:02d}-{self.name}.txt"
 
     @property
-    def shared_name(self) -> str:
-        """The name under images/_layers/: content-addressed, so equal subsets are one file."""
+    def shared_dir(self) -> str:
+        """The folder under images/_layers/ that holds this subset as :attr:`file_name`:
+        content-addressed, so equal subsets are one file. A folder of its own because the
+        Dockerfile copies it into the image's layers folder whole: a folder copied into an
+        existing one gives the layer no build-time parent mtime (a single file would)."""
         digest = hashlib.sha256(subset_text(self).encode("utf-8")).hexdigest()[:12]
-        return f"{self.index:02d}-{self.name}-{digest}.txt"
+        return f"{self.index:02d}-{self.name}-{digest}"
+
+    @property
+    def shared_path(self) -> str:
+        """The subset's path under images/_layers/."""
+        return f"{self.shared_dir}/{self.file_name}"
 
     @property
     def in_image(self) -> str:

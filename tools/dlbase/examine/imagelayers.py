@@ -19,7 +19,10 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from typing import IO
 
-_GROUP_RE = re.compile(r"/opt/dlbase/layers/\d+-(?P<name>[a-z0-9][a-z0-9._-]*)\.txt")
+#: A group's subset: in the image (/opt/dlbase/layers/NN-<group>.txt, which its RUN installs) or
+#: the folder its COPY takes (images/_layers/NN-<group>-<hash>/, under stage "sources").
+_GROUP_RE = re.compile(r"(?:/opt/dlbase/layers/\d+-(?P<name>[a-z0-9][a-z0-9._-]*)\.txt"
+                       r"|images/_layers/\d+-(?P<folder>[a-z0-9][a-z0-9._-]*?)-[0-9a-f]{12}/)")
 _METADATA_RE = re.compile(r"[^/]+\.dist-info/METADATA$")
 #: How many shadowing paths a row names (the count is always complete).
 SHADOW_EXAMPLES = 5
@@ -92,7 +95,8 @@ def _group(created_by: str, step: str) -> str:
     kind of a step the Dockerfile always has; empty for the rest (user, tests, image facts)."""
     m = _GROUP_RE.search(created_by)
     if m:
-        return f"({m['name']} subset)" if step.startswith("COPY") else m["name"]
+        name = m["name"] or m["folder"]
+        return f"({name} subset)" if step.startswith("COPY") else name
     if step.startswith("COPY"):
         return ""
     if " -m venv " in step:
