@@ -68,7 +68,8 @@ def labelled(engine: Engine, session_labels: dict[str, str]) -> set[str]:
 
 
 def scratch_left(sp: SmallProject) -> list[Path]:
-    """BuildKit's temporary archives under the project's state folder (must be none)."""
+    """A build's scratch folders under the project's state folder (must be none): the
+    engine's (metadata file) and the staged build context."""
     folder = sp.root / ".dlbase" / "buildkit"
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
@@ -232,8 +233,8 @@ def test_interrupt_stops_buildx_and_leaves_nothing(engine: Engine, small, sessio
 def test_sigkill_of_dlbase_still_stops_buildx_and_the_next_build_sweeps_its_folder(
         engine: Engine, small, session_labels, test_repo) -> None:
     """SIGKILL gives dlbase no chance to stop anything: buildx, told by the kernel when its
-    parent dies (PR_SET_PDEATHSIG), cancels the build; the next build removes the folder
-    the killed one left (its owner's pid is gone)."""
+    parent dies (PR_SET_PDEATHSIG), cancels the build; the next build removes the folders
+    the killed one left, its staged context and the engine's (their owner's pid is gone)."""
     sp, token = small
     before = labelled(engine, session_labels)
     proc, naps, _lines = start_sleeping_build(sp, token, session_labels)
@@ -241,7 +242,8 @@ def test_sigkill_of_dlbase_still_stops_buildx_and_the_next_build_sweeps_its_fold
     proc.communicate(timeout=30)
     wait_gone(naps, sp, within=30)
     left = scratch_left(sp)
-    assert len(left) == 1, left  # what the killed build could not remove
+    # what the killed build could not remove: one staged context, one engine folder
+    assert sorted(p.name.rsplit("-", 1)[0] for p in left) == ["dlbase-buildkit", "dlbase-context"], left
     assert labelled(engine, session_labels) == before
     assert_no_tag_moved(engine, test_repo)
     # the next build sweeps it, even one that fails (here its step exits 3 instead of sleeping)

@@ -186,3 +186,19 @@ def test_a_failed_load_names_the_load_not_the_last_step_and_a_full_disk_says_wha
     assert failure.hint and "docker builder prune" in failure.hint and "DLBASE_BUILDKIT_KEEP_STORAGE" in failure.hint
     plain = parser.failure("docker load of the built image failed: unexpected EOF", step="loading the built image")
     assert plain.hint is None or "prune" not in plain.hint
+
+
+def test_the_running_step_is_the_one_not_completed_when_stages_run_side_by_side() -> None:
+    """Stage "sources" runs beside the image's stage: a short step of it can start (and end)
+    while a long step of the other is still at work; an interrupt names the one at work."""
+    parser = BuildKitStreamParser(clock=lambda: 0.0)
+    long = {"digest": "sha256:a", "name": "[stage-1 3/9] RUN sleep 600", "started": "2026-12-03T12:00:00Z"}
+    short = {"digest": "sha256:b", "name": "[sources 7/7] RUN find /sources", "started": "2026-12-03T12:00:01Z"}
+    parser.feed({"vertexes": [long]})
+    parser.feed({"vertexes": [short]})
+    assert parser.trace.step_text == short["name"]  # the latest that started
+    assert parser.trace.running_text == short["name"]  # both still at work: the latest
+    parser.feed({"vertexes": [{**short, "completed": "2026-12-03T12:00:02Z"}]})
+    assert parser.trace.running_text == long["name"]
+    parser.feed({"vertexes": [{**long, "completed": "2026-12-03T12:10:00Z"}]})
+    assert parser.trace.running_text == short["name"]  # none at work: the latest started

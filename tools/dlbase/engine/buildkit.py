@@ -177,7 +177,7 @@ class BuildKitBuilds(Images):
         except KeyboardInterrupt:
             _stop(proc)
             self._drop_untagged(parser.trace.manifest)  # stored just before the stop: not a result
-            raise errors.Interrupted(f"build interrupted at {parser.trace.step_text or 'start'}; "
+            raise errors.Interrupted(f"build interrupted at {parser.trace.running_text or 'start'}; "
                                      "buildx was stopped and its partial output removed",
                                      details=[f"full log: {parser.log_file}"] if parser.log_file else []) from None
         except BaseException:

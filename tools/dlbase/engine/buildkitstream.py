@@ -82,6 +82,14 @@ class BuildKitTrace:
     def steps(self) -> list[Vertex]:
         return [self.vertexes[d] for d in self.order if self.vertexes[d].step]
 
+    @property
+    def running_text(self) -> str | None:
+        """The step still at work: the latest started and not completed one, else the latest
+        started. Why not simply the latest started: stages run side by side, and a step of
+        another stage can start (and even finish) while a long one is still running."""
+        running = [v for v in self.steps() if not v.completed]
+        return running[-1].name if running else self.step_text
+
 
 class BuildKitStreamParser:
     """Turns buildx's rawjson stderr, line by line, into :class:`BuildEvent` values and a

@@ -40,7 +40,7 @@ class Cleanup(Containers, Images):
         for summary in self.containers_with_label(label):
             self._remove_container(summary["Id"])
             removed_containers.append(summary["Id"])
-        labelled = sorted(self.images_with_label(label), key=lambda s: s.get("Created", 0), reverse=True)
+        labelled = sorted(self.images_with_label(label), key=self._created_ns, reverse=True)
         removed_images, kept = self._remove_images_children_first([s["Id"] for s in labelled])
         builds = {labels_of(s).get(BUILD_ID_LABEL) for s in labelled} - {None, ""}
         removed_images += self.remove_build_leftovers(builds)
@@ -82,6 +82,20 @@ class Cleanup(Containers, Images):
                 else:
                     settled = False
         return removed
+
+    def _created_ns(self, summary: dict) -> tuple[int, int]:
+        """When the image was made, to the nanosecond where the daemon says it.
+
+        Why: the list's "Created" has one-second resolution, and a classic build's step
+        images and its final image (and the base a test imports just before) share a
+        second; the inspect document's RFC 3339 time orders them."""
+        seconds = int(summary.get("Created") or 0)
+        try:
+            text = str(self.inspect_image(summary["Id"]).get("Created") or "")
+        except errors.DlbaseError:
+            return seconds, 0  # gone meanwhile: its place in the order no longer matters
+        fraction = text.rstrip("Z").partition(".")[2]
+        return seconds, int(fraction[:9].ljust(9, "0")) if fraction.isdigit() else 0
 
     def _remove_images_children_first(self, image_ids: list[str]) -> tuple[list[str], dict[str, str]]:
         """Remove images in passes, retrying those that still had children.
