@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -402,13 +403,26 @@ class TestDockerfileProperties:
         taken = {a.split()[0] for w, a in instructions(rendered[name]) if w == "COPY"}
         assert taken == {src for src, _ in copies}  # each folder the image takes, and no other
 
+    def test_a_failing_command_fails_its_step_despite_the_clamp(self, rendered, name):
+        """The clamp is one group after `&&`: every RUN's own commands keep their exit status
+        (measured: with a bare `;` in the chain a failed install went on to `pip check`)."""
+        (_sources, image) = stages(rendered[name])
+        for run in [a for w, a in image if w == "RUN"]:
+            own, sep, clamp = run.partition(" && { dlbase_skip=()")
+            assert sep and clamp.endswith("; }"), run
+            # bash parses the whole RUN; with the step's own commands replaced by a failing
+            # one, the group is skipped (nothing is touched on this host) and the status kept
+            probe = subprocess.run(["bash", "-o", "pipefail", "-c", f"(exit 7){sep}{clamp}"],
+                                   capture_output=True, text=True, timeout=30)
+            assert probe.returncode == 7, (run, probe.stderr)
+
     def test_every_step_writes_the_same_bytes_in_every_build(self, rendered, name):
         """What makes two builds' layers equal with no timestamp rewrite by BuildKit: every RUN
         ends by dating what it wrote FILE_EPOCH, and every COPY copies a folder into a folder
         an earlier RUN made, so no parent gets an entry (and a build-time mtime)."""
         sources, image = stages(rendered[name])
         runs = [a for w, a in image if w == "RUN"]
-        assert runs and all(a.endswith(f"| xargs -0r touch --no-dereference --date=@{FILE_EPOCH}") for a in runs)
+        assert runs and all(a.endswith(f"| xargs -0r touch --no-dereference --date=@{FILE_EPOCH}; }}") for a in runs)
         # every COPY takes its folder from stage "sources", never from the context
         assert all(a.startswith("--from=sources ") for w, a in image if w in ("COPY", "ADD"))
         made: set[str] = set()

@@ -64,10 +64,10 @@ RUN apt-get update \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/*.log \
         /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old \
- && dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
+ && { dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
         < <(awk '$5 != "/" {print $5}' /proc/self/mountinfo) \
- && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
-        | xargs -0r touch --no-dereference --date=@1700000000
+      && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
+        | xargs -0r touch --no-dereference --date=@1700000000; }
 
 # A non-root default user; /workspace/notebooks is where `-v ./notebooks:/workspace/notebooks` lands.
 # Both folders are world-writable with the sticky bit (like /tmp), so a container run as any
@@ -85,10 +85,10 @@ RUN useradd --create-home --uid 1000 --user-group --shell /bin/bash dl \
  && mkdir -p /workspace/notebooks /opt/dlbase/layers /opt/dlbase/tests \
  && chown -R dl:dl /workspace \
  && chmod 1777 /workspace /workspace/notebooks \
- && dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
+ && { dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
         < <(awk '$5 != "/" {print $5}' /proc/self/mountinfo) \
- && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
-        | xargs -0r touch --no-dereference --date=@1700000000
+      && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
+        | xargs -0r touch --no-dereference --date=@1700000000; }
 
 # The Python environment, one layer per package group of the lock (images/matrix.yaml
 # `layers:`), lowest (changes least) first: a change in one group rebuilds that layer and
@@ -113,25 +113,25 @@ COPY --from=sources /sources/images/_build/ /opt/dlbase/
 RUN python3.10 -m venv /opt/venv \
  && PYTHONDONTWRITEBYTECODE=1 /opt/venv/bin/python -m pip uninstall --yes --quiet setuptools \
  && /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode checked-hash /opt/venv/lib > /dev/null \
- && dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
+ && { dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
         < <(awk '$5 != "/" {print $5}' /proc/self/mountinfo) \
- && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
-        | xargs -0r touch --no-dereference --date=@1700000000
+      && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
+        | xargs -0r touch --no-dereference --date=@1700000000; }
 
 # Layer group 1 "environment": 0 package(s).
 COPY --from=sources /sources/images/torch2.6-cu126-notebook-ubuntu22.04/ /opt/dlbase/
 RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py --installer uv --installer-lock /opt/dlbase/installer.lock /opt/dlbase/requirements.lock \
- && dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
+ && { dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
         < <(awk '$5 != "/" {print $5}' /proc/self/mountinfo) \
- && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
-        | xargs -0r touch --no-dereference --date=@1700000000
+      && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
+        | xargs -0r touch --no-dereference --date=@1700000000; }
 
 # Once over the whole environment: every package's dependencies are installed and consistent.
 RUN PYTHONDONTWRITEBYTECODE=1 /opt/venv/bin/python -m pip check \
- && dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
+ && { dlbase_skip=(); while read -r mnt; do dlbase_skip+=(-path "$mnt" -prune -o); done \
         < <(awk '$5 != "/" {print $5}' /proc/self/mountinfo) \
- && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
-        | xargs -0r touch --no-dereference --date=@1700000000
+      && find / -xdev "${dlbase_skip[@]}" -newermt "@$(($(date +%s) - SECONDS - 1))" -print0 \
+        | xargs -0r touch --no-dereference --date=@1700000000; }
 
 # This flavor's own settings. They come after the package layers on purpose: an ENV that
 # differed between flavors before them would change the cache key of every later step, and
