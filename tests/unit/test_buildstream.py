@@ -120,3 +120,24 @@ def test_pull_progress_and_status_lines() -> None:
                                    elapsed=progress[0].elapsed)]
     assert status[0].kind == "status" and status[0].text == "abc: Pull complete"
     assert list(parser.trace.tail) == ["abc: Pull complete"]
+
+
+def test_images_of_earlier_stages_are_told_apart_from_the_images_stage() -> None:
+    """The classic builder commits stage "sources" as images of their own that the image
+    never holds: the trace names them (cache hits and FROM's image excluded) for removal."""
+    parser = BuildStreamParser()
+    for line in ("Step 1/6 : FROM dlbase/debian:12 AS sources", " ---> 0ba5e0000000",
+                 "Step 2/6 : COPY runtime/ /sources/runtime/", " ---> Using cache", " ---> 1cac0ed00000",
+                 "Step 3/6 : RUN find /sources -exec touch {} +", " ---> Running in c0ffee000000",
+                 " ---> 2500ce500000",
+                 "Step 4/6 : FROM dlbase/debian:12", " ---> 0ba5e0000000",
+                 "Step 5/6 : COPY --from=sources /sources/runtime/ /opt/dlbase/", " ---> 3111a9e00000",
+                 "Step 6/6 : LABEL a=b", " ---> 4111a9e00000", "Successfully built 4111a9e00000"):
+        parser.feed({"stream": line + "\n"})
+    assert parser.trace.created_images == ["2500ce500000", "3111a9e00000", "4111a9e00000"]
+    assert parser.trace.earlier_stage_images == ["2500ce500000"]
+    single = BuildStreamParser()
+    for line in ("Step 1/2 : FROM dlbase/debian:12", " ---> 0ba5e0000000", "Step 2/2 : LABEL a=b",
+                 " ---> 4111a9e00000"):
+        single.feed({"stream": line + "\n"})
+    assert single.trace.earlier_stage_images == []

@@ -124,8 +124,22 @@ class Builds(BuildKitBuilds):
                 self._clean_failed_build(trace, clean_on_failure, build_labels[BUILD_ID_LABEL])
                 raise self._build_exception(exc, parser) from None
         image_id = self._full_image_id(short)
+        self._remove_earlier_stages(trace)
         emit(BuildEvent("done", text=image_id, image_id=image_id, elapsed=parser.elapsed()))
         return image_id
+
+    def _remove_earlier_stages(self, trace: BuildTrace) -> None:
+        """Remove the images this build committed for its earlier stages, newest first.
+
+        Why: nothing points at them once the build is done (the image holds only its last
+        stage), and on the containerd store each is a dangling image that no clean-up by
+        label finds. A next build runs those stages again (seconds: copies and a touch),
+        and its ``COPY --from`` steps still hit the cache, whose key is the copied files'
+        content, the same after a rerun."""
+        for image_id in reversed(trace.earlier_stage_images):
+            with contextlib.suppress(Exception):
+                if not self._has_tags(image_id):
+                    self._api.remove_image(image_id)
 
     def _start_build(self, context_dir: str | os.PathLike[str], dockerfile: str,
                      buildargs: dict[str, str] | None, labels: dict[str, str],

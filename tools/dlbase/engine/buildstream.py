@@ -75,6 +75,13 @@ class BuildTrace:
     step_cached: bool = False  # the current step printed " ---> Using cache"
     image_id: str | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    stage_starts: list[int] = field(default_factory=list)  # len(created_images) at each FROM step
+
+    @property
+    def earlier_stage_images(self) -> list[str]:
+        """What this build committed for stages before the last (stage "sources"): the image
+        never holds them, and the classic builder leaves them as dangling images."""
+        return self.created_images[:self.stage_starts[-1]] if len(self.stage_starts) > 1 else []
 
     @property
     def step_number(self) -> int | None:
@@ -157,6 +164,8 @@ class BuildStreamParser:
         if step:
             trace.step_text = text
             trace.step_cached = False
+            if is_from_step(text):
+                trace.stage_starts.append(len(trace.created_images))
             return BuildEvent("step", text=step.group(3), step=int(step.group(1)),
                               total=int(step.group(2)), elapsed=elapsed)
         running = _RUNNING_IN_RE.match(text)
