@@ -5,8 +5,9 @@ so the buildx CLI runs as a child process in a process group of its own, its ``-
 rawjson`` stderr read by the pure :mod:`dlbase.engine.buildkitstream`.
 
 Why ``type=image`` with OCI media types and no ``rewrite-timestamp``: the layers are already
-the same bytes in every build (each RUN dates what it wrote to FILE_EPOCH, every COPY copies a
-staged folder into an existing one, :mod:`dlbase.build.context`), so nothing needs rewriting.
+the same bytes in every build (each RUN dates what it wrote to FILE_EPOCH, every COPY takes a
+folder of stage "sources", which dated it, into an existing one; the context is staged by
+:mod:`dlbase.build.context`), so nothing needs rewriting.
 BuildKit 0.13's rewrite converted every layer on every export (the cache's blobs never carry
 its "rewritten" mark): measured at 447 s for a rebuild after a one-file edit of the default
 image, and it only works with the OCI exporter, which then needed a ``docker load``. With
