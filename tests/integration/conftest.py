@@ -17,7 +17,7 @@ import pytest
 from dlbase.build import base
 from dlbase.core import errors
 from dlbase.engine import Engine
-from tests.support.signals import install_sigterm_as_interrupt
+from tests.support.signals import install_sigterm_as_interrupt, restore_sigint
 
 SESSION_LABEL_KEY = "dlbase.test-session"
 SESSION_ID = str(uuid.uuid4())
@@ -25,8 +25,10 @@ SESSION_LABEL = f"{SESSION_LABEL_KEY}={SESSION_ID}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A run killed with SIGTERM (CI's time limit) still runs the finaliser below."""
+    """A run killed with SIGTERM (CI's time limit) still runs the finaliser below, and a
+    run started in the background still lets the Ctrl-C tests' SIGINT reach the CLI."""
     install_sigterm_as_interrupt()
+    restore_sigint()
 
 
 def _require_docker() -> bool:

@@ -6,10 +6,31 @@ the session's label) never ran and a killed run left its images behind (66 once)
 SIGTERM raised as KeyboardInterrupt makes pytest stop the way it does on Ctrl-C: it tears
 down its fixtures, finalisers included; later SIGTERMs are ignored so they cannot
 interrupt that clean-up halfway -- the same promise the command line makes, so one handler.
+
+SIGINT the other way round: a run started in the background of a script (`make test &`,
+`setsid ... &`) begins with SIGINT ignored, the shell's rule for background jobs, and an
+ignored signal stays ignored in every program it starts. The Ctrl-C tests send SIGINT to
+the dlbase they start, which then never saw it: four of them failed in such a run (a
+push that finished, a container still sleeping) while they pass started in the
+foreground. :func:`restore_sigint` gives the session Python's own handler back, so the
+processes it starts begin with SIGINT at its default, as under a terminal.
 """
 
 from __future__ import annotations
 
+import signal
+
 from dlbase.core.signals import install_sigterm_as_interrupt
 
-__all__ = ["install_sigterm_as_interrupt"]
+__all__ = ["install_sigterm_as_interrupt", "restore_sigint"]
+
+
+def restore_sigint() -> bool:
+    """Python's Ctrl-C handler in place of an inherited "ignore"; True when it was ignored.
+
+    A handler (unlike "ignore") is reset to the default when a child program starts, so
+    the CLIs the tests start see SIGINT as a user's Ctrl-C."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return False
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return True

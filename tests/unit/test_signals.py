@@ -50,3 +50,25 @@ def test_no_other_module_installs_a_sigterm_handler():
     found = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
              if p.name != "signals.py" and setters.search(p.read_text())]
     assert found == []
+
+
+CHILD_SEES = ("import signal, subprocess, sys\n"
+              "from tests.support.signals import restore_sigint\n"
+              "{call}\n"
+              "child = 'import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)'\n"
+              "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True).stdout.strip())\n")
+
+
+@pytest.mark.parametrize("call, seen", [("print(restore_sigint())", "True\nTrue"), ("", "False")],
+                         ids=["restored", "left-ignored"])
+def test_a_session_started_with_sigint_ignored_gives_its_children_ctrl_c(call: str, seen: str) -> None:
+    """Started as a background job (SIGINT ignored), the session's children get Python's
+    Ctrl-C handler only once restore_sigint ran; without it they inherit "ignore"."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", CHILD_SEES.format(call=call)], cwd=root, capture_output=True,
+                          text=True, timeout=60, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == seen
