@@ -10,10 +10,11 @@ interrupt that clean-up halfway -- the same promise the command line makes, so o
 SIGINT the other way round: a run started in the background of a script (`make test &`,
 `setsid ... &`) begins with SIGINT ignored, the shell's rule for background jobs, and an
 ignored signal stays ignored in every program it starts. The Ctrl-C tests send SIGINT to
-the dlbase they start, which then never saw it: four of them failed in such a run (a
+the dlbase they start, which then never saw it: six of them failed in such a run (a
 push that finished, a container still sleeping) while they pass started in the
 foreground. :func:`restore_sigint` gives the session Python's own handler back, so the
-processes it starts begin with SIGINT at its default, as under a terminal.
+processes it starts begin with SIGINT at its default, as under a terminal;
+:func:`as_background_job` starts a child that way, for the tests of that case.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import signal
 
 from dlbase.core.signals import install_sigterm_as_interrupt
 
-__all__ = ["install_sigterm_as_interrupt", "restore_sigint"]
+__all__ = ["as_background_job", "install_sigterm_as_interrupt", "restore_sigint"]
 
 
 def restore_sigint() -> bool:
@@ -34,3 +35,8 @@ def restore_sigint() -> bool:
         return False
     signal.signal(signal.SIGINT, signal.default_int_handler)
     return True
+
+
+def as_background_job() -> None:
+    """A ``preexec_fn``: the child starts as a background job of a script does, SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

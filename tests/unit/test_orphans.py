@@ -11,6 +11,8 @@ import time
 import pytest
 from dlbase.core import orphans
 
+from tests.support.signals import as_background_job
+
 PARENT = """
 import subprocess, sys
 from dlbase.core import orphans
@@ -35,16 +37,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _orphan_survives(mode: str, sigint_ignored: bool = False) -> bool:
     """Whether the parent's child outlives its SIGKILLed parent; ``sigint_ignored`` starts the
     parent the way a background job of a script starts (SIGINT ignored, and inherited)."""
     parent = subprocess.Popen([sys.executable, "-c", PARENT, mode], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-                              preexec_fn=_ignore_sigint if sigint_ignored else None)
+                              preexec_fn=as_background_job if sigint_ignored else None)
     child = int(parent.stdout.readline())
     try:
         parent.send_signal(signal.SIGKILL)

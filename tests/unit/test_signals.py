@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dlbase.core import signals
+from tests.support.signals import as_background_job
 
 PACKAGE = Path(signals.__file__).resolve().parents[1]
 
@@ -69,6 +70,6 @@ def test_a_session_started_with_sigint_ignored_gives_its_children_ctrl_c(call: s
 
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", CHILD_SEES.format(call=call)], cwd=root, capture_output=True,
-                          text=True, timeout=60, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                          text=True, timeout=60, preexec_fn=as_background_job)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == seen
