@@ -112,7 +112,8 @@ def default_image(engine: Engine, debian_base: base.BaseImage, session_labels: d
     (`dlbase build --json`), labelled with the session label so the finaliser removes it.
 
     Takes a few minutes on a cold cache (torch 2.6.0 + CUDA wheels, about 6 GB); the
-    shared wheelhouse under .dlbase/ makes later sessions download nothing.
+    wheelhouse in the machine's cache (~/.cache/dlbase) makes later sessions, and other
+    clones, download nothing.
     """
     import json
     import subprocess

@@ -70,20 +70,23 @@ def test_pip_writes_no_cache_and_no_byte_code_of_its_own():
 @pytest.fixture(scope="module")
 def house(tmp_path_factory) -> Path:
     """A wheelhouse folder: two tiny wheels and the pinned uv wheel (from the checkout's
-    wheelhouse, filled from PyPI once per machine)."""
-    if PYPI_SKIP is not None and not list(ROOT.glob(".dlbase/wheelhouse/*/uv-*.whl")):
-        pytest.skip(f"the uv wheel is not in the checkout's wheelhouse and {PYPI_SKIP}")
+    default wheelhouse, the machine's cache, filled from PyPI once per machine)."""
+    from dlbase.build.wheelhouse import default_wheelhouse
+    from dlbase.core.project import Project
+    from dlbase.define.spec import LOCK_PLATFORM, BuildSpec
+
+    project = Project.discover(ROOT)
+    spec = BuildSpec.of(project.compat, project.matrix.get(project.matrix.default))
+    shared = default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=ROOT)
+    if PYPI_SKIP is not None and not list(shared.glob("uv-*.whl")):
+        pytest.skip(f"the uv wheel is not in the default wheelhouse {shared} and {PYPI_SKIP}")
     if not INSTALLER_LOCK.is_file():
         pytest.fail(f"{INSTALLER_LOCK} is missing: run `dlbase lock installer`")
     house = tmp_path_factory.mktemp("house")
     write_wheel(house, "dlbase-low", "1.0", {"dlbase_low/__init__.py": "VALUE = 'low'\n",
                                              "dlbase_low/more.py": "X = 1\n"})
     write_wheel(house, "dlbase-high", "1.0", {"dlbase_high/__init__.py": "from dlbase_low import VALUE\n"})
-    from dlbase.core.project import Project
-    from dlbase.define.spec import BuildSpec
-
-    project = Project.discover(ROOT)
-    copy_installer_wheels(house, BuildSpec.of(project.compat, project.matrix.get(project.matrix.default)))
+    copy_installer_wheels(house, spec)
     return house
 
 

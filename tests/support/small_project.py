@@ -7,9 +7,11 @@ the real templates but whose lock pins one tiny wheel made here, offline:
 
 - the lock's header carries the fingerprint of the variant's real inputs, so every
   drift check passes: the lock "lies" about its content, which is the point;
-- the wheel is written into the copy's wheelhouse, so filling it needs no network; the
-  uv wheel the layer RUNs fetch (images/_build/installer.lock) is copied from the
-  checkout's wheelhouse, filled from PyPI once per machine;
+- the wheel is written into the copy's own wheelhouse (``.dlbase/wheelhouse/``, which a
+  project uses instead of the machine's shared cache), so filling it needs no network and
+  the shared cache never holds it; the uv wheel the layer RUNs fetch
+  (images/_build/installer.lock) is copied from the checkout's default wheelhouse (the
+  cache), filled from PyPI once per machine;
 - the image builds in ~15 s (Debian 12 + Python 3.11 + the tiny wheel) and reading it
   back fails (no torch), so `dlbase build` refuses to tag it: the mismatch path.
 """
@@ -29,7 +31,7 @@ from dlbase.define import layering
 from dlbase.define import render
 from dlbase.core.project import Project
 from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, lock_spec
-from dlbase.build.wheelhouse import default_wheelhouse, fill, platform_tags_for
+from dlbase.build.wheelhouse import PROJECT_WHEELHOUSE, default_wheelhouse, fill, platform_tags_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COPY = ("images", "templates", "tests/image", "runtime", "README.md", ".dockerignore", ".hadolint.yaml", "ci")
@@ -95,7 +97,7 @@ def write_lock(spec: BuildSpec, path: Path, pins: list[tuple[str, str, str]],
 
 
 def copy_installer_wheels(house: Path, spec: BuildSpec) -> None:
-    """The installer lock's wheels (uv), fetched once into the checkout's wheelhouse and
+    """The installer lock's wheels (uv), fetched once into the checkout's default wheelhouse and
     copied from there, so a test's build needs no network of its own."""
     installer = ROOT / INSTALLER_LOCK
     if not installer.is_file():
@@ -119,6 +121,9 @@ def make_small_project(tmp: Path, *, payload: str = "", variant: str | None = No
     project = Project.discover(root)
     name = variant or project.matrix.default
     spec = BuildSpec.of(project.compat, project.matrix.get(name))
+    # Its own wheelhouse, never the machine's shared cache: the tiny wheel written here is
+    # pinned by this copy's lock only, and tests tamper with it.
+    (root / PROJECT_WHEELHOUSE).mkdir(parents=True)
     house = default_wheelhouse(spec.variant.python, LOCK_PLATFORM, root=root)
     wheel = make_wheel(house, payload=payload)
     copy_installer_wheels(house, spec)

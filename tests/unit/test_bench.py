@@ -46,12 +46,10 @@ def test_write_produces_json_and_a_markdown_table_with_the_same_numbers(tmp_path
     assert table in mpath.read_text()
 
 
-def test_the_bench_copy_shares_a_wheelhouse_that_does_not_exist_yet(tmp_path: Path) -> None:
-    """On a fresh machine the checkout has no wheelhouse: the copy's link must still lead
-    to a folder (a link to nothing read as "in the way" to the first build's fill)."""
+def _source_project(tmp_path: Path):
     import shutil
 
-    from dlbase.bench.build import COPY, copy_project
+    from dlbase.bench.build import COPY
     from dlbase.core.project import Project
 
     root = Path(__file__).resolve().parents[2]
@@ -62,9 +60,32 @@ def test_the_bench_copy_shares_a_wheelhouse_that_does_not_exist_yet(tmp_path: Pa
         elif (root / rel).is_file():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, src / rel)
-    project = Project.discover(src)
-    assert not (project.state_dir / "wheelhouse").exists()
+    return Project.discover(src)
+
+
+def test_the_bench_copy_uses_the_machines_cache_like_its_source(tmp_path: Path, monkeypatch) -> None:
+    """A project with no wheelhouse of its own fills the machine's cache; the bench's copy
+    must fill the same one (not a wheelhouse of its own, which would download again)."""
+    from dlbase.bench.build import copy_project
+    from dlbase.build.wheelhouse import default_wheelhouse
+
+    monkeypatch.setenv("DLBASE_CACHE_DIR", str(tmp_path / "cache"))
+    project = _source_project(tmp_path)
+    copy = copy_project(project, tmp_path / "copy")
+    assert not (copy.state_dir / "wheelhouse").exists()
+    assert default_wheelhouse("3.11", "p", root=copy.root) == default_wheelhouse("3.11", "p", root=project.root) \
+        == tmp_path / "cache" / "wheelhouse" / "3.11-p"
+
+
+def test_the_bench_copy_links_the_projects_own_wheelhouse(tmp_path: Path) -> None:
+    """A project that keeps its own wheelhouse lends it to the copy by a link."""
+    from dlbase.bench.build import copy_project
+    from dlbase.build.wheelhouse import default_wheelhouse
+
+    project = _source_project(tmp_path)
+    (project.state_dir / "wheelhouse").mkdir(parents=True)
     copy = copy_project(project, tmp_path / "copy")
     shared = copy.state_dir / "wheelhouse"
     assert shared.is_symlink() and shared.is_dir()
-    assert shared.resolve() == (project.state_dir / "wheelhouse").resolve()
+    assert default_wheelhouse("3.11", "p", root=copy.root).resolve().parent == \
+        (project.state_dir / "wheelhouse").resolve()

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tools" / "dlbase"
 DAEMON_FREE = ("define.matrix", "define.compat", "define.render", "define.lock", "define.spec",
                "define.tags", "define.layering", "trust.sbom", "core.imageref", "core.root",
                "trust.statements", "trust.simplesign", "trust.policy", "trust.policyfile", "core.gpu",
-               "core.sizes", "core.fileerrors", "core.fsutil", "core.fileset", "trust.predicates",
+               "core.sizes", "core.fileerrors", "core.cachedir", "core.fsutil", "core.fileset", "trust.predicates",
                "verify.junit", "verify.report", "verify.jupyter", "verify.children",
                "vuln.osv", "vuln.versions", "vuln.severity", "vuln.db", "vuln.inventory", "vuln.match",
                "vuln.vex", "vuln.report", "vuln.update", "vuln.attestation",

@@ -126,9 +126,57 @@ def test_target_tags_prefer_cp311_specific() -> None:
     assert not any("cp312" in t or "macosx" in t for t in tags)
 
 
-def test_default_wheelhouse_convention(tmp_path: Path) -> None:
+def test_default_wheelhouse_is_in_the_machines_cache(tmp_path: Path, monkeypatch) -> None:
+    """Outside the clone: ~/.cache/dlbase, $XDG_CACHE_HOME/dlbase, or DLBASE_CACHE_DIR."""
+    key = "3.11-x86_64-manylinux_2_28"
+    monkeypatch.delenv("DLBASE_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    project = tmp_path / "clone"
+    assert default_wheelhouse("3.11", "x86_64-manylinux_2_28", root=project) == \
+        tmp_path / "home" / ".cache" / "dlbase" / "wheelhouse" / key
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/not/allowed")  # the XDG spec: ignore relative paths
+    assert default_wheelhouse("3.11", "x86_64-manylinux_2_28", root=project).parents[2] == \
+        tmp_path / "home" / ".cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_wheelhouse("3.11", "x86_64-manylinux_2_28", root=project) == \
+        tmp_path / "xdg" / "dlbase" / "wheelhouse" / key
+    monkeypatch.setenv("DLBASE_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_wheelhouse("3.11", "x86_64-manylinux_2_28", root=project) == \
+        tmp_path / "mine" / "wheelhouse" / key
+
+
+def test_a_project_with_its_own_wheelhouse_folder_keeps_using_it(tmp_path: Path, monkeypatch) -> None:
+    """.dlbase/wheelhouse/ in the project wins over the cache (test projects with a wheel
+    of their own; an older clone's filled folder)."""
+    monkeypatch.setenv("DLBASE_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / ".dlbase" / "wheelhouse").mkdir(parents=True)
     assert default_wheelhouse("3.11", "x86_64-manylinux_2_28", root=tmp_path) == \
         tmp_path / ".dlbase" / "wheelhouse" / "3.11-x86_64-manylinux_2_28"
+
+
+def test_no_home_and_no_override_is_a_clear_error(monkeypatch) -> None:
+    from dlbase.core import cachedir
+
+    monkeypatch.delenv("DLBASE_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(cachedir.Path, "home", staticmethod(no_home))
+    with pytest.raises(InvalidInput, match="HOME is not set") as info:
+        cachedir.cache_dir()
+    assert "DLBASE_CACHE_DIR" in info.value.hint
+
+
+def test_a_wheelhouse_that_cannot_be_created_is_a_file_problem(tmp_path: Path, index: dict) -> None:
+    from dlbase.core.errors import FileProblem
+
+    (tmp_path / "ro").write_text("a file where the cache folder should be")
+    with pytest.raises(FileProblem, match="cannot create the wheelhouse"):
+        fill(index["lock"], tmp_path / "ro" / "wheelhouse", python_version="3.11", platform_tags=PLAT,
+             index_urls=[index["simple"]])
 
 
 # ---------------------------------------------------------------- fill

@@ -93,12 +93,12 @@ def copy_project(project: Project, dest: Path) -> Project:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     shutil.copytree(suites.image_dir(), dest / SUITE_IN_COPY, ignore=_IGNORE)
-    # Share the wheelhouse: the bench measures building, not downloading. On a fresh
-    # machine it does not exist yet, and a link to nothing reads as "in the way".
-    real = project.state_dir / "wheelhouse"
-    real.mkdir(parents=True, exist_ok=True)
-    (dest / ".dlbase").mkdir()
-    (dest / ".dlbase" / "wheelhouse").symlink_to(real)
+    # Share the wheelhouse: the bench measures building, not downloading. The copy finds
+    # the machine's cache by itself; a project with its own wheelhouse lends it by a link.
+    own = project.root / wheelhouse.PROJECT_WHEELHOUSE
+    if own.is_dir():
+        (dest / own.relative_to(project.root)).parent.mkdir(parents=True, exist_ok=True)
+        (dest / own.relative_to(project.root)).symlink_to(own.resolve())
     return Project.discover(dest)
 
 

@@ -12,9 +12,14 @@ host's pip configuration (``PIP_FIND_LINKS`` and friends). Only the one wheel pe
 package that fits the target interpreter and platform is fetched.
 
 Convention: the default wheelhouse of a python/platform pair is
-``<repo>/.dlbase/wheelhouse/<python>-<platform>/`` (ignored by git). Variants sharing a
-python and platform share it; files not in a given lock are left alone, since pip
-installs only what the lock names.
+``<cache>/wheelhouse/<python>-<platform>/`` in the machine's dlbase cache
+(:func:`dlbase.core.cachedir.cache_dir`: ``~/.cache/dlbase`` unless ``DLBASE_CACHE_DIR``
+or ``XDG_CACHE_HOME`` says otherwise), shared by every clone and CI run on the machine.
+A project that has its own ``<repo>/.dlbase/wheelhouse/`` folder uses that one instead
+(a copy that must not touch the shared cache, e.g. a test project with a wheel made for
+it). Variants sharing a python and platform share a wheelhouse; files not in a given lock
+are left alone, since pip installs only what the lock names. Sharing is safe because
+every fill hashes every wheel it reuses against the lock's pins (see :func:`fill`).
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from dlbase.core.cachedir import cache_dir
 from dlbase.core.errors import HashMismatch, InvalidInput, Unreachable
+from dlbase.core.fileerrors import file_error
 from dlbase.define.lock import PYPI_SIMPLE, Lock, Pinned, read_lock
 from dlbase.core.root import search_root
 
@@ -169,14 +176,22 @@ def _repo_root() -> Path:
     return search_root() or Path.cwd().resolve()
 
 
+#: A project's own wheelhouse folder, used instead of the shared cache when it exists.
+PROJECT_WHEELHOUSE = Path(".dlbase") / "wheelhouse"
+
+
 def default_wheelhouse(python_version: str, platform: str, *, root: Path | None = None) -> Path:
-    """``<repo>/.dlbase/wheelhouse/<python>-<platform>/`` (``/.dlbase/`` is git-ignored).
+    """``<cache>/wheelhouse/<python>-<platform>/``, or under ``<repo>/.dlbase/wheelhouse/``
+    when the project has that folder (it is git-ignored; a link to a folder counts).
 
     Keyed by python and platform, not by variant: a wheel is the same file whichever
-    variant pins it, so runtime and notebook locks share one download.
+    variant pins it, so runtime and notebook locks share one download. In the machine's
+    cache rather than the clone, so a fresh clone or CI run downloads nothing again.
     """
     base = Path(root) if root is not None else _repo_root()
-    return base / ".dlbase" / "wheelhouse" / f"{python_version}-{platform}"
+    own = base / PROJECT_WHEELHOUSE
+    parent = own if own.is_dir() else cache_dir() / "wheelhouse"
+    return parent / f"{python_version}-{platform}"
 
 
 # --------------------------------------------------------------------------- index
@@ -345,7 +360,8 @@ def fill(
     - A fitting wheel already in ``dest`` whose sha256 is pinned is reused without any
       network access, so a second run is fast and works offline.
     - A fitting wheel in ``dest`` whose sha256 the lock does not pin raises
-      :class:`HashMismatch` (tampered or corrupt: it is not silently replaced).
+      :class:`HashMismatch` (tampered or corrupt: it is not silently replaced; in a
+      shared cache that file is evidence, and deleting it is the user's call).
     - Downloads stream to ``.NAME.PID.part`` in ``dest``, are hashed while streaming and
       renamed only when the hash is one the lock pins; otherwise the part file is
       deleted and :class:`HashMismatch` raised. ``dest`` never holds a partial wheel.
@@ -356,7 +372,10 @@ def fill(
     """
     lock = read_lock(Path(lock_path))
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a read-only HOME: say which folder, not a traceback
+        raise file_error(dest, exc, action="create the wheelhouse") from None
     _clean_stale_parts(dest)
     urls = index_urls or _lock_indexes(lock)
     priority = {t: i for i, t in enumerate(target_tags(python_version, platform_tags))}
