@@ -2,7 +2,7 @@
 # Two commands set up a fresh Debian/Ubuntu machine (as root):
 #   make all    build and verify the default image
 #   make all-lines   ... and the runtime of every other line (torch 2.14 on Debian 13)
-#   make test   run every test, as CI does (.ci/run)
+#   make test   run every test, as CI does (.ci/run); `make test-fast` for the edit loop (no daemon)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -94,14 +94,26 @@ ci-check: venv ## what users' CI gets: the workflow against GitHub's schema (off
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows ci/github-actions.yml
 	$(PYTEST) -q tests/unit/test_ci_handoff.py
 
+# The unit tests need no daemon and share nothing between tests (tmp paths, free ports), so
+# they run on every core (pytest-xdist); the integration tests share one daemon and the
+# session's images (one full default image per session), so they run one at a time.
+# `make test` runs the integration tests even when a unit test failed, so one CI log shows
+# every failure (as the single pytest run it replaces did), and exits non-zero if either did.
+UNIT_TESTS := $(PYTEST) -q -n auto -p no:cacheprovider tests/unit
+
 .PHONY: unit
-unit: venv ## fast tests, no daemon
-	$(PYTEST) tests/unit -q
+unit: venv ## fast tests, no daemon, on every core
+	$(UNIT_TESTS)
+
+.PHONY: test-fast
+test-fast: static ## the edit loop, no daemon: static checks, then the unit tests on every core
+	$(UNIT_TESTS)
 
 .PHONY: test
-test: setup ## everything CI runs: static checks, then unit + integration tests on a real daemon
+test: setup ## everything CI runs: static checks, unit tests (every core), then integration tests on a real daemon
 	$(MAKE) static
-	$(PYTEST) --durations=25 tests/unit tests/integration
+	@status=0; $(UNIT_TESTS) --durations=10 || status=$$?; \
+	$(PYTEST) --durations=25 tests/integration || status=$$?; exit $$status
 
 .PHONY: bench-trust
 bench-trust: venv ## what push --sign adds per image: seconds and registry bytes (.dlbase/bench/trust-sign.json)
