@@ -106,7 +106,8 @@ def dlbase_predicates(name: str) -> list[tuple[str, dict]]:
                                      debs=[("libc6", "2.35-0ubuntu3.8", "amd64")], built=built, labels=labels)
     provenance = predicates.provenance_predicate(labels=labels, image_id=image_id, created="2026-01-01T00:00:00Z",
                                                  build_seconds=60, dockerfile=built.dockerfile, lock=built.lock,
-                                                 engine_version={"Version": "20.10.24", "ApiVersion": "1.41"})
+                                                 engine_version={"Version": "20.10.24", "ApiVersion": "1.41"},
+                                                 build_type="https://dlbase.dev/build/buildkit/v1")
     verification = predicates.verification_predicate(
         passed=True, verified_at="2026-01-01T00:10:00+00:00", counts={"host": {"passed": 3}, "image": {"passed": 5}},
         failed_checks=[], passed_checks=["cuda", "ddp"], require_gpu=True, partial=False, gpus_used=True,

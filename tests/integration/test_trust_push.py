@@ -25,6 +25,7 @@ from dlbase.build import builder as build_mod
 from dlbase.verify import records
 from dlbase.registry.client import RegistryClient
 from dlbase.define.spec import BuildSpec
+from dlbase.engine import builderchoice
 from dlbase.trust import predicates, store
 from dlbase.vuln.attestation import OPENVEX_TYPE, VULN_TYPE
 
@@ -46,7 +47,8 @@ def image(engine, debian_base, session_labels, tmp_path_factory):
     res = build_mod.build(project, spec, engine, tag=False, check_versions=False, extra_labels=session_labels)
     immutable = res.immutable_tag.split(":", 1)[1]
     engine.tag(res.image_id, REPO, immutable)
-    return {"sp": sp, "image_id": res.image_id, "ref": f"{REPO}:{immutable}", "immutable": immutable}
+    return {"sp": sp, "image_id": res.image_id, "ref": f"{REPO}:{immutable}", "immutable": immutable,
+            "builder": res.builder["name"]}
 
 
 def simulate_passed_verify(image) -> None:
@@ -125,6 +127,8 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         in_image = engine.read_image_file(image["image_id"], "/opt/dlbase/requirements.lock")
         assert deps["requirements.lock"]["digest"]["sha256"] == hashlib.sha256(in_image).hexdigest()
         assert "rendered Dockerfile" not in deps
+        # the build type names the builder that ran (BuildKit on this daemon), not a fixed one
+        assert prov["predicate"]["buildDefinition"]["buildType"] == builderchoice.BUILD_TYPES[image["builder"]]
         ver_layer = next(la for la in att["layers"]
                          if la["annotations"]["predicateType"] == predicates.VERIFICATION_TYPE)
         ver = json.loads(base64.b64decode(json.loads(client.blob(REPO, ver_layer["digest"]))["payload"]))["predicate"]

@@ -206,6 +206,10 @@ def test_a_policy_file_loads(pubs):
     assert pol.source.endswith("policy.yaml")
 
 
+TWO_VERIFIERS = ("publishers:\n  - key: release.pub\nverifiers:\n  - label: a\n    key: h200.pub\n"
+                 "  - label: b\n    key: a100.pub\n")
+TWO_REBUILDERS = TWO_VERIFIERS.replace("verifiers:", "rebuilders:")
+
 BAD = [
     ("publisher:\n  - key: release.pub\n", 1, "unknown key 'publisher'"),
     ("verifiers:\n  - label: x\n    key: h200.pub\n", None, "missing required 'publishers'"),
@@ -230,6 +234,19 @@ BAD = [
     ("publishers:\n  - key: release.pub\nverifiers:\n  - label: a\n    key: h200.pub\n  - label: b\n"
      "    key: h200.pub\n", 3, "verifiers a and b are the same key"),
     ("publishers:\n  - key: release.pub\n   bad: indent\n", 3, "YAML syntax error"),
+    (TWO_VERIFIERS + "require:\n  gpu:\n    count: 2\n    verifiers: [a, a]\n", 11,
+     "require.gpu: verifiers names 'a' twice"),
+    (TWO_VERIFIERS + "require:\n  gpu:\n    count: 2\n    verifiers: [a]\n", 10,
+     "require.gpu: count 2 is more than the 1 verifier key(s)"),
+    (TWO_REBUILDERS + "require:\n  rebuilt_identical:\n    count: 2\n    rebuilders: [a, a]\n", 11,
+     "require.rebuilt_identical: rebuilders names 'a' twice"),
+    ('publishers:\n  - key: release.pub\nverifiers:\n  - label: "h\\n"\n    key: h200.pub\n', 4,
+     "label 'h\\n' must be letters"),
+    ('publishers:\n  - label: "r\\n"\n    key: release.pub\n', 2, "label 'r\\n' must be letters"),
+    ('publishers:\n  - key: release.pub\nverifiers:\n  - label: h\n    key: h200.pub\nrequire:\n  gpu:\n'
+     '    max_age: "30d\\n"\n', 8, "is not like 12h"),
+    ('publishers:\n  - key: release.pub\nverifiers:\n  - label: h\n    key: h200.pub\nrequire:\n  gpu:\n'
+     '    min_driver: "550.54\\n"\n', 8, "min_driver"),
 ]
 
 
@@ -240,6 +257,7 @@ def test_a_bad_policy_file_names_file_and_line(pubs, text, line, needle):
     err = info.value
     assert err.exit_code == ExitCode.INVALID_INPUT
     assert needle in err.message, err.message
+    assert err.message.startswith(str(pubs / "bad.yaml")), err.message  # the file, always
     if line is not None:
         assert err.message.startswith(f"{pubs / 'bad.yaml'}:{line}"), err.message
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from dlbase.engine import builderchoice
 from dlbase.trust import predicates, probes, sbom, sources
 
 LABELS = {
@@ -18,12 +19,32 @@ LABELS = {
 }
 
 
+# The newest `docker history` entry of each kind, as Docker 26.1 on this project's daemon
+# records them: a BuildKit build of the templates, a classic (DOCKER_BUILDKIT=0) build,
+# and a bootstrapped base that no Dockerfile step made.
+BUILDKIT_STEP = {"Comment": "buildkit.dockerfile.v0", "CreatedBy": "LABEL dlbase.cuda=12.4 dlbase.cuda-line=cu124"}
+CLASSIC_STEP = {"Comment": "", "CreatedBy": "/bin/sh -c #(nop)  LABEL dlbase.test-session=review-bugs"}
+IMPORTED_STEP = {"Comment": "Imported from -", "CreatedBy": ""}
+
+
+def test_the_build_type_is_the_builder_the_image_history_names():
+    assert builderchoice.built_by([BUILDKIT_STEP, IMPORTED_STEP]) == builderchoice.BUILDKIT
+    assert builderchoice.built_by([CLASSIC_STEP, BUILDKIT_STEP]) == builderchoice.CLASSIC  # the newest step decides
+    assert builderchoice.built_by([IMPORTED_STEP]) is None and builderchoice.built_by([]) is None
+    assert builderchoice.build_type(builderchoice.CLASSIC) == "https://dlbase.dev/build/docker-classic/v1"
+    assert builderchoice.build_type(builderchoice.BUILDKIT) != builderchoice.build_type(builderchoice.CLASSIC)
+    assert builderchoice.build_type(None) == builderchoice.UNKNOWN_BUILD_TYPE
+    assert set(builderchoice.BUILD_TYPES) == {builderchoice.BUILDKIT, builderchoice.CLASSIC}
+
+
 def test_provenance_from_labels_and_files(tmp_path: Path):
     dockerfile = sources.Material("images/v1/Dockerfile", b"FROM x\n")
     prov = predicates.provenance_predicate(labels=LABELS, image_id="sha256:" + "cd" * 32,
                                            created="2026-11-30T08:00:00Z", build_seconds=90,
                                            dockerfile=dockerfile, lock=None,
-                                           engine_version={"Version": "20.10.24", "ApiVersion": "1.41"})
+                                           engine_version={"Version": "20.10.24", "ApiVersion": "1.41"},
+                                           build_type=builderchoice.build_type(builderchoice.BUILDKIT))
+    assert prov["buildDefinition"]["buildType"] == "https://dlbase.dev/build/buildkit/v1"
     ext = prov["buildDefinition"]["externalParameters"]
     assert ext == {"repository": "https://example.org/dlbase", "commit": "0123456789abcdef", "variant": "v1",
                    "lockHash": "97afa4dbe9f1"}

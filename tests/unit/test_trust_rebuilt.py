@@ -275,18 +275,21 @@ def test_trust_table_shows_who_rebuilt_which_revision_and_when(capsys):
 # ------------------------------------------------------------------------- provenance and dpkg
 
 
+BUILD_TYPE = "https://dlbase.dev/build/buildkit/v1"
+
+
 def test_provenance_names_each_debian_package_by_purl():
     debs = [("libc6", "2.36-9+deb12u9", "amd64"), ("apt", "2.6.1", "amd64"), ("apt", "2.6.1", "amd64")]
     prov = predicates.provenance_predicate(labels={}, image_id=DIGEST, created=None, build_seconds=None,
                                            dockerfile=None, lock=None, engine_version={}, debs=debs,
-                                           distro="debian-12")
+                                           distro="debian-12", build_type=BUILD_TYPE)
     deps = prov["buildDefinition"]["resolvedDependencies"]
     assert [d["uri"] for d in deps] == ["pkg:deb/debian/apt@2.6.1?arch=amd64&distro=debian-12",
                                         "pkg:deb/debian/libc6@2.36-9%2Bdeb12u9?arch=amd64&distro=debian-12"]
     assert predicates.debian_versions(deps + [{"uri": "file:x", "name": "lock"}]) == \
         {"apt": "2.6.1", "libc6": "2.36-9+deb12u9"}
     assert predicates.provenance_predicate(labels={}, image_id=DIGEST, created=None, build_seconds=None,
-                                           dockerfile=None, lock=None,
+                                           dockerfile=None, lock=None, build_type=BUILD_TYPE,
                                            engine_version={})["buildDefinition"]["resolvedDependencies"] == []
 
 

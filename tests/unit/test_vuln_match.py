@@ -295,3 +295,14 @@ def test_empty_folder_and_bad_files(tmp_path: Path) -> None:
 def test_package_key_normalises_pypi_names_only() -> None:
     assert osv.package_key("PyPI", "Opencv_Python.Headless") == ("PyPI", "opencv-python-headless")
     assert osv.package_key("Ubuntu:22.04:LTS", "libc6") == ("Ubuntu:22.04", "libc6")
+
+
+@pytest.mark.parametrize("events, version, expected", [
+    ([{"introduced": "0"}, {"last_affected": "2.6.0"}], "2.6.0+cu118", True),  # the PyTorch index's wheel name
+    ([{"introduced": "0"}, {"last_affected": "2.6.0"}], "2.6.1+cu118", False),
+    ([{"introduced": "0"}, {"fixed": "2.6.0"}], "2.6.0+cu118", False),
+    ([{"introduced": "0"}, {"fixed": "2.6.0+cu118"}], "2.6.0", False),  # an event's local part is dropped too
+    ([{"introduced": "2.6.0+cu124"}, {"fixed": "2.7.0"}], "2.6.0", True),
+])
+def test_pypi_ranges_compare_public_versions(events: list, version: str, expected: bool) -> None:
+    assert hits(rec(events), version) is expected

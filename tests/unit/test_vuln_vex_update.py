@@ -65,7 +65,27 @@ def test_repository_digest_and_newest_statement() -> None:
     d["statements"].append(later)
     statements = vex.parse_document(d, "mem", products=PRODUCTS)
     result = vex.apply(findings(), statements, vex.Target(variant=None, repository=None, digests=(digest,)))
-    assert [a.statement.status for a in result.vex] == ["under_investigation"]
+    # the newest statement decides: it asks the question again, so the finding is open again
+    assert not result.vex and [a.statement.status for a in result.annotated] == ["under_investigation"]
+    assert "DEBIAN-CVE-2011-3374" in {f.id for f in result.open}
+
+
+@pytest.mark.parametrize("status, answered", [("not_affected", True), ("fixed", True),
+                                              ("under_investigation", False), ("affected", False)])
+def test_only_not_affected_and_fixed_answer_a_finding(status: str, answered: bool) -> None:
+    d = doc()
+    d["statements"][0]["status"] = status
+    if status != "not_affected":
+        del d["statements"][0]["justification"]
+    if status == "affected":
+        d["statements"][0]["action_statement"] = "upgrade apt"
+    result = vex.apply(findings(), vex.parse_document(d, "mem", products=PRODUCTS),
+                       vex.Target(variant=DEFAULT, repository=None))
+    apt = next(f for f in findings() if f.id == "DEBIAN-CVE-2011-3374")
+    assert (apt.id in {f.id for f in result.open}) is not answered
+    assert bool(result.vex) is answered and bool(result.annotated) is not answered
+    if not answered:
+        assert result.statement_for(next(f for f in result.open if f.id == apt.id)).status == status
 
 
 def test_affected_statement_keeps_the_finding_open() -> None:
@@ -189,6 +209,32 @@ def test_scan_fail_on_and_stale_warning(cli) -> None:
     res = cli("scan", "--from-lock", "--db", str(DATA), "--fail-on", "high", "--json")
     body = res.json()  # one document, with the findings and the error
     assert res.code == 1 and body["exit_code"] == 1 and len(body["findings"]) == 2
+
+
+def _torch_vex(folder: Path, status: str) -> Path:
+    """A VEX folder whose one statement speaks for both torch advisories of the default variant."""
+    d = doc()
+    d["statements"][0].update({"vulnerability": {"name": "PYSEC-2025-208", "aliases": ["PYSEC-2026-2286"]},
+                               "products": [{"@id": DEFAULT, "subcomponents": [{"@id": "pkg:pypi/torch"}]}],
+                               "status": status})
+    if status != "not_affected":
+        del d["statements"][0]["justification"]
+    folder.mkdir()
+    (folder / "torch.json").write_text(json.dumps(d))
+    return folder
+
+
+def test_under_investigation_does_not_silence_fail_on(cli, tmp_path: Path) -> None:
+    folder = _torch_vex(tmp_path / "vex", "under_investigation")
+    res = cli("scan", "--from-lock", "--db", str(DATA), "--vex", str(folder), "--fail-on", "high", "--json")
+    body = res.json()
+    assert res.code == 1 and body["counts"]["HIGH"] == 2 and not body["vex"]
+    assert {f["vex"]["status"] for f in body["findings"]} == {"under_investigation"}
+    table = cli("scan", "--from-lock", "--db", str(DATA), "--vex", str(folder), "--max-db-age", "100000")
+    assert "under_investigation" in table.out and "open findings by severity: 2 high" in table.out
+    answered = _torch_vex(tmp_path / "vex2", "not_affected")
+    res = cli("scan", "--from-lock", "--db", str(DATA), "--vex", str(answered), "--fail-on", "high", "--json")
+    assert res.code == 0 and len(res.json()["vex"]) == 2 and not res.json()["findings"]
 
 
 def test_scan_without_database_is_exit_14(cli, monkeypatch) -> None:

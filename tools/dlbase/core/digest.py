@@ -16,8 +16,8 @@ import re
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 #: A sha256 digest inside other text (a push stream's "digest: sha256:... size: N").
 SHA256_PATTERN = r"sha256:[0-9a-f]{64}"
-_HEX = re.compile(r"^[0-9a-f]+$")
-_ALGORITHM = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*$")
+_HEX = re.compile(r"^[0-9a-f]+\Z")
+_ALGORITHM = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*\Z")
 
 
 def problem(text: str) -> str | None:

@@ -30,10 +30,10 @@ DOCKER_HUB = "docker.io"
 #: Where Docker Hub's registry API answers (``docker.io`` names it in references).
 DOCKER_HUB_API = "registry-1.docker.io"
 NAME_MAX = 255
-_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
 _DOMAIN_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST_RE = re.compile(rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:.]+\])$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
+_HOST_RE = re.compile(rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:.]+\])\Z")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
 HINT = ("write [HOST[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. 127.0.0.1:5000/dlbase/pytorch:TAG: "
         "a lower-case repository, no scheme")
 TAG_HINT = "a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"

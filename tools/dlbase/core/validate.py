@@ -94,7 +94,7 @@ def tag(value: str, *, where: str) -> str:
     return reference.check_tag(value, where=where)
 
 
-_ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{4,64}$")
+_ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{4,64}\Z")
 
 
 def image_ref(value: str, *, where: str = "IMAGE") -> str:

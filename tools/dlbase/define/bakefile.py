@@ -14,7 +14,7 @@ from dlbase.core.errors import InvalidInput
 
 BAKE_FILE = "ci/docker-bake.hcl"
 GROUPS = ("default", "all")  # the groups templates/docker-bake.hcl.j2 defines
-_NAME_OK = re.compile(r"^[A-Za-z0-9_-]+$")
+_NAME_OK = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 
 def target_name(variant: str) -> str:

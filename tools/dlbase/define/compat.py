@@ -19,7 +19,7 @@ from dlbase.core import validate
 from dlbase.core import yamlio
 from dlbase.core.errors import AddressError, MatrixError
 
-LINE_RE = re.compile(r"^cu(\d{2,})(\d)$")  # cu118, cu124; not cu12 (would read as CUDA 1.2)
+LINE_RE = re.compile(r"^cu(\d{2,})(\d)\Z")  # cu118, cu124; not cu12 (would read as CUDA 1.2)
 
 
 @dataclass(frozen=True)

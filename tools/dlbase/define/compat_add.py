@@ -35,8 +35,8 @@ from dlbase.define import wheelmeta
 #: The environment the images install into (markers of Requires-Dist are evaluated for it).
 PLATFORM = "x86_64-manylinux_2_28"
 _LIBRARY_RE = {
-    "cudnn": re.compile(r"^nvidia-cudnn-cu\d+$"),
-    "nccl": re.compile(r"^nvidia-nccl-cu\d+$"),
+    "cudnn": re.compile(r"^nvidia-cudnn-cu\d+\Z"),
+    "nccl": re.compile(r"^nvidia-nccl-cu\d+\Z"),
 }
 
 

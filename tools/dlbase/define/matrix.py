@@ -19,10 +19,10 @@ from dlbase.core import validate
 from dlbase.core import yamlio
 from dlbase.core.errors import AddressError, MatrixError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-PY_RE = re.compile(r"^3\.\d+$")
-LINE_RE = re.compile(r"^cu\d{3}$")
-APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+PY_RE = re.compile(r"^3\.\d+\Z")
+LINE_RE = re.compile(r"^cu\d{3}\Z")
+APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+\Z")
 
 TOP_KEYS = {"schema": False, "default": True, "repository": True, "packages": True,
             "flavors": True, "bases": True, "variants": True, "layers": False, "installer": False,
@@ -31,7 +31,7 @@ FLAVOR_KEYS = {"description": True, "packages": True, "apt": True, "compiler": T
                "extends": False}
 INSTALLER_KEYS = {"tool": True, "version": False}
 INSTALLERS = ("uv", "pip")
-VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+)*\Z")
 LAYER_KEYS = {"name": True, "match": False, "closure": False, "flavor": False}
 BASE_KEYS = {"image": True, "tag": True, "source": True, "os": True, "python": True,
              "cuda_toolkit": True, "digest": False, "suite": False}
@@ -216,7 +216,7 @@ def _check_version(probs: _Problems, node: Any, key: str, *, variant: str | None
         return None
     try:
         Version(text)
-        if not re.match(r"^\d+(\.\d+)*$", text):
+        if not re.match(r"^\d+(\.\d+)*\Z", text):
             raise InvalidVersion(text)
     except InvalidVersion:
         probs.add(f"'{text}' is not a valid version string", variant=variant, field_name=key,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 LOCK_PLACEHOLDER = "<lock>"
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def _major_minor(version: str) -> str:

@@ -12,11 +12,21 @@ on the classic image store.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from dlbase.core import errors
 
 BUILDERS = ("auto", "buildkit", "classic")
 BUILDKIT, CLASSIC = "buildkit", "classic"
+#: The SLSA ``buildType`` of an image each builder made: the two run the same Dockerfile
+#: with different semantics (BuildKit's OCI export gives reproducible digests, the classic
+#: builder's do not), so a provenance must say which one it was.
+BUILD_TYPES = {BUILDKIT: "https://dlbase.dev/build/buildkit/v1",
+               CLASSIC: "https://dlbase.dev/build/docker-classic/v1"}
+#: When the image's history names neither builder (an imported image, no Dockerfile step).
+UNKNOWN_BUILD_TYPE = "https://dlbase.dev/build/unknown/v1"
+#: The history comment BuildKit's Dockerfile frontend writes on every step it runs.
+_BUILDKIT_COMMENT = "buildkit.dockerfile"
 
 
 @dataclass(frozen=True)
@@ -52,3 +62,25 @@ def choose(requested: str, *, buildx: str | None, containerd_store: bool | None)
                              "the daemon does not use the containerd image store: the classic builder")
     how = "asked for" if requested == BUILDKIT else "auto"
     return BuilderChoice(BUILDKIT, requested, f"{how}: BuildKit via {buildx}, containerd image store")
+
+
+def built_by(history: list[dict[str, Any]]) -> str | None:
+    """Which builder made an image, from its own history (``docker history``, newest
+    first): its newest step was written by the builder that ran. BuildKit comments each
+    step ``buildkit.dockerfile.v0``; the classic builder leaves the comment empty and
+    records ``/bin/sh -c ...``. The image's own record, so it holds on any machine (a push
+    in CI of an image built elsewhere has no build report). None when it names neither."""
+    if not history:
+        return None
+    newest = history[0]
+    comment, created_by = str(newest.get("Comment") or ""), str(newest.get("CreatedBy") or "")
+    if comment.startswith(_BUILDKIT_COMMENT):
+        return BUILDKIT
+    if not comment and created_by.startswith("/bin/sh -c"):
+        return CLASSIC
+    return None
+
+
+def build_type(builder: str | None) -> str:
+    """The provenance ``buildType`` for ``builder`` (a name from :func:`built_by`)."""
+    return BUILD_TYPES.get(builder or "", UNKNOWN_BUILD_TYPE)

@@ -42,10 +42,10 @@ if TYPE_CHECKING:
 
 WORKSPACE = "/workspace"
 NOTEBOOK_PORT = 8888
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # A user or group as the container's passwd/group files may name it (POSIX portable name
 # characters, not starting with '-'; a trailing '$' as Samba machine accounts have), or a number.
-_ID_PART_RE = re.compile(r"^(?:[0-9]+|[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\$?)$")
+_ID_PART_RE = re.compile(r"^(?:[0-9]+|[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\$?)\Z")
 _MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change"
 #: Where a published port listens unless an address is given: this machine only, as the URL says.
 LOCAL_ADDRESS = "127.0.0.1"

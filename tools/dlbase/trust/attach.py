@@ -26,7 +26,7 @@ from dlbase.vuln import image_scan, vex
 from dlbase.vuln.db import ENV_VAR as VULN_DB_ENV
 from dlbase.vuln.db import Database
 from dlbase.verify import records
-from dlbase.engine import Engine
+from dlbase.engine import Engine, builderchoice
 from dlbase.core.project import Project
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence, keys, predicates, probes, rebuilt, sources, statements, store
@@ -66,7 +66,7 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
     provenance = predicates.provenance_predicate(
         labels=labels, image_id=image_id, created=info.get("Created"), build_seconds=facts.get("build_seconds"),
         dockerfile=built.dockerfile, lock=built.lock, engine_version=_engine_version(engine),
-        debs=debs, distro=built.distro, vendor=built.os_id or "debian")
+        build_type=builderchoice.build_type(builderchoice.built_by(engine.image_history(image_id))), debs=debs, distro=built.distro, vendor=built.os_id or "debian")
     attestations = [(predicates.SBOM_TYPE, sbom), (predicates.PROVENANCE_TYPE, provenance)]
     record = records.lookup(project, image_id)
     if record is not None:

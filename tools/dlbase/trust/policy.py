@@ -42,9 +42,9 @@ from dlbase.core.errors import InvalidInput
 from dlbase.vuln import severity
 from dlbase.vuln.db import parse_time
 
-DRIVER_RE = re.compile(r"^\d+(\.\d+)*$")
-LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-AGE_RE = re.compile(r"^(\d+)([hdw])$")
+DRIVER_RE = re.compile(r"^\d+(\.\d+)*\Z")
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
+AGE_RE = re.compile(r"^(\d+)([hdw])\Z")
 AGE_UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1)}
 PUBLISHER, VERIFIER, SCANNER, REBUILDER = "publisher", "verifier", "scanner", "rebuilder"
 

@@ -179,15 +179,28 @@ def _rebuilt(f: _File, req: dict, rebuilder_labels: set[str]) -> RebuildRequirem
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise f.error(f"require.rebuilt_identical: count must be a whole number >= 1, not {count!r}", node, "count",
                       field="count")
-    names = tuple(f.strings(node, "rebuilders", "require.rebuilt_identical")) if "rebuilders" in node else ()
-    for name in names:
-        if name not in rebuilder_labels:
-            raise f.error(f"require.rebuilt_identical: rebuilder {name!r} is not a label under rebuilders "
-                          f"({', '.join(sorted(rebuilder_labels))})", node, "rebuilders", field="rebuilders")
-    if count > len(names or rebuilder_labels):
-        raise f.error(f"require.rebuilt_identical: count {count} is more than the {len(names or rebuilder_labels)} "
-                      "rebuilder key(s) that could vouch", node, "count", field="count")
+    names = _who_may_vouch(f, node, "rebuilders", "require.rebuilt_identical", count, rebuilder_labels)
     return RebuildRequirement(count=count, rebuilders=names)
+
+
+def _who_may_vouch(f: _File, node: dict, key: str, what: str, count: int, labels: set[str]) -> tuple[str, ...]:
+    """The labels a requirement restricts to (``verifiers:`` / ``rebuilders:``), checked so
+    the requirement can be met: each a label of that role, none named twice (``[a, a]`` is
+    one key, and a ``count: 2`` over it could never be met), and ``count`` no more than the
+    distinct keys that could vouch."""
+    role = key[:-1]
+    names = tuple(f.strings(node, key, what)) if key in node else ()
+    for i, name in enumerate(names):
+        if name not in labels:
+            raise f.error(f"{what}: {role} {name!r} is not a label under {key} ({', '.join(sorted(labels))})",
+                          node, key, field=key)
+        if name in names[:i]:
+            raise f.error(f"{what}: {key} names {name!r} twice (each label is one key; name each once)",
+                          node, key, field=key)
+    if count > len(names or labels):
+        raise f.error(f"{what}: count {count} is more than the {len(names or labels)} {role} key(s) that could vouch",
+                      node, "count", field="count")
+    return names
 
 
 def _scan(f: _File, req: dict) -> ScanRequirement:
@@ -230,14 +243,7 @@ def _gpu(f: _File, req: dict, verifier_labels: set[str]) -> GpuRequirement:
     count = node.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise f.error(f"require.gpu: count must be a whole number >= 1, not {count!r}", node, "count", field="count")
-    names = tuple(f.strings(node, "verifiers", "require.gpu")) if "verifiers" in node else ()
-    for name in names:
-        if name not in verifier_labels:
-            raise f.error(f"require.gpu: verifier {name!r} is not a label under verifiers "
-                          f"({', '.join(sorted(verifier_labels))})", node, "verifiers", field="verifiers")
-    if count > len(names or verifier_labels):
-        raise f.error(f"require.gpu: count {count} is more than the {len(names or verifier_labels)} verifier key(s) "
-                      "that could vouch", node, "count", field="count")
+    names = _who_may_vouch(f, node, "verifiers", "require.gpu", count, verifier_labels)
     values = {}
     for key in ("arch", "min_driver", "max_age"):
         if key in node:

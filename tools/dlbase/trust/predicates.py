@@ -44,7 +44,6 @@ KNOWN_TYPES = (SBOM_TYPE, PROVENANCE_TYPE, *VERIFICATION_TYPES, VULN_TYPE, OPENV
                REBUILT_TYPE)
 EXTENSION = "dlbase"  # test-result's extension field that holds dlbase's facts
 TEST_RESULT_FIELDS = ("result", "configuration", "url", "passedTests", "warnedTests", "failedTests")
-BUILD_TYPE = "https://dlbase.dev/build/docker-classic/v1"
 BUILDER_ID = "https://dlbase.dev/builder/dlbase"
 #: The suites a verification ran, by the names the record gives them (their place in the
 #: repository), found through dlbase.suites (a wheel holds them too, a checkout is not needed).
@@ -65,10 +64,13 @@ def sbom_predicate(*, image_id: str, name: str, python: dict[str, str], debs: li
 
 def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str | None,
                          build_seconds: float | None, dockerfile: Material | None, lock: Material | None,
-                         engine_version: dict, debs: list[tuple[str, str, str]] = (),
+                         engine_version: dict, build_type: str, debs: list[tuple[str, str, str]] = (),
                          distro: str | None = None, vendor: str = "debian") -> dict:
     """SLSA v1 provenance from the image's own build-time labels and the build's inputs
     (the Dockerfile at the image's commit, the lock inside the image: :mod:`sources`).
+
+    ``build_type`` names the builder that made the image
+    (:func:`dlbase.engine.builderchoice.build_type`), read by the caller from the image.
 
     ``debs`` (name, version, arch) are the image's installed Debian packages, from its dpkg
     status: the exact versions the mirror served to the apt layer (and the base), each a
@@ -96,7 +98,7 @@ def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str 
     deps.extend(debian_dependencies(debs, distro=distro, vendor=vendor))
     return {
         "buildDefinition": {
-            "buildType": BUILD_TYPE,
+            "buildType": build_type,
             "externalParameters": {
                 "repository": labels.get("org.opencontainers.image.source"),
                 "commit": labels.get("org.opencontainers.image.revision"),

@@ -88,6 +88,17 @@ def _public(ecosystem: str, version: str) -> str:
     return parsed.public if parsed is not None else version
 
 
+def _ordered(ecosystem: str, version: str, kind: str) -> Any | None:
+    """A comparable value for a range event or the installed version. PyPI's ranges are
+    about public releases: ``2.6.0+cu118`` (a PyTorch-index wheel) is the 2.6.0 that
+    ``last_affected: 2.6.0`` names, while PEP 440 alone sorts it after 2.6.0, so local
+    parts are dropped on both sides."""
+    parsed = versions.parse(ecosystem, version, range_type=kind)
+    if parsed is None or kind != "ECOSYSTEM" or versions.family(ecosystem) != "PyPI":
+        return parsed
+    return versions.parse(ecosystem, parsed.public)
+
+
 def _fix_events(affected: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     fixed, last = [], []
     for rng in affected.get("ranges") or []:
@@ -106,7 +117,7 @@ def _in_range(rng: dict[str, Any], ecosystem: str, version: str, kind: str) -> H
     ``introduced``, close it at the next ``fixed`` (exclusive) or ``last_affected``
     (inclusive); ``limit`` events cap every interval from above (exclusive). The hit
     names the event that closes the interval holding ``version`` (its fix)."""
-    here = versions.parse(ecosystem, version, range_type=kind)
+    here = _ordered(ecosystem, version, kind)
     if here is None:
         return None
     events: list[_Event] = []
@@ -119,7 +130,7 @@ def _in_range(rng: dict[str, Any], ecosystem: str, version: str, kind: str) -> H
             if name == "introduced" and raw == _ZERO:
                 events.append(_Event(None, name, raw))
                 continue
-            parsed = versions.parse(ecosystem, raw, range_type=kind)
+            parsed = _ordered(ecosystem, raw, kind)
             if parsed is None:
                 return None  # a range we cannot order is not evaluated rather than guessed
             if name == "limit":

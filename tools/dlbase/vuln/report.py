@@ -67,11 +67,17 @@ class ScanReport:
                      "agrees": None if not self.lock_checked else not self.lock_disagreements,
                      "disagreements": [d.to_dict() for d in self.lock_disagreements],
                      "not_in_lock": self.not_in_lock},
-            "findings": [f.to_dict() for f in self.result.open],
-            "affected_statements": [a.to_dict() for a in self.result.annotated],
+            "findings": [self._open_dict(f) for f in self.result.open],
             "vex": [a.to_dict() for a in self.result.vex],
             "counts": self.counts, "counts_without_vex": self.counts_without_vex,
         }
+
+
+    def _open_dict(self, finding: match.Finding) -> dict[str, Any]:
+        """An open finding, with the VEX statement beside it (affected / under_investigation)
+        when one speaks for it: the reader sees the question is being worked on."""
+        statement = self.result.statement_for(finding)
+        return {**finding.to_dict(), **({"vex": statement.to_dict()} if statement is not None else {})}
 
 
 def build(subject: str, inventory: Inventory, database: Database, *, statements: list[vex.Statement],

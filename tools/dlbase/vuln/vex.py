@@ -6,8 +6,10 @@ reviewed, not applied silently. A statement names a vulnerability (id or alias),
 products it is about (a variant name, the matrix repository for every variant,
 ``REPOSITORY:TAG``, or an image digest) and optionally the packages in them
 (``subcomponents``: ``pkg:pypi/torch``, ``pkg:deb/debian/apt``). ``not_affected`` needs a
-justification from the spec's list. A matching statement moves the finding into the
-report's VEX section with its status and reasoning; ``affected`` keeps it a finding.
+justification from the spec's list. Only ``not_affected`` and ``fixed`` answer a finding
+and move it into the report's VEX section with its reasoning; ``affected`` and
+``under_investigation`` say the question is open, so the finding stays open (it still
+counts for ``--fail-on`` and a policy's ``fail_on``) with the statement shown beside it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ CONTEXT = "https://openvex.dev/ns/v0.2.0"
 #: Where a project keeps its documents, relative to its root.
 DEFAULT_DIR = Path("images") / "vex"
 STATUSES = ("not_affected", "affected", "fixed", "under_investigation")
+#: The statuses that answer a finding (it is no longer open); the others annotate it.
+ANSWERING = ("not_affected", "fixed")
 JUSTIFICATIONS = ("component_not_present", "vulnerable_code_not_present", "vulnerable_code_not_in_execute_path",
                   "vulnerable_code_cannot_be_controlled_by_adversary", "inline_mitigations_already_exist")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -84,7 +88,7 @@ class Statement:
 
 @dataclass
 class Applied:
-    """A finding a statement speaks for (moved out of the findings unless ``affected``)."""
+    """A finding a statement speaks for (moved out of the findings when the status is in ``ANSWERING``)."""
 
     finding: Finding
     statement: Statement
@@ -96,8 +100,12 @@ class Applied:
 @dataclass
 class VexResult:
     open: list[Finding] = field(default_factory=list)
-    vex: list[Applied] = field(default_factory=list)  # not_affected, fixed, under_investigation
-    annotated: list[Applied] = field(default_factory=list)  # affected: still open, with the action
+    vex: list[Applied] = field(default_factory=list)  # answered: not_affected, fixed
+    annotated: list[Applied] = field(default_factory=list)  # affected, under_investigation: still open
+
+    def statement_for(self, finding: Finding) -> Statement | None:
+        """The statement beside an open finding (affected / under_investigation), if any."""
+        return next((a.statement for a in self.annotated if a.finding is finding), None)
 
 
 def _names_package(purl: str, finding: Finding) -> bool:
@@ -217,7 +225,7 @@ def _plausible_product(pid: str, known: set[str]) -> bool:
 
 
 def apply(findings: list[Finding], statements: list[Statement], target: Target) -> VexResult:
-    """Sort findings into open / VEX-answered; of several matching statements the newest
+    """Sort findings into open / VEX-answered (``ANSWERING``); of several matching statements the newest
     (statement timestamp, else its document's) decides, as OpenVEX specifies."""
     result = VexResult()
     for finding in findings:
@@ -226,9 +234,9 @@ def apply(findings: list[Finding], statements: list[Statement], target: Target) 
             result.open.append(finding)
             continue
         newest = max(matching, key=lambda s: parse_time(s.timestamp) or parse_time("1970-01-01T00:00:00Z"))
-        if newest.status == "affected":
+        if newest.status in ANSWERING:
+            result.vex.append(Applied(finding, newest))
+        else:
             result.open.append(finding)
             result.annotated.append(Applied(finding, newest))
-        else:
-            result.vex.append(Applied(finding, newest))
     return result

@@ -167,24 +167,33 @@ def _print(scan: report_mod.ScanReport, body: dict) -> None:
         ui.warn("lock only: the OS packages were not scanned (scan the built image for those)")
     elif not scan.lock_checked:
         ui.warn("the image names no variant of this project: its Python packages were not compared with a lock")
-    rows = [[_ids(f), f.package, f.installed_version, f.fixed_in, _sev(f)] for f in scan.result.open]
-    ui.table(["advisory", "package", "installed", "fixed in", "severity"], rows,
+    noted = bool(scan.result.annotated)  # a VEX column only when a statement speaks for an open finding
+    rows = [[_ids(f), f.package, f.installed_version, f.fixed_in, _sev(f)] + ([_vex_status(scan, f)] if noted else [])
+            for f in scan.result.open]
+    ui.table(["advisory", "package", "installed", "fixed in", "severity"] + (["VEX"] if noted else []), rows,
              title=f"{scan.subject}: {len(rows)} known vulnerabilities "
                    f"({', '.join(f'{n} {e}' for e, n in scan.packages.items())} packages)")
     for applied in scan.result.annotated:
-        ui.warn(f"{applied.finding.id} {applied.finding.package}: VEX says affected: "
-                f"{applied.statement.action_statement}")
+        if applied.statement.action_statement:
+            ui.warn(f"{applied.finding.id} {applied.finding.package}: VEX says {applied.statement.status}: "
+                    f"{applied.statement.action_statement}")
     if scan.result.vex:
         ui.table(["advisory", "package", "installed", "status", "justification / reasoning"],
                  [[_ids(a.finding), a.finding.package, a.finding.installed_version, a.statement.status,
                    "; ".join(x for x in (a.statement.justification, a.statement.impact_statement) if x)
                    + f" ({a.statement.source})"] for a in scan.result.vex],
-                 title="not affected / under investigation (VEX)")
+                 title="not affected / fixed (VEX)")
     summary = ", ".join(f"{n} {level.lower()}" for level, n in body["counts"].items() if n) or "none"
     ui.out.print(f"open findings by severity: {summary}"
                  + (f"; {len(scan.result.vex)} answered by VEX" if scan.result.vex else ""), markup=False)
     for d in scan.lock_disagreements:
         ui.warn(f"lock disagreement: {d.name}: lock {d.locked or '(not pinned)'}, image {d.installed or '(absent)'}")
+
+
+def _vex_status(scan: report_mod.ScanReport, finding) -> str:
+    """The status of a VEX statement that speaks for an open finding without answering it."""
+    statement = scan.result.statement_for(finding)
+    return "" if statement is None else statement.status
 
 
 def _ids(finding) -> str:
