@@ -1,5 +1,6 @@
-"""One source for exit codes: dlbase.errors. The README, docs/failures.md and `dlbase --help`
-must say exactly what the enum says; this fails on any drift."""
+"""One source for exit codes: dlbase.errors. docs/reference.md, docs/failures.md, the verb
+tables (README and docs/reference.md) and `dlbase --help` must say exactly what the enum
+says; this fails on any drift."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ def test_every_code_has_a_text_and_a_unique_value():
     assert len({int(c) for c in ExitCode}) == len(ExitCode)
 
 
-def test_readme_and_failures_doc_carry_the_generated_table():
+def test_the_reference_and_failures_docs_carry_the_generated_table():
     table = render.exit_code_table()
-    for rel in ("README.md", "docs/failures.md"):
+    assert render.EXIT_CODE_DOCS == ("docs/reference.md", "docs/failures.md")
+    for rel in render.EXIT_CODE_DOCS:
         block = _block((REPO / rel).read_text(encoding="utf-8"))
         assert block.strip() == table.strip(), f"{rel}: exit-code table drifted; run `dlbase render`"
         codes = [int(m) for m in re.findall(r"^\| (\d+) \|", block, re.M)]
@@ -48,12 +50,33 @@ def test_every_error_class_uses_a_documented_code():
         assert cls.exit_code in EXIT_TEXT, cls
 
 
-def test_codes_named_in_the_readme_verb_table_exist():
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    rows = [ln for ln in text.splitlines() if ln.startswith("| `dlbase ")]
-    assert rows
+def test_codes_named_in_the_verb_tables_exist():
     valid = {int(c) for c in ExitCode}
-    for row in rows:
-        cell = row.rstrip("|").rsplit("|", 1)[-1]
-        for number in re.findall(r"\b(\d+)\b", cell):
-            assert int(number) in valid, row
+    for rel in ("README.md", "docs/reference.md"):
+        text = (REPO / rel).read_text(encoding="utf-8")
+        rows = [ln for ln in text.splitlines() if ln.startswith("| `dlbase ")]
+        assert rows, rel
+        for row in rows:
+            cell = row.rstrip("|").rsplit("|", 1)[-1]
+            for number in re.findall(r"\b(\d+)\b", cell):
+                assert int(number) in valid, (rel, row)
+
+
+def test_the_readme_verb_table_has_one_row_per_verb():
+    """The README's front-door table names every verb `dlbase --help` lists, once."""
+    from dlbase.cli.app import app
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    named = [re.match(r"\| `dlbase ([a-z-]+)", ln)[1] for ln in text.splitlines() if ln.startswith("| `dlbase ")]
+    assert sorted(named) == sorted(app.commands), "README verb table and `dlbase --help` disagree"
+
+
+def test_a_drifted_exit_code_table_in_the_reference_is_rendered_again(cli, project_copy):
+    doc = project_copy / "docs" / "reference.md"
+    doc.parent.mkdir(exist_ok=True)
+    doc.write_text((REPO / "docs" / "reference.md").read_text().replace("| 19 | trust policy not met |",
+                                                                        "| 19 | policy |"))
+    res = cli("render", "--check")
+    assert res.code == 3 and "docs/reference.md" in res.err
+    assert cli("render").code == 0
+    assert doc.read_text() == (REPO / "docs" / "reference.md").read_text()

@@ -48,7 +48,7 @@ def app() -> None:
     """Build, verify and publish reproducible PyTorch + CUDA + Albumentations images."""
 
 
-# The exit-code list comes from dlbase.errors (EXIT_TEXT), like the README's and docs/failures.md's.
+# The exit-code list comes from dlbase.errors (EXIT_TEXT), like docs/reference.md's and docs/failures.md's.
 app.help = (app.help or "") + "\n\nExit codes: " + exit_code_sentence() + "."
 
 

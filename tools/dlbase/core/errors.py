@@ -37,8 +37,8 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # Ctrl-C; matches the shell's 128 + SIGINT
 
 
-#: What each code means, in the words the README, docs/failures.md and `dlbase --help` use.
-#: The one source for those texts: `dlbase render` writes them into the README and
+#: What each code means, in the words docs/reference.md, docs/failures.md and `dlbase --help` use.
+#: The one source for those texts: `dlbase render` writes them into docs/reference.md and
 #: docs/failures.md, and a unit test fails when a code has no text here.
 EXIT_TEXT: dict[ExitCode, str] = {
     ExitCode.OK: "ok",
