@@ -187,6 +187,11 @@ class RegistryError(DlbaseError):
     exit_code = ExitCode.REGISTRY
 
 
+class BadAnswer(RegistryError):
+    """A server (registry, index, database mirror) answered what must not be accepted:
+    a redirect from https to plain http, a body past its cap, too many redirects. Names the URL."""
+
+
 class TagConflict(DlbaseError):
     exit_code = ExitCode.TAG_CONFLICT
 

@@ -16,19 +16,14 @@ decides on its own which headers follow a ``Location``. Here:
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import urllib3.connection
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from dlbase.core import deadline as deadlines
 from dlbase.core.errors import RegistryError, Unreachable
 
 MANIFEST_MAX = 4 << 20  # registries themselves refuse manifests above 4 MiB
@@ -38,8 +33,6 @@ DEADLINE_S = 60.0
 MAX_REDIRECTS = 5
 _CHUNK = 64 << 10
 _REDIRECTS = (301, 302, 303, 307, 308)
-
-_current = threading.local()
 
 
 @dataclass(frozen=True)
@@ -59,86 +52,18 @@ def origin(url: str) -> tuple[str, str, int]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
-class _Deadline:
-    """Shuts the socket of the running call down when the call's deadline passes."""
-
-    def __init__(self, at: float):
-        self.at, self.fired = at, False
-        self._timer: threading.Timer | None = None
-
-    def arm(self, sock: socket.socket) -> None:
-        self.cancel()
-        self._timer = threading.Timer(max(0.0, self.at - time.monotonic()), self._fire, args=(sock,))
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self, sock: socket.socket) -> None:
-        self.fired = True
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
-
-class _Watched:
-    """Arms the calling thread's deadline on the socket before the answer is read."""
-
-    sock: socket.socket | None
-
-    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        watch = getattr(_current, "deadline", None)
-        if watch is not None and self.sock is not None:
-            watch.arm(self.sock)
-        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-class _WatchedAdapter(HTTPAdapter):
-    """requests' adapter, with connections that arm the deadline (direct or through a proxy)."""
-
-    def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-
-    def proxy_manager_for(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        manager = super().proxy_manager_for(*args, **kwargs)
-        manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-        return manager
-
-
 class BoundedHttp:
     """HTTP calls to one registry with caps, deadlines and per-hop authorization."""
 
     def __init__(self, name: str, *, timeout: float, deadline: float = DEADLINE_S):
         self.name, self.timeout, self.deadline = name, timeout, deadline
-        self.session = requests.Session()
-        for prefix in ("http://", "https://"):
-            self.session.mount(prefix, _WatchedAdapter())
+        self.session = deadlines.session()
 
     def send(self, method: str, url: str, *, cap: int, what: str, headers: Mapping[str, str] | None = None,
              data: bytes | None = None, authorize: Callable[[str], Mapping[str, str]] = lambda _u: {}) -> Answer:
         """One call, its redirects followed; the final answer with its body (at most ``cap``)."""
-        deadline = _Deadline(time.monotonic() + self.deadline)
         seen: set[str] = set()
-        _current.deadline = deadline
-        try:
+        with deadlines.within(f"registry {self.name} ({what})", self.deadline) as deadline:
             for _hop in range(MAX_REDIRECTS + 1):
                 if url in seen:
                     raise RegistryError(f"registry {self.name} redirects {what} in a loop (back to {url})",
@@ -152,15 +77,12 @@ class BoundedHttp:
                 if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
                     method, data = "GET", None
             raise RegistryError(f"registry {self.name} redirected {what} more than {MAX_REDIRECTS} times")
-        finally:
-            _current.deadline = None
-            deadline.cancel()
 
     def _once(self, method: str, url: str, cap: int, what: str, headers: Mapping[str, str],
-              data: bytes | None, deadline: _Deadline) -> Answer:
+              data: bytes | None, deadline: deadlines.Deadline) -> Answer:
         left = deadline.at - time.monotonic()
         if left <= 0:
-            raise self._late(what)
+            raise self._late(what, deadline)
         try:
             resp = self.session.request(method, url, headers=dict(headers), data=data, stream=True,
                                         allow_redirects=False, timeout=(min(self.timeout, left), self.timeout))
@@ -168,7 +90,7 @@ class BoundedHttp:
             raise Unreachable(f"registry {self.name} did not answer within {self.timeout:.0f}s ({what})") from None
         except requests.RequestException as exc:
             if deadline.fired:
-                raise self._late(what) from None
+                raise self._late(what, deadline) from None
             raise Unreachable(f"registry {self.name} cannot be reached ({type(exc).__name__})",
                               hint=f"is the registry running and is {self.name} the right address?") from None
         try:
@@ -177,7 +99,7 @@ class BoundedHttp:
         finally:
             resp.close()
 
-    def _body(self, resp: requests.Response, cap: int, what: str, deadline: _Deadline) -> bytes:
+    def _body(self, resp: requests.Response, cap: int, what: str, deadline: deadlines.Deadline) -> bytes:
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise RegistryError(f"registry {self.name} announced {int(declared)} bytes for {what}; "
@@ -191,16 +113,16 @@ class BoundedHttp:
                                         "the rest was not read")
                 parts.append(chunk)
                 if time.monotonic() > deadline.at:
-                    raise self._late(what)
+                    raise self._late(what, deadline)
         except requests.RequestException:
             if deadline.fired:
-                raise self._late(what) from None
+                raise self._late(what, deadline) from None
             raise Unreachable(f"registry {self.name} broke off its answer for {what}") from None
         if deadline.fired:
-            raise self._late(what)
+            raise self._late(what, deadline)
         return b"".join(parts)
 
-    def _late(self, what: str) -> Unreachable:
+    def _late(self, what: str, deadline: deadlines.Deadline) -> Unreachable:
         self.session.close()  # the watchdog broke the connection; do not reuse it
-        return Unreachable(f"registry {self.name} did not finish answering {what} within {self.deadline:.0f}s",
+        return Unreachable(f"registry {self.name} did not finish answering {what} within {deadline.limit:g}s",
                            hint="the registry (or a proxy) is answering very slowly; try again later")

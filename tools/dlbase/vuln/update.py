@@ -2,29 +2,34 @@
 
 Over HTTPS only, except to a loopback host (a test's server, a local mirror): a
 vulnerability database fetched over plain HTTP from the network could be swapped in
-transit to hide findings. Each archive is written to a temporary file beside its place,
-checked to be a readable zip of JSON records, and moved into place only when every
-requested archive arrived: a failed update leaves the previous database as it was.
+transit to hide findings, so a redirect that leaves https is refused too
+(:mod:`dlbase.core.httpget`). Each archive has one deadline, however slowly its server
+sends (:mod:`dlbase.core.deadline`).
+
+An update is all or nothing: every archive is downloaded, checked to be a readable zip
+of JSON records and indexed into a staging folder beside the database; what the update
+does not replace is linked in; then the staging folder takes the database's place in
+one rename (:mod:`dlbase.core.folderswap`). A failure at any point leaves the previous
+database exactly as it was, and no folder the update created.
 """
 
 from __future__ import annotations
 
-import os
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import requests
-
-from dlbase.core.errors import AddressError, FileProblem, Unreachable
-from dlbase.core.reference import is_loopback
+from dlbase.core import folderswap, httpget
+from dlbase.core import deadline as deadlines
+from dlbase.core.errors import AddressError, BadAnswer, FileProblem, InvalidInput, Unreachable
 from dlbase.vuln import db
 
 DEFAULT_BASE_URL = "https://osv-vulnerabilities.storage.googleapis.com"
-#: The ecosystems the matrix's images install from: Python, and the base OS releases.
-DEFAULT_ECOSYSTEMS = ("PyPI", "Debian:12", "Debian:13", "Ubuntu:22.04:LTS")
+#: Seconds one archive's download may take in all (PyPI's is tens of MB).
+DEADLINE_S = 600.0
 _CHUNK = 1 << 20
 
 
@@ -41,10 +46,7 @@ class Downloaded:
 
 
 def check_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and is_loopback(parts.netloc):
+    if httpget.allowed(url):
         return url.rstrip("/")
     raise AddressError(f"--base-url {url!r}: the database must be fetched over https "
                        "(plain http only from a loopback host such as 127.0.0.1)",
@@ -56,45 +58,65 @@ def archive_path(folder: Path, ecosystem: str) -> Path:
 
 
 def download(folder: Path, ecosystems: list[str], *, base_url: str = DEFAULT_BASE_URL,
-             timeout: float = 60.0) -> list[Downloaded]:
-    """Fetch every archive, then move them all into place (nothing replaced on failure)."""
+             limit: float = DEADLINE_S) -> list[Downloaded]:
+    """Fetch and index every archive into a staging folder, then swap it in (nothing
+    replaced, nothing left behind on failure). ``ecosystems`` are OSV names, checked by
+    the caller against the matrix (:mod:`dlbase.vuln.ecosystems`)."""
     base = check_base_url(base_url)
-    folder.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path, Downloaded]] = []
+    for ecosystem in ecosystems:
+        _check_name(ecosystem)
+    if folder.exists() and not folder.is_dir():
+        raise FileProblem(f"--db {folder} is a file; it names the folder the archives go into",
+                          hint="name a folder (it is created when missing)")
+    created = folderswap.make_parents(folder.parent)
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.update-", dir=folder.parent))
+    except OSError as exc:
+        folderswap.remove_empty(created)
+        raise FileProblem(f"cannot write beside {folder}: {exc.strerror or exc}",
+                          hint="name a --db folder in a writable place") from None
+    try:
+        got = []
+        session = deadlines.session()
         for ecosystem in ecosystems:
-            final = archive_path(folder, ecosystem)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp_name = tempfile.mkstemp(prefix=".all.zip.", suffix=".part", dir=final.parent)
-            tmp = Path(tmp_name)
-            staged.append((tmp, final, Downloaded(ecosystem, final, 0, 0)))
+            staged = archive_path(staging, ecosystem)
+            staged.parent.mkdir(parents=True)
             url = f"{base}/{quote(ecosystem, safe='')}/all.zip"
-            size = _fetch(url, handle, timeout)
-            records = _check_archive(tmp, url)
-            staged[-1] = (tmp, final, Downloaded(ecosystem, final, size, records))
-        for tmp, final, _info in staged:
-            os.replace(tmp, final)
-            db.archive_index(final)  # indexed now, so the next scan reads only what it needs
-        return [info for _tmp, _final, info in staged]
-    finally:
-        for tmp, _final, _info in staged:
-            tmp.unlink(missing_ok=True)
+            size = _fetch(session, url, staged, limit)
+            records = _check_archive(staged, url)
+            db.archive_index(staged)  # indexed now, so the next scan reads only what it needs
+            got.append(Downloaded(ecosystem, archive_path(folder, ecosystem), size, records))
+        folderswap.carry_over(folder, staging)
+        folderswap.swap_in(staging, folder)
+        return got
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        folderswap.remove_empty(created)
+        raise
 
 
-def _fetch(url: str, handle: int, timeout: float) -> int:
+def _check_name(ecosystem: str) -> None:
+    """The name becomes a folder under the database: one plain folder name, never a path."""
+    if not ecosystem.strip() or ecosystem in (".", "..") or "/" in ecosystem or "\\" in ecosystem \
+            or "\x00" in ecosystem:
+        raise InvalidInput(f"ecosystem {ecosystem!r} is not a folder name; an OSV ecosystem is a name "
+                           "such as PyPI or Debian:12, never a path")
+
+
+def _fetch(session, url: str, path: Path, limit: float) -> int:  # type: ignore[no-untyped-def]
     size = 0
-    with os.fdopen(handle, "wb") as out:
-        try:
-            with requests.get(url, stream=True, timeout=timeout) as response:
-                if response.status_code != 200:
-                    raise Unreachable(f"{url}: HTTP {response.status_code}",
-                                      hint="check the ecosystem name (OSV's ecosystems.txt lists them) and --base-url")
-                for chunk in response.iter_content(_CHUNK):
-                    out.write(chunk)
-                    size += len(chunk)
-        except requests.RequestException as exc:
-            raise Unreachable(f"cannot download {url}: {exc}",
-                              hint="check this machine's network and proxy; the previous database is unchanged") from None
+    what = "the vulnerability database"
+    try:
+        with httpget.stream(session, url, what=what, limit=limit) as response, path.open("wb") as out:
+            if response.status_code != 200:
+                raise Unreachable(f"{url}: HTTP {response.status_code}",
+                                  hint="check the ecosystem name (OSV's ecosystems.txt lists them) and --base-url")
+            for chunk in httpget.chunks(response, what=what):
+                out.write(chunk)
+                size += len(chunk)
+    except (Unreachable, BadAnswer) as exc:
+        hint = "; ".join(filter(None, [exc.hint, "the previous database is unchanged"]))
+        raise exc.reworded(exc.message, hint=hint) from None
     return size
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.build import bake as bake_mod
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, parse_labels, project_options
@@ -30,7 +31,7 @@ _SHOWN = re.compile(r"^(#\d+ (\[|CACHED|ERROR)|ERROR)")
 @click.option("--no-cache", "nocache", is_flag=True, help="rebuild every step")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="extra image label (repeatable)")
 @click.option("--repository", default=None, metavar="REPO", help="tag into REPO instead of the matrix's repository")
-@click.option("--wheelhouse", "wheelhouse_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--wheelhouse", "wheelhouse_dir", type=PathParam(path_type=Path, file_okay=False), default=None,
               help="serve this folder of wheels as it is instead of filling .dlbase/wheelhouse")
 @click.option("--quiet", "-q", is_flag=True, help="no progress; print only the result")
 @click.option("--verbose", "-v", is_flag=True, help="show every line of bake's output")

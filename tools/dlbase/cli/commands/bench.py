@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.bench import build as bench_mod
 from dlbase.bench import update as bench_update
 from dlbase.examine import local_image
@@ -129,7 +130,7 @@ def compression(image: str | None, rounds: int, matrix_file: Path | None, compat
 @click.option("--quick", is_flag=True, help="few samples: a smoke run, not a measurement")
 @click.option("--rounds", type=click.IntRange(1, 10), default=1, show_default=True,
               help="alternate image and host this many times and keep the best of each (shared machines)")
-@click.option("--png", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--png", type=PathParam(path_type=Path, dir_okay=False), default=None,
               help="where to write the plot (default next to the JSON under .dlbase/bench/)")
 @json_option
 def data(image: str | None, host_python: str | None, no_host: bool, workers: str | None, quick: bool,

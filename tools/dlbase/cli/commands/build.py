@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.build import builder as build_mod
 from dlbase.define import render as render_mod
 from dlbase.cli import ui
@@ -23,7 +24,7 @@ from dlbase.cli.progress import BuildProgress
 @click.option("--verbose", "-v", is_flag=True, help="show every line of the build output")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="extra image label (repeatable), e.g. a CI run ID")
-@click.option("--wheelhouse", "wheelhouse_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--wheelhouse", "wheelhouse_dir", type=PathParam(path_type=Path, file_okay=False), default=None,
               help="serve this folder of wheels as it is instead of filling .dlbase/wheelhouse "
                    "(no download; pip's --require-hashes checks every wheel)")
 @click.option("--repository", default=None, metavar="REPO",

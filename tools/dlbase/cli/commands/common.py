@@ -7,14 +7,15 @@ from typing import Any, Callable
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.core.project import Project
 
 
 def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--matrix / --compat, for trying a different file without editing the committed one."""
-    fn = click.option("--compat", "compat_file", type=click.Path(path_type=Path), default=None,
+    fn = click.option("--compat", "compat_file", type=PathParam(path_type=Path), default=None,
                       help="compatibility table (default images/compat.yaml)")(fn)
-    fn = click.option("--matrix", "matrix_file", type=click.Path(path_type=Path), default=None,
+    fn = click.option("--matrix", "matrix_file", type=PathParam(path_type=Path), default=None,
                       help="variant matrix (default images/matrix.yaml)")(fn)
     return fn
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.define import lint as lint_mod
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options
@@ -13,7 +14,7 @@ from dlbase.core.errors import LintFailed
 
 
 @click.command("lint")
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=PathParam(path_type=Path))
 @project_options
 @json_option
 def command(files: tuple[Path, ...], matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from dlbase.cli.paths import PathParam
 from dlbase.publish import compression
 from dlbase.publish import push as publish
 from dlbase.cli import ui
@@ -52,7 +53,7 @@ class PushProgress:
                    "key (cosign.key, or env://NAME; passphrase from DLBASE_SIGNING_PASSWORD or a prompt)")
 @click.option("--host-label", default=None, metavar="LABEL",
               help="with --sign: the name of this host in the verification attestation")
-@click.option("--scan-db", "scan_db", type=click.Path(path_type=Path), default=None, metavar="DIR",
+@click.option("--scan-db", "scan_db", type=PathParam(path_type=Path), default=None, metavar="DIR",
               help="with --sign: scan the image against this vulnerability database (as `dlbase scan --db`; "
                    "default $DLBASE_VULN_DB) and attach the result; without one, push says no scan was attached")
 @click.option("--compression", "layer_compression", type=click.Choice(compression.CHOICES), default=compression.GZIP,

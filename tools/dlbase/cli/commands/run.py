@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.cli import ui
 from dlbase.core import imageref
 from dlbase.core.errors import InvalidInput
@@ -53,7 +54,7 @@ def _container_command(ctx: click.Context, words: tuple[str, ...]) -> list[str] 
 @click.option("-p", "--port", "publish", default=None, metavar="[ADDRESS:]PORT",
               help=f"host port for the notebook server (default {launcher.NOTEBOOK_PORT} for a Jupyter image); "
                    f"it listens on {launcher.LOCAL_ADDRESS} unless ADDRESS says otherwise (0.0.0.0: every interface)")
-@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--workspace", type=PathParam(path_type=Path, file_okay=False), default=None,
               help="folder mounted at /workspace (default: the current folder)")
 @click.option("--no-workspace", is_flag=True, help="mount nothing at /workspace")
 @click.option("--user", default=None, metavar="UID[:GID]|NAME[:GROUP]",

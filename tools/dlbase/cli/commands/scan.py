@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.cli import ui
 from dlbase.cli.commands.common import attest_options, json_option, open_project, project_options, variant_spec
 from dlbase.core import fsutil
@@ -15,6 +16,7 @@ from dlbase.define.lock import read_lock
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import report as report_mod
 from dlbase.vuln import attestation as attestation_mod
+from dlbase.vuln import ecosystems as osv_ecosystems
 from dlbase.vuln import image_scan, severity, update, vex
 from dlbase.vuln.inventory import Inventory
 
@@ -26,22 +28,23 @@ class VulnerabilitiesFound(DlbaseError):
 
 @click.command("scan")
 @click.argument("image", required=False)
-@click.option("--db", "db_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--db", "db_dir", type=PathParam(path_type=Path), default=None,
               help=f"folder of OSV records (*.json) and/or OSV all.zip archives (default ${db_mod.ENV_VAR})")
 @click.option("--update", "do_update", is_flag=True,
               help="download OSV's all.zip per ecosystem into --db first (then scan IMAGE, if named)")
 @click.option("--ecosystem", "ecosystems", multiple=True,
-              help=f"with --update: an OSV ecosystem to fetch (repeatable; default {', '.join(update.DEFAULT_ECOSYSTEMS)})")
+              help="with --update: an OSV ecosystem to fetch (repeatable; default: PyPI and the OS of each base "
+                   "in images/matrix.yaml)")
 @click.option("--base-url", default=update.DEFAULT_BASE_URL, envvar="DLBASE_VULN_BASE_URL", show_default=True,
               help="with --update: where the archives are (https; http only on loopback)")
 @click.option("--fail-on", type=click.Choice([lv.lower() for lv in severity.LEVELS], case_sensitive=False),
               default=None, help="exit 1 when a finding no VEX statement answers is at or above this severity")
 @click.option("--max-db-age", type=click.FloatRange(min=0), default=7.0, show_default=True,
               help="warn when the database's newest record is older than this many days")
-@click.option("--vex", "vex_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--vex", "vex_dir", type=PathParam(path_type=Path), default=None,
               help="folder of OpenVEX documents (default images/vex)")
 @click.option("--no-vex", is_flag=True, help="apply no VEX statements (every finding stays open)")
-@click.option("--predicate", "predicate_out", type=click.Path(path_type=Path), default=None,
+@click.option("--predicate", "predicate_out", type=PathParam(path_type=Path), default=None,
               help="also write the result as cosign's vuln predicate (for `cosign attest --type vuln`)")
 @click.option("--from-lock", is_flag=True,
               help="scan the variant's requirements.lock instead of an image (Python packages only, no OS packages)")
@@ -76,7 +79,9 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
         raise click.UsageError("--key goes with --attest")
     if do_update:
         folder = db_mod.resolve_path(db_dir)
-        got = update.download(folder, list(ecosystems) or list(update.DEFAULT_ECOSYSTEMS), base_url=base_url)
+        known = osv_ecosystems.of_matrix(open_project(matrix_file, compat_file).matrix)
+        wanted = osv_ecosystems.check(list(ecosystems), known) if ecosystems else list(known)
+        got = update.download(folder, wanted, base_url=base_url)
         if not as_json:
             for item in got:
                 ui.info(f"updated {item.path}: {item.records} records, {item.size_bytes / 1e6:.1f} MB")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.cli import ui
 from dlbase.cli.commands import _trustview
 from dlbase.cli.commands.common import json_option
@@ -42,7 +43,7 @@ def policy_options(fn):
     fn = click.option("--key", "key_sources", multiple=True, metavar="PUB",
                       help="a publisher's public key (cosign.pub, or env://NAME): one publisher key, no other "
                            "requirement; repeat to accept several keys")(fn)
-    fn = click.option("--policy", "policy_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+    fn = click.option("--policy", "policy_file", type=PathParam(path_type=Path), default=None, metavar="FILE",
                       help="trust policy YAML: publisher and verifier keys and what is required "
                            "(docs/trust-researchers.md); the other options add to it")(fn)
     return fn

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.cli.paths import PathParam
 from dlbase.cli import ui
 from dlbase.core import signals, validate
 from dlbase.verify import runner as verify_mod
@@ -60,9 +61,9 @@ def print_summary(report: VerifyReport) -> None:
               help="run one half only (a partial run is never recorded as a pass)")
 @click.option("-k", "keyword", metavar="EXPR", default=None,
               help="only the checks/tests matching this pytest -k expression (partial run)")
-@click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None,
+@click.option("--junit", "junit_file", type=PathParam(path_type=Path), default=None,
               help="write the merged JUnit XML here (default .dlbase/reports/verify-<id>.xml)")
-@click.option("--report", "report_file", type=click.Path(path_type=Path), default=None,
+@click.option("--report", "report_file", type=PathParam(path_type=Path), default=None,
               help="write the JSON report here (default .dlbase/reports/verify-<id>.json)")
 @click.option("--label", "labels", multiple=True, metavar="dlbase.KEY=VALUE",
               help="extra label on the containers verify starts (repeatable), e.g. a CI run ID")

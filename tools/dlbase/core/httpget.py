@@ -1,0 +1,147 @@
+"""GET from a package index or a database mirror: one deadline, redirects checked, bodies bounded.
+
+Why one place: the OSV download, the simple-index listing and the wheel-metadata reads
+each had their own ``requests.get``, each with a per-read timeout (a server sending one
+byte every 5 s held them forever), ``requests``' own redirect following (an https URL
+redirected to plain http was followed, so a database could be swapped in transit) and,
+for range reads, no cap (a mirror that ignores ``Range`` sent a whole 900 MB wheel into
+memory). Here every call runs under :func:`dlbase.core.deadline.within`, redirects are
+followed by hand and refused when they leave https (or go to plain http off this
+machine), and a body is read only as far as its cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from dlbase.core import deadline as deadlines
+from dlbase.core.errors import BadAnswer, Unreachable
+from dlbase.core.reference import is_loopback
+
+#: Seconds one operation (its redirects, headers and body) may take unless told otherwise.
+DEADLINE_S = 60.0
+MAX_REDIRECTS = 5
+CHUNK = 64 << 10
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A server's answer with its body read (at most the caller's cap)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def allowed(url: str) -> bool:
+    """https, or plain http to this machine (a test's server, a local mirror)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and bool(parts.hostname) and is_loopback(parts.netloc)
+
+
+def _check_hop(previous: str, url: str) -> None:
+    if urlsplit(previous).scheme == "https" and urlsplit(url).scheme != "https":
+        raise BadAnswer(f"{previous} redirects to {url}: a redirect from https to plain http is not followed",
+                        hint="the server (or a proxy in front of it) downgrades the connection; "
+                             "use a mirror that stays on https")
+    if not allowed(url):
+        raise BadAnswer(f"{previous} redirects to {url}: plain http is followed only to a loopback host",
+                        hint="use an https mirror")
+
+
+@contextlib.contextmanager
+def stream(session: requests.Session, url: str, *, what: str, limit: float = DEADLINE_S,
+           headers: Mapping[str, str] | None = None, method: str = "GET") -> Iterator[requests.Response]:
+    """The final answer to ``url`` (redirects followed by hand), its body not yet read.
+
+    The whole block, reading the body included, runs under one deadline of ``limit``
+    seconds: read the body with :func:`chunks` so a passed deadline is reported as such."""
+    deadlines.watch(session)
+    with deadlines.within(what, limit):
+        resp = None
+        try:
+            for _hop in range(MAX_REDIRECTS + 1):
+                resp = _request(session, method, url, headers, what)
+                location = resp.headers.get("Location")
+                if resp.status_code not in _REDIRECTS or not location:
+                    break
+                resp.close()
+                target = urljoin(url, location)
+                _check_hop(url, target)
+                url = target
+            else:
+                raise BadAnswer(f"{what}: more than {MAX_REDIRECTS} redirects (last to {url})")
+            yield resp
+        finally:
+            if resp is not None:
+                resp.close()
+
+
+def _request(session: requests.Session, method: str, url: str, headers: Mapping[str, str] | None,
+             what: str) -> requests.Response:
+    deadline = deadlines.current()
+    left = deadline.left() if deadline is not None else DEADLINE_S
+    if left <= 0:
+        raise late(url, what)
+    try:
+        return session.request(method, url, headers=dict(headers or {}), stream=True, allow_redirects=False,
+                               timeout=(min(30.0, left), min(30.0, left)))
+    except requests.RequestException as exc:
+        raise failed(url, what, exc) from None
+
+
+def chunks(resp: requests.Response, *, what: str, cap: int | None = None) -> Iterator[bytes]:
+    """The body of ``resp`` in pieces, stopping with an error past ``cap`` bytes or the deadline."""
+    declared = resp.headers.get("Content-Length", "")
+    if cap is not None and declared.isdigit() and int(declared) > cap:
+        raise BadAnswer(f"{resp.url} announced {int(declared)} bytes for {what}; more than {cap} is not read")
+    size = 0
+    try:
+        for chunk in resp.iter_content(CHUNK):
+            size += len(chunk)
+            if cap is not None and size > cap:
+                raise BadAnswer(f"{resp.url} sent more than {cap} bytes for {what}; the rest was not read")
+            if deadlines.expired():
+                raise late(resp.url, what)
+            yield chunk
+    except requests.RequestException as exc:
+        raise failed(resp.url, what, exc) from None
+    if deadlines.expired():
+        raise late(resp.url, what)
+
+
+def get(session: requests.Session, url: str, *, what: str, cap: int, limit: float = DEADLINE_S,
+        headers: Mapping[str, str] | None = None, method: str = "GET") -> Answer:
+    """One call (redirects followed) with its body read whole, at most ``cap`` bytes."""
+    with stream(session, url, what=what, limit=limit, headers=headers, method=method) as resp:
+        body = b"" if method == "HEAD" else b"".join(chunks(resp, what=what, cap=cap))
+        return Answer(resp.status_code, resp.headers, body, resp.url)
+
+
+def late(url: str, what: str) -> Unreachable:
+    deadline = deadlines.current()
+    limit = f"{deadline.limit:g}s" if deadline is not None else "its deadline"
+    return Unreachable(f"{url} did not finish answering within {limit} ({what})",
+                       hint=f"the server (or a proxy) answers very slowly; try again later or another mirror "
+                            f"(${deadlines.ENV_VAR} sets the deadline in seconds)")
+
+
+def failed(url: str, what: str, exc: Exception) -> Unreachable:
+    if deadlines.expired():
+        return late(url, what)
+    return Unreachable(f"cannot read {url} ({what}): {type(exc).__name__}",
+                       hint="check this machine's network and proxy, and the address",
+                       details=[str(exc)[:300]])
