@@ -17,6 +17,7 @@ import requests
 from dlbase.define import lock
 from dlbase.registry import client as registry
 from dlbase.build import wheelhouse
+from dlbase.define import simpleindex
 from dlbase.core.errors import Unreachable
 
 LIMIT_S = 30
@@ -59,7 +60,7 @@ def test_registry_gives_up_on_a_silent_registry(silent_server):
 
 def test_wheel_index_gives_up_on_a_silent_index(silent_server):
     with requests.Session() as session, pytest.raises(Unreachable, match="cannot be reached"):
-        wheelhouse._index_files(session, f"http://127.0.0.1:{silent_server}/simple", "numpy", 1)
+        simpleindex.files(session, f"http://127.0.0.1:{silent_server}/simple", "numpy", 1)
 
 
 def test_default_timeouts_are_at_most_30_seconds():

@@ -5,8 +5,8 @@ pins are downloaded on the host, checked against the lock's sha256 hashes as the
 arrive, and then offered to the build on ``http://127.0.0.1:PORT/`` (the build runs with
 ``network_mode="host"``) for ``pip install --no-index --find-links URL --require-hashes``.
 
-Files are fetched straight from the index's simple API (PEP 691 JSON, PEP 503 HTML as a
-fallback) with ``requests`` rather than through ``pip download``: that gives per-file
+Files are fetched straight from the index's simple API (read by
+:mod:`dlbase.define.simpleindex`) with ``requests`` rather than through ``pip download``: that gives per-file
 byte progress, parallel downloads, a hash check while streaming, and no dependence on the
 host's pip configuration (``PIP_FIND_LINKS`` and friends). Only the one wheel per
 package that fits the target interpreter and platform is fetched.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import html.parser
 import http.server
 import os
 import re
@@ -37,17 +36,18 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
-from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from dlbase.core.cachedir import cache_dir
 from dlbase.core.errors import HashMismatch, InvalidInput, Unreachable
 from dlbase.core.fileerrors import file_error
+from dlbase.define import simpleindex
 from dlbase.define.lock import PYPI_SIMPLE, Lock, Pinned, read_lock
+from dlbase.define.wheeltags import platform_tags_for, target_tags
 from dlbase.core.root import search_root
 
 __all__ = [
@@ -63,8 +63,6 @@ __all__ = [
 
 _CHUNK = 1 << 20
 _PART_RE = re.compile(r"^\.(?P<name>.+\.whl)\.(?P<pid>\d+)\.part$")
-_SIMPLE_ACCEPT = ("application/vnd.pypi.simple.v1+json, "
-                  "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1")
 
 
 # --------------------------------------------------------------------------- data
@@ -100,53 +98,6 @@ class FillEvent:
 
 
 # --------------------------------------------------------------------------- tags
-
-
-def platform_tags_for(platform: str) -> list[str]:
-    """Wheel platform tags accepted on uv's ``--python-platform`` target, best first.
-
-    ``x86_64-manylinux_2_28`` -> ``manylinux_2_28_x86_64``, ..., ``manylinux_2_17_x86_64``,
-    ``manylinux2014_x86_64``, ..., ``manylinux1_x86_64``: exactly what pip inside a glibc
-    2.28 container would accept, so the wheelhouse holds what the build will install.
-    """
-    m = re.fullmatch(r"(?P<arch>x86_64|aarch64|ppc64le|s390x|i686)-manylinux_?(?P<maj>2)_(?P<min>\d+)",
-                     platform.strip())
-    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-    if m is None:
-        m2 = re.fullmatch(r"(?P<arch>x86_64|aarch64|ppc64le|s390x|i686)-manylinux(?P<y>2014|2010|1)",
-                          platform.strip())
-        if m2 is None:
-            raise InvalidInput(
-                f"cannot derive wheel platform tags from platform '{platform}'",
-                hint="pass platform_tags explicitly (e.g. ['manylinux_2_28_x86_64', ...]) "
-                     "or use the form <arch>-manylinux_2_<minor>",
-            )
-        arch, minor = m2["arch"], {"2014": 17, "2010": 12, "1": 5}[m2["y"]]
-    else:
-        arch, minor = m["arch"], int(m["min"])
-    tags: list[str] = []
-    for mn in range(minor, 4, -1):
-        tags.append(f"manylinux_2_{mn}_{arch}")
-        if mn in legacy:
-            tags.append(f"{legacy[mn]}_{arch}")
-    return tags
-
-
-def target_tags(python_version: str, platform_tags: list[str]) -> list[Tag]:
-    """All wheel tags a CPython ``python_version`` interpreter on ``platform_tags`` accepts,
-    in pip's order of preference (most specific first)."""
-    try:
-        major, minor = (int(x) for x in python_version.split(".")[:2])
-    except ValueError as exc:
-        raise InvalidInput(f"python version '{python_version}' is not like '3.11'") from exc
-    pv = (major, minor)
-    plats = list(platform_tags)
-    if not plats:
-        raise InvalidInput("no platform tags given", hint="see platform_tags_for()")
-    tags = list(cpython_tags(python_version=pv, platforms=plats))
-    tags += list(compatible_tags(python_version=pv, interpreter=f"cp{major}{minor}", platforms=plats))
-    seen: set[Tag] = set()
-    return [t for t in tags if not (t in seen or seen.add(t))]
 
 
 def _wheel_rank(filename: str, pin: Pinned, priority: dict[Tag, int]) -> int | None:
@@ -197,54 +148,6 @@ def default_wheelhouse(python_version: str, platform: str, *, root: Path | None 
 # --------------------------------------------------------------------------- index
 
 
-class _LinkParser(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            d = dict(attrs)
-            if d.get("href"):
-                self.links.append((d["href"] or "", d))
-
-
-def _index_files(session: requests.Session, index_url: str, project: str,
-                 timeout: float) -> list[tuple[str, str, str | None, int | None]] | None:
-    """(filename, absolute url, sha256 or None, size or None) for every file of
-    ``project`` on ``index_url``; ``None`` when the index does not have the project."""
-    page = urljoin(index_url.rstrip("/") + "/", canonicalize_name(project) + "/")
-    try:
-        resp = session.get(page, headers={"Accept": _SIMPLE_ACCEPT}, timeout=timeout)
-    except requests.RequestException as exc:
-        raise Unreachable(
-            f"index {index_url} cannot be reached (while listing {project})",
-            hint="fill the wheelhouse on a machine that can reach the index",
-            details=[f"url: {page}", f"{type(exc).__name__}: {exc}"],
-        ) from exc
-    if resp.status_code == 404:
-        return None
-    if resp.status_code >= 400:
-        raise Unreachable(f"index {index_url} answered HTTP {resp.status_code} for {project}",
-                          details=[f"url: {page}"])
-    ctype = resp.headers.get("Content-Type", "")
-    out: list[tuple[str, str, str | None, int | None]] = []
-    if "json" in ctype:
-        data = resp.json()
-        for f in data.get("files", []):
-            url = urljoin(resp.url, f["url"])
-            out.append((f["filename"], url, (f.get("hashes") or {}).get("sha256"), f.get("size")))
-        return out
-    parser = _LinkParser()
-    parser.feed(resp.text)
-    for href, _attrs in parser.links:
-        url, frag = urldefrag(urljoin(resp.url, href))
-        filename = urlsplit(url).path.rsplit("/", 1)[-1]
-        sha = frag[len("sha256="):] if frag.startswith("sha256=") else None
-        out.append((filename, url, sha, None))
-    return out
-
-
 def _choose(pin: Pinned, index_urls: list[str], priority: dict[Tag, int],
             session: requests.Session, timeout: float) -> WheelFile:
     """The best wheel of ``pin`` for the target across ``index_urls``, restricted to
@@ -254,7 +157,7 @@ def _choose(pin: Pinned, index_urls: list[str], priority: dict[Tag, int],
     foreign: list[str] = []
     found_project = False
     for index_url in index_urls:
-        files = _index_files(session, index_url, pin.name, timeout)
+        files = simpleindex.files(session, index_url, pin.name, timeout)
         if files is None:
             continue
         found_project = True

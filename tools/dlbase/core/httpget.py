@@ -25,6 +25,8 @@ from dlbase.core.reference import is_loopback
 
 #: Seconds one operation (its redirects, headers and body) may take unless told otherwise.
 DEADLINE_S = 60.0
+#: Seconds one socket read may wait (the deadline bounds the whole operation).
+READ_TIMEOUT_S = 30.0
 MAX_REDIRECTS = 5
 CHUNK = 64 << 10
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -64,7 +66,8 @@ def _check_hop(previous: str, url: str) -> None:
 
 @contextlib.contextmanager
 def stream(session: requests.Session, url: str, *, what: str, limit: float = DEADLINE_S,
-           headers: Mapping[str, str] | None = None, method: str = "GET") -> Iterator[requests.Response]:
+           headers: Mapping[str, str] | None = None, method: str = "GET",
+           read_timeout: float = READ_TIMEOUT_S) -> Iterator[requests.Response]:
     """The final answer to ``url`` (redirects followed by hand), its body not yet read.
 
     The whole block, reading the body included, runs under one deadline of ``limit``
@@ -74,7 +77,7 @@ def stream(session: requests.Session, url: str, *, what: str, limit: float = DEA
         resp = None
         try:
             for _hop in range(MAX_REDIRECTS + 1):
-                resp = _request(session, method, url, headers, what)
+                resp = _request(session, method, url, headers, what, read_timeout)
                 location = resp.headers.get("Location")
                 if resp.status_code not in _REDIRECTS or not location:
                     break
@@ -91,14 +94,14 @@ def stream(session: requests.Session, url: str, *, what: str, limit: float = DEA
 
 
 def _request(session: requests.Session, method: str, url: str, headers: Mapping[str, str] | None,
-             what: str) -> requests.Response:
+             what: str, read_timeout: float) -> requests.Response:
     deadline = deadlines.current()
     left = deadline.left() if deadline is not None else DEADLINE_S
     if left <= 0:
         raise late(url, what)
     try:
         return session.request(method, url, headers=dict(headers or {}), stream=True, allow_redirects=False,
-                               timeout=(min(30.0, left), min(30.0, left)))
+                               timeout=(min(read_timeout, left), min(read_timeout, left)))
     except requests.RequestException as exc:
         raise failed(url, what, exc) from None
 
@@ -124,9 +127,11 @@ def chunks(resp: requests.Response, *, what: str, cap: int | None = None) -> Ite
 
 
 def get(session: requests.Session, url: str, *, what: str, cap: int, limit: float = DEADLINE_S,
-        headers: Mapping[str, str] | None = None, method: str = "GET") -> Answer:
+        headers: Mapping[str, str] | None = None, method: str = "GET",
+        read_timeout: float = READ_TIMEOUT_S) -> Answer:
     """One call (redirects followed) with its body read whole, at most ``cap`` bytes."""
-    with stream(session, url, what=what, limit=limit, headers=headers, method=method) as resp:
+    with stream(session, url, what=what, limit=limit, headers=headers, method=method,
+                read_timeout=read_timeout) as resp:
         body = b"" if method == "HEAD" else b"".join(chunks(resp, what=what, cap=cap))
         return Answer(resp.status_code, resp.headers, body, resp.url)
 

@@ -6,7 +6,11 @@ its wheel's METADATA, and a torch wheel is 500+ MB. The simple index lists the f
 ``<wheel url>.metadata``, so reading it costs a few kB. Where an index does not serve
 those files (a mirror, a proxy), the METADATA member is read out of the wheel's zip with
 HTTP range requests: the zip's central directory sits at the end of the file, so only
-its tail and the one member are fetched (pip's "lazy wheel" idea), still kilobytes.
+its tail and the one member are fetched (pip's "lazy wheel" idea), still kilobytes. A
+server that does not announce ``Accept-Ranges: bytes`` is not asked, and an answer other
+than 206 is closed unread: a mirror that ignores ``Range`` would otherwise send the whole
+900 MB wheel. Each read stops at the bytes it asked for, and one deadline covers every
+request of one :func:`read` (:mod:`dlbase.core.httpget`).
 Each result says which of the two it came from, because compat.yaml records the source
 of every fact.
 """
@@ -23,10 +27,17 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from dlbase.build.wheelhouse import _index_files, platform_tags_for, target_tags
-from dlbase.core.errors import InvalidInput, Unreachable
+from dlbase.core import deadline as deadlines
+from dlbase.core import httpget
+from dlbase.core.errors import BadAnswer, InvalidInput, Unreachable
+from dlbase.define import simpleindex
+from dlbase.define.wheeltags import platform_tags_for, target_tags
 
 TIMEOUT_S = 30.0
+#: Seconds one release's metadata may take in all (listing, .metadata or range reads).
+DEADLINE_S = 60.0
+#: A METADATA file is kilobytes; torch's is about 10 kB.
+METADATA_MAX = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -93,12 +104,13 @@ class _RangeFile(io.RawIOBase):
         count = min(len(buffer), self._size - self._pos)
         if count <= 0:
             return 0
-        resp = self._s.get(self._url, headers={"Range": f"bytes={self._pos}-{self._pos + count - 1}"},
-                           timeout=self._timeout)
-        if resp.status_code != 206:
-            raise Unreachable(f"{self._url} does not answer range requests (HTTP {resp.status_code})",
-                              hint="use an index that serves PEP 658 .metadata files")
-        data = resp.content[:count]
+        what = f"bytes {self._pos}-{self._pos + count - 1} of a wheel"
+        with httpget.stream(self._s, self._url, what=what, read_timeout=self._timeout,
+                            headers={"Range": f"bytes={self._pos}-{self._pos + count - 1}"}) as resp:
+            if resp.status_code != 206:  # closed unread: a 200 here is the whole wheel
+                raise Unreachable(f"{self._url} does not answer range requests (HTTP {resp.status_code})",
+                                  hint="use an index that serves PEP 658 .metadata files")
+            data = b"".join(httpget.chunks(resp, what=what, cap=count))
         buffer[:len(data)] = data
         self._pos += len(data)
         return len(data)
@@ -107,7 +119,7 @@ class _RangeFile(io.RawIOBase):
 def _listing(session: requests.Session, index_url: str, project: str, timeout: float):
     """The index's files of ``project`` (wheelhouse's reader), with a hint for this use."""
     try:
-        return _index_files(session, index_url, project, timeout)
+        return simpleindex.files(session, index_url, project, timeout)
     except Unreachable as exc:
         exc.hint = "read the metadata where the index can be reached, or name another with --index"
         raise
@@ -132,29 +144,32 @@ def _parse(text: str) -> tuple[str | None, tuple[str, ...], str, str]:
 
 
 def _fetch_pep658(session: requests.Session, url: str, timeout: float) -> str | None:
-    try:
-        resp = session.get(url + ".metadata", timeout=timeout)
-    except requests.RequestException as exc:
-        raise Unreachable(f"cannot read {url}.metadata: {type(exc).__name__}: {exc}") from None
-    if resp.status_code == 200:
-        return resp.text
-    return None
+    answer = httpget.get(session, url + ".metadata", what="the wheel's PEP 658 metadata", cap=METADATA_MAX,
+                         read_timeout=timeout)
+    return answer.text if answer.status == 200 else None
 
 
 def _fetch_by_range(session: requests.Session, url: str, timeout: float) -> str:
+    head = httpget.get(session, url, what="the wheel's size", cap=0, method="HEAD", read_timeout=timeout)
+    size = head.headers.get("Content-Length", "")
+    if head.status >= 400 or not size.isdigit() or int(size) <= 0:
+        raise Unreachable(f"{url} answered HTTP {head.status} without a length",
+                          hint="the index lists a file it does not serve; try again later")
+    if head.headers.get("Accept-Ranges", "").strip().lower() != "bytes":
+        raise Unreachable(f"{url} does not announce range requests (no 'Accept-Ranges: bytes') and serves "
+                          "no PEP 658 .metadata file: its METADATA cannot be read without the whole wheel",
+                          hint="use an index that serves PEP 658 .metadata files or range requests "
+                               "(PyPI does both), with --index")
     try:
-        head = session.head(url, allow_redirects=True, timeout=timeout)
-        size = int(head.headers.get("Content-Length", "0"))
-        if head.status_code >= 400 or size <= 0:
-            raise Unreachable(f"{url} answered HTTP {head.status_code} without a length",
-                              hint="the index lists a file it does not serve; try again later")
-        with zipfile.ZipFile(io.BufferedReader(_RangeFile(session, head.url, size, timeout), 1 << 16)) as wheel:
+        with zipfile.ZipFile(io.BufferedReader(_RangeFile(session, head.url, int(size), timeout), 1 << 16)) as wheel:
             names = [n for n in wheel.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
             if not names:
                 raise InvalidInput(f"{url} has no .dist-info/METADATA", hint="it is not a wheel")
-            return wheel.read(names[0]).decode("utf-8", errors="replace")
-    except requests.RequestException as exc:
-        raise Unreachable(f"cannot read {url}: {type(exc).__name__}: {exc}") from None
+            info = wheel.getinfo(names[0])
+            if info.file_size > METADATA_MAX:
+                raise BadAnswer(f"{url}: its METADATA claims {info.file_size} bytes; more than "
+                                f"{METADATA_MAX} is not read")
+            return wheel.read(info).decode("utf-8", errors="replace")
     except zipfile.BadZipFile as exc:
         raise InvalidInput(f"{url} is not a readable wheel: {exc}") from None
 
@@ -173,7 +188,13 @@ def read(index_url: str, project: str, version: str, *, python: str, platform: s
          session: requests.Session | None = None, timeout: float = TIMEOUT_S) -> WheelMetadata:
     """The METADATA of the wheel of ``project==version`` that a CPython ``python`` on
     ``platform`` (uv's spelling, x86_64-manylinux_2_28) would install."""
-    session = session or requests.Session()
+    with deadlines.within(f"the metadata of {project} {version} on {index_url}", DEADLINE_S):
+        return _read(index_url, project, version, python=python, platform=platform,
+                     session=session or requests.Session(), timeout=timeout)
+
+
+def _read(index_url: str, project: str, version: str, *, python: str, platform: str,
+          session: requests.Session, timeout: float) -> WheelMetadata:
     files = _listing(session, index_url, project, timeout)
     if files is None:
         raise InvalidInput(f"{project} is not on {index_url}", hint="check the name and the index")
@@ -201,11 +222,11 @@ def wheel_pythons(index_url: str, project: str, version: str, *, platform: str,
     """The CPython versions (3.10, 3.11, ...) with a version-specific wheel for ``platform``
     (free-threaded ``t`` builds are not counted: the images run the standard interpreter)."""
     files = _listing(session or requests.Session(), index_url, project, timeout) or []
-    arch = platform.split("-", 1)[0]
+    accepted = set(platform_tags_for(platform))
     found: set[tuple[int, int]] = set()
     for _filename, _url, _wv, tags in _wheels_of(files, version):
         for tag in tags:
-            if tag.platform.endswith(arch) and tag.interpreter.startswith("cp") and tag.abi == tag.interpreter:
+            if tag.platform in accepted and tag.interpreter.startswith("cp") and tag.abi == tag.interpreter:
                 digits = tag.interpreter[2:]
                 found.add((int(digits[0]), int(digits[1:])))
     return [f"{a}.{b}" for a, b in sorted(found)]
