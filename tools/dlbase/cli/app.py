@@ -24,6 +24,7 @@ import click
 from dlbase import __version__
 from dlbase.cli import ui
 from dlbase.core import fileerrors, signals
+from dlbase.core import deadline as deadlines
 from dlbase.core.errors import EXIT_TEXT, DlbaseError, ExitCode, exit_code_sentence
 
 # Verb modules, each exposing `command` (a click.Command). Order = order in --help.
@@ -173,6 +174,12 @@ def wants_json(args: list[str]) -> bool:
         cmd, name, rest, parent = sub, remaining[0], remaining[1:], ctx
 
 
+def _still_waiting(what: str, waited: float, limit: float) -> None:
+    """The ticking line of a network operation that is taking long (on stderr, so --json
+    output stays one document): a user sees it is waiting, on what, and for how long more."""
+    ui.info(f"... still waiting for {what}: {waited:.0f}s so far, giving up at {limit:g}s")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one exit code per failure kind, one JSON document under --json."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -180,9 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     signals.install_sigterm_as_interrupt()
     if as_json:
         ui.capture_json()
+    stop_ticking = deadlines.on_tick(_still_waiting)
     try:
         code, error = _run(args)
     finally:
+        stop_ticking()
         docs = ui.take_json() if as_json else []
     if as_json:
         try:

@@ -1,0 +1,64 @@
+"""A server that sends one byte every half second holds no network verb: each operation
+has one overall deadline (set short here with $DLBASE_NET_DEADLINE), the user sees a
+ticking line while it waits, and the error names the URL. Real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from dlbase.core import deadline as deadlines
+from dlbase.core import httpget
+from dlbase.core.errors import Unreachable
+from dlbase.define import simpleindex
+from tests.support.slow_server import dripping
+
+DEADLINE = 2.0
+
+
+@pytest.fixture(autouse=True)
+def short_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(deadlines.ENV_VAR, str(DEADLINE))
+    monkeypatch.setenv(deadlines.TICK_ENV_VAR, "0.5")
+
+
+def test_the_deadline_ends_a_body_that_trickles_in() -> None:
+    with dripping() as url, requests.Session() as session:
+        started = time.monotonic()
+        with pytest.raises(Unreachable, match=f"did not finish answering within {DEADLINE:g}s"):
+            httpget.get(session, url + "/x", what="a test", cap=1 << 30)
+    assert time.monotonic() - started < DEADLINE + 3
+
+
+def test_the_listeners_hear_the_wait_tick() -> None:
+    heard: list[tuple[str, float]] = []
+    remove = deadlines.on_tick(lambda what, waited, _limit: heard.append((what, waited)))
+    try:
+        with dripping() as url, requests.Session() as session, pytest.raises(Unreachable):
+            simpleindex.files(session, url + "/simple", "numpy", 1)
+    finally:
+        remove()
+    assert len(heard) >= 2 and heard[0][0] == "the file list of numpy"
+
+
+def _check(res, started: float, url: str) -> None:
+    assert res.code == 5, res.out + res.err
+    assert time.monotonic() - started < DEADLINE + 8
+    assert "still waiting for" in res.err and url.split("//")[1] in res.err
+
+
+def test_scan_update_gives_up_on_a_trickling_mirror(cli, tmp_path) -> None:
+    with dripping() as url:
+        started = time.monotonic()
+        res = cli("scan", "--update", "--db", str(tmp_path / "db"), "--ecosystem", "PyPI", "--base-url", url)
+    _check(res, started, url)
+    assert "the previous database is unchanged" in res.err and list(tmp_path.iterdir()) == []
+
+
+def test_compat_add_gives_up_on_a_trickling_index(cli) -> None:
+    with dripping() as url:
+        started = time.monotonic()
+        res = cli("compat", "add", "torch==2.14.1", "--index", url + "/simple", "--dry-run")
+    _check(res, started, url)
