@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlbase.core import errors
+from dlbase.core import deadline as deadlines
+from dlbase.core import errors, httpget, orphans
 from dlbase.define.spec import FILE_EPOCH
 from dlbase.engine import MANAGED_LABEL, Engine
 
@@ -51,6 +51,13 @@ STRIP_GLOBS = (
     "debootstrap",
 )
 MIRROR_TIMEOUT_S = 15
+#: Seconds the mirror check may take in all (a trickling mirror is refused here, by name).
+MIRROR_DEADLINE_S = 30.0
+#: Seconds debootstrap may take in all; it normally takes 30-90 s.
+DEBOOTSTRAP_DEADLINE_S = 900.0
+DEBOOTSTRAP_TICK_S = 30.0
+#: Seconds debootstrap gets to stop after SIGTERM before its group is killed.
+STOP_WAIT_S = 5.0
 
 
 def base_label(suite: str) -> str:
@@ -132,35 +139,53 @@ def _check_mirror(mirror: str, suite: str) -> None:
     """Fetch the suite's Release file so an unreachable mirror fails in seconds, by name."""
     url = f"{mirror.rstrip('/')}/dists/{suite}/Release"
     try:
-        with urllib.request.urlopen(url, timeout=MIRROR_TIMEOUT_S) as response:  # noqa: S310 - http(s) mirror
-            response.read(64)
-    except urllib.error.HTTPError as exc:
-        raise errors.Unreachable(f"Debian mirror {mirror} has no suite {suite!r} (HTTP {exc.code} for {url})",
-                                 hint="check --mirror and --suite") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise errors.Unreachable(f"Debian mirror {mirror} is not reachable: {reason}",
+        answer = httpget.get(deadlines.session(), url, what=f"the {suite} Release file", cap=16 << 20,
+                             limit=MIRROR_DEADLINE_S, read_timeout=MIRROR_TIMEOUT_S, plain_http=True)
+    except errors.DlbaseError as exc:
+        raise errors.Unreachable(f"Debian mirror {mirror} is not reachable: {exc.message}",
                                  hint="check the network or pass a reachable mirror") from None
+    if answer.status >= 400:
+        raise errors.Unreachable(f"Debian mirror {mirror} has no suite {suite!r} (HTTP {answer.status} for {url})",
+                                 hint="check --mirror and --suite")
 
 
 def _debootstrap(suite: str, rootfs: Path, mirror: str, say: Callable[[str], None]) -> None:
+    """Run debootstrap in a process group of its own, under one deadline. It fetches with
+    wget, which waits on a slow mirror for as long as the mirror trickles; on the deadline,
+    an error or a SIGTERM/Ctrl-C to dlbase the whole group (debootstrap and its wget) is
+    stopped, and a SIGKILLed dlbase takes debootstrap with it (a parent-death signal)."""
     say(f"debootstrap --variant=minbase {suite} from {mirror}")
     started = time.monotonic()
     proc = subprocess.Popen(
         ["debootstrap", "--variant=minbase", suite, str(rootfs), mirror],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-        stdin=subprocess.DEVNULL)
+        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=orphans.stop_with_parent(signal.SIGTERM))
     lines: list[str] = []
     phase = ""
     assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        # One progress message per phase (retrieving, extracting, ...), not per package.
-        word = line[3:].split(" ", 1)[0] if line.startswith("I: ") else ""
-        if word and word not in ("Validating", "Checking", "Found", "Resolving") and word != phase:
-            phase = word
-            say(line.strip())
-    if proc.wait() != 0:
+    try:
+        with deadlines.within(f"debootstrap from {mirror}", DEBOOTSTRAP_DEADLINE_S, tick=DEBOOTSTRAP_TICK_S,
+                              on_expire=lambda: orphans.signal_group(proc, signal.SIGTERM)) as deadline:
+            for line in proc.stdout:
+                lines.append(line.rstrip())
+                # One progress message per phase (retrieving, extracting, ...), not per package.
+                word = line[3:].split(" ", 1)[0] if line.startswith("I: ") else ""
+                if word and word not in ("Validating", "Checking", "Found", "Resolving") and word != phase:
+                    phase = word
+                    say(line.strip())
+            proc.wait()
+    except BaseException:
+        orphans.stop_group(proc, signal.SIGTERM, STOP_WAIT_S)
+        raise
+    finally:
+        proc.stdout.close()
+    if deadline.fired:
+        orphans.stop_group(proc, signal.SIGTERM, STOP_WAIT_S)
+        raise errors.Unreachable(f"debootstrap from {mirror} did not finish within {deadline.limit:g}s",
+                                 details=lines[-20:],
+                                 hint=f"the mirror answers very slowly: pass a faster --mirror "
+                                      f"(${deadlines.ENV_VAR} sets the deadline in seconds)")
+    if proc.returncode != 0:
         log = rootfs / "debootstrap" / "debootstrap.log"
         tail = lines[-20:]
         if log.is_file():

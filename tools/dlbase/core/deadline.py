@@ -56,8 +56,10 @@ class Deadline:
     """The deadline of one operation: shuts the armed socket down when it passes, and
     ticks the listeners while the operation runs."""
 
-    def __init__(self, what: str, limit: float):
-        self.what, self.limit = what, limit
+    def __init__(self, what: str, limit: float, *, on_expire: Callable[[], None] | None = None,
+                 tick: float | None = None):
+        self.what, self.limit, self._on_expire = what, limit, on_expire
+        self._tick = tick if tick is not None else seconds_from(TICK_ENV_VAR, TICK_S)
         self.started = time.monotonic()
         self.at = self.started + limit
         self.fired = False
@@ -83,7 +85,7 @@ class Deadline:
                 self._sock.shutdown(socket.SHUT_RDWR)
 
     def _watch(self) -> None:
-        tick = seconds_from(TICK_ENV_VAR, TICK_S)
+        tick = self._tick
         next_tick = self.started + tick
         while not self._done.is_set():
             now = time.monotonic()
@@ -91,6 +93,9 @@ class Deadline:
                 with self._lock:
                     self.fired = True
                     self._shut()
+                if self._on_expire is not None:
+                    with contextlib.suppress(Exception):
+                        self._on_expire()
                 return
             if now >= next_tick:
                 for listener in list(_listeners):
@@ -113,19 +118,22 @@ def seconds_from(env_var: str, default: float) -> float:
 
 
 @contextlib.contextmanager
-def within(what: str, limit: float) -> Iterator[Deadline]:
+def within(what: str, limit: float, *, on_expire: Callable[[], None] | None = None,
+           tick: float | None = None) -> Iterator[Deadline]:
     """Run the HTTP calls of this thread's block (on a :func:`session`) under one deadline
-    of ``limit`` seconds (or ``$DLBASE_NET_DEADLINE``); nested blocks keep the outer one."""
+    of ``limit`` seconds (or ``$DLBASE_NET_DEADLINE``); nested blocks keep the outer one.
+    ``on_expire`` is called (from the watchdog) when it passes: how to stop a child
+    process that does the network work, since there is no socket of ours to shut."""
     outer = getattr(_current, "deadline", None)
-    if outer is not None:
+    if outer is not None and on_expire is None:
         yield outer
         return
-    deadline = Deadline(what, seconds(limit))
+    deadline = Deadline(what, seconds(limit), on_expire=on_expire, tick=tick)
     _current.deadline = deadline
     try:
         yield deadline
     finally:
-        _current.deadline = None
+        _current.deadline = outer
         deadline.cancel()
 
 

@@ -54,12 +54,12 @@ def allowed(url: str) -> bool:
     return parts.scheme == "http" and bool(parts.hostname) and is_loopback(parts.netloc)
 
 
-def _check_hop(previous: str, url: str) -> None:
+def _check_hop(previous: str, url: str, plain_http: bool) -> None:
     if urlsplit(previous).scheme == "https" and urlsplit(url).scheme != "https":
         raise BadAnswer(f"{previous} redirects to {url}: a redirect from https to plain http is not followed",
                         hint="the server (or a proxy in front of it) downgrades the connection; "
                              "use a mirror that stays on https")
-    if not allowed(url):
+    if not (allowed(url) or (plain_http and urlsplit(url).scheme == "http")):
         raise BadAnswer(f"{previous} redirects to {url}: plain http is followed only to a loopback host",
                         hint="use an https mirror")
 
@@ -67,8 +67,11 @@ def _check_hop(previous: str, url: str) -> None:
 @contextlib.contextmanager
 def stream(session: requests.Session, url: str, *, what: str, limit: float = DEADLINE_S,
            headers: Mapping[str, str] | None = None, method: str = "GET",
-           read_timeout: float = READ_TIMEOUT_S) -> Iterator[requests.Response]:
+           read_timeout: float = READ_TIMEOUT_S, plain_http: bool = False) -> Iterator[requests.Response]:
     """The final answer to ``url`` (redirects followed by hand), its body not yet read.
+
+    A redirect from https to plain http is refused; one to plain http off this machine
+    too, unless ``plain_http`` (a Debian mirror: apt checks signatures, not the transport).
 
     The whole block, reading the body included, runs under one deadline of ``limit``
     seconds: read the body with :func:`chunks` so a passed deadline is reported as such."""
@@ -83,7 +86,7 @@ def stream(session: requests.Session, url: str, *, what: str, limit: float = DEA
                     break
                 resp.close()
                 target = urljoin(url, location)
-                _check_hop(url, target)
+                _check_hop(url, target, plain_http)
                 url = target
             else:
                 raise BadAnswer(f"{what}: more than {MAX_REDIRECTS} redirects (last to {url})")
@@ -128,10 +131,10 @@ def chunks(resp: requests.Response, *, what: str, cap: int | None = None) -> Ite
 
 def get(session: requests.Session, url: str, *, what: str, cap: int, limit: float = DEADLINE_S,
         headers: Mapping[str, str] | None = None, method: str = "GET",
-        read_timeout: float = READ_TIMEOUT_S) -> Answer:
+        read_timeout: float = READ_TIMEOUT_S, plain_http: bool = False) -> Answer:
     """One call (redirects followed) with its body read whole, at most ``cap`` bytes."""
     with stream(session, url, what=what, limit=limit, headers=headers, method=method,
-                read_timeout=read_timeout) as resp:
+                read_timeout=read_timeout, plain_http=plain_http) as resp:
         body = b"" if method == "HEAD" else b"".join(chunks(resp, what=what, cap=cap))
         return Answer(resp.status_code, resp.headers, body, resp.url)
 

@@ -16,9 +16,12 @@ tests/unit/test_orphans.py survived a SIGKILLed parent in such a run).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import os
 import signal
+import subprocess
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -50,3 +53,28 @@ def stop_with_parent(sig: int = signal.SIGINT) -> Callable[[], None] | None:
         libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
     return _arm
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to the process group a child leads (started with ``start_new_session``)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def stop_group(proc: subprocess.Popen, first: int = signal.SIGINT, wait_s: float = 15.0) -> None:
+    """Stop a child and every process of its group (debootstrap's wget, buildx's helpers):
+    ``first`` (what the child treats as "cancel"), then SIGKILL when the child has not gone
+    within ``wait_s``. A child in a session of its own gets no signal from the terminal or
+    from a SIGTERM sent to dlbase alone, so this is how it stops with dlbase."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((first, wait_s), (signal.SIGKILL, 5.0)):
+        signal_group(proc, sig)
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # a second Ctrl-C: go on to SIGKILL
+            continue
+    signal_group(proc, signal.SIGKILL)  # the leader is gone; what it started may not be

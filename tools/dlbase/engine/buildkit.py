@@ -240,20 +240,9 @@ def _metadata_digests(path: str) -> list[str]:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """Stop a child and its process group: SIGINT first (buildx then cancels the build on
+    """Stop buildx and its process group: SIGINT first (buildx then cancels the build on
     the daemon), SIGKILL when it does not go within STOP_WAIT_S."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGINT, STOP_WAIT_S), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except KeyboardInterrupt:  # a second Ctrl-C: go on to SIGKILL
-            continue
+    orphans.stop_group(proc, signal.SIGINT, STOP_WAIT_S)
 
 
 @contextlib.contextmanager
