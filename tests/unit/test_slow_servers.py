@@ -62,3 +62,44 @@ def test_compat_add_gives_up_on_a_trickling_index(cli) -> None:
         started = time.monotonic()
         res = cli("compat", "add", "torch==2.14.1", "--index", url + "/simple", "--dry-run")
     _check(res, started, url)
+
+
+@pytest.fixture
+def silent_daemon(tmp_path):
+    """unix://SOCKET of a "Docker daemon" that accepts every connection and never answers."""
+    import socket
+    import threading
+
+    path = tmp_path / "docker.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    conns, stop = [], threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"unix://{path}"
+    stop.set()
+    thread.join(2)
+    for conn in conns:
+        conn.close()
+    srv.close()
+
+
+@pytest.mark.parametrize("verb", [("doctor", "--json"), ("base", "bootstrap"), ("layers", "dlbase/pytorch:none")])
+def test_a_daemon_that_never_answers_is_named_within_the_deadline(cli, monkeypatch, silent_daemon, verb) -> None:
+    monkeypatch.setenv("DOCKER_HOST", silent_daemon)
+    started = time.monotonic()
+    res = cli(*verb)
+    waited = time.monotonic() - started
+    assert waited < DEADLINE * 2 + 6, f"{verb} took {waited:.0f}s"
+    assert f"did not answer within {DEADLINE:g}s" in res.out + res.err, res.out + res.err
+    assert res.code == (1 if verb[0] == "doctor" else 6), res.out + res.err

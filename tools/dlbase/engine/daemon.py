@@ -19,6 +19,7 @@ import requests
 import urllib3
 from docker import errors as docker_errors
 
+from dlbase.core import deadline as deadlines
 from dlbase.core import errors
 from dlbase.core import validate
 
@@ -28,6 +29,11 @@ REMOTE_HINT = ("start the daemon that should listen there, or unset DOCKER_HOST 
                "(`sudo tools/host/setup.sh` starts it)")
 # How long a broken stream waits for the daemon to answer again before calling it gone.
 GONE_PROBE_S = 3.0
+#: Seconds the first contact (the API version, a ping) may wait for an answer. A daemon
+#: (or a socket, a proxy) that accepts and never answers otherwise held every verb for the
+#: client's 120 s read timeout, twice in `doctor`, with no line; a live daemon answers
+#: these in milliseconds. $DLBASE_NET_DEADLINE overrides it, as for every network wait.
+PROBE_S = 20.0
 
 
 def endpoint_from_env() -> str:
@@ -44,7 +50,7 @@ def is_connection_error(exc: BaseException) -> bool:
     urllib3's ProtocolError ("Connection broken: IncompleteRead") or http.client's
     IncompleteRead. Whether the daemon is really gone is then decided by pinging it.
     """
-    if isinstance(exc, (requests.exceptions.ConnectionError,
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                         requests.exceptions.ChunkedEncodingError,
                         urllib3.exceptions.ProtocolError, http.client.HTTPException,
                         ConnectionError, FileNotFoundError)):
@@ -92,6 +98,7 @@ class Daemon:
         validate.docker_host(base_url or os.environ.get("DOCKER_HOST"))  # exit 2 before docker-py sees it
         self._base_url = base_url
         self._timeout = timeout
+        self._probe = deadlines.seconds(PROBE_S)
         self._client_obj: docker.DockerClient | None = None
 
     @property
@@ -103,6 +110,8 @@ class Daemon:
                      details: list[str] | None = None) -> errors.DaemonUnavailable:
         what = f"Docker daemon at {self.endpoint} "
         what += f"went away during {during}" if during else "is not reachable"
+        if cause is not None and not during and "timed out" in str(cause).lower():
+            what = f"Docker daemon at {self.endpoint} accepts connections but did not answer within {self._probe:g}s"
         remote = self._base_url is not None or "DOCKER_HOST" in os.environ
         lines = [f"cause: {short_cause(cause)}"] if cause else []
         return errors.DaemonUnavailable(what, hint=REMOTE_HINT if remote and self.endpoint != DEFAULT_ENDPOINT
@@ -112,14 +121,26 @@ class Daemon:
     def _client(self) -> docker.DockerClient:
         if self._client_obj is None:
             try:
+                # "auto" asks the daemon for its API version now: the short probe timeout
                 if self._base_url:
-                    self._client_obj = docker.DockerClient(base_url=self._base_url, version="auto",
-                                                           timeout=self._timeout)
+                    client = docker.DockerClient(base_url=self._base_url, version="auto", timeout=self._probe)
                 else:
-                    self._client_obj = docker.from_env(version="auto", timeout=self._timeout)
+                    client = docker.from_env(version="auto", timeout=self._probe)
             except docker_errors.DockerException as exc:
                 raise self._unavailable(exc) from None
+            client.api.timeout = self._timeout  # builds, pulls and pushes keep the long one
+            self._client_obj = client
         return self._client_obj
+
+    @contextlib.contextmanager
+    def _probing(self) -> Iterator[None]:
+        """Calls in the block that must answer within the probe timeout (a ping)."""
+        api = self._api
+        api.timeout = self._probe
+        try:
+            yield
+        finally:
+            api.timeout = self._timeout
 
     @property
     def _api(self) -> docker.APIClient:
@@ -143,7 +164,7 @@ class Daemon:
 
     def ping(self) -> None:
         """Raise DaemonUnavailable (one line, naming the endpoint) unless the daemon answers."""
-        with self._translate("answer a ping"):
+        with self._translate("answer a ping"), self._probing():
             self._api.ping()
 
     def version(self) -> dict[str, Any]:
@@ -159,7 +180,8 @@ class Daemon:
 
     def _answers(self) -> bool:
         try:
-            self._api.ping()
+            with self._probing():
+                self._api.ping()
         except Exception:  # noqa: BLE001 - any failure means "not answering"
             return False
         return True
