@@ -17,8 +17,9 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def dripping(interval: float = 0.5, *, status: str = "200 OK", headers: dict[str, str] | None = None,
-             body_length: int = 10_000_000) -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` of a server whose answers never finish in any useful time."""
+             body_length: int = 10_000_000, silent: bool = False) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a server whose answers never finish in any useful time
+    (``silent``: that accepts the connection and never sends a byte)."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))
@@ -33,6 +34,9 @@ def dripping(interval: float = 0.5, *, status: str = "200 OK", headers: dict[str
             try:
                 conn.settimeout(5)
                 conn.recv(65536)  # the request; its content does not matter
+                if silent:
+                    stop.wait()
+                    return
                 conn.sendall(head)
                 while not stop.is_set():
                     conn.sendall(b"P")

@@ -103,3 +103,20 @@ def test_a_daemon_that_never_answers_is_named_within_the_deadline(cli, monkeypat
     assert waited < DEADLINE * 2 + 6, f"{verb} took {waited:.0f}s"
     assert f"did not answer within {DEADLINE:g}s" in res.out + res.err, res.out + res.err
     assert res.code == (1 if verb[0] == "doctor" else 6), res.out + res.err
+
+
+def test_lock_against_an_index_that_never_answers_ends_at_the_deadline_and_ticks(tmp_path) -> None:
+    from dlbase.define import lock
+
+    heard: list[str] = []
+    remove = deadlines.on_tick(lambda what, _waited, _limit: heard.append(what))
+    try:
+        with dripping(silent=True) as url:
+            spec = lock.LockSpec(variant="slow", requirements=["six==1.16.0"], index_url=url + "/simple")
+            started = time.monotonic()
+            with pytest.raises(Unreachable, match=f"did not finish resolving within {DEADLINE:g}s"):
+                lock.compile_lock(spec, tmp_path / "requirements.lock", cache_dir=tmp_path / "cache")
+    finally:
+        remove()
+    assert time.monotonic() - started < DEADLINE + 6
+    assert heard and "uv resolving slow" in heard[0] and not (tmp_path / "requirements.lock").exists()

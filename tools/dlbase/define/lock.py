@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name as canonical_name
 
+from dlbase.core import deadline as deadlines
 from dlbase.core import digest as digests
 from dlbase.core.errors import Drift, InvalidInput, Missing, Unreachable
 from dlbase.core.fsutil import write_text_atomic
@@ -58,6 +59,8 @@ __all__ = [
 LOCK_FORMAT = 1
 
 PYPI_SIMPLE = "https://pypi.org/simple"
+#: Seconds one variant's resolution may take in all (a fresh torch lock: about a minute).
+LOCK_DEADLINE_S = 600.0
 
 #: Resolver options that are fixed by dlbase, not by the variant. They are part of the
 #: fingerprint because changing any of them changes the resolution.
@@ -391,7 +394,7 @@ def compile_lock(
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("UV_") or k in _UV_ENV_PASSTHROUGH}
         env["NO_COLOR"] = "1"
-        env.setdefault("UV_HTTP_TIMEOUT", "30")  # an index that accepts but never answers: give up in 30 s
+        env.setdefault("UV_HTTP_TIMEOUT", "30")  # one read; the whole run has LOCK_DEADLINE_S
         # PIP_* must not leak in either (e.g. a PIP_FIND_LINKS on this host).
         env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
 
@@ -404,15 +407,26 @@ def compile_lock(
             raise Missing(f"cannot run uv ({exc})", hint="reinstall the project's virtualenv") from exc
         assert proc.stderr is not None
         try:
-            for line in proc.stderr:
-                stderr_lines.append(line.rstrip("\n"))
-                if say is not None:
-                    say(line.rstrip("\n"))
-            rc = proc.wait()
+            # uv's own timeout bounds one read and is retried (an index that accepts and never
+            # answers held a lock 128 s): one deadline over the whole resolution, ticking.
+            with deadlines.within(f"uv resolving {spec.variant} against {spec.index_url}", LOCK_DEADLINE_S,
+                                  on_expire=proc.kill) as deadline:
+                for line in proc.stderr:
+                    stderr_lines.append(line.rstrip("\n"))
+                    if say is not None:
+                        say(line.rstrip("\n"))
+                rc = proc.wait()
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        if deadline.fired:
+            raise Unreachable(
+                f"variant '{spec.variant}': uv did not finish resolving within {deadline.limit:g}s "
+                f"(index {spec.index_url})",
+                hint="the index answers very slowly or not at all; check it, or use a reachable one "
+                     f"(${deadlines.ENV_VAR} sets the deadline in seconds)",
+                details=[f"index: {u}" for u in spec.index_urls] + _summarise_uv(stderr_lines))
 
         if rc != 0:
             text = "\n".join(stderr_lines)
