@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dlbase.core import deadline as deadlines
+from tests.support.slow_server import dripping
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("debootstrap") is None or os.geteuid() != 0,
@@ -27,44 +26,11 @@ pytestmark = pytest.mark.skipif(shutil.which("debootstrap") is None or os.geteui
 
 @pytest.fixture
 def mirror() -> Iterator[str]:
-    """``http://127.0.0.1:PORT``: the first request gets a short answer, every later one
-    its headers and then one byte every half second."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    srv.settimeout(0.2)
-    stop = threading.Event()
-    answered = []
-
-    def serve(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                if not answered:
-                    answered.append(True)
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nOrigin: ")
-                    return
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
-                while not stop.is_set():
-                    conn.sendall(b"x")
-                    time.sleep(0.5)
-            except OSError:
-                return
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.getsockname()[1]}/debian"
-    finally:
-        stop.set()
-        srv.close()
+    """``http://127.0.0.1:PORT/debian``: the first request (dlbase's check of the Release
+    file) gets a short answer, every later one its headers and then a byte every 0.5 s."""
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nOrigin: "
+    with dripping(first=first) as url:
+        yield url + "/debian"
 
 
 def _children_of_the_test(port: str) -> list[str]:

@@ -7,8 +7,6 @@ are read from the code so a later change above 30 s fails here."""
 from __future__ import annotations
 
 import inspect
-import socket
-import threading
 import time
 
 import pytest
@@ -19,6 +17,7 @@ from dlbase.registry import client as registry
 from dlbase.build import wheelhouse
 from dlbase.define import simpleindex
 from dlbase.core.errors import Unreachable
+from tests.support.slow_server import dripping
 
 LIMIT_S = 30
 
@@ -26,28 +25,8 @@ LIMIT_S = 30
 @pytest.fixture
 def silent_server():
     """127.0.0.1:PORT that accepts connections and never sends a byte."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    conns: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield srv.getsockname()[1]
-    stop.set()
-    t.join(2)
-    for c in conns:
-        c.close()
-    srv.close()
+    with dripping(silent=True) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def test_registry_gives_up_on_a_silent_registry(silent_server):

@@ -13,7 +13,7 @@ from dlbase.core import deadline as deadlines
 from dlbase.core import httpget
 from dlbase.core.errors import Unreachable
 from dlbase.define import simpleindex
-from tests.support.slow_server import dripping
+from tests.support.slow_server import dripping, silent_unix
 
 DEADLINE = 2.0
 
@@ -67,31 +67,8 @@ def test_compat_add_gives_up_on_a_trickling_index(cli) -> None:
 @pytest.fixture
 def silent_daemon(tmp_path):
     """unix://SOCKET of a "Docker daemon" that accepts every connection and never answers."""
-    import socket
-    import threading
-
-    path = tmp_path / "docker.sock"
-    srv = socket.socket(socket.AF_UNIX)
-    srv.bind(str(path))
-    srv.listen(16)
-    srv.settimeout(0.2)
-    conns, stop = [], threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"unix://{path}"
-    stop.set()
-    thread.join(2)
-    for conn in conns:
-        conn.close()
-    srv.close()
+    with silent_unix(str(tmp_path / "docker.sock")) as url:
+        yield url
 
 
 @pytest.mark.parametrize("verb", [("doctor", "--json"), ("base", "bootstrap"), ("layers", "dlbase/pytorch:none")])

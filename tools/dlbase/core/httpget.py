@@ -27,14 +27,15 @@ from dlbase.core.reference import is_loopback
 DEADLINE_S = 60.0
 #: Seconds one socket read may wait (the deadline bounds the whole operation).
 READ_TIMEOUT_S = 30.0
-MAX_REDIRECTS = 5
+MAXREDIRECTS = 5
 CHUNK = 64 << 10
-_REDIRECTS = (301, 302, 303, 307, 308)
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 @dataclass(frozen=True)
 class Answer:
-    """A server's answer with its body read (at most the caller's cap)."""
+    """A server's answer with its body read (at most the caller's cap); the registry
+    client's answers too."""
 
     status: int
     headers: Mapping[str, str]
@@ -79,17 +80,17 @@ def stream(session: requests.Session, url: str, *, what: str, limit: float = DEA
     with deadlines.within(what, limit):
         resp = None
         try:
-            for _hop in range(MAX_REDIRECTS + 1):
+            for _hop in range(MAXREDIRECTS + 1):
                 resp = _request(session, method, url, headers, what, read_timeout)
                 location = resp.headers.get("Location")
-                if resp.status_code not in _REDIRECTS or not location:
+                if resp.status_code not in REDIRECTS or not location:
                     break
                 resp.close()
                 target = urljoin(url, location)
                 _check_hop(url, target, plain_http)
                 url = target
             else:
-                raise BadAnswer(f"{what}: more than {MAX_REDIRECTS} redirects (last to {url})")
+                raise BadAnswer(f"{what}: more than {MAXREDIRECTS} redirects (last to {url})")
             yield resp
         finally:
             if resp is not None:

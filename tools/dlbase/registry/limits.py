@@ -11,38 +11,26 @@ decides on its own which headers follow a ``Location``. Here:
 - a call (all its redirects, the headers and the body) has one deadline: a watchdog shuts
   the socket down when it passes, since a blocked read cannot otherwise be interrupted;
 - each hop asks ``authorize(url)`` for its ``Authorization`` header, so the caller decides
-  per URL; a redirect loop or more than :data:`MAX_REDIRECTS` hops is a registry error.
+  per URL; a redirect loop or more than :data:`MAXREDIRECTS` hops is a registry error.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from dlbase.core import deadline as deadlines
+from dlbase.core.httpget import MAXREDIRECTS, REDIRECTS, Answer
 from dlbase.core.errors import RegistryError, Unreachable
 
 MANIFEST_MAX = 4 << 20  # registries themselves refuse manifests above 4 MiB
 JSON_MAX = 1 << 20  # a tag-list page, a token answer, an error body
 BLOB_MAX = 64 << 20  # signature and attestation blobs (an SBOM is the largest, ~1 MiB)
 DEADLINE_S = 60.0
-MAX_REDIRECTS = 5
 _CHUNK = 64 << 10
-_REDIRECTS = (301, 302, 303, 307, 308)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A registry's answer, read whole within its cap."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    url: str
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -64,19 +52,19 @@ class BoundedHttp:
         """One call, its redirects followed; the final answer with its body (at most ``cap``)."""
         seen: set[str] = set()
         with deadlines.within(f"registry {self.name} ({what})", self.deadline) as deadline:
-            for _hop in range(MAX_REDIRECTS + 1):
+            for _hop in range(MAXREDIRECTS + 1):
                 if url in seen:
                     raise RegistryError(f"registry {self.name} redirects {what} in a loop (back to {url})",
                                         hint="the registry or a proxy in front of it is misconfigured")
                 seen.add(url)
                 answer = self._once(method, url, cap, what, {**(headers or {}), **authorize(url)}, data, deadline)
                 location = answer.headers.get("Location")
-                if answer.status not in _REDIRECTS or not location:
+                if answer.status not in REDIRECTS or not location:
                     return answer
                 url = urljoin(url, location)
                 if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
                     method, data = "GET", None
-            raise RegistryError(f"registry {self.name} redirected {what} more than {MAX_REDIRECTS} times")
+            raise RegistryError(f"registry {self.name} redirected {what} more than {MAXREDIRECTS} times")
 
     def _once(self, method: str, url: str, cap: int, what: str, headers: Mapping[str, str],
               data: bytes | None, deadline: deadlines.Deadline) -> Answer:
@@ -94,7 +82,7 @@ class BoundedHttp:
             raise Unreachable(f"registry {self.name} cannot be reached ({type(exc).__name__})",
                               hint=f"is the registry running and is {self.name} the right address?") from None
         try:
-            body = b"" if method == "HEAD" or resp.status_code in _REDIRECTS else self._body(resp, cap, what, deadline)
+            body = b"" if method == "HEAD" or resp.status_code in REDIRECTS else self._body(resp, cap, what, deadline)
             return Answer(resp.status_code, resp.headers, body, url)
         finally:
             resp.close()
