@@ -42,6 +42,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from dlbase.core import httpget
 from dlbase.core.cachedir import cache_dir
 from dlbase.core.errors import HashMismatch, InvalidInput, Unreachable
 from dlbase.core.fileerrors import file_error
@@ -62,6 +63,8 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+#: Seconds one wheel's download may take in all: torch's 900 MB at about 1 MB/s.
+WHEEL_DEADLINE_S = 1800.0
 _PART_RE = re.compile(r"^\.(?P<name>.+\.whl)\.(?P<pid>\d+)\.part$")
 
 
@@ -341,8 +344,7 @@ def fill(
         for attempt in range(1, retries + 1):
             try:
                 digest = _stream(wf, part, i, count, emit, cancel, session(), timeout)
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
+            except httpget.Broken as exc:
                 part.unlink(missing_ok=True)
                 last_exc = exc
                 time.sleep(min(2 ** attempt, 8) if attempt < retries else 0)
@@ -367,7 +369,7 @@ def fill(
         raise Unreachable(
             f"downloading {wf.filename} failed after {retries} attempts",
             hint="check the network and fill again (finished files are kept)",
-            details=[f"url: {wf.url}", f"{type(last_exc).__name__}: {last_exc}"],
+            details=[f"url: {wf.url}", str(last_exc), *getattr(last_exc, "details", [])],
         )
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="dlbase-fill")
@@ -392,9 +394,11 @@ def fill(
 
 def _stream(wf: WheelFile, part: Path, i: int, count: int, emit: Callable[[FillEvent], None],
             cancel: threading.Event, session: requests.Session, timeout: float) -> str:
-    """Download ``wf`` into ``part``, returning its sha256 (computed while streaming)."""
+    """Download ``wf`` into ``part`` under one deadline, returning its sha256 (computed
+    while streaming)."""
     h = hashlib.sha256()
-    with session.get(wf.url, stream=True, timeout=timeout) as resp:
+    what = f"the wheel {wf.filename}"
+    with httpget.stream(session, wf.url, what=what, limit=WHEEL_DEADLINE_S, read_timeout=timeout) as resp:
         if resp.status_code >= 400:
             raise Unreachable(f"{wf.url} answered HTTP {resp.status_code}",
                               details=[f"file: {wf.filename}"])
@@ -403,7 +407,7 @@ def _stream(wf: WheelFile, part: Path, i: int, count: int, emit: Callable[[FillE
         emit(FillEvent("start", wf.filename, i, count, 0, total))
         done = 0
         with part.open("wb") as fh:
-            for chunk in resp.iter_content(_CHUNK):
+            for chunk in httpget.chunks(resp, what=what, size=_CHUNK):
                 if cancel.is_set():
                     raise _Cancelled()
                 fh.write(chunk)

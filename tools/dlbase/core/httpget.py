@@ -32,6 +32,14 @@ CHUNK = 64 << 10
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
+class Broken(Unreachable):
+    """The connection failed or broke off (worth another try, unlike a passed deadline)."""
+
+
+class TooSlow(Unreachable):
+    """The operation's deadline passed."""
+
+
 @dataclass(frozen=True)
 class Answer:
     """A server's answer with its body read (at most the caller's cap); the registry
@@ -110,16 +118,16 @@ def _request(session: requests.Session, method: str, url: str, headers: Mapping[
         raise failed(url, what, exc) from None
 
 
-def chunks(resp: requests.Response, *, what: str, cap: int | None = None) -> Iterator[bytes]:
+def chunks(resp: requests.Response, *, what: str, cap: int | None = None, size: int = CHUNK) -> Iterator[bytes]:
     """The body of ``resp`` in pieces, stopping with an error past ``cap`` bytes or the deadline."""
     declared = resp.headers.get("Content-Length", "")
     if cap is not None and declared.isdigit() and int(declared) > cap:
         raise BadAnswer(f"{resp.url} announced {int(declared)} bytes for {what}; more than {cap} is not read")
-    size = 0
+    got = 0
     try:
-        for chunk in resp.iter_content(CHUNK):
-            size += len(chunk)
-            if cap is not None and size > cap:
+        for chunk in resp.iter_content(size):
+            got += len(chunk)
+            if cap is not None and got > cap:
                 raise BadAnswer(f"{resp.url} sent more than {cap} bytes for {what}; the rest was not read")
             if deadlines.expired():
                 raise late(resp.url, what)
@@ -140,10 +148,10 @@ def get(session: requests.Session, url: str, *, what: str, cap: int, limit: floa
         return Answer(resp.status_code, resp.headers, body, resp.url)
 
 
-def late(url: str, what: str) -> Unreachable:
+def late(url: str, what: str) -> TooSlow:
     deadline = deadlines.current()
     limit = f"{deadline.limit:g}s" if deadline is not None else "its deadline"
-    return Unreachable(f"{url} did not finish answering within {limit} ({what})",
+    return TooSlow(f"{url} did not finish answering within {limit} ({what})",
                        hint=f"the server (or a proxy) answers very slowly; try again later or another mirror "
                             f"(${deadlines.ENV_VAR} sets the deadline in seconds)")
 
@@ -151,6 +159,6 @@ def late(url: str, what: str) -> Unreachable:
 def failed(url: str, what: str, exc: Exception) -> Unreachable:
     if deadlines.expired():
         return late(url, what)
-    return Unreachable(f"cannot read {url} ({what}): {type(exc).__name__}",
+    return Broken(f"cannot read {url} ({what}): {type(exc).__name__}",
                        hint="check this machine's network and proxy, and the address",
                        details=[str(exc)[:300]])
