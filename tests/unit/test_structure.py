@@ -22,7 +22,8 @@ DAEMON_FREE = ("define.matrix", "define.compat", "define.render", "define.lock",
                "verify.junit", "verify.report", "verify.jupyter", "verify.children",
                "vuln.osv", "vuln.versions", "vuln.severity", "vuln.db", "vuln.inventory", "vuln.match",
                "vuln.vex", "vuln.report", "vuln.update", "vuln.attestation",
-               "core.reference", "core.digest",
+               "core.reference", "core.digest", "core.deadline", "core.httpget", "core.folderswap",
+               "define.simpleindex", "define.wheeltags", "define.wheelmeta", "vuln.ecosystems",
                "registry.client", "registry.limits", "registry.auth", "registry.answers")
 # Pure source inside the engine package: its own imports are checked, but importing it runs
 # dlbase/engine/__init__.py, which loads docker, so the transitive check cannot apply.

@@ -186,3 +186,13 @@ def test_a_redirect_from_https_to_http_is_refused(cli, site, tmp_path: Path, mon
     assert res.code == 11, body
     assert "https to plain http" in body["message"] and f"{plain}/PyPI/all.zip" in body["message"]
     assert not (tmp_path / "db").exists()
+
+
+def test_a_db_that_is_a_link_stays_a_link(site, tmp_path: Path) -> None:
+    _root, url = site
+    real = tmp_path / "real-db"
+    real.mkdir()
+    link = tmp_path / "db"
+    link.symlink_to(real)
+    update.download(link, ["PyPI"], base_url=url)
+    assert link.is_symlink() and (real / "PyPI" / "all.zip").is_file()

@@ -15,6 +15,7 @@ database exactly as it was, and no folder the update created.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import zipfile
@@ -65,6 +66,7 @@ def download(folder: Path, ecosystems: list[str], *, base_url: str = DEFAULT_BAS
     base = check_base_url(base_url)
     for ecosystem in ecosystems:
         _check_name(ecosystem)
+    folder = Path(os.path.realpath(folder))  # a --db that is a link: replace what it points at
     if folder.exists() and not folder.is_dir():
         raise FileProblem(f"--db {folder} is a file; it names the folder the archives go into",
                           hint="name a folder (it is created when missing)")
