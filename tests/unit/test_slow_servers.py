@@ -80,6 +80,7 @@ def test_a_daemon_that_never_answers_is_named_within_the_deadline(cli, monkeypat
     assert waited < DEADLINE * 2 + 6, f"{verb} took {waited:.0f}s"
     assert f"did not answer within {DEADLINE:g}s" in res.out + res.err, res.out + res.err
     assert res.code == (1 if verb[0] == "doctor" else 6), res.out + res.err
+    assert "still waiting for the Docker daemon at unix://" in res.err
 
 
 def test_lock_against_an_index_that_never_answers_ends_at_the_deadline_and_ticks(tmp_path) -> None:

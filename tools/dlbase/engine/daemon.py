@@ -122,10 +122,11 @@ class Daemon:
         if self._client_obj is None:
             try:
                 # "auto" asks the daemon for its API version now: the short probe timeout
-                if self._base_url:
-                    client = docker.DockerClient(base_url=self._base_url, version="auto", timeout=self._probe)
-                else:
-                    client = docker.from_env(version="auto", timeout=self._probe)
+                with self._waiting():
+                    if self._base_url:
+                        client = docker.DockerClient(base_url=self._base_url, version="auto", timeout=self._probe)
+                    else:
+                        client = docker.from_env(version="auto", timeout=self._probe)
             except docker_errors.DockerException as exc:
                 raise self._unavailable(exc) from None
             client.api.timeout = self._timeout  # builds, pulls and pushes keep the long one
@@ -138,9 +139,15 @@ class Daemon:
         api = self._api
         api.timeout = self._probe
         try:
-            yield
+            with self._waiting():
+                yield
         finally:
             api.timeout = self._timeout
+
+    def _waiting(self):  # type: ignore[no-untyped-def]
+        """Ticks the "still waiting" line while the daemon is slow to answer (the probe
+        timeout, not this, ends the wait: docker-py's socket is not one dlbase can shut)."""
+        return deadlines.within(f"the Docker daemon at {self.endpoint}", self._probe)
 
     @property
     def _api(self) -> docker.APIClient:
