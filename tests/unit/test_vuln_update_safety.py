@@ -196,3 +196,23 @@ def test_a_db_that_is_a_link_stays_a_link(site, tmp_path: Path) -> None:
     link.symlink_to(real)
     update.download(link, ["PyPI"], base_url=url)
     assert link.is_symlink() and (real / "PyPI" / "all.zip").is_file()
+
+
+@pytest.mark.parametrize("previous, target, followed", [
+    ("https://osv.example/a", "https://cdn.example/a", True),
+    ("https://osv.example/a", "http://cdn.example/a", False),
+    ("https://osv.example/a", "http://127.0.0.1:8000/a", False),
+    ("http://127.0.0.1:8000/a", "http://127.0.0.1:9000/a", True),
+    ("http://127.0.0.1:8000/a", "http://elsewhere.example/a", False),
+    ("http://deb.debian.org/debian", "http://mirror.example/debian", True),  # no worse than the start
+    ("http://deb.debian.org/debian", "ftp://mirror.example/debian", False),
+])
+def test_a_redirect_never_leads_somewhere_less_safe(previous: str, target: str, followed: bool) -> None:
+    from dlbase.core import httpget
+    from dlbase.core.errors import BadAnswer
+
+    if followed:
+        httpget._check_hop(previous, target)
+    else:
+        with pytest.raises(BadAnswer):
+            httpget._check_hop(previous, target)

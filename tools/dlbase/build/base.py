@@ -140,7 +140,7 @@ def _check_mirror(mirror: str, suite: str) -> None:
     url = f"{mirror.rstrip('/')}/dists/{suite}/Release"
     try:
         answer = httpget.get(deadlines.session(), url, what=f"the {suite} Release file", cap=16 << 20,
-                             limit=MIRROR_DEADLINE_S, read_timeout=MIRROR_TIMEOUT_S, plain_http=True)
+                             limit=MIRROR_DEADLINE_S, read_timeout=MIRROR_TIMEOUT_S)
     except errors.DlbaseError as exc:
         raise errors.Unreachable(f"Debian mirror {mirror} is not reachable: {exc.message}",
                                  hint="check the network or pass a reachable mirror") from None

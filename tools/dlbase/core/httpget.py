@@ -6,8 +6,8 @@ byte every 5 s held them forever), ``requests``' own redirect following (an http
 redirected to plain http was followed, so a database could be swapped in transit) and,
 for range reads, no cap (a mirror that ignores ``Range`` sent a whole 900 MB wheel into
 memory). Here every call runs under :func:`dlbase.core.deadline.within`, redirects are
-followed by hand and refused when they leave https (or go to plain http off this
-machine), and a body is read only as far as its cap.
+followed by hand and refused when they lead somewhere less safe (https to plain http,
+this machine to plain http elsewhere), and a body is read only as far as its cap.
 """
 
 from __future__ import annotations
@@ -63,24 +63,26 @@ def allowed(url: str) -> bool:
     return parts.scheme == "http" and bool(parts.hostname) and is_loopback(parts.netloc)
 
 
-def _check_hop(previous: str, url: str, plain_http: bool) -> None:
-    if urlsplit(previous).scheme == "https" and urlsplit(url).scheme != "https":
+def _check_hop(previous: str, url: str) -> None:
+    """A redirect may not lead somewhere less safe than where it came from: not from https
+    to plain http, not from this machine to plain http elsewhere, never off http(s)."""
+    before, after = urlsplit(previous), urlsplit(url)
+    if before.scheme == "https" and after.scheme != "https":
         raise BadAnswer(f"{previous} redirects to {url}: a redirect from https to plain http is not followed",
                         hint="the server (or a proxy in front of it) downgrades the connection; "
                              "use a mirror that stays on https")
-    if not (allowed(url) or (plain_http and urlsplit(url).scheme == "http")):
-        raise BadAnswer(f"{previous} redirects to {url}: plain http is followed only to a loopback host",
+    if after.scheme not in ("http", "https") or not after.hostname \
+            or (allowed(previous) and not allowed(url)):
+        raise BadAnswer(f"{previous} redirects to {url}: not followed (plain http only to a loopback host)",
                         hint="use an https mirror")
 
 
 @contextlib.contextmanager
 def stream(session: requests.Session, url: str, *, what: str, limit: float = DEADLINE_S,
            headers: Mapping[str, str] | None = None, method: str = "GET",
-           read_timeout: float = READ_TIMEOUT_S, plain_http: bool = False) -> Iterator[requests.Response]:
-    """The final answer to ``url`` (redirects followed by hand), its body not yet read.
-
-    A redirect from https to plain http is refused; one to plain http off this machine
-    too, unless ``plain_http`` (a Debian mirror: apt checks signatures, not the transport).
+           read_timeout: float = READ_TIMEOUT_S) -> Iterator[requests.Response]:
+    """The final answer to ``url`` (redirects followed by hand, see :func:`_check_hop`),
+    its body not yet read.
 
     The whole block, reading the body included, runs under one deadline of ``limit``
     seconds: read the body with :func:`chunks` so a passed deadline is reported as such."""
@@ -95,7 +97,7 @@ def stream(session: requests.Session, url: str, *, what: str, limit: float = DEA
                     break
                 resp.close()
                 target = urljoin(url, location)
-                _check_hop(url, target, plain_http)
+                _check_hop(url, target)
                 url = target
             else:
                 raise BadAnswer(f"{what}: more than {MAXREDIRECTS} redirects (last to {url})")
@@ -140,10 +142,10 @@ def chunks(resp: requests.Response, *, what: str, cap: int | None = None, size: 
 
 def get(session: requests.Session, url: str, *, what: str, cap: int, limit: float = DEADLINE_S,
         headers: Mapping[str, str] | None = None, method: str = "GET",
-        read_timeout: float = READ_TIMEOUT_S, plain_http: bool = False) -> Answer:
+        read_timeout: float = READ_TIMEOUT_S) -> Answer:
     """One call (redirects followed) with its body read whole, at most ``cap`` bytes."""
     with stream(session, url, what=what, limit=limit, headers=headers, method=method,
-                read_timeout=read_timeout, plain_http=plain_http) as resp:
+                read_timeout=read_timeout) as resp:
         body = b"" if method == "HEAD" else b"".join(chunks(resp, what=what, cap=cap))
         return Answer(resp.status_code, resp.headers, body, resp.url)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import requests
+
 from dlbase.core import folderswap, httpget
 from dlbase.core import deadline as deadlines
 from dlbase.core.errors import AddressError, BadAnswer, FileProblem, InvalidInput, Unreachable
@@ -105,7 +107,7 @@ def _check_name(ecosystem: str) -> None:
                            "such as PyPI or Debian:12, never a path")
 
 
-def _fetch(session, url: str, path: Path, limit: float) -> int:  # type: ignore[no-untyped-def]
+def _fetch(session: requests.Session, url: str, path: Path, limit: float) -> int:
     size = 0
     what = "the vulnerability database"
     try:
@@ -113,7 +115,7 @@ def _fetch(session, url: str, path: Path, limit: float) -> int:  # type: ignore[
             if response.status_code != 200:
                 raise Unreachable(f"{url}: HTTP {response.status_code}",
                                   hint="check the ecosystem name (OSV's ecosystems.txt lists them) and --base-url")
-            for chunk in httpget.chunks(response, what=what):
+            for chunk in httpget.chunks(response, what=what, size=_CHUNK):
                 out.write(chunk)
                 size += len(chunk)
     except (Unreachable, BadAnswer) as exc:
