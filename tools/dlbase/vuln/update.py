@@ -86,7 +86,7 @@ def download(folder: Path, ecosystems: list[str], *, base_url: str = DEFAULT_BAS
             staged = archive_path(staging, ecosystem)
             staged.parent.mkdir(parents=True)
             url = f"{base}/{quote(ecosystem, safe='')}/all.zip"
-            size = _fetch(session, url, staged, limit)
+            size = _fetch(session, url, staged, limit, what=f"OSV's {ecosystem} archive")
             records = _check_archive(staged, url)
             db.archive_index(staged)  # indexed now, so the next scan reads only what it needs
             got.append(Downloaded(ecosystem, archive_path(folder, ecosystem), size, records))
@@ -107,9 +107,8 @@ def _check_name(ecosystem: str) -> None:
                            "such as PyPI or Debian:12, never a path")
 
 
-def _fetch(session: requests.Session, url: str, path: Path, limit: float) -> int:
+def _fetch(session: requests.Session, url: str, path: Path, limit: float, *, what: str) -> int:
     size = 0
-    what = "the vulnerability database"
     try:
         with httpget.stream(session, url, what=what, limit=limit) as response, path.open("wb") as out:
             if response.status_code != 200:
