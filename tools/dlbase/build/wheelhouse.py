@@ -45,6 +45,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from dlbase.core.cachedir import cache_dir
+from dlbase.core import networds
 from dlbase.core.errors import HashMismatch, InvalidInput, Unreachable
 from dlbase.core.fileerrors import file_error
 from dlbase.define.lock import PYPI_SIMPLE, Lock, Pinned, read_lock
@@ -220,7 +221,7 @@ def _index_files(session: requests.Session, index_url: str, project: str,
         raise Unreachable(
             f"index {index_url} cannot be reached (while listing {project})",
             hint="fill the wheelhouse on a machine that can reach the index",
-            details=[f"url: {page}", f"{type(exc).__name__}: {exc}"],
+            details=[f"url: {page}", networds.why(exc)],
         ) from exc
     if resp.status_code == 404:
         return None
@@ -464,7 +465,7 @@ def fill(
         raise Unreachable(
             f"downloading {wf.filename} failed after {retries} attempts",
             hint="check the network and fill again (finished files are kept)",
-            details=[f"url: {wf.url}", f"{type(last_exc).__name__}: {last_exc}"],
+            details=[f"url: {wf.url}", networds.why(last_exc) if last_exc else "no attempt finished"],
         )
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="dlbase-fill")

@@ -23,6 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from dlbase.core import networds
 from dlbase.build.wheelhouse import _index_files, platform_tags_for, target_tags
 from dlbase.core.errors import InvalidInput, Unreachable
 
@@ -135,7 +136,7 @@ def _fetch_pep658(session: requests.Session, url: str, timeout: float) -> str | 
     try:
         resp = session.get(url + ".metadata", timeout=timeout)
     except requests.RequestException as exc:
-        raise Unreachable(f"cannot read {url}.metadata: {type(exc).__name__}: {exc}") from None
+        raise Unreachable(f"cannot read {url}.metadata: {networds.why(exc)}") from None
     if resp.status_code == 200:
         return resp.text
     return None
@@ -154,7 +155,7 @@ def _fetch_by_range(session: requests.Session, url: str, timeout: float) -> str:
                 raise InvalidInput(f"{url} has no .dist-info/METADATA", hint="it is not a wheel")
             return wheel.read(names[0]).decode("utf-8", errors="replace")
     except requests.RequestException as exc:
-        raise Unreachable(f"cannot read {url}: {type(exc).__name__}: {exc}") from None
+        raise Unreachable(f"cannot read {url}: {networds.why(exc)}") from None
     except zipfile.BadZipFile as exc:
         raise InvalidInput(f"{url} is not a readable wheel: {exc}") from None
 

@@ -29,6 +29,7 @@ import urllib3.connection
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from dlbase.core import networds
 from dlbase.core.errors import RegistryError, Unreachable
 
 MANIFEST_MAX = 4 << 20  # registries themselves refuse manifests above 4 MiB
@@ -169,7 +170,7 @@ class BoundedHttp:
         except requests.RequestException as exc:
             if deadline.fired:
                 raise self._late(what) from None
-            raise Unreachable(f"registry {self.name} cannot be reached ({type(exc).__name__})",
+            raise Unreachable(f"registry {self.name} cannot be reached: {networds.why(exc)}",
                               hint=f"is the registry running and is {self.name} the right address?") from None
         try:
             body = b"" if method == "HEAD" or resp.status_code in _REDIRECTS else self._body(resp, cap, what, deadline)

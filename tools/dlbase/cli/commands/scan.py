@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlbase.core import fileerrors
 from dlbase.cli import ui
 from dlbase.cli.commands.common import attest_options, json_option, open_project, project_options, variant_spec
 from dlbase.core import fsutil
@@ -89,7 +90,7 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
         raise click.UsageError("--ecosystem needs --update")
     database = db_mod.load(db_dir)
     project = open_project(matrix_file, compat_file)
-    if vex_dir is not None and not vex_dir.is_dir():
+    if vex_dir is not None and not fileerrors.is_dir(vex_dir, f"--vex {vex_dir}", what="VEX folder"):
         raise Missing(f"--vex {vex_dir}: no such folder", hint="name the folder of OpenVEX documents (default images/vex)")
     statements = [] if no_vex else image_scan.statements(project, vex_dir)
     if from_lock:
