@@ -91,6 +91,12 @@ CASES = {
     ".sig manifest is []": (
         lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)), answer(200, b"[]")),
         ExitCode.REGISTRY, "JSON that is an array, not an object"),
+    ".sig manifest has no layers": (  # was "not signed" (16): a damaged .sig is the registry's problem
+        lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)), answer(200, b'{"schemaVersion": 2}')),
+        ExitCode.REGISTRY, "holds no layer"),
+    ".sig manifest's layers are empty": (
+        lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)), answer(200, sig_manifest([]))),
+        ExitCode.REGISTRY, "holds no layer"),
     ".sig layer lacks digest": (
         lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)),
                        answer(200, sig_manifest([{"mediaType": "x", "size": 1}]))),
