@@ -100,7 +100,7 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
     engine = Engine()
     engine.ping()
     if attestation is not None:
-        image_or_variant = attestation.pull(engine, say=lambda m: None if as_json else ui.info(m))
+        image_or_variant = attestation.pull_dlbase_image(engine, say=lambda m: None if as_json else ui.info(m))
     target = verify_mod.resolve(project, engine, image_or_variant)
     with signals.sigterm_as_interrupt():  # a CI cancel cleans up like Ctrl-C
         report = verify_mod.verify(project, engine, target, options, say=lambda m: None if as_json else ui.info(m))
