@@ -10,7 +10,7 @@ from dlbase.cli import ui
 from dlbase.core import signals, validate
 from dlbase.verify import runner as verify_mod
 from dlbase.verify.report import ONLY, VerifyReport
-from dlbase.cli.commands.common import attest_options, json_option, open_project, project_options
+from dlbase.cli.commands.common import OnlyWith, attest_options, json_option, open_project, project_options
 from dlbase.engine import Engine
 from dlbase.core.errors import VerifyFailed
 
@@ -70,7 +70,7 @@ def print_summary(report: VerifyReport) -> None:
                             "signed verification attestation to it in the registry (the image is not pushed again)",
                 key_help="with --attest: this host's own private verifier key (`dlbase key generate --role "
                          "verifier`; cosign.key or env://NAME), never the publisher's")
-@click.option("--host-label", default=None, metavar="LABEL",
+@click.option("--host-label", default=None, metavar="LABEL", cls=OnlyWith, only_with="attest",
               help="with --attest: this host's name in the attestation (e.g. gpu-h200-01)")
 @project_options
 @json_option
@@ -91,8 +91,6 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
         from dlbase.cli.commands import _attest
 
         attestation = _attest.prepare(image_or_variant, attest_key)
-    elif attest_key or host_label:
-        raise click.UsageError("--key and --host-label go with --attest")
     options = verify_mod.VerifyOptions(require_gpu=require_gpu, gpus=gpus, shm_size=shm_size, ipc_host=ipc_host,
                                        only=only, keyword=keyword, junit_file=junit_file, report_file=report_file,
                                        labels=_labels(labels))
