@@ -14,12 +14,12 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
-from dlbase.core.errors import AddressError, FileProblem, Unreachable
-from dlbase.core.reference import is_loopback
+from dlbase.core.errors import FileProblem, Unreachable
+from dlbase.core import urlpolicy
 from dlbase.vuln import db
 
 DEFAULT_BASE_URL = "https://osv-vulnerabilities.storage.googleapis.com"
@@ -41,14 +41,7 @@ class Downloaded:
 
 
 def check_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and is_loopback(parts.netloc):
-        return url.rstrip("/")
-    raise AddressError(f"--base-url {url!r}: the database must be fetched over https "
-                       "(plain http only from a loopback host such as 127.0.0.1)",
-                       hint=f"use {DEFAULT_BASE_URL} or an https mirror of it")
+    return urlpolicy.fetch_url(url, where="--base-url", example=DEFAULT_BASE_URL)
 
 
 def archive_path(folder: Path, ecosystem: str) -> Path:
