@@ -138,3 +138,57 @@ def test_registry_unreachable_names_no_exception_class():
     with pytest.raises(Unreachable) as info:
         RegistryClient("127.0.0.1:1").manifest("x/y", "latest")
     assert "refused" in info.value.message and "ConnectionError" not in info.value.message, info.value.message
+
+
+# --------------------------------------------------------------------------- hints that point at nothing
+PACKAGE = ROOT / "tools" / "dlbase"
+
+
+def _hint_texts() -> list[tuple[str, str]]:
+    """(file:line, the literal text) of every hint= argument and *_HINT constant in the package."""
+    import ast
+
+    def literal(node) -> str:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.JoinedStr):
+            return "".join(literal(v) for v in node.values)
+        if isinstance(node, ast.BinOp):
+            return literal(node.left) + literal(node.right)
+        if isinstance(node, ast.IfExp):
+            return literal(node.body) + " | " + literal(node.orelse)
+        if isinstance(node, (ast.Tuple, ast.Dict)):
+            return " | ".join(literal(v) for v in (node.elts if isinstance(node, ast.Tuple) else node.values))
+        return ""
+
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "hint":
+                found.append((f"{path.relative_to(ROOT)}:{node.value.lineno}", literal(node.value)))
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id.endswith("_HINT") for t in targets) and node.value:
+                    found.append((f"{path.relative_to(ROOT)}:{node.lineno}", literal(node.value)))
+    return found
+
+
+def test_no_hint_points_at_output_above():
+    """"read the rows above", "see the listing above", "the lines above say which packages
+    moved": under --json nothing is printed above, and some of those lines were never
+    printed at all. A hint names the file, the field or the details it means."""
+    texts = _hint_texts()
+    assert len(texts) > 100  # the walk finds the hints
+    bad = [f"{where}: {text}" for where, text in texts if re.search(r"\babove\b", text)]
+    assert not bad, "\n".join(bad)
+
+
+def test_a_failed_verify_names_the_files_to_read():
+    from types import SimpleNamespace
+
+    from dlbase.cli.commands.verify import failed_hint
+
+    report = SimpleNamespace(report_file="/r/verify-abc.json", junit_file="/r/verify-abc.xml")
+    hint = failed_hint(report, require_gpu=True)
+    assert "/r/verify-abc.json" in hint and "/r/verify-abc.xml" in hint and "GPU host" in hint

@@ -110,4 +110,6 @@ def _not_reproducible(result: reproduce.RebuildResult) -> NotReproducible:
     counts = {k: len(c.added) + len(c.removed) + len(c.changed) for k, c in result.diff.groups.items()}
     return NotReproducible(f"{result.variant}: two from-scratch builds differ ("
                            + ", ".join(f"{k}: {n}" for k, n in counts.items() if n) + ")",
-                           hint="see the listing above; Debian packages differ only if the mirror changed")
+                           hint="the differing packages and files are listed with this result (the table, or "
+                                "its labels, packages and files groups under --json); Debian packages differ "
+                                "only if the mirror changed")

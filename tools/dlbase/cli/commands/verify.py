@@ -25,6 +25,14 @@ def _labels(items: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def failed_hint(report: VerifyReport, *, require_gpu: bool) -> str:
+    """What to read after a failed verify: the files it wrote, by name. Not "the rows
+    above": under --json no table is printed, and the files are there in either mode."""
+    gpu = "; a GPU check on a CPU host needs a GPU host" if require_gpu else ""
+    return (f"each failed check's message is in {report.report_file} (failed_checks, rows) and in the JUnit XML "
+            f"{report.junit_file}{gpu}")
+
+
 def print_summary(report: VerifyReport) -> None:
     rows = [[r.half if not r.detail else "", r.check, r.result, f"{r.seconds:.1f}", r.reason] for r in report.rows]
     ui.table(["half", "check", "result", "seconds", "reason / details"], rows,
@@ -117,6 +125,5 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
     if not report.passed:
         failed = report.failed_checks
         err = VerifyFailed(f"{target.ref} failed verification: {', '.join(failed) or 'no check ran'}",
-                           hint="read the rows above (and the JUnit XML); a GPU check on a CPU host needs "
-                                "a GPU host" if require_gpu else "read the rows above and the JUnit XML")
+                           hint=failed_hint(report, require_gpu=require_gpu))
         raise err  # under --json the CLI merges it into the report: one document
