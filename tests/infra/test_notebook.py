@@ -11,7 +11,9 @@ import pytest
 @pytest.mark.check("JupyterLab on 8888 requires its token")
 def test_notebook_serves_jupyterlab_with_a_token(expect: dict[str, Any]) -> None:
     if not expect["jupyter"]:
-        pytest.skip(f"the {expect['flavor']} flavor serves no JupyterLab")
+        flavor = expect["flavor"]
+        pytest.skip(f"the {flavor} flavor serves no JupyterLab" if flavor
+                    else "the image names no dlbase flavor, so no JupyterLab is expected")
     from dlbase.engine import Engine
     from dlbase.verify.jupyter import probe_jupyter
 

@@ -174,14 +174,9 @@ def test_a_json_flag_of_the_containers_command_is_its_own(image, tmp_path):
     assert proc.returncode == 0 and proc.stdout == "--json\n", proc.stderr
 
 
-def test_a_variant_name_finds_its_image_without_a_checkout(engine, image, tmp_path):
-    """The README's researcher example, from a folder that is not dlbase's checkout."""
-    variant = engine.image_labels(image)["dlbase.variant"]
-    env = {k: v for k, v in os.environ.items() if k != "DLBASE_ROOT"}
-    proc = subprocess.run([sys.executable, "-m", "dlbase", "run", "--json", variant, "--", "true"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stderr
-    assert engine.image_labels(json.loads(proc.stdout)["image"])["dlbase.variant"] == variant
+# A variant name without a checkout: tests/integration/test_variant_choice.py (tiny images of a
+# variant name of the session's own, so other people's images of the real variants cannot
+# make the choice ambiguous, as they could here).
 
 
 def test_a_workspace_whose_path_has_a_colon_is_mounted(image, tmp_path):

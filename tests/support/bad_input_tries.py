@@ -1,6 +1,8 @@
-"""Issue 11's tries, run against two versions of dlbase: the table in docs/failures.md.
+"""Hostile-input tries (issue 11's, and later rounds'), run against two versions of dlbase: the table in docs/failures.md.
 
-    python tests/support/bad_input_tries.py BEFORE_TOOLS_DIR AFTER_TOOLS_DIR
+    python tests/support/bad_input_tries.py BEFORE_TOOLS_DIR AFTER_TOOLS_DIR [NAME_PART]
+
+(NAME_PART: only the tries whose name contains it.)
 
 Each try copies the project (this checkout's data), breaks one thing, runs one `dlbase`
 command as a subprocess with PYTHONPATH at the given tools folder, and records: exit code,
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = "torch2.6-cu124-runtime-debian12"
 LOCK = f"images/{DEFAULT}/requirements.lock"
 NO_DAEMON = {"DOCKER_HOST": "tcp://127.0.0.1:1"}
+SUBJECT = "127.0.0.1:1/x/y@sha256:" + "a" * 64  # a registry nothing listens on
 
 
 def _replace(rel: str, old: str, new: str) -> Callable[[Path], None]:
@@ -132,6 +135,21 @@ TRIES: list[tuple[str, Callable[[Path], None], list[str], dict[str, str]]] = [
     (".dlbase is a file", _bytes(".dlbase", b"x"), ["build", DEFAULT], NO_DAEMON),
     ("--mirror ftp:/x", _nothing, ["base", "bootstrap", "--mirror", "ftp:/x"], NO_DAEMON),
     ("render --json", _nothing, ["render", "--json"], {}),
+    # round 3 (messages and codes)
+    ("matrix: repository left empty", _replace("images/matrix.yaml", "repository: dlbase/pytorch", "repository:"),
+     ["check", "--json"], {}),
+    ("a lock is a folder", _folder(LOCK), ["lock", "--check", DEFAULT], {}),
+    ("trust --policy is a folder", _nothing, ["trust", SUBJECT, "--policy", "images", "--json"], {}),
+    ("trust --key /dev/null", _nothing, ["trust", SUBJECT, "--key", "/dev/null", "--json"], {}),
+    ("scan --vex is a file", _nothing, ["scan", "--from-lock", "--db", str(ROOT / "tests/unit/data/osv"), "--vex",
+                                        "README.md"], {}),
+    ("compat add --index ftp://", _nothing, ["compat", "add", "torch==2.6.0", "--index", "ftp://x.example/simple",
+                                             "--json"], {}),
+    ("compat add --index plain http off loopback", _nothing,
+     ["compat", "add", "torch==2.6.0", "--index", "http://pypi.example.org/simple", "--json"], {}),
+    ("push --host-label without --sign", _nothing,
+     ["push", DEFAULT, "--registry", "127.0.0.1:5000", "--host-label", "ci-1", "--json"], NO_DAEMON),
+    ("scan --base-url without --update", _nothing, ["scan", "--from-lock", "--base-url", "https://x.example"], {}),
 ]
 
 
@@ -178,8 +196,11 @@ def run_try(tools: Path, setup: Callable[[Path], None], args: list[str], env: di
 
 def main() -> None:
     before, after = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
+    only = sys.argv[3] if len(sys.argv) > 3 else ""
     print("| try | before | after |\n|---|---|---|")
     for name, setup, args, env in TRIES:
+        if only not in name:
+            continue
         cmd = "dlbase " + " ".join(args)
         print(f"| {name}: `{cmd}` | {run_try(before, setup, args, env)} | {run_try(after, setup, args, env)} |")
 

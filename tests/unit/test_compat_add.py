@@ -263,3 +263,21 @@ def test_compat_add_unreachable_index_is_exit_5(project_copy, cli):
     assert res.code == ExitCode.UNREACHABLE, res.output
     body = json.loads(res.out)  # one JSON document on failure too
     assert body["ok"] is False and body["exit_code"] == 5 and "--index" in body["hint"]
+
+
+@pytest.mark.parametrize("url, needle", [("ftp://pypi.example.org/simple", "ftp:// is not fetched"),
+                                         ("http://pypi.example.org/simple", "plain http to another host"),
+                                         ("file:///srv/simple", "file:// is not fetched"),
+                                         ("pypi.org/simple", "not an http(s) URL")])
+def test_compat_add_refuses_an_index_scan_update_refuses(project_copy, cli, url, needle):
+    """One URL policy (core.urlpolicy) for every fetch dlbase makes itself: before, compat add
+    sent ftp:// to requests (an internal error) and read facts over plain http from anywhere."""
+    before = (project_copy / "images" / "compat.yaml").read_text()
+    res = cli("compat", "add", "torch==2.14.1", "--index", url, "--json")
+    assert res.code == ExitCode.INVALID_INPUT, res.output
+    body = json.loads(res.out)
+    assert needle in body["message"] and "--index" in body["message"], body
+    assert (project_copy / "images" / "compat.yaml").read_text() == before
+    scan = cli("scan", "--update", "--db", str(project_copy / "db"), "--base-url", url, "--json")
+    assert scan.code == ExitCode.INVALID_INPUT and needle in json.loads(scan.out)["message"], scan.output
+    assert not (project_copy / "db").exists()

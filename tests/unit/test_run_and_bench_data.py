@@ -234,19 +234,6 @@ def test_published_port_listens_on_this_machine_unless_told():
     assert plan().summary()["address"] is None  # nothing published
 
 
-def test_variant_images_best_first_tagged_then_newest():
-    from dlbase.examine.local_image import best_first
-
-    summaries = [
-        {"Id": "sha256:untagged-new", "RepoTags": ["<none>:<none>"], "Created": 300},
-        {"Id": "sha256:old", "RepoTags": ["reg/x:old"], "Created": 100},
-        {"Id": "sha256:new", "RepoTags": ["reg/x:new", "reg/x:also"], "Created": 200},
-        {"Id": "sha256:no-tags", "RepoTags": None, "Created": 50},
-    ]
-    assert best_first(summaries) == ["reg/x:new", "reg/x:old", "sha256:untagged-new", "sha256:no-tags"]
-    assert best_first([]) == []
-
-
 # ----------------------------------------------------------------------------- bench data: bad input
 
 import os  # noqa: E402

@@ -337,7 +337,7 @@ def test_builder_versions_read_what_there_is():
 
 def test_rebuild_check_attest_refuses_bad_input_before_building(cli, tmp_path, monkeypatch):
     res = cli("rebuild-check", "--key", "k.key", "--json")
-    assert res.code == 2 and "--key and --host-label go with --attest REF" in res.err + res.out
+    assert res.code == 2 and "--key goes with --attest" in res.err + res.out
     res = cli("rebuild-check", "--attest", SUBJECT, "--json")
     assert res.code == 2 and "--attest needs --key" in res.json()["message"]
     res = cli("rebuild-check", "--attest", "dlbase/pytorch:2.6", "--key", "k.key", "--json")

@@ -154,7 +154,7 @@ def test_other_statement_types_and_non_object_predicates_are_refused(pair):
     odd = {**_cosign_v01(), "_type": "https://in-toto.io/Statement/v2"}
     with pytest.raises(BadSignature, match="statement type 'https://in-toto.io/Statement/v2' is neither"):
         statements.open_envelope(pair.public, _signed(pair, odd), DIGEST, "att")
-    with pytest.raises(BadSignature, match="predicate is a list, not a JSON object"):
+    with pytest.raises(BadSignature, match="predicate is an array, not an object"):
         statements.open_envelope(pair.public, _signed(pair, _cosign_v01(predicate=[1, 2])), DIGEST, "att")
     with pytest.raises(BadSignature, match="not an in-toto statement"):
         statements.open_envelope(pair.public, _signed(pair, {**_cosign_v01(), "subject": "x"}), DIGEST, "att")

@@ -193,7 +193,8 @@ def _debootstrap(suite: str, rootfs: Path, mirror: str, say: Callable[[str], Non
         if any("Failed getting release file" in line or "Couldn't download" in line for line in lines):
             raise errors.Unreachable(f"debootstrap could not download from {mirror}", details=tail)
         raise errors.DlbaseError(f"debootstrap failed (exit {proc.returncode})", details=tail,
-                                 hint="read the lines above; re-run with a different mirror if it is a download error")
+                                 hint="debootstrap's last lines are listed with this error; re-run with a different "
+                                      "mirror if it is a download error")
     say(f"debootstrap finished in {time.monotonic() - started:.0f}s")
 
 

@@ -44,6 +44,7 @@ from packaging.version import InvalidVersion, Version
 
 from dlbase.core import httpget
 from dlbase.core.cachedir import cache_dir
+from dlbase.core import networds
 from dlbase.core.errors import HashMismatch, InvalidInput, Unreachable
 from dlbase.core.fileerrors import file_error
 from dlbase.define import simpleindex
@@ -369,7 +370,8 @@ def fill(
         raise Unreachable(
             f"downloading {wf.filename} failed after {retries} attempts",
             hint="check the network and fill again (finished files are kept)",
-            details=[f"url: {wf.url}", str(last_exc), *getattr(last_exc, "details", [])],
+            details=[f"url: {wf.url}", networds.why(last_exc) if last_exc else "no attempt finished",
+                     *getattr(last_exc, "details", [])],
         )
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="dlbase-fill")

@@ -85,8 +85,8 @@ def _json_document(docs: list[object], code: int, error: dict | None) -> dict:
 
 #: The hint shown when an error carries none of its own: every error gets a "what to do" line.
 FALLBACK_HINT: dict[ExitCode, str] = {
-    ExitCode.FAILED: "read the lines above; `dlbase VERB --help` explains the verb",
-    ExitCode.INVALID_INPUT: "fix the value named above; `dlbase VERB --help` lists what is accepted",
+    ExitCode.FAILED: "the error says what failed; `dlbase VERB --help` explains the verb",
+    ExitCode.INVALID_INPUT: "fix the value the error names; `dlbase VERB --help` lists what is accepted",
     ExitCode.DRIFT: "run `dlbase render` / `dlbase lock VARIANT` and commit the result",
     ExitCode.UNREACHABLE: "check the address and this machine's network, DNS and proxy",
     ExitCode.DAEMON: "start the Docker daemon (sudo tools/host/setup.sh) or fix DOCKER_HOST",

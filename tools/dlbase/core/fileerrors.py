@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -44,13 +45,52 @@ def file_error(path: Path | str, exc: OSError, *, action: str = "read") -> FileP
     return FileProblem(f"cannot {action} {path}: it {why}", hint=hint)
 
 
+def not_a_file(path: Path) -> str | None:
+    """What is at ``path`` instead of a regular file ("a folder", "a character device"...),
+    or None when it is a regular file or nothing is there (a dangling link is nothing)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise file_error(path, exc) from None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
+
+
+def is_file(path: Path, display: str | None = None, *, what: str = "file") -> bool:
+    """True when ``path`` is a regular file, False when nothing is there; a folder, a device,
+    a pipe or a socket where a file is wanted is a :class:`FileProblem` (exit 2) saying
+    which, never "does not exist" (``Path.is_file()`` is False for all of them alike).
+
+    Every reader asks this before it reads, or before it treats the file as absent."""
+    found = not_a_file(path)
+    if found is None:
+        return Path(path).is_file()
+    name = display or str(path)
+    hint = (f"point at the file inside it, or move the folder away from {name}" if found == "a folder"
+            else "point at a regular file")
+    raise FileProblem(f"{what} {name} is {found}, not a file", hint=hint)
+
+
+def is_dir(path: Path, display: str | None = None, *, what: str = "folder") -> bool:
+    """True when ``path`` is a folder, False when nothing is there; a file or a device where a
+    folder is wanted is a :class:`FileProblem` (exit 2) saying which, not "no such folder"."""
+    found = not_a_file(path)
+    if found == "a folder" or not Path(path).exists():
+        return found == "a folder"
+    name = display or str(path)
+    raise FileProblem(f"{what} {name} is {found or 'a file'}, not a folder", hint=f"name the {what} itself")
+
+
 def read_text(path: Path, display: str | None = None, *, what: str = "file") -> str:
     """Read a UTF-8 text file; every way that can fail is a :class:`FileProblem` naming it."""
     name = display or str(path)
     try:
-        if path.exists() and not path.is_file() and not path.is_dir():
-            raise FileProblem(f"cannot read {what} {name}: it is not a regular file",
-                              hint="point at a regular file")
+        is_file(path, name, what=what)
         data = Path(path).read_bytes()
     except OSError as exc:
         raise file_error(name, exc) from None

@@ -21,7 +21,7 @@ import requests
 
 from dlbase.core import deadline as deadlines
 from dlbase.core.errors import BadAnswer, Unreachable
-from dlbase.core.reference import is_loopback
+from dlbase.core import networds, urlpolicy
 
 #: Seconds one operation (its redirects, headers and body) may take unless told otherwise.
 DEADLINE_S = 60.0
@@ -55,12 +55,8 @@ class Answer:
         return self.body.decode("utf-8", errors="replace")
 
 
-def allowed(url: str) -> bool:
-    """https, or plain http to this machine (a test's server, a local mirror)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    return parts.scheme == "http" and bool(parts.hostname) and is_loopback(parts.netloc)
+#: https, or plain http to this machine: the one rule (core/urlpolicy) every fetch obeys.
+allowed = urlpolicy.allowed
 
 
 def _check_hop(previous: str, url: str) -> None:
@@ -161,6 +157,5 @@ def late(url: str, what: str) -> TooSlow:
 def failed(url: str, what: str, exc: Exception) -> Unreachable:
     if deadlines.expired():
         return late(url, what)
-    return Broken(f"cannot read {url} ({what}): {type(exc).__name__}",
-                       hint="check this machine's network and proxy, and the address",
-                       details=[str(exc)[:300]])
+    return Broken(f"cannot read {url} ({what}): {networds.why(exc)}",
+                  hint="check this machine's network and proxy, and the address")

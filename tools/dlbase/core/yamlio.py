@@ -133,7 +133,7 @@ def load(path: Path, display: str | None = None, *, round_trip: bool = False) ->
         raise MatrixError(name, f"YAML syntax error: {exc.problem or exc.context}", lineno=lineno,
                           hint="fix the YAML syntax at that line") from None
     except YAMLError as exc:  # other parser failures
-        raise MatrixError(name, f"YAML error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        raise MatrixError(name, f"YAML error: {str(exc).splitlines()[0] if str(exc) else 'not valid YAML'}",
                           hint="fix the file; `git diff` shows what changed") from None
     except (ValueError, TypeError, RecursionError) as exc:  # ruamel's constructors on odd input
         raise MatrixError(name, f"cannot be read as YAML: {exc}", hint="fix the file; `git diff` shows what changed") from None

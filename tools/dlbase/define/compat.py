@@ -15,6 +15,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from dlbase.core import kinds
 from dlbase.core import validate
 from dlbase.core import yamlio
 from dlbase.core.errors import AddressError, MatrixError
@@ -160,7 +161,7 @@ def _text(value: Any, file: str, field_name: str, where: str, lineno: int | None
                           hint=f'write it in quotes, e.g. {field_name}: "{value}"')
     if isinstance(value, bool) or value is None or not isinstance(value, (str, int)):
         raise MatrixError(file, f"{where}: {field_name} must be a string, not "
-                                f"{'empty' if value is None else type(value).__name__} ({value!r})",
+                                f"{kinds.kind_of(value)} ({value!r})",
                           field=field_name, lineno=lineno, hint="compare the entry with its neighbours in the file")
     text = str(value)
     if not text.strip():
@@ -171,7 +172,7 @@ def _text(value: Any, file: str, field_name: str, where: str, lineno: int | None
 def _mapping(value: Any, file: str, field_name: str, lineno: int | None) -> dict:
     if not isinstance(value, dict):
         raise MatrixError(file, f"'{field_name}' must be a mapping, not "
-                                f"{'empty' if value is None else type(value).__name__}",
+                                f"{kinds.kind_of(value)}",
                           field=field_name, lineno=lineno, hint="compare the entry with its neighbours in the file")
     return value
 

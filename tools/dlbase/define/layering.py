@@ -180,7 +180,7 @@ def subset_text(group: Group) -> str:
 
 def variant_assignment(matrix: Matrix, variant: Variant, lock_path: Path) -> Assignment | None:
     """The variant's groups from its committed lock; None while it has no lock."""
-    if not lock_path.is_file():
+    if not fileerrors.is_file(lock_path, what="lock file"):
         return None
     text = fileerrors.read_text(lock_path, what="lock file")
     lock = parse_lock_text(text, source=str(lock_path))
@@ -206,7 +206,7 @@ def parent_constraints(project, variant: Variant) -> list[str]:  # project: dlba
     if parent is None:
         return []
     path = project.variant_dir(parent.name) / "requirements.lock"
-    if not path.is_file():
+    if not fileerrors.is_file(path, what="lock file"):
         return []
     return [f"{p.key}=={p.version}" for p in parse_lock_text(fileerrors.read_text(path, what="lock file"),
                                                              source=str(path)).packages]

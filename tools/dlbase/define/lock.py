@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from packaging.utils import canonicalize_name as canonical_name
 
 from dlbase.core import deadline as deadlines
+from dlbase.core import fileerrors
 from dlbase.core import digest as digests
 from dlbase.core.errors import Drift, InvalidInput, Missing, Unreachable
 from dlbase.core.fsutil import write_text_atomic
@@ -566,7 +567,7 @@ def parse_lock_text(text: str, *, source: str = "<lock>") -> Lock:
 def read_lock(path: Path) -> Lock:
     """Read and parse a lock file; :class:`Missing` when it does not exist."""
     path = Path(path)
-    if not path.exists():
+    if not fileerrors.is_file(path, what="lock file"):
         raise Missing(f"lock file {path} does not exist", hint="run dlbase lock <variant>")
     text = read_text(path, str(path), what="lock file")
     return parse_lock_text(text, source=str(path))
@@ -600,7 +601,7 @@ def check_lock(spec: LockSpec, path: Path, *, complete: bool = False) -> Lock:
     """
     path = Path(path)
     hint = f"dlbase lock {spec.variant}"
-    if not path.is_file():
+    if not fileerrors.is_file(path, what="lock file"):
         raise Drift(f"variant '{spec.variant}': lock file {path} is missing", hint=hint)
     text = read_text(path, str(path), what="lock file")
     regen = f"run `dlbase lock {spec.variant}` (or restore the lock from git)"

@@ -14,6 +14,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from dlbase.core import kinds
 from dlbase.core import digest as digests
 from dlbase.core import validate
 from dlbase.core import yamlio
@@ -273,7 +274,7 @@ def load(path: Path, display: str | None = None) -> Matrix:
     augmentations = _augmentations(probs, data.get("augmentations"))
     repository = data["repository"]
     if not isinstance(repository, str):
-        probs.add(f"repository must be a string like dlbase/pytorch, not {type(repository).__name__}",
+        probs.add(f"repository must be a string like dlbase/pytorch, not {kinds.kind_of(repository)}",
                   field_name="repository", lineno=yamlio.lineno_of(data, "repository"))
     else:
         try:

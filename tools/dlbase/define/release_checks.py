@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlbase.core import fileerrors
 from dlbase.core.errors import DlbaseError, Unreachable
 from dlbase.define import compat_add
 from dlbase.define.compat import Finding, license_findings, pair_findings
@@ -18,7 +19,7 @@ from dlbase.define.matrix import Variant
 
 def _locked(project: Any, variant: Variant) -> dict[str, str] | None:
     path = project.variant_dir(variant.name) / "requirements.lock"
-    if not path.is_file():
+    if not fileerrors.is_file(path, what="lock file"):
         return None
     try:
         return {p.key: p.version for p in read_lock(path).packages}

@@ -194,7 +194,7 @@ def image_info(project: Project, spec: BuildSpec) -> str:
 
 def lock_hash_or_placeholder(project: Project, name: str) -> str:
     lock_file = project.variant_dir(name) / "requirements.lock"
-    if not lock_file.is_file():
+    if not fileerrors.is_file(lock_file, what="lock file"):
         return tags.LOCK_PLACEHOLDER
     from dlbase.define import lock  # local import: lock pulls in the resolver helpers
 
@@ -238,7 +238,7 @@ def record_size(project: Project, variant: str, size_bytes: int, lock_hash: str)
 def _known_sizes(project: Project) -> dict[str, str]:
     """Measured sizes are data (images/sizes.json, written by `dlbase build --record-size`)."""
     path = project.images_dir / "sizes.json"
-    if not path.is_file():
+    if not fileerrors.is_file(path, "images/sizes.json", what="sizes file"):
         return {}
     return {k: str(v) for k, v in _read_sizes(path).items()}
 
@@ -258,7 +258,7 @@ def _read_sizes(path: Path) -> dict:
 
 def readme(project: Project, specs: list[BuildSpec], env: jinja2.Environment) -> str | None:
     path = project.root / "README.md"
-    if not path.is_file():
+    if not fileerrors.is_file(path, "README.md", what="README"):
         return None
     text = fileerrors.read_text(path, "README.md", what="README")
     if README_START not in text or README_END not in text:

@@ -25,7 +25,8 @@ from dlbase.core import errors
 LOG_TAIL_LINES = 20
 # What pip and uv print when --require-hashes rejects a wheel.
 HASH_ERRORS = ("DO NOT MATCH THE HASHES", "Hash mismatch for")
-FAILED_STEP_HINT = "read the log tail above; fix the Dockerfile step or its inputs"
+FAILED_STEP_HINT = ("the last lines of the build log are listed with this error (its details under --json); "
+                    "fix the Dockerfile step or its inputs")
 
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _RUNNING_IN_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")

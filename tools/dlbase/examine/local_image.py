@@ -1,9 +1,12 @@
 """The one resolver from what a user types to an image on the local daemon.
 
-`verify`, `push` and `report` all accept "a variant name, an image reference or an image
-ID". A variant means its moving tag in the matrix's repository (the newest build of it);
-anything else is handed to the daemon as it is. Verbs that also work without a checkout
-(`run`, `bench data`) find a variant's image by its ``dlbase.variant`` label instead.
+`verify`, `push`, `report`, `scan` and the attestation steps accept "a variant name, an image
+reference or an image ID"; `run` and `bench data` accept the same and also work outside a
+project. A variant means its moving tag in the matrix's repository (the newest build of it)
+when the daemon has it; otherwise the image :func:`dlbase.examine.image_choice.choose` picks
+among those carrying its ``dlbase.variant`` label (the matrix's repository first; images of
+several repositories are refused, not guessed between). Anything else is handed to the
+daemon as it is.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dlbase.engine import Engine
 from dlbase.core.errors import DlbaseError, InvalidInput, Missing
 from dlbase.core.project import Project
 from dlbase.define.spec import VARIANT_LABEL, BuildSpec
+from dlbase.examine import image_choice
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,12 @@ class LocatedImage:
     image_id: str
     inspect: dict[str, Any]
     spec: BuildSpec | None
-    by_variant: bool  # the name given was a variant (so ref is its moving tag)
+    by_variant: bool  # the name given was a variant and ref is its moving tag
+    why: str | None = None  # how a variant name led to this image, when it did
+
+    @property
+    def short_id(self) -> str:
+        return imageref.short_id(self.image_id)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -44,45 +53,37 @@ def variant_ref(project: Project, spec: BuildSpec) -> str:
     return f"{project.matrix.repository}:{spec.moving_tag}"
 
 
-def variant_images(engine: Engine, variant: str) -> list[str]:
-    """References of the images on the daemon built from ``variant`` (their ``dlbase.variant``
-    label), best first (:func:`best_first`). Needs no matrix: a pulled image carries the label."""
-    return best_first(engine.images_with_label(f"{VARIANT_LABEL}={variant}", intermediate=False))
-
-
-def best_first(summaries: list[dict[str, Any]]) -> list[str]:
-    """Image summaries (``docker images``) -> references, tagged before untagged, then newest:
-    a tagged one by its first tag, an untagged one by its ID."""
-
-    def tags(summary: dict[str, Any]) -> list[str]:
-        return [t for t in summary.get("RepoTags") or [] if t != imageref.NO_TAG]
-
-    ordered = sorted(summaries, key=lambda s: (not tags(s), -int(s.get("Created") or 0)))
-    return [(tags(s) or [s["Id"]])[0] for s in ordered]
-
-
-def _named_elsewhere(refs: list[str]) -> str:
-    shown = ", ".join(refs[:3]) + (f" (and {len(refs) - 3} more)" if len(refs) > 3 else "")
-    return f"images of it are on this daemon under other names: {shown}; give one of them"
+def variant_image(engine: Engine, variant: str, *, project: Project | None) -> image_choice.Choice | None:
+    """The image the name of ``variant`` means on this daemon, or None when none is of it:
+    the matrix's moving tag when the daemon has it, else :func:`image_choice.choose` among the
+    images labelled with the variant (a pulled image carries the label; no matrix needed)."""
+    preferred = project.matrix.repository if project is not None else None
+    if project is not None and variant in {v.name for v in project.matrix.variants}:
+        ref = variant_ref(project, BuildSpec.of(project.compat, project.matrix.get(variant)))
+        with contextlib.suppress(Missing):
+            image_id = engine.inspect_image(ref)["Id"]
+            return image_choice.Choice(ref, image_id, f"the moving tag of {variant}")
+    summaries = engine.images_with_label(f"{VARIANT_LABEL}={variant}", intermediate=False)
+    return image_choice.choose(variant, summaries, preferred=preferred)
 
 
 def locate(project: Project, engine: Engine, name: str | None, *, hint: str | None = None) -> LocatedImage:
     """A variant name (no name: the matrix's default variant), an image reference or an
-    image ID -> the local image. Missing (with ``hint``, or a default one) when absent; a
-    variant whose moving tag is absent but which has images under other names (pulled from a
-    registry, built untagged) is told so, not told to build."""
+    image ID -> the local image. A variant is resolved by :func:`variant_image`; Missing
+    (with ``hint``, or "build it") when nothing of it is on the daemon, and
+    :class:`~dlbase.examine.image_choice.AmbiguousImage` when images of several other
+    repositories carry its label."""
     spec: BuildSpec | None = None
     variant_names = {v.name for v in project.matrix.variants}
-    by_variant = name is None or name in variant_names
-    if by_variant:
+    why = None
+    if name is None or name in variant_names:
         variant = project.matrix.get(name) if name else project.matrix.default_variant
         spec = BuildSpec.of(project.compat, variant)
-        ref = variant_ref(project, spec)
-        if not engine.image_exists(ref):
-            elsewhere = variant_images(engine, variant.name)
-            raise Missing(f"variant {variant.name} has no image on this daemon ({ref})",
-                          hint=_named_elsewhere(elsewhere) if elsewhere else
-                          hint or f"build it first: `dlbase build {variant.name}`")
+        chosen = variant_image(engine, variant.name, project=project)
+        if chosen is None:
+            raise Missing(f"variant {variant.name} has no image on this daemon ({variant_ref(project, spec)})",
+                          hint=hint or f"build it first: `dlbase build {variant.name}`")
+        ref, why = chosen.ref, chosen.why
     else:
         ref = str(name)
     try:
@@ -94,16 +95,17 @@ def locate(project: Project, engine: Engine, name: str | None, *, hint: str | No
     if spec is None and label in variant_names:
         with contextlib.suppress(DlbaseError):
             spec = BuildSpec.of(project.compat, project.matrix.get(label))
-    return LocatedImage(ref=ref, image_id=inspect["Id"], inspect=inspect, spec=spec, by_variant=by_variant)
+    by_variant = spec is not None and why is not None and ref == variant_ref(project, spec)
+    return LocatedImage(ref=ref, image_id=inspect["Id"], inspect=inspect, spec=spec, by_variant=by_variant, why=why)
 
 
-def locate_ref(engine: Engine, name: str | None) -> str:
+def locate_ref(engine: Engine, name: str | None) -> LocatedImage:
     """Like :func:`locate`, for verbs that also work outside a project (`run`, `bench data`).
 
-    A variant name means its newest image: the project's moving tag when a project is found
-    from here and the daemon has it, else the best image labelled with that variant (no
-    checkout needed: `cd ~/my-project && dlbase run VARIANT`). No name: the project's default
-    variant. Anything else is an image reference or ID the daemon must have."""
+    A variant name means the image :func:`variant_image` picks: the project's moving tag
+    when a project is found from here, else by the variant label, preferring the matrix's
+    repository (no checkout needed: `cd ~/my-project && dlbase run VARIANT`). No name: the
+    project's default variant. Anything else is an image reference or ID the daemon must have."""
     try:
         project = Project.discover()
     except (DlbaseError, OSError):  # no project here, or a parent folder this user cannot read
@@ -115,17 +117,15 @@ def locate_ref(engine: Engine, name: str | None) -> str:
         name = project.matrix.default_variant.name
     in_matrix = project is not None and name in {v.name for v in project.matrix.variants}
     if project is not None and in_matrix:
-        ref = variant_ref(project, BuildSpec.of(project.compat, project.matrix.get(name)))
-        if engine.image_exists(ref):
-            return ref
-    labelled = variant_images(engine, name)
-    if labelled:
-        return labelled[0]
-    if project is not None and in_matrix:
-        return locate(project, engine, name).ref  # Missing, with "build it" (nothing of it exists)
-    if not engine.image_exists(name):
+        return locate(project, engine, name)  # Missing, with "build it", when nothing of it exists
+    chosen = variant_image(engine, name, project=project)
+    ref = chosen.ref if chosen is not None else name
+    try:
+        inspect = engine.inspect_image(ref)
+    except Missing:
         raise Missing(f"no image {name!r} on the Docker daemon at {engine.endpoint} (no reference or ID of "
                       "that name, and no image built from a variant of that name)",
                       hint="pull it (`dlbase pull REF` or `docker pull REF`), or give a reference "
-                           "`docker images` lists; from dlbase's checkout `dlbase build VARIANT` makes one")
-    return name
+                           "`docker images` lists; from dlbase's checkout `dlbase build VARIANT` makes one") from None
+    return LocatedImage(ref=ref, image_id=inspect["Id"], inspect=inspect, spec=None, by_variant=False,
+                        why=chosen.why if chosen is not None else None)

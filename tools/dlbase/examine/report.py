@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from dlbase.core import fileerrors
 from dlbase.verify import records
 from dlbase.trust import sbom
 from dlbase.engine import Engine
@@ -43,7 +44,7 @@ def write_sbom(project: Project, *, image_id: str, image_name: str, packages: di
 
 def build_report(project: Project, image_id: str) -> dict | None:
     path = reports_dir(project) / f"build-{short_id(image_id)}.json"
-    if not path.is_file():
+    if not fileerrors.is_file(path, what="dlbase's report"):
         return None
     body = json.loads(path.read_text())
     return body if body.get("image_id") == image_id else None
@@ -118,7 +119,7 @@ def write_scan(project: Project, image_id: str, body: dict) -> Path:
 def last_scan(project: Project, image_id: str) -> dict | None:
     """When the image was last scanned, against which database, and the counts."""
     path = reports_dir(project) / f"scan-{short_id(image_id)}.json"
-    if not path.is_file():
+    if not fileerrors.is_file(path, what="dlbase's report"):
         return None
     body = json.loads(path.read_text())
     if body.get("image_id") != image_id:

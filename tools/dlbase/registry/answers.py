@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dlbase.core import kinds
 from dlbase.core import digest as digests
 from dlbase.core.errors import RegistryError
 
@@ -37,7 +38,7 @@ def json_object(body: bytes, what: str) -> dict[str, Any]:
         raise RegistryError(f"{what}: the server answered {_looks_like(body)}, not JSON",
                             hint="is this address a registry (not a web page or a proxy's login page)?") from None
     if not isinstance(doc, dict):
-        raise RegistryError(f"{what}: the server answered a JSON {type(doc).__name__}, not an object")
+        raise RegistryError(f"{what}: the server answered JSON that is {kinds.kind_of(doc, 'json')}, not an object")
     return doc
 
 
@@ -45,7 +46,7 @@ def descriptor(value: Any, where: str) -> dict[str, Any]:
     """One OCI descriptor (a layer or config): an object with a valid ``digest``, a
     string ``mediaType``, an integer ``size`` and string ``annotations`` when present."""
     if not isinstance(value, dict):
-        raise RegistryError(f"{where} is a JSON {type(value).__name__}, not a descriptor object")
+        raise RegistryError(f"{where} is {kinds.kind_of(value, 'json')}, not a descriptor object")
     found = value.get("digest")
     if not isinstance(found, str):
         raise RegistryError(f"{where} has no digest")
@@ -69,7 +70,7 @@ def layers(manifest: dict[str, Any], where: str) -> list[dict[str, Any]]:
     if found is None:
         return []
     if not isinstance(found, list):
-        raise RegistryError(f"{where}: layers is a JSON {type(found).__name__}, not a list")
+        raise RegistryError(f"{where}: layers is {kinds.kind_of(found, 'json')}, not an array")
     return [descriptor(item, f"{where} layer {i + 1}") for i, item in enumerate(found)]
 
 

@@ -24,6 +24,7 @@ import requests
 
 from dlbase.core import deadline as deadlines
 from dlbase.core.httpget import MAXREDIRECTS, REDIRECTS, Answer
+from dlbase.core import networds
 from dlbase.core.errors import RegistryError, Unreachable
 
 MANIFEST_MAX = 4 << 20  # registries themselves refuse manifests above 4 MiB
@@ -79,7 +80,7 @@ class BoundedHttp:
         except requests.RequestException as exc:
             if deadline.fired:
                 raise self._late(what, deadline) from None
-            raise Unreachable(f"registry {self.name} cannot be reached ({type(exc).__name__})",
+            raise Unreachable(f"registry {self.name} cannot be reached : {networds.why(exc)}",
                               hint=f"is the registry running and is {self.name} the right address?") from None
         try:
             body = b"" if method == "HEAD" or resp.status_code in REDIRECTS else self._body(resp, cap, what, deadline)

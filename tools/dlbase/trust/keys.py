@@ -32,9 +32,10 @@ import nacl.secret
 import nacl.utils
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from dlbase.core import fileerrors
 from dlbase.core.errors import FileProblem, InvalidInput, Missing
 from dlbase.core.fsutil import NoHardLinks, TargetExists, write_bytes_atomic
 
@@ -152,8 +153,20 @@ def decrypt_private_key(pem: bytes, passphrase: bytes, where: str = "the key") -
                            hint="the file was not written by `dlbase key generate` or `cosign generate-key-pair`; "
                                 "use the key pair that made the public key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise InvalidInput(f"{where} holds a {type(key).__name__}, not an ECDSA P-256 key")
+        raise InvalidInput(f"{where} holds {_kind_of_key(key)}, not an ECDSA P-256 key",
+                           hint="dlbase signs with ECDSA P-256 keys, as cosign does: make one with "
+                                "`dlbase key generate`")
     return KeyPair(key)
+
+
+def _kind_of_key(key: object) -> str:
+    """A key's algorithm in words ("an RSA key"), never its Python class name."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return f"an ECDSA key on curve {key.curve.name}"
+    words = {(rsa.RSAPrivateKey, rsa.RSAPublicKey): "an RSA key",
+             (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey): "an Ed25519 key",
+             (ed448.Ed448PrivateKey, ed448.Ed448PublicKey): "an Ed448 key"}
+    return next((w for classes, w in words.items() if isinstance(key, classes)), "a key of another algorithm")
 
 
 def public_pem(pair: KeyPair) -> bytes:
@@ -191,7 +204,7 @@ def read_source(source: str, what: str, *, secret: bool = False) -> tuple[bytes,
         raise InvalidInput(f"{what} {source} is a folder; the {what} is a file ({expected})",
                            hint=(f"give the file itself: {inside}" if inside.is_file()
                                  else f"give the path of {expected}, written by `dlbase key generate`"))
-    if not path.is_file():
+    if not fileerrors.is_file(path, source, what=what):
         raise Missing(f"{what} {source} does not exist", hint="make one with `dlbase key generate`")
     try:
         return path.read_bytes(), str(path)
@@ -236,7 +249,8 @@ def public_from_pem(data: bytes, where: str) -> ec.EllipticCurvePublicKey:
         raise InvalidInput(f"{where} is not a PEM public key",
                            hint="give cosign.pub (the file next to cosign.key)") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise InvalidInput(f"{where} is not an ECDSA P-256 public key")
+        raise InvalidInput(f"{where} holds {_kind_of_key(key)}, not an ECDSA P-256 public key",
+                           hint="give cosign.pub (the file next to cosign.key)")
     return key
 
 

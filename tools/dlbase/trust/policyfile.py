@@ -43,6 +43,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dlbase.core import fileerrors
+from dlbase.core import kinds
 from dlbase.core import validate, yamlio
 from dlbase.core.errors import AddressError, DlbaseError, InvalidInput, MatrixError, Missing
 from dlbase.trust import keys
@@ -75,7 +77,8 @@ class _File:
 
     def mapping(self, node: Any, allowed: set[str], what: str, parent: Any = None, key: Any = None) -> dict:
         if not isinstance(node, dict):
-            raise self.error(f"{what} must be a mapping, not {type(node).__name__}", parent, key, field=str(key))
+            raise self.error(f"{what} must be a mapping, not {kinds.kind_of(node)}", parent, key,
+                             field=None if key is None else str(key))
         for k in node:
             if k not in allowed:
                 raise self.error(f"unknown key '{k}' in {what} (allowed: {', '.join(sorted(allowed))})", node, k,
@@ -97,7 +100,7 @@ class _File:
 
 def load(path: Path) -> TrustPolicy:
     """The policy in ``path``; MatrixError (exit 2, FILE:LINE) on any problem, Missing if absent."""
-    if not path.is_file():
+    if not fileerrors.is_file(path, what="trust policy"):
         raise Missing(f"trust policy {path} does not exist", hint="give the path of the policy YAML file")
     f = _File(path)
     data = yamlio.load(path, f.name)

@@ -82,7 +82,7 @@ def identical_digest(rebuild: Rebuild, published: str, published_digest: str) ->
         raise NotReproducible(f"{rebuild.variant}: rebuilt {digest}, but {published} is {published_digest}: "
                               "not the same image, nothing was attested",
                               hint="rebuild from the image's own commit (`dlbase trust REF` shows it); if it is "
-                                   "that commit, the lines above say which Debian packages the mirror moved")
+                                   "that commit, the Debian mirror moved packages since the publisher's build")
     return digest
 
 

@@ -19,6 +19,7 @@ from securesystemslib.dsse import Envelope
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dlbase.core import kinds
 from dlbase.core.errors import BadSignature, WrongSubject
 from dlbase.trust import keys
 
@@ -112,8 +113,8 @@ def open_envelope(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, w
     if stmt.get("predicate") is None:
         stmt["predicate"] = {}
     elif not isinstance(stmt["predicate"], dict):
-        raise BadSignature(f"{where}: the {stmt['predicateType']} statement's predicate is a "
-                           f"{type(stmt['predicate']).__name__}, not a JSON object")
+        raise BadSignature(f"{where}: the {stmt['predicateType']} statement's predicate is "
+                           f"{kinds.kind_of(stmt['predicate'], 'json')}, not an object")
     algo, _, hexdigest = digest.partition(":")
     if not any((s.get("digest") or {}).get(algo) == hexdigest for s in subjects if isinstance(s, dict)):
         named = ", ".join(f"{algo}:{(s.get('digest') or {}).get(algo)}" for s in subjects if isinstance(s, dict))

@@ -104,7 +104,14 @@ class ArtifactStore:
         if self.client.tag_digest_or_none(self.repository, tag) is None:
             return []
         manifest, _digest = self.client.manifest(self.repository, tag)
-        return answers.layers(manifest, f"{self.client.host}/{self.repository}:{tag}")
+        where = f"{self.client.host}/{self.repository}:{tag}"
+        found = answers.layers(manifest, where)
+        if not found:  # dlbase and cosign never write one without layers: damaged, or not theirs
+            raise RegistryError(f"{where}: the manifest under this tag holds no layer, so it is no signature "
+                                "or attestation manifest (damaged, or written by another tool)",
+                                hint="ask the registry's owner to restore or delete that tag; the image "
+                                     "cannot be checked while it is there")
+        return found
 
     def _layers(self, tag: str) -> list[Layer]:
         out = []

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import requests
 
+from dlbase.core import networds
+
 
 @dataclass
 class JupyterProbe:
@@ -43,7 +45,7 @@ def probe_jupyter(base_url: str, token: str, *, timeout: float = 90.0, interval:
                     break
                 last = f"GET /api answered {resp.status_code}"
             except requests.RequestException as exc:
-                last = type(exc).__name__
+                last = networds.why(exc)
             if time.monotonic() > deadline:
                 return JupyterProbe(False, [f"no Jupyter server answered at {base} within {timeout:.0f}s ({last})"],
                                     seconds=round(time.monotonic() - started, 2))

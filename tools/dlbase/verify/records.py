@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from dlbase.core import fileerrors
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.project import Project
 
@@ -34,6 +35,6 @@ def record(project: Project, image_id: str, *, passed: bool, summary: dict, repo
 def lookup(project: Project, image_id: str) -> dict | None:
     """The latest verification record of image_id, or None when it was never verified."""
     path = _path(project, image_id)
-    if not path.is_file():
+    if not fileerrors.is_file(path, what="verification record"):
         return None
     return json.loads(path.read_text())

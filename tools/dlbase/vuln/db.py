@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dlbase.core import fileerrors
 from dlbase.core import fsutil
 from dlbase.core.errors import FileProblem, Missing
 from dlbase.vuln import osv
@@ -147,6 +148,8 @@ def resolve_path(db: str | Path | None) -> Path:
 def load(db: str | Path | None) -> Database:
     """Read every OSV record under the folder (``*.json``, ``*.zip``; recursively)."""
     path = resolve_path(db)
+    if fileerrors.not_a_file(path) not in (None, "a folder"):  # a folder of records, or one file
+        fileerrors.is_file(path, what="vulnerability database")
     if not path.exists():
         raise Missing(f"vulnerability database {path} does not exist",
                       hint=f"download one: `dlbase scan --update --db {path}` (or point --db at a folder "

@@ -28,6 +28,7 @@ import requests
 from dlbase.core import folderswap, httpget
 from dlbase.core import deadline as deadlines
 from dlbase.core.errors import AddressError, BadAnswer, FileProblem, InvalidInput, Unreachable
+from dlbase.core import urlpolicy
 from dlbase.vuln import db
 
 DEFAULT_BASE_URL = "https://osv-vulnerabilities.storage.googleapis.com"
@@ -49,11 +50,7 @@ class Downloaded:
 
 
 def check_base_url(url: str) -> str:
-    if httpget.allowed(url):
-        return url.rstrip("/")
-    raise AddressError(f"--base-url {url!r}: the database must be fetched over https "
-                       "(plain http only from a loopback host such as 127.0.0.1)",
-                       hint=f"use {DEFAULT_BASE_URL} or an https mirror of it")
+    return urlpolicy.fetch_url(url, where="--base-url", example=DEFAULT_BASE_URL)
 
 
 def archive_path(folder: Path, ecosystem: str) -> Path:

@@ -10,13 +10,15 @@ pushed again.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
 from dlbase.cli.commands._signing import private_key
 from dlbase.engine import Engine
 from dlbase.core import reference
-from dlbase.core.errors import InvalidInput
+from dlbase.core.errors import DlbaseError, InvalidInput
+from dlbase.define.spec import VARIANT_LABEL
 from dlbase.cli.commands.common import registry_client
 from dlbase.engine import credentials
 from dlbase.trust import attach, evidence, keys
@@ -34,6 +36,23 @@ class Attestation:
         engine.pull(self.subject.name, self.subject.digest,
                     auth_config={"username": creds[0], "password": creds[1]} if creds else None)
         return self.subject.reference
+
+    def pull_dlbase_image(self, engine: Engine, say: Callable[[str], None]) -> str:
+        """Pull the digest, and refuse (exit 2, nothing attached) an image dlbase did not
+        build: without its labels there is no variant, lock or flavor to verify it against,
+        and such an image may not even start (an artifact's manifest, a scratch image), which
+        surfaced as the daemon's "exec: sleep: not found". What this pull added is removed."""
+        existed = engine.image_exists(self.subject.reference)
+        ref = self.pull(engine, say)
+        if VARIANT_LABEL in engine.image_labels(ref):
+            return ref
+        if not existed:
+            with contextlib.suppress(DlbaseError):
+                engine.remove_image(ref)
+        raise InvalidInput(f"{self.subject.reference} is not an image dlbase built (it carries no {VARIANT_LABEL} "
+                           "label): there is no variant to verify it against, so nothing was attested",
+                           hint="give the digest of an image `dlbase push` published (`dlbase trust REF` prints "
+                                "it); a signature or attestation digest is not an image")
 
     def ensure_local(self, engine: Engine, say: Callable[[str], None]) -> str:
         """The digest's reference on the daemon, pulled only when it is not there yet

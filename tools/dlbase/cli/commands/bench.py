@@ -148,7 +148,9 @@ def data(image: str | None, host_python: str | None, no_host: bool, workers: str
     out = _out_dir(project, *([png.absolute().parent] if png else []))
     engine = Engine()
     engine.ping()
-    ref = local_image.locate_ref(engine, image)
+    found = local_image.locate_ref(engine, image)
+    ref = found.ref
+    ui.info(f"measuring {ref} ({found.short_id})" + (f": {found.why}" if found.why else ""))
     result = bench_data.measure(project, engine, ref, host_python=host_python, host=not no_host, quick=quick,
                                 workers=workers, rounds=rounds, say=ui.info)
     jpath, mpath, ppath, table = bench_data.write(result, out, png)

@@ -76,4 +76,5 @@ def command(torch: str | None, torchvision: str | None, torchaudio: str | None, 
     if not ok:
         bad = [r.name for r in results if not r.ok]
         raise Incompatible(f"incompatible: {', '.join(bad)}",
-                           hint="use the versions named after '->' above")
+                           hint="use the versions each finding suggests (after '->' in the list, 'suggestion' "
+                                "under --json)")

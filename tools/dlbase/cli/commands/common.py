@@ -20,6 +20,29 @@ def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+class OnlyWith(click.Option):
+    """An option that means something only beside another one (``--host-label`` with
+    ``--sign``, ``--key`` with ``--attest``): given without it, the command refuses (exit 2)
+    instead of ignoring it, because an ignored ``--scan-db`` or ``--host-label`` is a
+    push without the scan or the name the user asked for.
+
+    Declared on the option (``cls=OnlyWith, only_with="sign_key"``), checked in one place:
+    the parser's own result, where every option given on the command line is present
+    whatever order click processes them in (values from the environment do not count)."""
+
+    def __init__(self, *decls: Any, only_with: str, why: str | None = None, **attrs: Any):
+        super().__init__(*decls, **attrs)
+        self.only_with, self.why = only_with, why
+
+    def handle_parse_result(self, ctx: click.Context, opts: Any, args: list[str]) -> Any:
+        if self.name in opts and self.only_with not in opts:
+            leader = next(p for p in ctx.command.params if p.name == self.only_with)
+            mine, theirs = self.opts[0], leader.opts[0]
+            raise click.UsageError(f"{mine} goes with {theirs}" + (f" ({self.why})" if self.why else "")
+                                   + f": add {theirs}, or leave {mine} out", ctx=ctx)
+        return super().handle_parse_result(ctx, opts, args)
+
+
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="print JSON for programs instead of a table")(fn)
 
@@ -28,7 +51,8 @@ def attest_options(*, attest_help: str, key_help: str) -> Callable[[Callable[...
     """``--attest`` and ``--key KEY`` (``attest_key``) of the verbs that append a signed
     result to a published image (`verify`, `scan`): one spelling for both."""
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn = click.option("--key", "attest_key", default=None, metavar="KEY", help=key_help)(fn)
+        fn = click.option("--key", "attest_key", default=None, metavar="KEY", help=key_help, cls=OnlyWith,
+                          only_with="attest")(fn)
         return click.option("--attest", is_flag=True, help=attest_help)(fn)
     return wrap
 

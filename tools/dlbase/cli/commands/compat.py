@@ -9,6 +9,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options
+from dlbase.core import urlpolicy
 from dlbase.core.errors import InvalidInput
 from dlbase.define import compat_add
 
@@ -47,7 +48,9 @@ def add(release: str, index_url: str | None, python: str | None, torchvision: st
     index and write its entry into compat.yaml, each fact with its source."""
     torch = _torch_version(release)
     project = open_project(matrix_file, compat_file)
-    index_url = index_url or project.compat.indexes["pypi"]
+    index_url = urlpolicy.fetch_url(index_url or project.compat.indexes["pypi"],
+                                    where="--index" if index_url else "compat.yaml's pypi index",
+                                    example="https://pypi.org/simple")
     derived, changes = compat_add.run(project.compat_file, torch, index_url=index_url, python=python,
                                       torchvision=torchvision, torchaudio=torchaudio, dry_run=dry_run,
                                       say=None if as_json else ui.info)

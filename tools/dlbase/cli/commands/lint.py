@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dlbase.cli.paths import PathParam
+from dlbase.core import fileerrors
 from dlbase.define import lint as lint_mod
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options
@@ -21,7 +22,7 @@ def command(files: tuple[Path, ...], matrix_file: Path | None, compat_file: Path
     """Run hadolint on the rendered Dockerfiles (ignored rules: .hadolint.yaml)."""
     project = open_project(matrix_file, compat_file)
     targets = list(files) or [project.variant_dir(v.name) / "Dockerfile" for v in project.matrix.variants]
-    missing = [str(t) for t in targets if not t.is_file()]
+    missing = [str(t) for t in targets if not fileerrors.is_file(t, what="Dockerfile")]
     if missing:
         raise LintFailed(f"not rendered: {', '.join(missing)}", hint="run `dlbase render` first")
     findings = lint_mod.lint(targets, project.root / ".hadolint.yaml")

@@ -13,7 +13,7 @@ from dlbase.publish import compression
 from dlbase.publish import push as publish
 from dlbase.cli import ui
 from dlbase.core import validate
-from dlbase.cli.commands.common import json_option, open_project, project_options
+from dlbase.cli.commands.common import OnlyWith, json_option, open_project, project_options
 from dlbase.engine import Engine, TransferEvent
 
 
@@ -51,9 +51,10 @@ class PushProgress:
 @click.option("--sign", "sign_key", default=None, metavar="KEY",
               help="sign the pushed digest and attach SBOM, provenance and verification with this private "
                    "key (cosign.key, or env://NAME; passphrase from DLBASE_SIGNING_PASSWORD or a prompt)")
-@click.option("--host-label", default=None, metavar="LABEL",
+@click.option("--host-label", default=None, metavar="LABEL", cls=OnlyWith, only_with="sign_key",
               help="with --sign: the name of this host in the verification attestation")
-@click.option("--scan-db", "scan_db", type=PathParam(path_type=Path), default=None, metavar="DIR",
+@click.option("--scan-db", "scan_db", type=PathParam(path_type=Path), default=None, metavar="DIR", cls=OnlyWith,
+              only_with="sign_key", why="the scan is attached as a signed attestation",
               help="with --sign: scan the image against this vulnerability database (as `dlbase scan --db`; "
                    "default $DLBASE_VULN_DB) and attach the result; without one, push says no scan was attached")
 @click.option("--compression", "layer_compression", type=click.Choice(compression.CHOICES), default=compression.GZIP,
@@ -81,8 +82,6 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
         from dlbase.cli.commands._signing import private_key
 
         signer = private_key(sign_key)  # a wrong passphrase stops here, before anything is pushed
-    elif scan_db is not None:
-        raise click.UsageError("--scan-db goes with --sign (the scan is attached as a signed attestation)")
     engine = Engine()
     engine.ping()
     progress = PushProgress(quiet or as_json)

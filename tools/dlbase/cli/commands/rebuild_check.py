@@ -15,7 +15,7 @@ from dlbase.build import reproduce
 from dlbase.cli import ui
 from dlbase.cli.commands._changes import print_changes, print_layer_diff
 from dlbase.cli.commands._rebuildattest import Attesting
-from dlbase.cli.commands.common import json_option, open_project, parse_labels, project_options, variant_spec
+from dlbase.cli.commands.common import OnlyWith, json_option, open_project, parse_labels, project_options, variant_spec
 from dlbase.cli.progress import BuildProgress
 from dlbase.core.errors import NotReproducible
 from dlbase.engine import Engine
@@ -33,10 +33,10 @@ from dlbase.examine import layerdiff
 @click.option("--attest", "attest_ref", default=None, metavar="REF",
               help="a published image (REGISTRY/REPO@sha256:... or :TAG, resolved once): when the rebuild gets "
                    "its digest, sign a rebuilt-identical statement about it and append it to its attestations")
-@click.option("--key", "attest_key", default=None, metavar="KEY",
+@click.option("--key", "attest_key", default=None, metavar="KEY", cls=OnlyWith, only_with="attest_ref",
               help="with --attest: this builder's own private rebuilder key (`dlbase key generate --role "
                    "rebuilder`; cosign.key or env://NAME)")
-@click.option("--host-label", default=None, metavar="LABEL",
+@click.option("--host-label", default=None, metavar="LABEL", cls=OnlyWith, only_with="attest_ref",
               help="with --attest: this builder's name in the statement (e.g. second-builder)")
 @project_options
 @json_option
@@ -52,8 +52,6 @@ def command(variant: str | None, builder: str, keep: bool, limit: int, labels: t
     With --attest REF --key KEY: when the rebuilt digest is REF's, a signed rebuilt-identical
     attestation is appended to REF; a different digest attaches nothing (exit 13).
     """
-    if (attest_key or host_label) and not attest_ref:
-        raise click.UsageError("--key and --host-label go with --attest REF")
     extra = parse_labels(labels)
     attestation = None
     if attest_ref:
@@ -112,4 +110,6 @@ def _not_reproducible(result: reproduce.RebuildResult) -> NotReproducible:
     counts = {k: len(c.added) + len(c.removed) + len(c.changed) for k, c in result.diff.groups.items()}
     return NotReproducible(f"{result.variant}: two from-scratch builds differ ("
                            + ", ".join(f"{k}: {n}" for k, n in counts.items() if n) + ")",
-                           hint="see the listing above; Debian packages differ only if the mirror changed")
+                           hint="the differing packages and files are listed with this result (the table, or "
+                                "its labels, packages and files groups under --json); Debian packages differ "
+                                "only if the mirror changed")

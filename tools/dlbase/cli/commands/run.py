@@ -85,8 +85,8 @@ def command(ctx: click.Context, image: str | None, command: tuple[str, ...], gpu
     environment = launcher.parse_env(env)
     engine = Engine()
     engine.ping()
-    ref = local_image.locate_ref(engine, image)
-    inspect = engine.inspect_image(ref)
+    found = local_image.locate_ref(engine, image)
+    ref, inspect = found.ref, found.inspect
     notebook = cmd is None and imageref.labels_of(inspect).get(JUPYTER_LABEL) == "true"
     tty = launcher.stdin_is_tty() and not as_json
     user = user or launcher.invoking_user()
@@ -98,7 +98,9 @@ def command(ctx: click.Context, image: str | None, command: tuple[str, ...], gpu
         environment=environment, publish=publish, notebook=notebook, tty=tty)
     where = plan.workspace or "(nothing)"
     shm = "host IPC" if plan.ipc_mode == "host" else plan.shm_size
-    ui.info(f"running {ref} as {plan.user}: {where} at {launcher.WORKSPACE}, /dev/shm {shm}, GPUs {plan.gpus}")
+    if found.why:
+        ui.info(f"{image or found.variant}: {found.why}")
+    ui.info(f"running {ref} ({found.short_id}) as {plan.user}: {where} at {launcher.WORKSPACE}, /dev/shm {shm}, GPUs {plan.gpus}")
     if plan.notebook_url:
         ui.info(f"notebook: {plan.notebook_url}")
 
@@ -117,7 +119,8 @@ def command(ctx: click.Context, image: str | None, command: tuple[str, ...], gpu
     said = None if code == 0 else f"the container's command exited with status {code}"
     if as_json:
         ui.emit_json({"ok": code == 0, "exit_code": code, "message": said, "hint": None,
-                      "container_exit_code": code, **plan.summary()})
+                      "container_exit_code": code, **plan.summary(),
+                      "image_id": found.image_id})
     elif said:
         ui.info(f"dlbase run: {said}")
     if code != 0:

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from dlbase.cli.paths import PathParam
+from dlbase.core import fileerrors
 from dlbase.cli import ui
-from dlbase.cli.commands.common import attest_options, json_option, open_project, project_options, variant_spec
+from dlbase.cli.commands.common import OnlyWith, attest_options, json_option, open_project, project_options, variant_spec
 from dlbase.core import fsutil
 from dlbase.core.errors import DlbaseError, ExitCode, FileProblem, ImageMismatch, Missing
 from dlbase.examine import report as image_reports
@@ -32,10 +33,11 @@ class VulnerabilitiesFound(DlbaseError):
               help=f"folder of OSV records (*.json) and/or OSV all.zip archives (default ${db_mod.ENV_VAR})")
 @click.option("--update", "do_update", is_flag=True,
               help="download OSV's all.zip per ecosystem into --db first (then scan IMAGE, if named)")
-@click.option("--ecosystem", "ecosystems", multiple=True,
+@click.option("--ecosystem", "ecosystems", multiple=True, cls=OnlyWith, only_with="do_update",
               help="with --update: an OSV ecosystem to fetch (repeatable; default: PyPI and the OS of each base "
                    "in images/matrix.yaml)")
 @click.option("--base-url", default=update.DEFAULT_BASE_URL, envvar="DLBASE_VULN_BASE_URL", show_default=True,
+              cls=OnlyWith, only_with="do_update",
               help="with --update: where the archives are (https; http only on loopback)")
 @click.option("--fail-on", type=click.Choice([lv.lower() for lv in severity.LEVELS], case_sensitive=False),
               default=None, help="exit 1 when a finding no VEX statement answers is at or above this severity")
@@ -75,8 +77,6 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
         from dlbase.cli.commands import _attest
 
         attestation = _attest.prepare(image, attest_key)  # the key (and passphrase) before anything is pulled
-    elif attest_key:
-        raise click.UsageError("--key goes with --attest")
     if do_update:
         folder = db_mod.resolve_path(db_dir)
         known = osv_ecosystems.of_matrix(open_project(matrix_file, compat_file).matrix)
@@ -90,11 +90,9 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
                 ui.emit_json({"updated": [g.to_dict() for g in got]})
             return
         db_dir = folder
-    elif ecosystems:
-        raise click.UsageError("--ecosystem needs --update")
     database = db_mod.load(db_dir)
     project = open_project(matrix_file, compat_file)
-    if vex_dir is not None and not vex_dir.is_dir():
+    if vex_dir is not None and not fileerrors.is_dir(vex_dir, f"--vex {vex_dir}", what="VEX folder"):
         raise Missing(f"--vex {vex_dir}: no such folder", hint="name the folder of OpenVEX documents (default images/vex)")
     statements = [] if no_vex else image_scan.statements(project, vex_dir)
     if from_lock:

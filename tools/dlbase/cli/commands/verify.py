@@ -11,7 +11,7 @@ from dlbase.cli import ui
 from dlbase.core import signals, validate
 from dlbase.verify import runner as verify_mod
 from dlbase.verify.report import ONLY, VerifyReport
-from dlbase.cli.commands.common import attest_options, json_option, open_project, project_options
+from dlbase.cli.commands.common import OnlyWith, attest_options, json_option, open_project, project_options
 from dlbase.engine import Engine
 from dlbase.core.errors import VerifyFailed
 
@@ -24,6 +24,14 @@ def _labels(items: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"'{item}' is not dlbase.KEY=VALUE", param_hint="--label")
         labels[key] = value
     return labels
+
+
+def failed_hint(report: VerifyReport, *, require_gpu: bool) -> str:
+    """What to read after a failed verify: the files it wrote, by name. Not "the rows
+    above": under --json no table is printed, and the files are there in either mode."""
+    gpu = "; a GPU check on a CPU host needs a GPU host" if require_gpu else ""
+    return (f"each failed check's message is in {report.report_file} (failed_checks, rows) and in the JUnit XML "
+            f"{report.junit_file}{gpu}")
 
 
 def print_summary(report: VerifyReport) -> None:
@@ -71,7 +79,7 @@ def print_summary(report: VerifyReport) -> None:
                             "signed verification attestation to it in the registry (the image is not pushed again)",
                 key_help="with --attest: this host's own private verifier key (`dlbase key generate --role "
                          "verifier`; cosign.key or env://NAME), never the publisher's")
-@click.option("--host-label", default=None, metavar="LABEL",
+@click.option("--host-label", default=None, metavar="LABEL", cls=OnlyWith, only_with="attest",
               help="with --attest: this host's name in the attestation (e.g. gpu-h200-01)")
 @project_options
 @json_option
@@ -92,8 +100,6 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
         from dlbase.cli.commands import _attest
 
         attestation = _attest.prepare(image_or_variant, attest_key)
-    elif attest_key or host_label:
-        raise click.UsageError("--key and --host-label go with --attest")
     options = verify_mod.VerifyOptions(require_gpu=require_gpu, gpus=gpus, shm_size=shm_size, ipc_host=ipc_host,
                                        only=only, keyword=keyword, junit_file=junit_file, report_file=report_file,
                                        labels=_labels(labels))
@@ -101,7 +107,7 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
     engine = Engine()
     engine.ping()
     if attestation is not None:
-        image_or_variant = attestation.pull(engine, say=lambda m: None if as_json else ui.info(m))
+        image_or_variant = attestation.pull_dlbase_image(engine, say=lambda m: None if as_json else ui.info(m))
     target = verify_mod.resolve(project, engine, image_or_variant)
     with signals.sigterm_as_interrupt():  # a CI cancel cleans up like Ctrl-C
         report = verify_mod.verify(project, engine, target, options, say=lambda m: None if as_json else ui.info(m))
@@ -120,6 +126,5 @@ def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, 
     if not report.passed:
         failed = report.failed_checks
         err = VerifyFailed(f"{target.ref} failed verification: {', '.join(failed) or 'no check ran'}",
-                           hint="read the rows above (and the JUnit XML); a GPU check on a CPU host needs "
-                                "a GPU host" if require_gpu else "read the rows above and the JUnit XML")
+                           hint=failed_hint(report, require_gpu=require_gpu))
         raise err  # under --json the CLI merges it into the report: one document
