@@ -90,7 +90,7 @@ CASES = {
         ExitCode.REGISTRY, "in a loop"),
     ".sig manifest is []": (
         lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)), answer(200, b"[]")),
-        ExitCode.REGISTRY, "a JSON list, not an object"),
+        ExitCode.REGISTRY, "must be a JSON object, not a list"),
     ".sig layer lacks digest": (
         lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)),
                        answer(200, sig_manifest([{"mediaType": "x", "size": 1}]))),
@@ -100,7 +100,7 @@ CASES = {
         ExitCode.REGISTRY, "not a descriptor object"),
     ".sig layers is an object": (
         lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)), answer(200, sig_manifest({"a": 1}))),
-        ExitCode.REGISTRY, "layers is a JSON dict, not a list"),
+        ExitCode.REGISTRY, "layers is an object, not a list"),
     ".sig layer digest is upper-case hex": (
         lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)),
                        answer(200, sig_manifest([{"mediaType": "x", "size": 1, "digest": "sha256:" + "A" * 64}]))),
@@ -110,7 +110,7 @@ CASES = {
         ExitCode.REGISTRY, "with other content"),
     "tags list is a JSON list": (
         lambda r: r.on("GET", f"/v2/{REPO}/tags/list", answer(200, b'["1"]')),
-        ExitCode.REGISTRY, "a JSON list, not an object"),
+        ExitCode.REGISTRY, "must be a JSON object, not a list"),
     "tags list is HTML": (
         lambda r: r.on("GET", f"/v2/{REPO}/tags/list", answer(200, HTML)),
         ExitCode.REGISTRY, "HTML page"),
