@@ -60,6 +60,7 @@ LIMITS: dict[str, Limits] = {
     "envelope": Limits(64 * _MIB, 64, "a signature payload, a DSSE envelope or its statement (an SBOM ~1 MiB)"),
     "index-answer": Limits(64 * _MIB, 16, "a PEP 691 project page (torch's is ~2 MB)"),
     "report": Limits(64 * _MIB, 64, "a report dlbase wrote under .dlbase/ (build, push, scan, verify)"),
+    "image-probe": Limits(64 * _MIB, 16, "what a probe printed inside an image (its packages; ~1 MB)"),
     "project-json": Limits(1 * _MIB, 16, "a JSON file of the project (images/sizes.json)"),
     # The matrix is ~7 kB for 8 variants (~130 bytes each): 1 MiB is ~7000 variants, each
     # an image of several GB. It nests 5 levels; a trust policy 4.
