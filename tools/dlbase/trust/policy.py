@@ -366,4 +366,7 @@ def scan_unmet(policy: TrustPolicy, newest: dict | None, now: dt.datetime | None
                        and severity.rank(f["severity"]) >= severity.rank(req.fail_on)]
                 why.append(f"the newest scan has {sum(over.values())} finding(s) VEX does not answer at or above "
                            f"{req.fail_on} ({', '.join(ids[:6]) or ', '.join(f'{n} {lv}' for lv, n in over.items())})")
+        if newest.get("could_not_evaluate"):
+            why.append(f"the newest scan could not evaluate {newest['could_not_evaluate']} advisory record(s): "
+                       "it cannot say those packages are not affected")
     return why
