@@ -16,8 +16,6 @@ a minute. Verbs that would reach Docker get DOCKER_HOST=tcp://127.0.0.1:1 (exit 
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -32,6 +30,7 @@ from hypothesis import strategies as st
 from dlbase.core import documents
 from dlbase.core.errors import ExitCode
 from dlbase.trust import keys
+from tests.support import inprocess
 from tests.support.odd_registry import REPO, TAG, answer, odd_registry, signed_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,27 +50,8 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, print_b
 # ------------------------------------------------------------------------ running the CLI
 
 def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """`dlbase ARGS` in-process (the real entry point), with ``env`` set for the call only."""
-    from dlbase.cli import app as cli
-
-    env = {"DLBASE_ROOT": str(REPO_ROOT), "DOCKER_HOST": "tcp://127.0.0.1:1", **(env or {})}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli.main(args)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else -1)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return code, out.getvalue(), err.getvalue()
+    """`dlbase ARGS` in-process, this repository its project, Docker out of reach."""
+    return inprocess.run(args, {"DLBASE_ROOT": str(REPO_ROOT), "DOCKER_HOST": "tcp://127.0.0.1:1", **(env or {})})
 
 
 def clean(code: int, out: str, err: str, args: list[str]) -> dict:
@@ -146,13 +126,18 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hostile")
 
 
+def _fresh(folder: Path, name: str, body: bytes) -> Path:
+    """``folder`` holding only ``name`` with ``body`` (each example starts from nothing)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    (folder / name).write_bytes(body)
+    return folder
+
+
 @SETTINGS
 @given(body=hostile_json(json.loads(RECORD.read_text())))
 def test_osv_record_reader(body: bytes, workdir: Path) -> None:
-    db = workdir / "db"
-    shutil.rmtree(db, ignore_errors=True)
-    db.mkdir()
-    (db / "hostile.json").write_bytes(body)
+    db = _fresh(workdir / "db", "hostile.json", body)
     shutil.copy(DATA / "pypi" / "PYSEC-2026-2286.json", db)  # a good record beside it
     args = ["scan", "--from-lock", "--db", str(db), "--fail-on", "low", "--json"]
     doc = clean(*run(args), args)
@@ -162,10 +147,7 @@ def test_osv_record_reader(body: bytes, workdir: Path) -> None:
 @SETTINGS
 @given(body=hostile_json(json.loads(VEX_DOC.read_text())))
 def test_vex_reader(body: bytes, workdir: Path) -> None:
-    folder = workdir / "vex"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    (folder / "hostile.json").write_bytes(body)
+    folder = _fresh(workdir / "vex", "hostile.json", body)
     args = ["scan", "--from-lock", "--db", str(DATA), "--vex", str(folder), "--json"]
     clean(*run(args), args)
 
@@ -317,13 +299,15 @@ def test_hostile_policy_files_are_exit_2(pubs: Path, text: str, needle: str) -> 
     assert doc["exit_code"] == 2 and needle in doc["message"] and str(path) in doc["message"], doc
 
 
-def test_a_key_whose_body_is_a_list_is_exit_2(pubs: Path) -> None:
-    path = pubs / "list.key"
-    path.write_bytes(f"-----BEGIN {keys.PEM_TYPE}-----\n".encode() + base64.encodebytes(b"[1, 2]")
+@pytest.mark.parametrize("body,needle", [(b"[" * 20_000, "nested more than"),  # was a RecursionError
+                                         (b"[1, 2]", "must be a JSON object, not a list")])
+def test_a_key_whose_pem_body_is_not_an_envelope_is_exit_2(pubs: Path, body: bytes, needle: str) -> None:
+    path = pubs / "odd.key"
+    path.write_bytes(f"-----BEGIN {keys.PEM_TYPE}-----\n".encode() + base64.encodebytes(body)
                      + f"-----END {keys.PEM_TYPE}-----\n".encode())
     args = ["scan", DIGEST_REF, "--attest", "--key", str(path), "--db", str(DATA), "--json"]
     doc = clean(*run(args, {keys.PASSWORD_ENV: "pw"}), args)
-    assert doc["exit_code"] == 2 and "must be a JSON object, not a list" in doc["message"], doc
+    assert doc["exit_code"] == 2 and needle in doc["message"] and str(path) in doc["message"], doc
 
 
 def test_an_index_answering_a_list_is_exit_11_naming_the_url(registry, project: Path) -> None:
