@@ -112,8 +112,10 @@ def hostile_json(real: Any) -> st.SearchStrategy[bytes]:
                      wrong_type(real), wrong_type(real))
 
 
-def hostile_yaml(real_text: str) -> st.SearchStrategy[bytes]:
+def hostile_yaml(real_text: str, real: Any) -> st.SearchStrategy[bytes]:
+    """YAML is a superset of JSON: ``wrong_type`` of the parsed file is a YAML file too."""
     return st.one_of(st.binary(max_size=1024), deep(b"publishers: ["), deep(b"- "), deep(b"{a: ", b"}"),
+                     wrong_type(real), wrong_type(real),
                      st.sampled_from(["max_age: 99999999999999w", "max_age: " + "9" * 5000 + "h",
                                       "max_age: 1e999d", "count: 99999999999999999999999"]).map(
                          lambda line: (real_text + "require:\n  gpu:\n    " + line + "\n").encode()))
@@ -161,10 +163,13 @@ def pubs(workdir: Path) -> Path:
 
 
 POLICY = "publishers:\n  - key: release.pub\n"
+POLICY_DATA = {"publishers": [{"key": "release.pub"}], "verifiers": [{"label": "h", "key": "release.pub"}],
+               "require": {"gpu": {"count": 1, "max_age": "30d"}, "scan": {"max_age": "7d", "fail_on": "high"},
+                           "repositories": ["127.0.0.1:1/x/y"]}}
 
 
 @SETTINGS
-@given(body=hostile_yaml(POLICY))
+@given(body=hostile_yaml(POLICY, POLICY_DATA))
 def test_trust_policy_reader(body: bytes, pubs: Path) -> None:
     path = pubs / "policy.yaml"
     path.write_bytes(body)
