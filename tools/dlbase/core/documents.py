@@ -46,24 +46,26 @@ class Limits:
 
 _MIB = 1 << 20
 
-#: One row per kind of document dlbase reads. The sizes are far above what a real
-#: document of the kind measures and far below what would cost real memory; the depth is
-#: a few times the deepest real document (an OSV record nests 5 levels, a manifest 4, a
-#: CycloneDX SBOM 6).
+#: One row per kind of document dlbase reads. The sizes are far above what a document of
+#: the kind holds and far below what would cost real memory. The depths leave room above
+#: the schemas: an OSV record and an OpenVEX document nest 7 levels (every record of
+#: tests/unit/data/osv and images/vex measured), a cosign key envelope 3, an OCI index 4,
+#: a PEP 691 page 3; a registry error's ``detail`` and an attestation's predicate are
+#: free-form, so theirs are wider.
 LIMITS: dict[str, Limits] = {
-    "osv-record": Limits(16 * _MIB, 32, "one OSV advisory (the largest PyPI/Debian ones are ~1 MB)"),
-    "osv-index": Limits(256 * _MIB, 8, "dlbase's index beside an all.zip (~10 MB for PyPI)"),
-    "vex": Limits(4 * _MIB, 32, "an OpenVEX document (a few kB)"),
+    "osv-record": Limits(16 * _MIB, 32, "one OSV advisory (the test database's are 1-4 kB)"),
+    "osv-index": Limits(256 * _MIB, 8, "dlbase's own index beside an all.zip (one name list per package)"),
+    "vex": Limits(4 * _MIB, 32, "an OpenVEX document (the project's is 1.4 kB)"),
     "key": Limits(64 << 10, 8, "a cosign key file (about 1 kB)"),
     "manifest": Limits(4 * _MIB, 16, "an OCI manifest or index (registries refuse above 4 MiB)"),
     "registry-json": Limits(1 * _MIB, 16, "a tag list, a token answer, an error body"),
-    "envelope": Limits(64 * _MIB, 64, "a signature payload, a DSSE envelope or its statement (an SBOM ~1 MiB)"),
-    "index-answer": Limits(64 * _MIB, 16, "a PEP 691 project page (torch's is ~2 MB)"),
+    "envelope": Limits(64 * _MIB, 64, "a signature payload, a DSSE envelope or its statement (a blob's cap)"),
+    "index-answer": Limits(64 * _MIB, 16, "a PEP 691 project page (one entry per file of every release)"),
     "report": Limits(64 * _MIB, 64, "a report dlbase wrote under .dlbase/ (build, push, scan, verify)"),
-    "image-probe": Limits(64 * _MIB, 16, "what a probe printed inside an image (its packages; ~1 MB)"),
+    "image-probe": Limits(64 * _MIB, 16, "what a probe printed inside an image (its package list)"),
     "project-json": Limits(1 * _MIB, 16, "a JSON file of the project (images/sizes.json)"),
     # The matrix is ~7 kB for 8 variants (~130 bytes each): 1 MiB is ~7000 variants, each
-    # an image of several GB. It nests 5 levels; a trust policy 4.
+    # an image of several GB.
     "yaml": Limits(1 * _MIB, 32, "a matrix, compat table or trust policy (about 7000 variants)"),
 }
 

@@ -54,6 +54,8 @@ class Database:
     sources: list[str] = field(default_factory=list)
 
     _archives: dict[Path, zipfile.ZipFile] = field(default_factory=dict, repr=False)
+    #: the latest ``modified`` accepted (now, plus the clock skew), taken once per database
+    _latest: datetime = field(default_factory=lambda: datetime.now(timezone.utc) + CLOCK_SKEW, repr=False)
 
     def advisories(self, ecosystem: str, name: str) -> list[dict[str, Any]]:
         entries = self.index.get(osv.package_key(ecosystem, name), [])
@@ -89,7 +91,7 @@ class Database:
         the future, is refused (exit 2) rather than indexed under nothing."""
         where = Source(source or str(record.get("id")), FileProblem, _RECORD_HINT)
         self.records += 1
-        self._seen_modified(modified_of(record, where))
+        self._seen_modified(checked_time(record.get("modified"), "modified", where, self._latest))
         if osv.is_withdrawn(record):
             self.withdrawn += 1
             return
@@ -119,34 +121,54 @@ class Database:
 
 def package_keys(record: dict[str, Any], where: Source | None = None) -> list[tuple[str, str]]:
     """The (ecosystem, name) keys of every package a record names, each once; a field of
-    the wrong type (``"affected": "torch"``) is an error naming the record."""
-    where = where or Source(str(record.get("id")), FileProblem, _RECORD_HINT)
+    the wrong type (``"affected": "torch"``) is an error naming the record.
+
+    The types are checked inline (an archive has 60,000 records, each read once here);
+    only a record that fails them is walked again by :func:`_package_problem`, which
+    says what is wrong."""
     keys: dict[tuple[str, str], None] = {}
-    for i, affected in enumerate(expect(record, "affected", list, where, required=False, default=[])):
-        part = f"affected[{i}]"
-        if not isinstance(affected, dict):
-            raise where.fail(f"{part} must be an object, not {documents.type_word(affected)}")
-        package = expect(affected, "package", dict, where, where=part, required=False, default={})
-        eco = expect(package, "ecosystem", str, where, where=f"{part}.package", required=False)
-        name = expect(package, "name", str, where, where=f"{part}.package", required=False)
+    entries = record.get("affected")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise _package_problem(record, where)
+    for affected in entries:
+        package = affected.get("package") if isinstance(affected, dict) else False
+        if package is None:
+            continue
+        if not isinstance(package, dict):
+            raise _package_problem(record, where)
+        eco, name = package.get("ecosystem"), package.get("name")
+        if not isinstance(eco, (str, type(None))) or not isinstance(name, (str, type(None))):
+            raise _package_problem(record, where)
         if eco and name and osv.applies_to(eco):
             keys[osv.package_key(eco, name)] = None
     return list(keys)
 
 
-def modified_of(record: dict[str, Any], where: Source) -> datetime | None:
-    """The record's ``modified`` time (None when it has none); not a time, or in the future, is an error."""
-    return checked_time(expect(record, "modified", str, where, required=False), "modified", where)
+def _package_problem(record: dict[str, Any], where: Source | None) -> Exception:
+    """The error naming the first field of ``affected`` that is not of its type."""
+    where = where or Source(str(record.get("id")), FileProblem, _RECORD_HINT)
+    for i, affected in enumerate(expect(record, "affected", list, where)):
+        part = f"affected[{i}]"
+        if not isinstance(affected, dict):
+            return where.fail(f"{part} must be an object, not {documents.type_word(affected)}")
+        package = expect(affected, "package", dict, where, where=part, required=False, default={})
+        expect(package, "ecosystem", str, where, where=f"{part}.package", required=False)
+        expect(package, "name", str, where, where=f"{part}.package", required=False)
+    return where.fail("'affected' is not a list of objects with a package")  # not reached: a field failed above
 
 
-def checked_time(value: str | None, what: str, where: Source) -> datetime | None:
-    """``value`` as an RFC 3339 time no later than now (+ :data:`CLOCK_SKEW`); None stays None."""
+def checked_time(value: Any, what: str, where: Source, latest: datetime | None = None) -> datetime | None:
+    """``value`` as an RFC 3339 time no later than ``latest`` (default: now +
+    :data:`CLOCK_SKEW`); None stays None; another type, not a time, or later is an error."""
     if value is None:
         return None
     parsed = parse_time(value)
     if parsed is None:
-        raise where.fail(f"'{what}' {value[:40]!r} is not an RFC 3339 time (like 2026-01-27T20:10:54Z)")
-    if parsed > datetime.now(timezone.utc) + CLOCK_SKEW:
+        shown = repr(value[:40]) if isinstance(value, str) else documents.type_word(value)
+        raise where.fail(f"'{what}' {shown} is not an RFC 3339 time (like 2026-01-27T20:10:54Z)")
+    if parsed > (latest or datetime.now(timezone.utc) + CLOCK_SKEW):
         raise where.fail(f"'{what}' {value[:40]!r} lies in the future: the database's age cannot be told "
                          "from a record dated ahead of this machine's clock",
                          hint="remove the record (or check this machine's clock); `dlbase scan --update` "
@@ -290,9 +312,10 @@ def _decode(raw: bytes, source: str) -> dict[str, Any]:
     if not isinstance(record, dict) or not record.get("id"):
         raise FileProblem(f"{source} is not an OSV record: no 'id'",
                           hint="remove the file; OSV records are JSON objects with id, modified, affected")
-    expect(record, "id", str, where)
+    if not isinstance(record["id"], str):
+        expect(record, "id", str, where)  # raises, naming what it is instead
     for key in ("aliases", "upstream"):
-        names = expect(record, key, list, where, required=False, default=[])
-        if not all(isinstance(n, str) for n in names):
-            raise where.fail(f"'{key}' must be a list of strings")
+        names = record.get(key)
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise where.fail(f"'{key}' must be a list of strings, not {documents.type_word(names)}")
     return record
