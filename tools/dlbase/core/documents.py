@@ -53,20 +53,20 @@ _MIB = 1 << 20
 #: a PEP 691 page 3; a registry error's ``detail`` and an attestation's predicate are
 #: free-form, so theirs are wider.
 LIMITS: dict[str, Limits] = {
-    "osv-record": Limits(16 * _MIB, 32, "one OSV advisory (the test database's are 1-4 kB)"),
-    "osv-index": Limits(256 * _MIB, 8, "dlbase's own index beside an all.zip (one name list per package)"),
+    "osv-record": Limits(16 * _MIB, 32, "an OSV advisory (the test database's are 1-4 kB)"),
+    "osv-index": Limits(256 * _MIB, 8, "dlbase's own index beside an all.zip"),
     "vex": Limits(4 * _MIB, 32, "an OpenVEX document (the project's is 1.4 kB)"),
     "key": Limits(64 << 10, 8, "a cosign key file (about 1 kB)"),
     "manifest": Limits(4 * _MIB, 16, "an OCI manifest or index (registries refuse above 4 MiB)"),
-    "registry-json": Limits(1 * _MIB, 16, "a tag list, a token answer, an error body"),
-    "envelope": Limits(64 * _MIB, 64, "a signature payload, a DSSE envelope or its statement (a blob's cap)"),
-    "index-answer": Limits(64 * _MIB, 16, "a PEP 691 project page (one entry per file of every release)"),
-    "report": Limits(64 * _MIB, 64, "a report dlbase wrote under .dlbase/ (build, push, scan, verify)"),
-    "image-probe": Limits(64 * _MIB, 16, "what a probe printed inside an image (its package list)"),
-    "project-json": Limits(1 * _MIB, 16, "a JSON file of the project (images/sizes.json)"),
+    "registry-json": Limits(1 * _MIB, 16, "a tag list, a token answer or an error body"),
+    "envelope": Limits(64 * _MIB, 64, "a signature payload, a DSSE envelope or its statement"),
+    "index-answer": Limits(64 * _MIB, 16, "a PEP 691 project page"),
+    "report": Limits(64 * _MIB, 64, "a report dlbase wrote under .dlbase/"),
+    "image-probe": Limits(64 * _MIB, 16, "what a probe printed inside an image"),
+    "project-json": Limits(1 * _MIB, 16, "a JSON file of the project"),
     # The matrix is ~7 kB for 8 variants (~130 bytes each): 1 MiB is ~7000 variants, each
     # an image of several GB.
-    "yaml": Limits(1 * _MIB, 32, "a matrix, compat table or trust policy (about 7000 variants)"),
+    "yaml": Limits(1 * _MIB, 32, "a matrix, compat table or trust policy (1 MiB is about 7000 variants)"),
 }
 
 # A JSON string (its escapes included), and anything that is not a bracket: what the depth
@@ -80,8 +80,7 @@ _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 def problem_of(raw: bytes, limits: Limits) -> str | None:
     """Why ``raw`` is refused before parsing (too big, nested too deep), or None."""
     if len(raw) > limits.max_bytes:
-        return (f"the document is {len(raw):,} bytes; dlbase reads at most {limits.max_bytes:,} here "
-                f"({limits.why})")
+        return f"more than {limits.max_bytes:,} bytes, too big for {limits.why}; it was not read further"
     depth = nesting_depth(raw, limits.max_depth)
     if depth > limits.max_depth:
         return f"nested more than {limits.max_depth} levels deep (no real document of this kind is)"
