@@ -13,7 +13,6 @@ daemon (6) and never touch the shared daemon. The number of examples is bounded
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -27,6 +26,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from dlbase.core.errors import ExitCode
+from tests.support import inprocess
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTED = {int(c) for c in ExitCode}
@@ -165,26 +165,7 @@ def argv(draw):
 
 
 def _run(root: Path, args: list[str]) -> tuple[int, str, str]:
-    from dlbase.cli import app as cli
-
-    out, err = io.StringIO(), io.StringIO()
-    env = {"DLBASE_ROOT": str(root), "DOCKER_HOST": "tcp://127.0.0.1:1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli.main(args)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else -1)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return code, out.getvalue(), err.getvalue()
+    return inprocess.run(args, {"DLBASE_ROOT": str(root), "DOCKER_HOST": "tcp://127.0.0.1:1"})
 
 
 @settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,

@@ -90,7 +90,7 @@ CASES = {
         ExitCode.REGISTRY, "in a loop"),
     ".sig manifest is []": (
         lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)), answer(200, b"[]")),
-        ExitCode.REGISTRY, "JSON that is an array, not an object"),
+        ExitCode.REGISTRY, "must be a JSON object, not an array"),
     ".sig manifest has no layers": (  # was "not signed" (16): a damaged .sig is the registry's problem
         lambda r: r.on("GET", manifest_path(store.sig_tag(r.digest)), answer(200, b'{"schemaVersion": 2}')),
         ExitCode.REGISTRY, "holds no layer"),
@@ -116,7 +116,7 @@ CASES = {
         ExitCode.REGISTRY, "with other content"),
     "tags list is a JSON list": (
         lambda r: r.on("GET", f"/v2/{REPO}/tags/list", answer(200, b'["1"]')),
-        ExitCode.REGISTRY, "JSON that is an array, not an object"),
+        ExitCode.REGISTRY, "must be a JSON object, not an array"),
     "tags list is HTML": (
         lambda r: r.on("GET", f"/v2/{REPO}/tags/list", answer(200, HTML)),
         ExitCode.REGISTRY, "HTML page"),

@@ -14,7 +14,7 @@ from dlbase.core.errors import ExitCode, InvalidInput, MatrixError
 from dlbase.trust import evidence, keys, policyfile, predicates, scans
 from dlbase.trust.policy import (PUBLISHER, SCANNER, VERIFIER, ScanRequirement, TrustedKey, TrustPolicy,
                                  scan_unmet)
-from dlbase.vuln import attestation, vex
+from dlbase.vuln import attestation, match, vex
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import report as report_mod
 from dlbase.vuln.inventory import Inventory
@@ -239,3 +239,15 @@ def test_key_generate_makes_a_scanner_key_with_its_policy_entry(cli, tmp_path, m
     assert res.code == 0, res.err
     entry = res.json()["policy_entry"]
     assert entry.startswith("scanners:\n  - label: nightly\n")
+
+
+def test_a_scan_that_could_not_evaluate_a_record_does_not_meet_fail_on():
+    """A signed scan with 'could not evaluate' rows is never "no finding at or above": the
+    consumer's fail_on fails even at CRITICAL, where the findings alone would pass."""
+    report = scan_report()
+    report.unevaluated = [match.Unevaluated(id="BANANA-1", package="torch", ecosystem="PyPI",
+                                            installed_version="2.6.0", reason="range event introduced: 'banana'")]
+    view = scans.view(attestation.vuln_predicate(report, finished=SCANNED))
+    assert view["could_not_evaluate"] == 1
+    [why] = scan_unmet(TrustPolicy(keys=(PUB,), scan=ScanRequirement(fail_on="CRITICAL")), view)
+    assert "could not evaluate 1 advisory record(s)" in why

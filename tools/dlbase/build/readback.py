@@ -6,11 +6,11 @@ image without a build report) need it, and neither should import the other.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dlbase.build import image_probe
 from dlbase.engine import Engine
+from dlbase.core import documents
 from dlbase.core.errors import ImageMismatch
 
 PROBE_MARKER = "DLBASE_PROBE "
@@ -24,6 +24,8 @@ def read_back(engine: Engine, image: str) -> dict:
                      labels={"dlbase.purpose": "probe"})
     for line in res.output.splitlines():
         if line.startswith(PROBE_MARKER):
-            return json.loads(line[len(PROBE_MARKER):])
+            source = documents.Source(f"the versions {image} printed", ImageMismatch)
+            return documents.expect_object(documents.parse_json(line[len(PROBE_MARKER):], "image-probe", source),
+                                           source)
     raise ImageMismatch(f"could not read the versions back from {image} (exit {res.exit_code})",
                         details=res.output.splitlines()[-15:])

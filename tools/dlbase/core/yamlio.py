@@ -18,7 +18,9 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
+from dlbase.core import documents
 from dlbase.core.errors import MatrixError
 from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.fileerrors import read_text
@@ -30,11 +32,13 @@ try:  # libyaml through ruamel's own binding; without it the pure-Python parser 
 except ImportError:
     _PURE = True
 
-#: The largest matrix or compat file read. The project's matrix is ~6 kB for 8 variants
-#: (~130 bytes per variant); 1 MiB is ~7000 variants, each an image of several GB: no
-#: real file comes near it, and a file this big is a wrong path or a generated accident,
-#: which is better refused at once than validated row by row for minutes.
-MAX_BYTES = 1 << 20
+#: The largest YAML file read, and its deepest nesting (the "yaml" row of the one table of
+#: document limits). No real file comes near either; a file this big is a wrong path or a
+#: generated accident, better refused at once than validated row by row for minutes, and
+#: 30,000 nested ``[`` or ``- `` crash the interpreter in the composer (a segfault, not
+#: an exception), so the depth is counted on the parser's events before anything is built.
+MAX_BYTES = documents.LIMITS["yaml"].max_bytes
+MAX_DEPTH = documents.LIMITS["yaml"].max_depth
 
 # What YAML allows in a file (YAML 1.2, 5.1 "c-printable"); anything else is refused by the
 # parser with no line number, so it is found here first.
@@ -126,6 +130,7 @@ def load(path: Path, display: str | None = None, *, round_trip: bool = False) ->
     name = display or str(path)
     text = _text(path, name)
     try:
+        _check_depth(text, name)
         return (_yaml() if round_trip else _reader()).load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -137,6 +142,22 @@ def load(path: Path, display: str | None = None, *, round_trip: bool = False) ->
                           hint="fix the file; `git diff` shows what changed") from None
     except (ValueError, TypeError, RecursionError) as exc:  # ruamel's constructors on odd input
         raise MatrixError(name, f"cannot be read as YAML: {exc}", hint="fix the file; `git diff` shows what changed") from None
+
+
+def _check_depth(text: str, name: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH`, counted on the parser's event stream
+    (an iterative state machine: no recursion, C speed with libyaml), stopping at the
+    first event past it, so a hostile file costs milliseconds and names its line."""
+    depth = 0
+    for event in YAML(typ="safe", pure=_PURE).parse(text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise MatrixError(name, f"nested more than {MAX_DEPTH} levels deep (the project's files nest about 5)",
+                                  lineno=event.start_mark.line + 1,
+                                  hint="fix the file; `git diff` shows what changed")
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
 
 
 def lineno_of(node: Any, key: Any = None) -> int | None:

@@ -21,7 +21,7 @@ from dlbase.core import fileset
 from dlbase.define import bakefile
 from dlbase.define import layering
 from dlbase.define import tags
-from dlbase.core import fileerrors
+from dlbase.core import documents, fileerrors
 from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.errors import Drift, InvalidInput
 from dlbase.core.project import Project
@@ -244,12 +244,8 @@ def _known_sizes(project: Project) -> dict[str, str]:
 
 
 def _read_sizes(path: Path) -> dict:
-    text = fileerrors.read_text(path, "images/sizes.json", what="sizes file")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"images/sizes.json:{exc.lineno}: not valid JSON ({exc.msg})",
-                           hint="restore it from git; `dlbase build --record-size` rewrites it") from None
+    data = documents.read_json_file(path, "project-json", display="images/sizes.json",
+                                    hint="restore it from git; `dlbase build --record-size` rewrites it")
     if not isinstance(data, dict):
         raise InvalidInput("images/sizes.json: expected an object mapping variant names to sizes",
                            hint="restore it from git; `dlbase build --record-size` rewrites it")

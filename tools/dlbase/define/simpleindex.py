@@ -11,20 +11,19 @@ is an error naming it, not a hang.
 from __future__ import annotations
 
 import html.parser
-import json
 from typing import NamedTuple
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
 from packaging.utils import canonicalize_name
 
-from dlbase.core import httpget
+from dlbase.core import documents, httpget
 from dlbase.core.errors import BadAnswer, Unreachable
 
 SIMPLE_ACCEPT = ("application/vnd.pypi.simple.v1+json, "
                  "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1")
 #: A project page's size cap: torch's page on the PyTorch index is a few MB.
-PAGE_MAX = 64 << 20
+PAGE_MAX = documents.LIMITS["index-answer"].max_bytes
 
 
 class IndexFile(NamedTuple):
@@ -79,12 +78,19 @@ def files(session: requests.Session, index_url: str, project: str, timeout: floa
 
 
 def _from_json(answer: httpget.Answer, index_url: str, project: str) -> list[IndexFile]:
-    try:
-        data = json.loads(answer.body)
-        return [IndexFile(str(f["filename"]), urljoin(answer.url, str(f["url"])),
-                          (f.get("hashes") or {}).get("sha256"), f.get("size"))
-                for f in data.get("files", [])]
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
-        raise BadAnswer(f"index {index_url} answered a malformed file list for {project}",
-                        hint="the index (or a proxy in front of it) is broken; try another with --index",
-                        details=[f"url: {answer.url}"]) from None
+    """The files of a PEP 691 page, read by the bounded reader with each field the listing
+    uses checked: an index answering ``[]``, nested 100,000 deep, or listing a file without
+    a ``url`` is an error naming the page (exit 11), never an internal one."""
+    source = documents.Source(answer.url, BadAnswer, f"the index {index_url} (or a proxy in front of it) is broken; "
+                                                     "try another with --index")
+    page = documents.expect_object(documents.parse_json(answer.body, "index-answer", source), source,
+                                   f"the file list of {project}")
+    out = []
+    for i, f in enumerate(documents.expect(page, "files", list, source, required=False, default=[])):
+        where = f"files[{i}]"
+        hashes = documents.expect(f, "hashes", dict, source, where=where, required=False, default={})
+        out.append(IndexFile(documents.expect(f, "filename", str, source, where=where),
+                             urljoin(answer.url, documents.expect(f, "url", str, source, where=where)),
+                             documents.expect(hashes, "sha256", str, source, where=f"{where}.hashes", required=False),
+                             documents.expect(f, "size", int, source, where=where, required=False)))
+    return out

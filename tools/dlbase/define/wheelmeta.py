@@ -32,7 +32,6 @@ from dlbase.core import httpget
 from dlbase.core.errors import BadAnswer, InvalidInput, Unreachable
 from dlbase.define import simpleindex
 from dlbase.define.wheeltags import platform_tags_for, target_tags
-from dlbase.core import networds
 
 TIMEOUT_S = 30.0
 #: Seconds one release's metadata may take in all (listing, .metadata or range reads).

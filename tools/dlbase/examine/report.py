@@ -10,13 +10,13 @@ report names only where the credentials came from ("environment", "docker config
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 from dlbase.core import fileerrors
 from dlbase.verify import records
 from dlbase.trust import sbom
 from dlbase.engine import Engine
+from dlbase.core import documents
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.imageref import labels_of, repo_tags, short_id
 from dlbase.examine.local_image import locate
@@ -42,11 +42,18 @@ def write_sbom(project: Project, *, image_id: str, image_name: str, packages: di
     return sbom.write(sbom.path_for(reports_dir(project), image_id), document)
 
 
+def _read(path: Path) -> dict:
+    """A report dlbase wrote, read back by the bounded reader: a damaged or edited one is
+    exit 2 naming the file (and its line), not an internal error."""
+    source = documents.Source.file(path, hint=f"remove {path}; the next build, push or scan writes it again")
+    return documents.expect_object(documents.read_json_file(path, "report", hint=source.hint), source, "a report")
+
+
 def build_report(project: Project, image_id: str) -> dict | None:
     path = reports_dir(project) / f"build-{short_id(image_id)}.json"
     if not fileerrors.is_file(path, what="dlbase's report"):
         return None
-    body = json.loads(path.read_text())
+    body = _read(path)
     return body if body.get("image_id") == image_id else None
 
 
@@ -54,7 +61,7 @@ def push_reports(project: Project, image_id: str) -> list[dict]:
     """Every push report of image_id, oldest first."""
     found = []
     for path in sorted(reports_dir(project).glob(f"push-{short_id(image_id)}-*.json")):
-        body = json.loads(path.read_text())
+        body = _read(path)
         if body.get("image_id") == image_id:
             body["report_file"] = str(path)
             found.append(body)
@@ -121,10 +128,11 @@ def last_scan(project: Project, image_id: str) -> dict | None:
     path = reports_dir(project) / f"scan-{short_id(image_id)}.json"
     if not fileerrors.is_file(path, what="dlbase's report"):
         return None
-    body = json.loads(path.read_text())
+    body = _read(path)
     if body.get("image_id") != image_id:
         return None
-    return {"scanned_at": body.get("scanned_at"), "database_newest": (body.get("database") or {}).get("newest_modified"),
+    database = body.get("database") if isinstance(body.get("database"), dict) else {}
+    return {"scanned_at": body.get("scanned_at"), "database_newest": database.get("newest_modified"),
             "counts": body.get("counts"), "counts_without_vex": body.get("counts_without_vex"),
             "vex_applied": len(body.get("vex") or []), "report_file": str(path)}
 

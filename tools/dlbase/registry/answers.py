@@ -9,11 +9,10 @@ a :class:`~dlbase.errors.RegistryError` (exit 11) that says what was wrong. Pure
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from dlbase.core import kinds
 from dlbase.core import digest as digests
+from dlbase.core import documents
 from dlbase.core.errors import RegistryError
 
 
@@ -30,23 +29,23 @@ def _looks_like(body: bytes) -> str:
     return f"text that is not JSON ({body[:60].decode('utf-8', 'replace')!r})"
 
 
-def json_object(body: bytes, what: str) -> dict[str, Any]:
-    """``body`` as a JSON object, or a RegistryError saying what it is instead."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise RegistryError(f"{what}: the server answered {_looks_like(body)}, not JSON",
-                            hint="is this address a registry (not a web page or a proxy's login page)?") from None
-    if not isinstance(doc, dict):
-        raise RegistryError(f"{what}: the server answered JSON that is {kinds.kind_of(doc, 'json')}, not an object")
-    return doc
+_HINT = "is this address a registry (not a web page or a proxy's login page)?"
+
+
+def json_object(body: bytes, what: str, kind: str = "registry-json") -> dict[str, Any]:
+    """``body`` as a JSON object, read by the bounded reader (``kind``: its row of
+    :data:`dlbase.core.documents.LIMITS`), or a RegistryError saying what it is instead."""
+    if not body[:200].lstrip()[:1] or body[:200].lstrip()[:1] not in b'{["-0123456789tfn':  # JSON starts so
+        raise RegistryError(f"{what}: the server answered {_looks_like(body)}, not JSON", hint=_HINT)
+    source = documents.Source(what, RegistryError, _HINT)
+    return documents.expect_object(documents.parse_json(body, kind, source), source, "the answer")
 
 
 def descriptor(value: Any, where: str) -> dict[str, Any]:
     """One OCI descriptor (a layer or config): an object with a valid ``digest``, a
     string ``mediaType``, an integer ``size`` and string ``annotations`` when present."""
     if not isinstance(value, dict):
-        raise RegistryError(f"{where} is {kinds.kind_of(value, 'json')}, not a descriptor object")
+        raise RegistryError(f"{where} is {documents.type_word(value)}, not a descriptor object")
     found = value.get("digest")
     if not isinstance(found, str):
         raise RegistryError(f"{where} has no digest")
@@ -70,7 +69,7 @@ def layers(manifest: dict[str, Any], where: str) -> list[dict[str, Any]]:
     if found is None:
         return []
     if not isinstance(found, list):
-        raise RegistryError(f"{where}: layers is {kinds.kind_of(found, 'json')}, not an array")
+        raise RegistryError(f"{where}: layers is {documents.type_word(found)}, not an array")
     return [descriptor(item, f"{where} layer {i + 1}") for i, item in enumerate(found)]
 
 

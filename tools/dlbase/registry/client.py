@@ -153,7 +153,7 @@ class RegistryClient:
         digest = digests.sha256_of(answer.body)
         if digests.is_sha256(reference) and digest != reference:
             raise RegistryError(f"registry {self.host} served {what} with other content ({digest})")
-        return answers.json_object(answer.body, f"manifest {self.host}/{what}"), answer.body, digest
+        return answers.json_object(answer.body, f"manifest {self.host}/{what}", "manifest"), answer.body, digest
 
     def tag_digest_or_none(self, repository: str, tag: str) -> str | None:
         try:

@@ -14,11 +14,10 @@ that host by `dlbase key generate --role verifier`); a second builder with its r
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dlbase.core import imageref
+from dlbase.core import documents, imageref
 from dlbase.core.errors import DlbaseError, NotReproducible
 from dlbase.examine import local_image
 from dlbase.vuln import attestation as vuln_attestation
@@ -195,10 +194,11 @@ def _published_debian(client: RegistryClient, subject: evidence.Subject) -> dict
         if layer.annotations.get(store.PREDICATE_ANNOTATION) != predicates.PROVENANCE_TYPE:
             continue
         try:
-            stmt = json.loads(statements.envelope_payload(layer.blob))
+            stmt = documents.parse_json(statements.envelope_payload(layer.blob), "envelope",
+                                        documents.Source("a stored provenance"))
             about = any((s.get("digest") or {}).get("sha256") == hexdigest for s in stmt["subject"])
             deps = stmt["predicate"]["buildDefinition"]["resolvedDependencies"]
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (DlbaseError, ValueError, KeyError, TypeError, AttributeError):
             continue
         versions = predicates.debian_versions(deps) if about and isinstance(deps, list) else {}
         found = versions or found

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from dlbase.core import fileerrors
+from dlbase.core import documents
 from dlbase.core.errors import FileProblem, InvalidInput, Missing
 from dlbase.core.fsutil import NoHardLinks, TargetExists, write_bytes_atomic
 
@@ -141,11 +142,9 @@ def decrypt_private_key(pem: bytes, passphrase: bytes, where: str = "the key") -
     if kind not in PEM_TYPES_READ:
         raise InvalidInput(f"{where} is a {kind!r} PEM block, not an encrypted sigstore private key",
                            hint="give the private key (cosign.key), not the public one")
-    try:
-        envelope = json.loads(raw)
-    except ValueError:
-        raise InvalidInput(f"{where}: the PEM body is not the JSON of an encrypted key") from None
-    der = decrypt_envelope(envelope, passphrase, where)
+    envelope = documents.parse_json(raw, "key", documents.Source(
+        f"{where} (the PEM body)", hint="give the private key written by `dlbase key generate` or cosign"))
+    der = decrypt_envelope(documents.expect_object(envelope, documents.Source(where), "the PEM body"), passphrase, where)
     try:
         key = serialization.load_der_private_key(der, password=None)
     except (ValueError, TypeError):
@@ -206,11 +205,17 @@ def read_source(source: str, what: str, *, secret: bool = False) -> tuple[bytes,
                                  else f"give the path of {expected}, written by `dlbase key generate`"))
     if not fileerrors.is_file(path, source, what=what):
         raise Missing(f"{what} {source} does not exist", hint="make one with `dlbase key generate`")
+    cap = documents.LIMITS["key"].max_bytes
     try:
-        return path.read_bytes(), str(path)
+        with open(path, "rb") as handle:
+            data = handle.read(cap + 1)
     except OSError as exc:
         raise FileProblem(f"{what} {source} cannot be read: {exc.strerror}",
                           hint="check the file's permissions (its owner must be able to read it)") from None
+    if len(data) > cap:
+        raise InvalidInput(f"{what} {source} is over {cap:,} bytes; a key file is about 1 kB",
+                           hint=f"give the path of {expected}, written by `dlbase key generate`")
+    return data, str(path)
 
 
 def exposure(source: str) -> str | None:

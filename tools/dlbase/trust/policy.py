@@ -37,6 +37,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, replace
 
+from dlbase.core import durations
 from dlbase.core import gpu as gpu_rules
 from dlbase.core.errors import InvalidInput
 from dlbase.vuln import severity
@@ -45,7 +46,6 @@ from dlbase.vuln.db import parse_time
 DRIVER_RE = re.compile(r"^\d+(\.\d+)*\Z")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 AGE_RE = re.compile(r"^(\d+)([hdw])\Z")
-AGE_UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1)}
 PUBLISHER, VERIFIER, SCANNER, REBUILDER = "publisher", "verifier", "scanner", "rebuilder"
 
 
@@ -249,9 +249,9 @@ def check_driver(value: str | None, what: str) -> None:
 
 def parse_age(text: str, what: str = "max_age") -> dt.timedelta:
     match = AGE_RE.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise InvalidInput(f"{what} {text!r} is not like 12h, 30d or 2w")
-    return int(match.group(1)) * AGE_UNITS[match.group(2)]
+    if not match or not match.group(1).strip("0"):
+        raise InvalidInput(f"{what} {text[:40]!r} is not like 12h, 30d or 2w")
+    return durations.age(match.group(1), match.group(2), text, what)
 
 
 def format_age(age: dt.timedelta) -> str:
@@ -366,4 +366,7 @@ def scan_unmet(policy: TrustPolicy, newest: dict | None, now: dt.datetime | None
                        and severity.rank(f["severity"]) >= severity.rank(req.fail_on)]
                 why.append(f"the newest scan has {sum(over.values())} finding(s) VEX does not answer at or above "
                            f"{req.fail_on} ({', '.join(ids[:6]) or ', '.join(f'{n} {lv}' for lv, n in over.items())})")
+        if newest.get("could_not_evaluate"):
+            why.append(f"the newest scan could not evaluate {newest['could_not_evaluate']} advisory record(s): "
+                       "it cannot say those packages are not affected")
     return why

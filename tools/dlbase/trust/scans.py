@@ -30,7 +30,10 @@ def view(predicate: dict) -> dict:
             "vex_applied": len(result["vex"]) if isinstance(result.get("vex"), list) else None,
             "findings": [{"id": f.get("id"), "package": f.get("package"), "severity": f.get("severity")}
                          for f in findings if isinstance(f, dict)],
-            "not_covered": result.get("not_covered") or []}
+            "not_covered": result.get("not_covered") or [],
+            # records the scanner could not evaluate: a policy's fail_on is not met by omission
+            "could_not_evaluate": len(result["could_not_evaluate"])
+            if isinstance(result.get("could_not_evaluate"), list) else 0}
 
 
 def newest(rows: list[dict]) -> dict | None:

@@ -23,6 +23,7 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dlbase.core import documents
 from dlbase.core.errors import BadSignature, WrongSubject
 from dlbase.trust import keys
 
@@ -68,8 +69,8 @@ def verify(public: ec.EllipticCurvePublicKey, blob: bytes, annotations: dict, di
     if not signed_by(public, blob, annotations):
         raise BadSignature(f"{where}: the image signature does not verify with the key given",
                            hint="the image was signed with another key, or the payload was changed after signing")
+    body = documents.parse_json(blob, "envelope", documents.Source(f"{where} (its signed payload)", BadSignature))
     try:
-        body = json.loads(blob)
         signed = body["critical"]["image"]["docker-manifest-digest"]
     except (ValueError, KeyError, TypeError):
         raise BadSignature(f"{where}: the signed payload is not a simple-signing document") from None

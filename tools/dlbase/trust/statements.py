@@ -20,6 +20,7 @@ from securesystemslib.dsse import Envelope
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dlbase.core import kinds
+from dlbase.core import documents
 from dlbase.core.errors import BadSignature, WrongSubject
 from dlbase.trust import keys
 
@@ -50,7 +51,7 @@ def payload_bytes(stmt: dict) -> bytes:
 
 def envelope_payload(blob: bytes) -> bytes:
     """The payload bytes of an envelope already checked by :func:`open_envelope`."""
-    return base64.b64decode(json.loads(blob)["payload"])
+    return base64.b64decode(documents.parse_json(blob, "envelope", documents.Source("the envelope"))["payload"])
 
 
 def envelope(pair: keys.KeyPair, stmt: dict) -> bytes:
@@ -64,8 +65,8 @@ def envelope(pair: keys.KeyPair, stmt: dict) -> bytes:
 
 def _parts(blob: bytes, where: str) -> tuple[bytes, list[bytes], object]:
     """(payload, signatures, payload type) of a DSSE envelope."""
+    env = documents.parse_json(blob, "envelope", documents.Source(where, BadSignature))
     try:
-        env = json.loads(blob)
         payload = base64.b64decode(env["payload"], validate=True)
         sigs = [base64.b64decode(s["sig"], validate=True) for s in env.get("signatures") or []]
         return payload, sigs, env["payloadType"]
@@ -98,8 +99,8 @@ def open_envelope(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, w
     if not _verifies(public, payload, sigs):
         raise BadSignature(f"{where}: the attestation's signature does not verify with the key given",
                            hint="its statement was edited after signing, or another key signed it")
+    stmt = documents.parse_json(payload, "envelope", documents.Source(f"{where} (its signed statement)", BadSignature))
     try:
-        stmt = json.loads(payload)
         subjects = stmt["subject"]
         if not isinstance(subjects, list) or not isinstance(stmt["predicateType"], str):
             raise TypeError

@@ -10,10 +10,10 @@ a later `push --sign` attests those, not what the host or the checkout says at p
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 from dlbase.core import fileerrors
+from dlbase.core import documents
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.project import Project
 
@@ -37,4 +37,6 @@ def lookup(project: Project, image_id: str) -> dict | None:
     path = _path(project, image_id)
     if not fileerrors.is_file(path, what="verification record"):
         return None
-    return json.loads(path.read_text())
+    source = documents.Source.file(path, hint=f"remove {path} and verify the image again (`dlbase verify VARIANT`)")
+    return documents.expect_object(documents.read_json_file(path, "report", hint=source.hint), source,
+                                   "a verification record")

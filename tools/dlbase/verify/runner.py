@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from dlbase import suites
+from dlbase.core import documents
 from dlbase.core.errors import Interrupted, InvalidInput, Missing
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.imageref import labels_of, short_id
@@ -167,7 +168,8 @@ def _host_half(project: Project, expect: dict, container: str, workdir: Path, op
     if data is None or rc not in (0, 1):
         tail = " | ".join(out.strip().splitlines()[-6:])
         return [Row("host", "host checks (testinfra)", "error", 0.0, f"pytest exit {rc}: {tail}")], data, rc
-    names = json.loads(checks_file.read_text()) if checks_file.is_file() else {}
+    names = documents.read_json_file(checks_file, "report") if checks_file.is_file() else {}
+    names = names if isinstance(names, dict) else {}
     return host_rows(parse_junit(data), names), data, rc
 
 

@@ -18,12 +18,13 @@ import os
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from dlbase.core import fileerrors
-from dlbase.core import fsutil
+from dlbase.core import documents, fsutil
+from dlbase.core.documents import Source, expect
 from dlbase.core.errors import FileProblem, Missing
 from dlbase.vuln import osv
 
@@ -32,6 +33,11 @@ ENV_VAR = "DLBASE_VULN_DB"
 #: Suffix of the index written beside an archive; not *.json, so it is never read as a record.
 INDEX_SUFFIX = ".dlbase-index"
 _INDEX_FORMAT = 1
+#: How far ahead of this machine's clock a record's ``modified`` may be (clocks differ by
+#: minutes, time zones by hours): a date past it is refused, since one record "modified in
+#: 9999" would make the whole database look fresh and hide its age warning.
+CLOCK_SKEW = timedelta(days=1)
+_RECORD_HINT = "remove or replace the file; `dlbase scan --update` re-downloads the archives"
 
 
 @dataclass
@@ -49,6 +55,8 @@ class Database:
     sources: list[str] = field(default_factory=list)
 
     _archives: dict[Path, zipfile.ZipFile] = field(default_factory=dict, repr=False)
+    #: the latest ``modified`` accepted (now, plus the clock skew), taken once per database
+    _latest: datetime = field(default_factory=lambda: datetime.now(timezone.utc) + CLOCK_SKEW, repr=False)
 
     def advisories(self, ecosystem: str, name: str) -> list[dict[str, Any]]:
         entries = self.index.get(osv.package_key(ecosystem, name), [])
@@ -61,7 +69,7 @@ class Database:
         if archive not in self._archives:
             self._archives[archive] = _open_zip(archive)
         with self._archives[archive].open(member) as handle:
-            return _decode(handle.read(), f"{archive}:{member}")
+            return _decode(handle.read(documents.LIMITS["osv-record"].max_bytes + 1), f"{archive}:{member}")
 
     def close(self) -> None:
         for archive in self._archives.values():
@@ -76,14 +84,19 @@ class Database:
             return None
         return ((now or datetime.now(timezone.utc)) - self.newest_modified).total_seconds() / 86400
 
-    def add(self, record: dict[str, Any], entry: Any = None) -> None:
-        """Index one record (or ``entry``, a reference to it) under every package it names."""
+    def add(self, record: dict[str, Any], entry: Any = None, source: str | None = None) -> None:
+        """Index one record (or ``entry``, a reference to it) under every package it names.
+
+        ``source`` (the file or ``archive:member``) names the record in errors: a record
+        whose fields have the wrong type, or whose ``modified`` is not a time or lies in
+        the future, is refused (exit 2) rather than indexed under nothing."""
+        where = Source(source or str(record.get("id")), FileProblem, _RECORD_HINT)
         self.records += 1
-        self._seen_modified(parse_time(record.get("modified")))
+        self._seen_modified(checked_time(record.get("modified"), "modified", where, self._latest))
         if osv.is_withdrawn(record):
             self.withdrawn += 1
             return
-        keys = package_keys(record)
+        keys = package_keys(record, where)
         for eco in dict.fromkeys(key[0] for key in keys):
             self.ecosystems[eco] = self.ecosystems.get(eco, 0) + 1
         for key in keys:
@@ -98,7 +111,8 @@ class Database:
         summary = archive_index(archive)
         self.records += summary["records"]
         self.withdrawn += summary["withdrawn"]
-        self._seen_modified(parse_time(summary["newest_modified"]))
+        self._seen_modified(checked_time(summary["newest_modified"], "newest modified",
+                                         Source(str(archive), FileProblem, _RECORD_HINT)))
         for eco, count in summary["ecosystems"].items():
             self.ecosystems[eco] = self.ecosystems.get(eco, 0) + count
         for joined, members in summary["members"].items():
@@ -106,23 +120,69 @@ class Database:
             self.index[(eco, name)].extend((archive, member) for member in members)
 
 
-def package_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (ecosystem, name) keys of every package a record names, each once."""
+def package_keys(record: dict[str, Any], where: Source | None = None) -> list[tuple[str, str]]:
+    """The (ecosystem, name) keys of every package a record names, each once; a field of
+    the wrong type (``"affected": "torch"``) is an error naming the record.
+
+    The types are checked inline (an archive has 60,000 records, each read once here);
+    only a record that fails them is walked again by :func:`_package_problem`, which
+    says what is wrong."""
     keys: dict[tuple[str, str], None] = {}
-    for affected in record.get("affected") or []:
-        package = affected.get("package") or {}
+    entries = record.get("affected")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise _package_problem(record, where)
+    for affected in entries:
+        package = affected.get("package") if isinstance(affected, dict) else False
+        if package is None:
+            continue
+        if not isinstance(package, dict):
+            raise _package_problem(record, where)
         eco, name = package.get("ecosystem"), package.get("name")
-        if eco and name and osv.applies_to(str(eco)):
-            keys[osv.package_key(str(eco), str(name))] = None
+        if not isinstance(eco, (str, type(None))) or not isinstance(name, (str, type(None))):
+            raise _package_problem(record, where)
+        if eco and name and osv.applies_to(eco):
+            keys[osv.package_key(eco, name)] = None
     return list(keys)
+
+
+def _package_problem(record: dict[str, Any], where: Source | None) -> Exception:
+    """The error naming the first field of ``affected`` that is not of its type."""
+    where = where or Source(str(record.get("id")), FileProblem, _RECORD_HINT)
+    for i, affected in enumerate(expect(record, "affected", list, where)):
+        part = f"affected[{i}]"
+        if not isinstance(affected, dict):
+            return where.fail(f"{part} must be an object, not {documents.type_word(affected)}")
+        package = expect(affected, "package", dict, where, where=part, required=False, default={})
+        expect(package, "ecosystem", str, where, where=f"{part}.package", required=False)
+        expect(package, "name", str, where, where=f"{part}.package", required=False)
+    return where.fail("'affected' is not a list of objects with a package")  # not reached: a field failed above
+
+
+def checked_time(value: Any, what: str, where: Source, latest: datetime | None = None) -> datetime | None:
+    """``value`` as an RFC 3339 time no later than ``latest`` (default: now +
+    :data:`CLOCK_SKEW`); None stays None; another type, not a time, or later is an error."""
+    if value is None:
+        return None
+    parsed = parse_time(value)
+    if parsed is None:
+        shown = repr(value[:40]) if isinstance(value, str) else documents.type_word(value)
+        raise where.fail(f"'{what}' {shown} is not an RFC 3339 time (like 2026-01-27T20:10:54Z)")
+    if parsed > (latest or datetime.now(timezone.utc) + CLOCK_SKEW):
+        raise where.fail(f"'{what}' {value[:40]!r} lies in the future: the database's age cannot be told "
+                         "from a record dated ahead of this machine's clock",
+                         hint="remove the record (or check this machine's clock); `dlbase scan --update` "
+                              "re-downloads the archives")
+    return parsed
 
 
 def parse_time(value: Any) -> datetime | None:
     """An OSV RFC 3339 timestamp (``2026-01-27T20:10:54Z``, with or without fraction)."""
-    if not value:
+    if not value or not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
@@ -161,7 +221,7 @@ def load(db: str | Path | None) -> Database:
         if file.suffix == ".zip":
             database.add_archive(file)
         else:
-            database.add(_decode(_read(file), str(file)))
+            database.add(_decode(_read(file), str(file)), source=str(file))
         database.sources.append(str(file))
     if database.records == 0:
         raise Missing(f"vulnerability database {path} holds no OSV records (*.json or all.zip)",
@@ -184,14 +244,29 @@ def archive_index(archive: Path) -> dict[str, Any]:
     stamp = {"format": _INDEX_FORMAT, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     index_file = archive.with_name(archive.name + INDEX_SUFFIX)
     try:
-        cached = json.loads(index_file.read_text(encoding="utf-8"))
-        if all(cached.get(k) == v for k, v in stamp.items()):
+        cached = documents.read_json_file(index_file, "osv-index", error=FileProblem)
+        if isinstance(cached, dict) and all(cached.get(k) == v for k, v in stamp.items()) and _index_shape(cached):
             return cached
-    except (OSError, ValueError):
+    except FileProblem:  # absent, unreadable or damaged: it is only a cache, built again below
         pass
     built = build_archive_index(archive)
     _write_index(index_file, {**stamp, **built})
     return built
+
+
+def _index_shape(cached: dict[str, Any]) -> bool:
+    """Whether a cached index holds what :meth:`Database.add_archive` reads, each of its type
+    (an edited or damaged one is rebuilt, never half-used)."""
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    members, ecosystems = cached.get("members"), cached.get("ecosystems")
+    return (count(cached.get("records")) and count(cached.get("withdrawn"))
+            and isinstance(cached.get("newest_modified"), (str, type(None)))
+            and isinstance(ecosystems, dict) and all(isinstance(k, str) and count(v) for k, v in ecosystems.items())
+            and isinstance(members, dict)
+            and all(isinstance(k, str) and isinstance(v, list) and all(isinstance(m, str) for m in v)
+                    for k, v in members.items()))
 
 
 def build_archive_index(archive: Path) -> dict[str, Any]:
@@ -202,9 +277,13 @@ def build_archive_index(archive: Path) -> dict[str, Any]:
         for info in zf.infolist():
             if info.is_dir() or not info.filename.endswith(".json"):
                 continue
+            where = f"{archive}:{info.filename}"
+            if info.file_size > documents.LIMITS["osv-record"].max_bytes:
+                raise FileProblem(f"{where}: {info.file_size:,} bytes unpacked; an OSV record is at most "
+                                  f"{documents.LIMITS['osv-record'].max_bytes:,}", hint=_RECORD_HINT)
             with zf.open(info) as handle:
-                record = _decode(handle.read(), f"{archive}:{info.filename}")
-            scratch.add(record, entry=info.filename)
+                record = _decode(handle.read(documents.LIMITS["osv-record"].max_bytes + 1), where)
+            scratch.add(record, entry=info.filename, source=where)
     for key, entries in scratch.index.items():
         members["\x00".join(key)].extend(entries)
     return {"records": scratch.records, "withdrawn": scratch.withdrawn, "ecosystems": scratch.ecosystems,
@@ -220,19 +299,26 @@ def _write_index(path: Path, body: dict[str, Any]) -> None:
 
 
 def _read(file: Path) -> bytes:
+    """The file's bytes, one past the record cap at most (a 300 MB file is not read whole)."""
     try:
-        return file.read_bytes()
+        with open(file, "rb") as handle:
+            return handle.read(documents.LIMITS["osv-record"].max_bytes + 1)
     except OSError as exc:
         raise FileProblem(f"cannot read {file}: {exc.strerror or exc}") from None
 
 
 def _decode(raw: bytes, source: str) -> dict[str, Any]:
-    try:
-        record = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FileProblem(f"{source} is not an OSV record: not valid JSON ({exc})",
-                          hint="remove or replace the file; `dlbase scan --update` re-downloads the archives") from None
+    """One OSV record through the bounded reader: an object with a string ``id``, and
+    ``aliases``/``upstream`` lists of strings (what the report prints) when present."""
+    where = Source(source, FileProblem, _RECORD_HINT)
+    record = documents.parse_json(raw, "osv-record", where)
     if not isinstance(record, dict) or not record.get("id"):
         raise FileProblem(f"{source} is not an OSV record: no 'id'",
                           hint="remove the file; OSV records are JSON objects with id, modified, affected")
+    if not isinstance(record["id"], str):
+        expect(record, "id", str, where)  # raises, naming what it is instead
+    for key in ("aliases", "upstream"):
+        names = record.get(key)
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise where.fail(f"'{key}' must be a list of strings, not {documents.type_word(names)}")
     return record

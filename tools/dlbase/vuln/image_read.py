@@ -7,9 +7,9 @@ says is installed, not what a lock or label claims.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from dlbase.core import documents
 from dlbase.core.errors import DlbaseError, ImageMismatch
 from dlbase.engine import Engine
 from dlbase.vuln import inventory_probe
@@ -31,11 +31,23 @@ def read_inventory(engine: Engine, image: str, *, labels: dict[str, str] | None 
                                  "with --from-lock") from None
     for line in res.output.splitlines():
         if line.startswith(MARKER):
-            raw = json.loads(line[len(MARKER):])
-            ecosystem, pretty = parse_os_release(raw.get("os_release") or "")
-            return Inventory(os_ecosystem=ecosystem, os_pretty=pretty, python=dict(raw.get("python") or {}),
-                             deb=parse_dpkg_status(raw.get("dpkg_status") or ""))
+            return _inventory(line[len(MARKER):], image)
     raise ImageMismatch(f"could not read the installed packages of {image} (exit {res.exit_code}): "
                         "the image needs a `python` on its PATH",
                         details=res.output.splitlines()[-15:],
                         hint="scan a dlbase image (its venv's python is on PATH), or use --from-lock for a variant")
+
+
+def _inventory(text: str, image: str) -> Inventory:
+    """The probe's answer through the bounded reader, each field checked: the image under
+    scan may be anyone's, and what runs in it decides what it prints."""
+    source = documents.Source(f"the package list {image} printed", ImageMismatch,
+                              "scan a dlbase image, or a variant's lock with --from-lock")
+    raw = documents.expect_object(documents.parse_json(text, "image-probe", source), source)
+    python = documents.expect(raw, "python", dict, source, required=False, default={})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in python.items()):
+        raise source.fail("'python' must map distribution names to version strings")
+    ecosystem, pretty = parse_os_release(documents.expect(raw, "os_release", str, source, required=False, default=""))
+    return Inventory(os_ecosystem=ecosystem, os_pretty=pretty, python=dict(python),
+                     deb=parse_dpkg_status(documents.expect(raw, "dpkg_status", str, source, required=False,
+                                                            default="")))

@@ -52,28 +52,64 @@ class Finding:
                 "records": self.records}
 
 
+@dataclass
+class Unevaluated:
+    """A record about an installed package that the scanner could not evaluate (a malformed
+    range, a version it cannot order): shown and counted, and it fails ``--fail-on``, since
+    leaving it out would read as "not affected"."""
+
+    id: str
+    package: str
+    ecosystem: str
+    installed_version: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "package": self.package, "ecosystem": self.ecosystem,
+                "installed_version": self.installed_version, "reason": self.reason}
+
+
 def find(packages: list[Package], database: Database) -> list[Finding]:
     """Every advisory of the database that affects an installed package version."""
+    return find_all(packages, database)[0]
+
+
+def find_all(packages: list[Package], database: Database) -> tuple[list[Finding], list[Unevaluated]]:
+    """The findings, and the records about installed packages that could not be evaluated."""
     findings: list[Finding] = []
+    unevaluated: list[Unevaluated] = []
     for pkg in packages:
         if not versions.supported(pkg.ecosystem):
             continue
         mine: list[Finding] = []
         for record in database.advisories(pkg.ecosystem, pkg.name):
-            finding = _match_record(record, pkg)
+            try:
+                finding = _match_record(record, pkg)
+            except osv.Unevaluable as exc:
+                unevaluated.append(Unevaluated(id=str(record.get("id")), package=pkg.name, ecosystem=pkg.ecosystem,
+                                               installed_version=pkg.version, reason=exc.reason))
+                continue
             if finding is not None:
                 _merge_into(mine, finding)
         findings.extend(mine)
-    return sorted(findings, key=lambda f: (-severity.rank(f.severity), f.package, f.id))
+    return (sorted(findings, key=lambda f: (-severity.rank(f.severity), f.package, f.id)),
+            sorted(unevaluated, key=lambda u: (u.package, u.id)))
 
 
 def _match_record(record: dict[str, Any], pkg: Package) -> Finding | None:
+    """The finding of one record for ``pkg``; None when no entry affects it;
+    :class:`osv.Unevaluable` when none does and one could not be evaluated."""
     key = osv.package_key(pkg.ecosystem, pkg.name)
+    unevaluable: osv.Unevaluable | None = None
     for affected in record.get("affected") or []:
         package = affected.get("package") or {}
         if not package.get("ecosystem") or osv.package_key(str(package["ecosystem"]), str(package.get("name", ""))) != key:
             continue
-        hit = osv.match(affected, pkg.ecosystem, pkg.version)
+        try:
+            hit = osv.match(affected, pkg.ecosystem, pkg.version)
+        except osv.Unevaluable as exc:
+            unevaluable = unevaluable or exc
+            continue
         if hit is None:
             continue
         level, score, _source = severity.of_record(record, affected)
@@ -82,6 +118,8 @@ def _match_record(record: dict[str, Any], pkg: Package) -> Finding | None:
                        installed_version=pkg.version, installed=list(pkg.installed), purl=pkg.purl,
                        fixed=list(hit.fixed), last_affected=list(hit.last_affected), severity=level,
                        score=score, summary=_summary(record), records=[ids[0]])
+    if unevaluable is not None:
+        raise unevaluable
     return None
 
 

@@ -62,16 +62,32 @@ def ids_of(record: dict[str, Any]) -> list[str]:
     return seen
 
 
+class Unevaluable(Exception):
+    """An affected entry that names the installed package but cannot be evaluated: a field
+    of the wrong type, a range event its ecosystem cannot order (``introduced: "banana"``),
+    or an installed version that does not parse. The scan reports and counts it; it is
+    never taken for "not affected"."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def match(affected: dict[str, Any], ecosystem: str, version: str) -> Hit | None:
-    """Whether ``version`` of the affected entry's package is affected; None when not.
+    """Whether ``version`` of the affected entry's package is affected; None when not;
+    :class:`Unevaluable` when no range says so and one of them cannot be evaluated.
 
     The explicit ``versions`` list counts first (it is what a database enumerated); then
     every ECOSYSTEM or SEMVER range whose events are evaluated with the ecosystem's own
     version order (:mod:`dlbase.vuln.versions`)."""
+    shape = _shape_problem(affected)
+    if shape:
+        raise Unevaluable(shape)
     listed = affected.get("versions") or []
     fixes = _fix_events(affected)
     if version in listed or _public(ecosystem, version) in listed:
         return Hit(fixed=fixes[0], last_affected=fixes[1], via="versions")
+    unordered = None
     for rng in affected.get("ranges") or []:
         kind = rng.get("type")
         if kind not in ("ECOSYSTEM", "SEMVER"):
@@ -79,6 +95,49 @@ def match(affected: dict[str, Any], ecosystem: str, version: str) -> Hit | None:
         hit = _in_range(rng, ecosystem, version, kind)
         if hit is not None:
             return hit
+        unordered = unordered or _order_problem(rng, ecosystem, version, kind)
+    if unordered:
+        raise Unevaluable(unordered)
+    return None
+
+
+_EVENTS = ("introduced", "fixed", "last_affected", "limit")
+
+
+def _shape_problem(affected: dict[str, Any]) -> str | None:
+    """What in an affected entry is not of the type OSV's schema gives it (None: all is)."""
+    listed = affected.get("versions")
+    if listed is not None and not (isinstance(listed, list) and all(isinstance(v, str) for v in listed)):
+        return "'versions' is not a list of strings"
+    ranges = affected.get("ranges")
+    if ranges is None:
+        return None
+    if not isinstance(ranges, list):
+        return "'ranges' is not a list"
+    for i, rng in enumerate(ranges):
+        if not isinstance(rng, dict) or not isinstance(rng.get("type"), str):
+            return f"ranges[{i}] is not an object with a 'type'"
+        events = rng.get("events")
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            return f"ranges[{i}].events is not a list of objects"
+        for j, event in enumerate(events):
+            bad = next((k for k in _EVENTS if k in event and not isinstance(event[k], str)), None)
+            if bad:
+                return f"ranges[{i}].events[{j}].{bad} is not a version string"
+    return None
+
+
+def _order_problem(rng: dict[str, Any], ecosystem: str, version: str, kind: str) -> str | None:
+    """Why a range cannot be evaluated for ``version`` (None: it can, and does not contain it)."""
+    if versions.parse(ecosystem, version, range_type=kind) is None:
+        return f"the installed version {version!r} is not a {versions.family(ecosystem)} version ({kind} range)"
+    for event in rng.get("events") or []:
+        for name in _EVENTS:
+            raw = event.get(name)
+            if raw is None or (name == "introduced" and raw == _ZERO):
+                continue
+            if versions.parse(ecosystem, raw, range_type=kind) is None:
+                return f"range event {name}: {raw[:60]!r} is not a {versions.family(ecosystem)} version ({kind} range)"
     return None
 
 

@@ -32,6 +32,8 @@ class ScanReport:
     lock_disagreements: list[LockDisagreement] = field(default_factory=list)
     not_in_lock: list[str] = field(default_factory=list)
     lock_only: bool = False
+    #: records about installed packages the scanner could not evaluate (never "not affected")
+    unevaluated: list[match.Unevaluated] = field(default_factory=list)
     lock_checked: bool = False  # the image named a variant of this project, whose lock was compared
     scanned_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
@@ -70,6 +72,7 @@ class ScanReport:
             "findings": [self._open_dict(f) for f in self.result.open],
             "vex": [a.to_dict() for a in self.result.vex],
             "counts": self.counts, "counts_without_vex": self.counts_without_vex,
+            "could_not_evaluate": [u.to_dict() for u in self.unevaluated],
         }
 
 
@@ -85,7 +88,7 @@ def build(subject: str, inventory: Inventory, database: Database, *, statements:
           lock_only: bool = False) -> ScanReport:
     packages = inventory.packages()
     ecosystems = sorted({p.ecosystem for p in packages})
-    findings = match.find(packages, database)
+    findings, unevaluated = match.find_all(packages, database)
     bad, extras = against_lock(inventory.python, lock) if lock is not None and not lock_only else ([], [])
     per_ecosystem = {eco: sum(1 for p in packages if p.ecosystem == eco) for eco in ecosystems}
     not_covered = [eco for eco in ecosystems if not database.covers(eco)]
@@ -95,4 +98,5 @@ def build(subject: str, inventory: Inventory, database: Database, *, statements:
                       os_ecosystem=inventory.os_ecosystem, database=database, max_age_days=max_age_days,
                       packages=per_ecosystem, result=vex.apply(findings, statements, target),
                       not_covered=not_covered, lock_disagreements=bad, not_in_lock=extras, lock_only=lock_only,
+                      unevaluated=unevaluated,
                       lock_checked=lock is not None and not lock_only)

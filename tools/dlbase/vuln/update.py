@@ -27,7 +27,7 @@ import requests
 
 from dlbase.core import folderswap, httpget
 from dlbase.core import deadline as deadlines
-from dlbase.core.errors import AddressError, BadAnswer, FileProblem, InvalidInput, Unreachable
+from dlbase.core.errors import BadAnswer, FileProblem, InvalidInput, Unreachable
 from dlbase.core import urlpolicy
 from dlbase.vuln import db
 

@@ -14,7 +14,6 @@ counts for ``--fail-on`` and a policy's ``fail_on``) with the statement shown be
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from dlbase.core import fileerrors
+from dlbase.core import documents
+from dlbase.core.documents import Source, expect
 from dlbase.core.errors import InvalidInput
 from dlbase.define.matrix import Matrix
 from dlbase.vuln.db import parse_time
@@ -140,17 +140,24 @@ def load_dir(folder: Path, *, products: set[str] | None = None) -> list[Statemen
 
 
 def load_document(path: Path, *, products: set[str] | None = None) -> list[Statement]:
-    text = fileerrors.read_text(path, str(path), what="VEX document")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path}: not valid JSON ({exc})", hint="an OpenVEX 0.2.0 document is one JSON object") from None
+    """One document, read by the bounded reader (size, depth, FILE:LINE on a syntax error)."""
+    doc = documents.read_json_file(path, "vex", hint="an OpenVEX 0.2.0 document is one JSON object")
     return parse_document(doc, str(path), products=products)
 
 
+_HINT = "see https://github.com/openvex/spec (v0.2.0) and images/vex/README.md"
+
+
 def _bad(where: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{where}: {message}",
-                        hint="see https://github.com/openvex/spec (v0.2.0) and images/vex/README.md")
+    return InvalidInput(f"{where}: {message}", hint=_HINT)
+
+
+def _text_list(node: dict, key: str, where: str) -> list[str]:
+    """An optional list of strings (``aliases``); another type is an error, not a crash."""
+    value = expect(node, key, list, Source(where, InvalidInput, _HINT), required=False, default=[])
+    if not all(isinstance(v, str) for v in value):
+        raise _bad(where, f"'{key}' must be a list of strings")
+    return value
 
 
 def parse_document(doc: Any, where: str, *, products: set[str] | None = None) -> list[Statement]:
@@ -179,7 +186,10 @@ def _statement(item: Any, where: str, doc_time: str, known: set[str] | None, aut
     vuln = item.get("vulnerability")
     if not isinstance(vuln, dict) or not isinstance(vuln.get("name"), str) or not vuln["name"].strip():
         raise _bad(where, "'vulnerability.name' is required (a CVE or advisory id)")
-    names = {vuln["name"].strip(), *(str(a).strip() for a in vuln.get("aliases") or [] if str(a).strip())}
+    names = {vuln["name"].strip(), *(a.strip() for a in _text_list(vuln, "aliases", where) if a.strip())}
+    source = Source(where, InvalidInput, _HINT)
+    for key in ("impact_statement", "action_statement", "timestamp", "status_notes"):
+        expect(item, key, str, source, required=False)  # printed and compared as text
     status = item.get("status")
     if status not in STATUSES:
         raise _bad(where, f"'status' must be one of {', '.join(STATUSES)} (got {status!r})")
@@ -204,7 +214,8 @@ def _statement(item: Any, where: str, doc_time: str, known: set[str] | None, aut
             raise _bad(where, f"products[{j}] '{pid}' is no variant, repository, image reference or digest "
                               f"of this project (variants: {', '.join(sorted(known))})")
         subs = []
-        for k, sub in enumerate(product.get("subcomponents") or []):
+        for k, sub in enumerate(expect(product, "subcomponents", list, source, where=f"products[{j}]",
+                                       required=False, default=[])):
             sid = sub.get("@id") if isinstance(sub, dict) else None
             if not isinstance(sid, str) or not re.match(r"^pkg:(pypi|deb)/", sid):
                 raise _bad(where, f"products[{j}].subcomponents[{k}] needs an '@id' purl "

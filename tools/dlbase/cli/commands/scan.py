@@ -10,7 +10,7 @@ from dlbase.cli.paths import PathParam
 from dlbase.core import fileerrors
 from dlbase.cli import ui
 from dlbase.cli.commands.common import OnlyWith, attest_options, json_option, open_project, project_options, variant_spec
-from dlbase.core import fsutil
+from dlbase.core import durations, fsutil
 from dlbase.core.errors import DlbaseError, ExitCode, FileProblem, ImageMismatch, Missing
 from dlbase.examine import report as image_reports
 from dlbase.define.lock import read_lock
@@ -41,8 +41,8 @@ class VulnerabilitiesFound(DlbaseError):
               help="with --update: where the archives are (https; http only on loopback)")
 @click.option("--fail-on", type=click.Choice([lv.lower() for lv in severity.LEVELS], case_sensitive=False),
               default=None, help="exit 1 when a finding no VEX statement answers is at or above this severity")
-@click.option("--max-db-age", type=click.FloatRange(min=0), default=7.0, show_default=True,
-              help="warn when the database's newest record is older than this many days")
+@click.option("--max-db-age", type=float, default=7.0, show_default=True, callback=lambda _c, _p, v: _days(v),
+              help=f"warn when the database's newest record is older than this many days (0 to {durations.MAX_DAYS:,})")
 @click.option("--vex", "vex_dir", type=PathParam(path_type=Path), default=None,
               help="folder of OpenVEX documents (default images/vex)")
 @click.option("--no-vex", is_flag=True, help="apply no VEX statements (every finding stays open)")
@@ -130,10 +130,24 @@ def command(image: str | None, db_dir: Path | None, do_update: bool, ecosystems:
                             hint="the scan describes the image, not the lock: rebuild it (`dlbase build VARIANT`)")
     if fail_on:
         over = [f for f in scan.result.open if severity.rank(f.severity) >= severity.rank(fail_on.upper())]
+        if scan.unevaluated:
+            raise VulnerabilitiesFound(
+                f"{len(scan.unevaluated)} advisory record(s) about installed packages could not be evaluated"
+                + (f", and {len(over)} finding(s) are at or above {fail_on.upper()}" if over else "")
+                + f" in {subject}: the scan cannot say those packages are not affected",
+                details=[f"{u.id} {u.package} {u.installed_version}: {u.reason}" for u in scan.unevaluated],
+                hint="fix or remove the record (or update the database: `dlbase scan --update`), then scan again")
         if over:
             raise VulnerabilitiesFound(f"{len(over)} finding(s) at or above {fail_on.upper()} in {subject}",
                                        hint="upgrade the package (see 'fixed in'), or write a reviewed OpenVEX "
                                             "statement in images/vex/ if it does not apply to this image")
+
+
+def _days(value: float) -> float:
+    try:
+        return durations.days(value, "the age")
+    except DlbaseError as exc:
+        raise click.BadParameter(f"{exc.message}; {exc.hint}") from None
 
 
 def _scan_image(project, image: str | None, database, statements, max_db_age: float, attestation, as_json: bool):
@@ -186,9 +200,14 @@ def _print(scan: report_mod.ScanReport, body: dict) -> None:
                    "; ".join(x for x in (a.statement.justification, a.statement.impact_statement) if x)
                    + f" ({a.statement.source})"] for a in scan.result.vex],
                  title="not affected / fixed (VEX)")
+    if scan.unevaluated:
+        ui.table(["advisory", "package", "installed", "why"],
+                 [[u.id, u.package, u.installed_version, u.reason] for u in scan.unevaluated],
+                 title=f"could not evaluate: {len(scan.unevaluated)} advisory record(s) (NOT known to be unaffected)")
     summary = ", ".join(f"{n} {level.lower()}" for level, n in body["counts"].items() if n) or "none"
     ui.out.print(f"open findings by severity: {summary}"
-                 + (f"; {len(scan.result.vex)} answered by VEX" if scan.result.vex else ""), markup=False)
+                 + (f"; {len(scan.result.vex)} answered by VEX" if scan.result.vex else "")
+                 + (f"; {len(scan.unevaluated)} could not be evaluated" if scan.unevaluated else ""), markup=False)
     for d in scan.lock_disagreements:
         ui.warn(f"lock disagreement: {d.name}: lock {d.locked or '(not pinned)'}, image {d.installed or '(absent)'}")
 
