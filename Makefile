@@ -127,5 +127,5 @@ bench-build: venv ## image size vs payload and a naive Dockerfile; cold vs warm 
 	$(DLBASE) bench build $(VARIANT)
 
 .PHONY: clean
-clean: ## remove the venv and dlbase's local state (.dlbase/: wheelhouses, logs, records)
+clean: ## remove the venv and dlbase's local state (.dlbase/: logs, records); the shared wheelhouse cache stays (docs/cache.md)
 	rm -rf $(VENV) .dlbase

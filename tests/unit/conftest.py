@@ -7,6 +7,8 @@
   printing, exit codes) in-process and returns exit code, stdout and stderr.
 - ``edit``: replaces text in a file of the copy, failing loudly when the text to replace
   is not there (so a test cannot silently stop testing anything after a matrix change).
+- ``private_cache`` (autouse): DLBASE_CACHE_DIR points into the run's tmp folder, so no
+  unit test touches the machine's wheelhouse cache (~/.cache/dlbase).
 - ``--update-golden`` (or DLBASE_UPDATE_GOLDEN=1) regenerates tests/unit/golden/.
 """
 
@@ -45,6 +47,20 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 def raw_yaml(path: Path) -> Any:
     """The file as plain data, read without dlbase, for expectations independent of the code."""
     return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dlbase-cache")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(_private_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """DLBASE_CACHE_DIR for every unit test: one folder of this run's (of this xdist
+    worker's) own, so no unit test reads or fills the machine's shared wheelhouse cache,
+    and parallel workers never share one."""
+    monkeypatch.setenv("DLBASE_CACHE_DIR", str(_private_cache_dir))
+    return _private_cache_dir
 
 
 @pytest.fixture(scope="session")

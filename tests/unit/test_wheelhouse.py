@@ -230,6 +230,24 @@ def test_tampered_file_in_wheelhouse_is_rejected(tmp_path: Path, index: dict) ->
     assert any(sha256(paths[0]) in d for d in ei.value.details)
 
 
+def test_a_corrupted_wheel_in_the_shared_cache_is_refused_by_the_next_clone(tmp_path: Path, index: dict,
+                                                                           monkeypatch) -> None:
+    """One clone fills the machine's cache; a wheel there is truncated (a disk fault, a
+    copy cut short); another clone's fill of the same default wheelhouse refuses it by
+    its hash, naming the cached file, and leaves it as it found it (nothing replaced)."""
+    monkeypatch.setenv("DLBASE_CACHE_DIR", str(tmp_path / "cache"))
+    first = default_wheelhouse("3.11", "x86_64-manylinux_2_28", root=tmp_path / "clone-a")
+    second = default_wheelhouse("3.11", "x86_64-manylinux_2_28", root=tmp_path / "clone-b")
+    assert first == second and (tmp_path / "cache") in first.parents
+    paths = fill(index["lock"], first, python_version="3.11", platform_tags=PLAT, index_urls=[index["simple"]])
+    broken = paths[1].read_bytes()[:-100]
+    paths[1].write_bytes(broken)
+    with pytest.raises(HashMismatch) as ei:
+        fill(index["lock"], second, python_version="3.11", platform_tags=PLAT, index_urls=[index["simple"]])
+    assert str(paths[1]) in ei.value.message and f"delete {paths[1]}" in ei.value.hint
+    assert paths[1].read_bytes() == broken and no_parts(second)
+
+
 def test_download_not_matching_lock_leaves_nothing(tmp_path: Path, index: dict) -> None:
     """The index (without hashes in its links) serves a file other than the pinned one:
     the download is hashed, rejected, and neither a wheel nor a part file remains."""

@@ -75,7 +75,8 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        """Untracked working state: wheelhouses, build logs, verification records."""
+        """Untracked working state: build logs, reports, verification records (the wheelhouse
+        lives in the machine's cache unless the project has its own; see build/wheelhouse.py)."""
         return self.root / ".dlbase"
 
     def variant_dir(self, name: str) -> Path:

@@ -32,7 +32,8 @@ _SHOWN = re.compile(r"^(#\d+ (\[|CACHED|ERROR)|ERROR)")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="extra image label (repeatable)")
 @click.option("--repository", default=None, metavar="REPO", help="tag into REPO instead of the matrix's repository")
 @click.option("--wheelhouse", "wheelhouse_dir", type=PathParam(path_type=Path, file_okay=False), default=None,
-              help="serve this folder of wheels as it is instead of filling .dlbase/wheelhouse")
+              help="serve this folder of wheels as it is instead of filling the default one in "
+                   "~/.cache/dlbase (docs/cache.md)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress; print only the result")
 @click.option("--verbose", "-v", is_flag=True, help="show every line of bake's output")
 @project_options

@@ -25,8 +25,8 @@ from dlbase.cli.progress import BuildProgress
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="extra image label (repeatable), e.g. a CI run ID")
 @click.option("--wheelhouse", "wheelhouse_dir", type=PathParam(path_type=Path, file_okay=False), default=None,
-              help="serve this folder of wheels as it is instead of filling .dlbase/wheelhouse "
-                   "(no download; pip's --require-hashes checks every wheel)")
+              help="serve this folder of wheels as it is instead of filling the default one in ~/.cache/dlbase "
+                   "(docs/cache.md; no download; pip's --require-hashes checks every wheel)")
 @click.option("--repository", default=None, metavar="REPO",
               help="tag into REPO instead of the matrix's repository (a staging repository, a test run)")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
