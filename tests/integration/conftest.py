@@ -78,7 +78,7 @@ def debian_base(engine: Engine) -> base.BaseImage:
 def debian13_base(engine: Engine) -> base.BaseImage:
     """The matrix's Debian 13 bootstrap base (the second line's), bootstrapped once if
     absent; shared like ``debian_base`` and so never session-labelled."""
-    from dlbase.core.project import Project
+    from dlbase.define.project import Project
 
     spec = Project.discover(ROOT).matrix.bases["debian13"]
     try:

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from dlbase.core.errors import InvalidInput
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define import compat_add
 from dlbase.define.release_checks import wheel_findings
 

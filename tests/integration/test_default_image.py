@@ -9,7 +9,7 @@ import re
 import pytest
 
 from dlbase.engine import Engine
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import BuildSpec
 
 pytestmark = pytest.mark.slow

@@ -72,7 +72,7 @@ def house(tmp_path_factory) -> Path:
     """A wheelhouse folder: two tiny wheels and the pinned uv wheel (from the checkout's
     default wheelhouse, the machine's cache, filled from PyPI once per machine)."""
     from dlbase.build.wheelhouse import default_wheelhouse
-    from dlbase.core.project import Project
+    from dlbase.define.project import Project
     from dlbase.define.spec import LOCK_PLATFORM, BuildSpec
 
     project = Project.discover(ROOT)

@@ -264,7 +264,7 @@ def test_read_only_registry_storage_surfaces_the_daemon_error(engine, image_a, i
 def test_push_the_real_default_image_and_pull_it_back(engine, default_image, tmp_path):
     """The 6 GB default image, once, to a loopback registry; pulled back by digest."""
     project_root = ROOT
-    from dlbase.core.project import Project
+    from dlbase.define.project import Project
     project = Project.discover(project_root)
     image_id = default_image["image_id"]
     had_record = records.lookup(project, image_id)

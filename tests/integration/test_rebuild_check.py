@@ -176,7 +176,7 @@ def test_two_concurrent_builds_of_one_variant(engine, debian_base, session_label
     waited = ["waiting for it to finish" in err for err in (err1, err2)]
     assert sum(waited) == 1, (err1[-1500:], err2[-1500:])
     assert "no tag was applied" in err1 and "no tag was applied" in err2
-    from dlbase.core.project import Project
+    from dlbase.define.project import Project
     repo = Project.discover(sp.root).matrix.repository
     for summary in engine.images_with_label(next(f"{k}={v}" for k, v in session_labels.items())):
         assert not any(t.startswith(repo + ":") for t in summary.get("RepoTags") or [])

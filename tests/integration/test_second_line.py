@@ -33,7 +33,7 @@ from packaging.version import Version
 
 from dlbase.build import builder as build_mod
 from dlbase.build.wheelhouse import platform_tags_for
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import LOCK_PLATFORM, BuildSpec
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import predicates, store

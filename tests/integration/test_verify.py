@@ -30,7 +30,7 @@ import pytest
 from dlbase.verify import records
 from dlbase.build import wheelhouse
 from dlbase.engine import Engine
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 
 from tests.support.fake_jupyter import FAKE_JUPYTER
 

@@ -21,7 +21,7 @@ from dlbase.examine import report
 from dlbase.cli import ui
 from dlbase.engine import Engine
 from dlbase.core.fsutil import write_json_atomic
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import attach, evidence, keys
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from dlbase.define import lock as lock_mod
 from dlbase.define import layering
 from dlbase.define import render
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, lock_spec
 from dlbase.build.wheelhouse import PROJECT_WHEELHOUSE, default_wheelhouse, fill, platform_tags_for
 

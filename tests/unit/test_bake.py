@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from dlbase.build import bake as bake_mod
 from dlbase.build import builder
 from dlbase.core.errors import ExitCode, InvalidInput
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define import bakefile, render
 from dlbase.define import lock as lock_mod
 from dlbase.define.spec import BuildSpec

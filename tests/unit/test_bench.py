@@ -50,7 +50,7 @@ def _source_project(tmp_path: Path):
     import shutil
 
     from dlbase.bench.build import COPY
-    from dlbase.core.project import Project
+    from dlbase.define.project import Project
 
     root = Path(__file__).resolve().parents[2]
     src = tmp_path / "src"

@@ -97,7 +97,7 @@ import re  # noqa: E402
 import pytest  # noqa: E402
 
 from dlbase.core.errors import ExitCode, InvalidInput  # noqa: E402
-from dlbase.core.project import Project  # noqa: E402
+from dlbase.define.project import Project  # noqa: E402
 from dlbase.define.spec import BuildSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dlbase.build import builder as build
 from dlbase.define import tags
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import BuildSpec
 
 ROOT = Path(__file__).resolve().parents[2]

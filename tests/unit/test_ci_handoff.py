@@ -14,7 +14,7 @@ import pytest
 
 from dlbase.define import bakefile, render
 from dlbase.core import validate
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"

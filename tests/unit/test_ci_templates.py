@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define import bakefile
 
 ROOT = Path(__file__).resolve().parents[2]

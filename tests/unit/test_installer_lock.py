@@ -13,7 +13,7 @@ from dlbase.define import lock as lock_mod
 from dlbase.core.errors import Drift, ExitCode, InvalidInput
 from dlbase.define.matrix import Installer
 from dlbase.define.matrix import load as load_matrix
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import INSTALLER_LOCK, BuildSpec, installer_lock_spec
 
 DEFAULT = "torch2.6-cu124-runtime-debian12"

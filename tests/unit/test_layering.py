@@ -21,7 +21,7 @@ from dlbase.define import layering
 from dlbase.define import lock as lock_mod
 from dlbase.build.builder import label_buildargs, split_ref
 from dlbase.core.errors import ExitCode
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = "torch2.6-cu124-runtime-debian12"

@@ -30,7 +30,7 @@ def _message(exc: DlbaseError) -> str:
 
 
 def test_matrix_repository_left_empty(tmp_path):
-    from dlbase.core.project import Project
+    from dlbase.define.project import Project
 
     for rel in ("matrix.yaml", "compat.yaml"):
         text = (ROOT / "images" / rel).read_text()

@@ -9,7 +9,7 @@ from dlbase.core import errors
 from dlbase.publish import push as publish
 from dlbase.verify import records
 from dlbase.engine.transfer import raise_stream_error
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 
 
 @pytest.mark.parametrize("message,kind", [

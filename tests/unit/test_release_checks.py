@@ -24,7 +24,7 @@ def test_cuda13_for_2_6_names_the_first_release_that_has_one(cli):
 
 
 def test_a_pin_the_table_does_not_pair_fails_even_when_an_index_would_resolve_it():
-    from dlbase.core.project import Project
+    from dlbase.define.project import Project
 
     project = Project.discover()
     found = compat_mod.pair_findings(project.compat, "2.14.1", {"torch": "2.14.1", "torchvision": "0.21.0"}, "x")

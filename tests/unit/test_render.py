@@ -20,7 +20,7 @@ import pytest
 from dlbase.define import bakefile
 from dlbase.define import render as render_mod
 from dlbase.core.errors import ExitCode
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import FILE_EPOCH
 
 SOURCES_ROOT = render_mod.SOURCES_ROOT

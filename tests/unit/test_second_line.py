@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dlbase.build import base as base_mod
 from dlbase.core.errors import ExitCode
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define import compat as compat_mod
 from dlbase.define.spec import BuildSpec
 

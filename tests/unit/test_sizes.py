@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlbase.define import render
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 
 
 def test_recorded_size_appears_in_the_readme_table_and_stays_drift_free(project_copy: Path) -> None:

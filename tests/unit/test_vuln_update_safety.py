@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from dlbase.core.errors import FileProblem, InvalidInput
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import ecosystems, update
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 
 DATA = Path(__file__).parent / "data" / "osv"
 

@@ -261,7 +261,7 @@ def test_scan_writes_cosigns_vuln_predicate(cli, tmp_path: Path) -> None:
 
 def test_the_newest_scan_is_what_report_shows(project_copy: Path) -> None:
     from dlbase.cli.commands.report import _scan_line
-    from dlbase.core.project import Project
+    from dlbase.define.project import Project
     from dlbase.examine import report as image_reports
 
     project = Project.discover(project_copy)

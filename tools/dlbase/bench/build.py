@@ -32,7 +32,7 @@ from dlbase.define import render as render_mod
 from dlbase.build import wheelhouse
 from dlbase.engine import Engine
 from dlbase.core.fsutil import write_text_atomic
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import LOCK_PLATFORM, BuildSpec
 
 #: What a copy of the project needs to build, taken from the project.

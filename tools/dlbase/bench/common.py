@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dlbase.build import builder as build_mod
 from dlbase.build import wheelhouse
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import LOCK_PLATFORM, BuildSpec
 from dlbase.engine import Engine
 

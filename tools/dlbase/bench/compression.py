@@ -33,7 +33,7 @@ from dlbase.bench import cold_pull
 from dlbase.bench.update import _blob_bytes, _manifest_bytes, loopback_registry, registry_binary
 from dlbase.core.errors import RegistryError
 from dlbase.core.fsutil import write_text_atomic
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.engine import Engine
 from dlbase.examine.local_image import locate
 from dlbase.publish import compression, zstd_export, zstd_push

@@ -25,7 +25,7 @@ from typing import Callable
 from dlbase import suites
 from dlbase.core.errors import DlbaseError, InvalidInput, Missing
 from dlbase.core.imageref import labels_of
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.engine import Engine, launcher
 
 SCRIPT_FILES = ("bench_data.py", "seed_pipelines.py", "loader_utils.py", "known_bugs.py")  # and what they import

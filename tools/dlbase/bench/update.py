@@ -49,7 +49,7 @@ from dlbase.build import wheelhouse
 from dlbase.core import yamlio
 from dlbase.core.errors import DlbaseError, InvalidInput, Missing, Unreachable
 from dlbase.core.fsutil import write_text_atomic
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define import layering
 from dlbase.define import lock as lock_mod
 from dlbase.define import render as render_mod

@@ -41,7 +41,7 @@ from typing import Callable, Iterator
 from dlbase.build import builder, wheelhouse
 from dlbase.build.readback import read_back
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define import bakefile, tags
 from dlbase.define import lock as lock_mod
 from dlbase.define import render as render_mod

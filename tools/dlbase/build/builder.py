@@ -31,7 +31,7 @@ from dlbase.core import reference
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
 from dlbase.core.imageref import labels_of, short_id
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.build.readback import read_back
 from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, installer_lock_spec, lock_spec
 

@@ -32,7 +32,7 @@ from typing import Callable
 
 from dlbase.build import builder as build_mod
 from dlbase.build.wheelhouse import FillEvent
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import BuildSpec
 from dlbase.engine import BUILD_ID_LABEL, BuildEvent, Engine
 from dlbase.examine import diff as diff_mod

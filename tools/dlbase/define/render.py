@@ -24,7 +24,7 @@ from dlbase.define import tags
 from dlbase.core import documents, fileerrors
 from dlbase.core.fsutil import write_text_atomic
 from dlbase.core.errors import Drift, InvalidInput
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.matrix import Installer
 from dlbase.define.spec import (ENTRYPOINT_IN_IMAGE, FILE_EPOCH, IMAGE_ROOT, INFO_IN_IMAGE, INSTALL_DIR, INSTALL_SCRIPT,
                          INSTALL_SCRIPT_IN_IMAGE, INSTALLER_LOCK, INSTALLER_LOCK_IN_IMAGE, LOCK_IN_IMAGE,

@@ -18,7 +18,7 @@ from typing import Any
 from dlbase.core import imageref
 from dlbase.engine import Engine
 from dlbase.core.errors import DlbaseError, InvalidInput, Missing
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import VARIANT_LABEL, BuildSpec
 from dlbase.examine import image_choice
 

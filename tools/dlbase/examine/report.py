@@ -20,7 +20,7 @@ from dlbase.core import documents
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.imageref import labels_of, repo_tags, short_id
 from dlbase.examine.local_image import locate
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.build.readback import read_back
 
 VERSION_KEYS = ("torch", "torchvision", "cuda", "cudnn_int", "nccl", "python", "albumentations", "opencv", "numpy")

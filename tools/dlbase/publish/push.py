@@ -48,7 +48,7 @@ from dlbase.core import reference
 from dlbase.core.errors import Interrupted, InvalidInput, NotVerified, RegistryError, TagConflict
 from dlbase.core.imageref import repo_tags
 from dlbase.examine.local_image import locate
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.publish import compression, zstd_export, zstd_push
 
 PULL_CHECK_COMMAND = ["python", "-c", "import sys; print('dlbase pull check: python', sys.version.split()[0])"]

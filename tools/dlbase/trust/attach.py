@@ -26,7 +26,7 @@ from dlbase.vuln.db import ENV_VAR as VULN_DB_ENV
 from dlbase.vuln.db import Database
 from dlbase.verify import records
 from dlbase.engine import Engine, builderchoice
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence, keys, predicates, probes, rebuilt, sources, statements, store
 

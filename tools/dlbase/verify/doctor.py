@@ -26,7 +26,7 @@ from dlbase.core.errors import DlbaseError
 from dlbase.core.sizes import DEFAULT_SHM, MIN_SHM_BYTES
 from dlbase.core.sizes import parse as parse_size
 from dlbase.engine import START_HINT, Engine
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import BuildSpec
 
 OK, WARN, FAIL, NO_GPU = "ok", "warning", "fail", "no GPU"

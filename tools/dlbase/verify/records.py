@@ -15,7 +15,7 @@ from pathlib import Path
 from dlbase.core import fileerrors
 from dlbase.core import documents
 from dlbase.core.fsutil import write_json_atomic
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 
 
 def _path(project: Project, image_id: str) -> Path:

@@ -39,7 +39,7 @@ from dlbase.core import documents
 from dlbase.core.errors import Interrupted, InvalidInput, Missing
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.imageref import labels_of, short_id
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.spec import TESTS_IN_IMAGE, BuildSpec
 from dlbase.core.sizes import DEFAULT_SHM
 from dlbase.trust import predicates, probes

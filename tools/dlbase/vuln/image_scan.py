@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 from dlbase.define.lock import Lock, read_lock
 from dlbase.engine import Engine
 from dlbase.examine import local_image

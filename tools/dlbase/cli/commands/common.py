@@ -8,7 +8,7 @@ from typing import Any, Callable
 import click
 
 from dlbase.cli.paths import PathParam
-from dlbase.core.project import Project
+from dlbase.define.project import Project
 
 
 def project_options(fn: Callable[..., Any]) -> Callable[..., Any]:
