@@ -91,9 +91,9 @@ def root_host(expect: dict[str, Any]):
 @pytest.fixture(scope="session")
 def probe(root_host, expect: dict[str, Any]) -> dict[str, Any]:
     """What is installed, read inside the container by dlbase's own probe (one exec)."""
-    from dlbase.build import image_probe
+    from dlbase.image import version_probe
 
-    source = Path(image_probe.__file__).read_text(encoding="utf-8")
+    source = Path(version_probe.__file__).read_text(encoding="utf-8")
     res = root_host.run(f"{VENV_PYTHON} -c %s", source)
     for line in res.stdout.splitlines():
         if line.startswith("DLBASE_PROBE "):

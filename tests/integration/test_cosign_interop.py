@@ -130,7 +130,7 @@ def scan_predicates(name: str) -> list[tuple[str, dict]]:
     from dlbase.vuln import attestation, vex
     from dlbase.vuln import db as db_mod
     from dlbase.vuln import report as report_mod
-    from dlbase.vuln.inventory import Inventory
+    from dlbase.image.inventory import Inventory
 
     statements = vex.load_dir(ROOT / vex.DEFAULT_DIR)
     target = vex.Target(variant="torch2.6-cu124-runtime-debian12", repository="dlbase/pytorch")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 
-from dlbase.examine import snapshot
+from dlbase.image import snapshot
 
 SITE = "opt/venv/lib/python3.11/site-packages"
 DPKG = "Package: tini\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.19.0-1\n\n" \

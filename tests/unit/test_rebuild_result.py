@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dlbase.build import reproduce
 from dlbase.examine import diff as diff_mod
-from dlbase.examine import layerdiff, snapshot
+from dlbase.examine import layerdiff
+from dlbase.image import snapshot
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 CONTRACT = {"variant", "reproducible", "digests", "image_ids", "builder", "source_date_epoch", "revision"}

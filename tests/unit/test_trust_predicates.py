@@ -7,7 +7,8 @@ import hashlib
 from pathlib import Path
 
 from dlbase.engine import builderchoice
-from dlbase.trust import predicates, probes, sbom, sources
+from dlbase.trust import predicates, sbom, sources
+from dlbase.verify import hostfacts
 
 LABELS = {
     "org.opencontainers.image.source": "https://example.org/dlbase",
@@ -93,8 +94,8 @@ def test_suite_hash_reads_the_installed_suites_not_a_checkout(tmp_path: Path, mo
 
 def test_cuda_driver_version_from_nvidia_smi_banner():
     banner = "| NVIDIA-SMI 550.54.15    Driver Version: 550.54.15    CUDA Version: 12.4     |"
-    assert probes.cuda_driver_version(run=lambda cmd: (0, banner), which=lambda _n: "/usr/bin/nvidia-smi") == "12.4"
-    assert probes.cuda_driver_version(run=lambda cmd: (0, banner), which=lambda _n: None) is None
+    assert hostfacts.cuda_driver_version(run=lambda cmd: (0, banner), which=lambda _n: "/usr/bin/nvidia-smi") == "12.4"
+    assert hostfacts.cuda_driver_version(run=lambda cmd: (0, banner), which=lambda _n: None) is None
 
 
 def test_sbom_purls_carry_the_image_distribution_and_hashes_from_the_image_lock():

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from dlbase.cli.commands import _trustview
 from dlbase.core.errors import ExitCode, InvalidInput, MatrixError, Missing, NotReproducible, WrongSubject
-from dlbase.trust import evidence, keys, policyfile, predicates, probes, rebuilt, statements
+from dlbase.image import debian
+from dlbase.trust import evidence, keys, policyfile, predicates, rebuilt, statements
+from dlbase.verify import hostfacts
 from dlbase.trust.policy import (PUBLISHER, REBUILDER, SCANNER, VERIFIER, RebuildRequirement, TrustedKey,
                                  TrustPolicy)
 
@@ -312,11 +314,11 @@ STATUS = (b"Package: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u
 
 
 def test_debian_packages_come_from_the_dpkg_status_through_the_one_reader():
-    engine = _Files({probes.DPKG_STATUS: STATUS})
-    assert probes.debian_packages(engine, "img") == [("libc6", "2.36-9+deb12u9", "amd64"),
+    engine = _Files({debian.DPKG_STATUS: STATUS})
+    assert debian.debian_packages(engine, "img") == [("libc6", "2.36-9+deb12u9", "amd64"),
                                                      ("tzdata", "2025b-0+deb12u1", "all")]
     assert engine.asked == [("img", "/var/lib/dpkg/status", {"dlbase.purpose": "sbom"})]
-    assert probes.debian_packages(_Files({}), "img") == []  # no dpkg: no packages, not an error
+    assert debian.debian_packages(_Files({}), "img") == []  # no dpkg: no packages, not an error
 
 
 def test_builder_versions_read_what_there_is():
@@ -326,9 +328,9 @@ def test_builder_versions_read_what_there_is():
 
     outputs = {"version": (0, "github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3\n"),
                "inspect": (0, "Name: default\nBuildKit version: v0.13.2\n")}
-    found = probes.builder_versions(Daemon(), run=lambda cmd: outputs[cmd[2]], which=lambda _n: "/usr/bin/docker")
+    found = hostfacts.builder_versions(Daemon(), run=lambda cmd: outputs[cmd[2]], which=lambda _n: "/usr/bin/docker")
     assert found == {"docker": "26.1.5", "dockerApi": "1.45", "buildx": "0.13.1+ds1", "buildkit": "v0.13.2"}
-    found = probes.builder_versions(Daemon(), run=lambda cmd: (1, "unknown command"), which=lambda _n: "/x/docker")
+    found = hostfacts.builder_versions(Daemon(), run=lambda cmd: (1, "unknown command"), which=lambda _n: "/x/docker")
     assert found["buildx"] is None and found["buildkit"] is None and found["docker"] == "26.1.5"
 
 

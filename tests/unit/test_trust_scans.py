@@ -17,7 +17,7 @@ from dlbase.trust.policy import (PUBLISHER, SCANNER, VERIFIER, ScanRequirement, 
 from dlbase.vuln import attestation, match, vex
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import report as report_mod
-from dlbase.vuln.inventory import Inventory
+from dlbase.image.inventory import Inventory
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "osv"
@@ -41,7 +41,7 @@ def scan_report(scanned_at: dt.datetime = SCANNED) -> report_mod.ScanReport:
     (CVE-2011-3374, which the repository's VEX answers) in the default variant."""
     inventory = Inventory(os_ecosystem="Debian:12", os_pretty="Debian GNU/Linux 12 (bookworm)",
                           python={"torch": "2.6.0"}, deb={})
-    from dlbase.vuln.inventory import parse_dpkg_status
+    from dlbase.image.inventory import parse_dpkg_status
 
     inventory.deb = parse_dpkg_status("Package: apt\nStatus: install ok installed\nVersion: 2.6.1\n"
                                       "Architecture: amd64\n\n")

@@ -14,7 +14,7 @@ from dlbase.core.errors import ExitCode, FileProblem, Missing
 from dlbase.define.lock import Lock, Pinned
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import match, osv, severity
-from dlbase.vuln.inventory import Inventory, Package, against_lock, parse_dpkg_status, parse_os_release
+from dlbase.image.inventory import Inventory, Package, against_lock, parse_dpkg_status, parse_os_release
 
 DATA = Path(__file__).parent / "data" / "osv"
 

@@ -15,7 +15,7 @@ import pytest
 from dlbase.core.errors import AddressError, InvalidInput, Unreachable
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import match, update, vex
-from dlbase.vuln.inventory import Package
+from dlbase.image.inventory import Package
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "osv"

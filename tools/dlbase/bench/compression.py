@@ -35,7 +35,7 @@ from dlbase.core.errors import RegistryError
 from dlbase.core.fsutil import write_text_atomic
 from dlbase.define.project import Project
 from dlbase.engine import Engine
-from dlbase.examine.local_image import locate
+from dlbase.image.local_image import locate
 from dlbase.publish import compression, zstd_export, zstd_push
 from dlbase.registry.client import RegistryClient
 

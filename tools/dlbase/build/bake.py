@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from dlbase.build import builder, wheelhouse
-from dlbase.build.readback import read_back
+from dlbase.image.readback import read_back
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
 from dlbase.define.project import Project
 from dlbase.define import bakefile, tags

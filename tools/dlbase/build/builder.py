@@ -32,7 +32,7 @@ from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
 from dlbase.core.imageref import labels_of, short_id
 from dlbase.define.project import Project
-from dlbase.build.readback import read_back
+from dlbase.image.readback import read_back
 from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, installer_lock_spec, lock_spec
 
 # A fixed port: the WHEELHOUSE build arg is part of the classic builder's cache key for

@@ -37,7 +37,7 @@ from dlbase.define.spec import BuildSpec
 from dlbase.engine import BUILD_ID_LABEL, BuildEvent, Engine
 from dlbase.examine import diff as diff_mod
 from dlbase.examine import layerdiff
-from dlbase.examine import snapshot
+from dlbase.image import snapshot
 
 # Labels that name one build and so always differ (classic path: ignored in the comparison).
 PER_BUILD_LABELS = (BUILD_ID_LABEL, "dlbase.rebuild-check")

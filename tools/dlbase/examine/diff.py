@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlbase.core import imageref
-from dlbase.examine import snapshot
+from dlbase.image import snapshot
 from dlbase.engine import Engine
 
 

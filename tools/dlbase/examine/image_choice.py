@@ -5,7 +5,7 @@ that variant from several repositories (the user's own builds, a copy pulled fro
 registry, an unrelated project that happens to use the same variant names), and picking
 "the newest one carrying the label" ran a stranger's image. Every verb that takes a variant
 name (`verify`, `push`, `report`, `scan`, `run`, `bench`, the attestation steps) asks this
-one rule, through :mod:`dlbase.examine.local_image`, so they all pick the same image or all
+one rule, through :mod:`dlbase.image.local_image`, so they all pick the same image or all
 refuse the same way. Pure: it reads the image summaries the engine lists.
 
 The rule:

@@ -26,7 +26,7 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from dlbase.examine.snapshot import compare_maps, parse_dpkg_status, tar_path
+from dlbase.image.snapshot import compare_maps, parse_dpkg_status, tar_path
 
 #: Blobs below this size are read into memory and tried as JSON (index, manifest, config).
 JSON_BLOB_LIMIT = 16 << 20

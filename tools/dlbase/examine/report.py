@@ -19,9 +19,9 @@ from dlbase.engine import Engine
 from dlbase.core import documents
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.imageref import labels_of, repo_tags, short_id
-from dlbase.examine.local_image import locate
+from dlbase.image.local_image import locate
 from dlbase.define.project import Project
-from dlbase.build.readback import read_back
+from dlbase.image.readback import read_back
 
 VERSION_KEYS = ("torch", "torchvision", "cuda", "cudnn_int", "nccl", "python", "albumentations", "opencv", "numpy")
 

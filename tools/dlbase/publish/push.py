@@ -47,7 +47,7 @@ from dlbase.core import digest as digests
 from dlbase.core import reference
 from dlbase.core.errors import Interrupted, InvalidInput, NotVerified, RegistryError, TagConflict
 from dlbase.core.imageref import repo_tags
-from dlbase.examine.local_image import locate
+from dlbase.image.local_image import locate
 from dlbase.define.project import Project
 from dlbase.publish import compression, zstd_export, zstd_push
 

@@ -11,8 +11,6 @@ Small modules, one job each:
 - :mod:`simplesign`: the simple-signing payload and the ``.sig`` layer;
 - :mod:`statements`: in-toto statements (v1 written; v1 and v0.1 read) in DSSE envelopes;
 - :mod:`predicates`: SBOM, SLSA provenance, the verification result and rebuilt identical;
-- :mod:`probes`: what those record that is asked of the host (GPUs, driver, builder versions) or the
-  image (its dpkg status);
 - :mod:`store`: reading and writing the ``.sig``/``.att`` artifacts on the registry;
 - :mod:`evidence`: what push and verify attach, and what trust checks;
 - :mod:`policy`: the consumer's policy over the verified evidence;
@@ -20,5 +18,8 @@ Small modules, one job each:
   counts for a ``rebuilt_identical`` requirement;
 - :mod:`attach`: gathering the predicates each verb attaches.
 
-Nothing here prints or exits; failures are typed errors from :mod:`dlbase.errors`.
+What those record that is asked of the host (GPUs, driver, builder versions) is
+:mod:`dlbase.verify.hostfacts`'s, and of the image (its dpkg status) :mod:`dlbase.image.debian`'s.
+
+Nothing here prints or exits; failures are typed errors from :mod:`dlbase.core.errors`.
 """

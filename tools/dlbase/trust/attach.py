@@ -19,16 +19,16 @@ from typing import Callable
 
 from dlbase.core import documents, imageref
 from dlbase.core.errors import DlbaseError, NotReproducible
-from dlbase.examine import local_image
+from dlbase.image import debian, local_image
 from dlbase.vuln import attestation as vuln_attestation
 from dlbase.vuln import image_scan, vex
 from dlbase.vuln.db import ENV_VAR as VULN_DB_ENV
 from dlbase.vuln.db import Database
-from dlbase.verify import records
+from dlbase.verify import hostfacts, records
 from dlbase.engine import Engine, builderchoice
 from dlbase.define.project import Project
 from dlbase.registry.client import RegistryClient
-from dlbase.trust import evidence, keys, predicates, probes, rebuilt, sources, statements, store
+from dlbase.trust import evidence, keys, predicates, rebuilt, sources, statements, store
 
 
 NO_DATABASE = (f"no vulnerability database (--scan-db DIR or ${VULN_DB_ENV}): no scan was attached; "
@@ -59,7 +59,7 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
     say("reading the lock and os-release from the image, the Dockerfile from its commit")
     built = sources.read(project.root, engine, image_id, labels)
     say("reading Debian packages from the image (dpkg status) for the SBOM and the provenance")
-    debs = probes.debian_packages(engine, image_id, labels={"dlbase.purpose": "sbom"})
+    debs = debian.debian_packages(engine, image_id, labels={"dlbase.purpose": "sbom"})
     sbom = predicates.sbom_predicate(image_id=image_id, name=subject.name, python=facts.get("packages") or {},
                                      debs=debs, built=built, labels=labels)
     provenance = predicates.provenance_predicate(
@@ -161,18 +161,18 @@ def for_rebuild(engine: Engine, client: RegistryClient, subject: evidence.Subjec
         digest = rebuilt.identical_digest(rebuild, subject.reference, subject.digest)
     except NotReproducible as exc:
         if rebuild.digest is not None and rebuild.image_ids:  # a rebuilt image to compare: say what moved
-            debs = probes.debian_packages(engine, rebuild.image_ids[0], labels={"dlbase.purpose": "rebuild-attest"})
+            debs = debian.debian_packages(engine, rebuild.image_ids[0], labels={"dlbase.purpose": "rebuild-attest"})
             exc.details = rebuilt.explain(_published_debian(client, subject), {n: v for n, v, _a in debs})
         raise
     image = rebuild.image_ids[0] if rebuild.image_ids else digest
     labels = imageref.labels_of(engine.inspect_image(image))
     say("reading Debian packages from the rebuilt image (dpkg status)")
-    debs = probes.debian_packages(engine, image, labels={"dlbase.purpose": "rebuild-attest"})
+    debs = debian.debian_packages(engine, image, labels={"dlbase.purpose": "rebuild-attest"})
     predicate = predicates.rebuilt_predicate(
         rebuilt_digest=digest, published=subject.reference, variant=rebuild.variant or labels.get("dlbase.variant"),
         revision=rebuild.revision or labels.get(rebuilt.REVISION_LABEL),
         repository=labels.get("org.opencontainers.image.source"), source_date_epoch=rebuild.source_date_epoch,
-        builder={**probes.builder_versions(engine), **rebuild.builder}, host_label=host_label,
+        builder={**hostfacts.builder_versions(engine), **rebuild.builder}, host_label=host_label,
         debian={name: version for name, version, _arch in debs}, rebuilt_at=_now(), builds=list(rebuild.builds))
     result = evidence.attach(client, subject, pair, sign=False,
                              attestations=[(predicates.REBUILT_TYPE, predicate)], on_step=say)

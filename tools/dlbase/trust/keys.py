@@ -39,6 +39,7 @@ from dlbase.core import fileerrors
 from dlbase.core import documents
 from dlbase.core.errors import FileProblem, InvalidInput, Missing
 from dlbase.core.fsutil import NoHardLinks, TargetExists, write_bytes_atomic
+from dlbase.core.signing_env import KEY_ENV, PASSWORD_ENV, SECRET_ENV
 
 PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PEM_TYPES_READ = (PEM_TYPE, "ENCRYPTED COSIGN PRIVATE KEY")
@@ -51,10 +52,7 @@ SCRYPT_ACCEPTED = ({"N": 32768, "r": 8, "p": 1}, {"N": 65536, "r": 8, "p": 1}, {
 SALT_BYTES = 32
 PRIVATE_FILE = "cosign.key"
 PUBLIC_FILE = "cosign.pub"
-PASSWORD_ENV = "DLBASE_SIGNING_PASSWORD"
-KEY_ENV = "DLBASE_SIGNING_KEY"
 ENV_PREFIX = "env://"
-SECRET_ENV = (PASSWORD_ENV, KEY_ENV)  # never handed to a child process
 
 
 @dataclass(frozen=True)

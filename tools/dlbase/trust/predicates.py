@@ -19,7 +19,7 @@
 
 Only functions of their inputs here (and of the suite's files, for :func:`suite_hash`):
 what must be asked of the host or the image (its GPUs, its Debian packages) is gathered
-by :mod:`dlbase.trust.probes` and handed in, so the documents can be built and tested
+by :mod:`dlbase.verify.hostfacts` and :mod:`dlbase.image.debian` and handed in, so the documents can be built and tested
 without a daemon.
 """
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 from dlbase import __version__, suites
 from dlbase.trust import sbom
+from dlbase.verify.suite_digest import folder_files, suite_digest
 from dlbase.trust.sources import BuiltFrom, Material
 from dlbase.vuln.attestation import OPENVEX_TYPE, VULN_TYPE
 
@@ -138,21 +139,6 @@ def debian_versions(dependencies: list[dict]) -> dict[str, str]:
                 and str(dep.get("uri", "")).startswith("pkg:deb/")):
             found[str(dep.get("name"))] = str(notes.get("version"))
     return found
-
-
-def suite_digest(files: dict[str, bytes]) -> dict:
-    """sha256 over one suite's files (relative path + content, sorted), caches left out:
-    the same files give the same digest wherever they were read (checkout or image)."""
-    h = hashlib.sha256()
-    kept = sorted(rel for rel in files if "__pycache__" not in rel.split("/") and not rel.endswith(".pyc"))
-    for rel in kept:
-        h.update(rel.encode() + b"\0" + files[rel] + b"\0")
-    return {"sha256": h.hexdigest(), "files": len(kept)}
-
-
-def folder_files(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` by its relative path (for :func:`suite_digest`)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def suite_hash(dirs: dict[str, Path] | None = None) -> dict:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from dlbase.trust.keys import SECRET_ENV
+from dlbase.core.signing_env import SECRET_ENV
 
 
 def child_env() -> dict[str, str]:

@@ -42,10 +42,10 @@ from dlbase.core.imageref import labels_of, short_id
 from dlbase.define.project import Project
 from dlbase.define.spec import TESTS_IN_IMAGE, BuildSpec
 from dlbase.core.sizes import DEFAULT_SHM
-from dlbase.trust import predicates, probes
 from dlbase.engine import VERIFY_RUN_LABEL, Engine
-from dlbase.examine.local_image import locate
-from dlbase.verify import records
+from dlbase.image.local_image import locate
+from dlbase.verify import hostfacts, records
+from dlbase.verify.suite_digest import folder_files, suite_digest
 from dlbase.verify.children import child_env, run_interruptible
 from dlbase.verify.junit import merge_junit, parse_junit
 from dlbase.verify.report import ONLY, Row, VerifyReport, host_rows, image_rows
@@ -222,7 +222,7 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
     host_xml = image_xml = None
     host_rc = image_rc = None
     suites_ran: dict[str, dict] = {}
-    host_now = probes.host_facts(engine, None)  # the host as it is while the checks run
+    host_now = hostfacts.host_facts(engine, None)  # the host as it is while the checks run
     try:
         with tempfile.TemporaryDirectory(prefix="dlbase-verify-") as tmp, \
                 engine.started(target.image_id, ["sleep", "infinity"], gpus=gpus,
@@ -235,13 +235,13 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
                                       require_gpu=options.require_gpu, run_labels=run_labels,
                                       history=engine.image_history(target.image_id))
                 host, host_xml, host_rc = _host_half(project, expect, box.name, Path(tmp), options)
-                suites_ran[HOST_SUITE] = predicates.suite_digest(predicates.folder_files(suites.infra_dir()))
+                suites_ran[HOST_SUITE] = suite_digest(folder_files(suites.infra_dir()))
                 rows += host
             if options.only in (None, "image"):
                 say(f"in-image suite ({TESTS_IN_IMAGE}) as the image's default user")
                 image, image_xml, image_rc = _image_half(engine, box.id, options)
                 with contextlib.suppress(Missing):  # no suite in the image: its half is an error row already
-                    suites_ran[TESTS_IN_IMAGE] = predicates.suite_digest(engine.read_files(box.id, TESTS_IN_IMAGE))
+                    suites_ran[TESTS_IN_IMAGE] = suite_digest(engine.read_files(box.id, TESTS_IN_IMAGE))
                 rows += image
     except KeyboardInterrupt:
         raise Interrupted(f"verify of {target.ref} interrupted; its containers were removed") from None

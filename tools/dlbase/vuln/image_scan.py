@@ -14,11 +14,11 @@ from typing import Callable
 from dlbase.define.project import Project
 from dlbase.define.lock import Lock, read_lock
 from dlbase.engine import Engine
-from dlbase.examine import local_image
+from dlbase.image import local_image
 from dlbase.vuln import report as report_mod
 from dlbase.vuln import vex
 from dlbase.vuln.db import Database
-from dlbase.vuln.image_read import read_inventory
+from dlbase.image.inventory_read import read_inventory
 
 
 def statements(project: Project, folder: Path | None = None) -> list[vex.Statement]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from dlbase.vuln import osv, severity, versions
 from dlbase.vuln.db import Database
-from dlbase.vuln.inventory import Package
+from dlbase.image.inventory import Package
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 from dlbase.define.lock import Lock
 from dlbase.vuln import match, vex
 from dlbase.vuln.db import Database
-from dlbase.vuln.inventory import Inventory, LockDisagreement, against_lock
+from dlbase.image.inventory import Inventory, LockDisagreement, against_lock
 
 
 @dataclass

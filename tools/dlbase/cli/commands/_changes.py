@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dlbase.examine import layerdiff, snapshot
+from dlbase.examine import layerdiff
+from dlbase.image import snapshot
 from dlbase.cli import ui
 
 

@@ -9,7 +9,7 @@ import click
 from dlbase.cli.paths import PathParam
 from dlbase.bench import build as bench_mod
 from dlbase.bench import update as bench_update
-from dlbase.examine import local_image
+from dlbase.image import local_image
 from dlbase.cli import ui
 from dlbase.core import validate
 from dlbase.cli.commands.common import json_option, open_project, project_options, variant_spec

@@ -20,7 +20,7 @@ from dlbase.core import imageref
 from dlbase.core.errors import InvalidInput
 from dlbase.define.spec import JUPYTER_LABEL
 from dlbase.engine import Engine, launcher
-from dlbase.examine import local_image
+from dlbase.image import local_image
 
 
 def _container_command(ctx: click.Context, words: tuple[str, ...]) -> list[str] | None:

@@ -19,7 +19,7 @@ from dlbase.vuln import report as report_mod
 from dlbase.vuln import attestation as attestation_mod
 from dlbase.vuln import ecosystems as osv_ecosystems
 from dlbase.vuln import image_scan, severity, update, vex
-from dlbase.vuln.inventory import Inventory
+from dlbase.image.inventory import Inventory
 
 class VulnerabilitiesFound(DlbaseError):
     """Findings at or above --fail-on that no VEX statement answers."""

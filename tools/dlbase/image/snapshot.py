@@ -35,7 +35,7 @@ from typing import IO
 from packaging.utils import canonicalize_name
 
 from dlbase.engine import Engine
-from dlbase.vuln import inventory
+from dlbase.image import inventory
 
 # path pattern (as in the exported tar, no leading slash) -> why it legitimately varies.
 EXCLUDED: dict[str, str] = {

@@ -1,38 +1,17 @@
-"""What a trust predicate records that must be asked of the machine: the facts of the host
-that verified an image (through doctor), and the Debian packages inside the image.
+"""The facts of this host that a verification result and a rebuilt statement record: its
+GPUs and driver (through doctor), the CUDA version the driver supports, and what builds here.
 
 Kept apart from :mod:`dlbase.trust.predicates`, which only arranges these answers into
-documents, so that the documents stay plain data that needs no daemon to build or test.
+documents, so that the documents stay plain data that needs no daemon to build or test;
+the Debian packages inside an image are :mod:`dlbase.image.debian`'s.
 """
 
 from __future__ import annotations
 
 import re
 
-from dlbase.core.errors import DlbaseError
 from dlbase.engine import Engine
 from dlbase.verify import doctor
-from dlbase.vuln.inventory import parse_dpkg_status
-
-DPKG_STATUS = "/var/lib/dpkg/status"
-PURPOSE = {"dlbase.purpose": "sbom"}
-
-
-def debian_packages(engine: Engine, image: str, labels: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
-    """(name, version, arch) of every installed Debian package, from the image's dpkg status.
-
-    The file is read from a never-started container (no command of the image runs, so an
-    image without ``dpkg-query`` or with an odd entrypoint still answers) and parsed by the
-    one dpkg status reader, :func:`dlbase.vuln.inventory.parse_dpkg_status` (the scan's and
-    ``rebuild-check``'s too): SBOM, provenance and scan cannot disagree on what is installed.
-    An image without a dpkg status (not Debian-based) has none.
-    """
-    try:
-        text = engine.read_image_file(image, DPKG_STATUS, labels=labels or PURPOSE)
-    except DlbaseError:  # Missing, or an image that cannot make a container: no such fact
-        return []
-    return [(d.name, d.version, d.arch) for d in parse_dpkg_status(text.decode("utf-8", "replace"))
-            if d.name and d.version and d.arch]
 
 
 def builder_versions(engine: Engine, run=doctor._run, which=doctor.shutil.which) -> dict:  # noqa: SLF001

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlbase.build import image_probe
+from dlbase.image import version_probe
 from dlbase.engine import Engine
 from dlbase.core import documents
 from dlbase.core.errors import ImageMismatch
@@ -18,7 +18,7 @@ PROBE_MARKER = "DLBASE_PROBE "
 
 def read_back(engine: Engine, image: str) -> dict:
     """Run the probe inside the image and return what it found."""
-    source = Path(image_probe.__file__).read_text(encoding="utf-8")
+    source = Path(version_probe.__file__).read_text(encoding="utf-8")
     res = engine.run(image, ["python", "-c", source], timeout=300,
                      environment={"NO_ALBUMENTATIONS_UPDATE": "1"}, entrypoint=[],
                      labels={"dlbase.purpose": "probe"})

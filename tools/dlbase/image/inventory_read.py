@@ -1,7 +1,7 @@
-"""The one module of dlbase.vuln that talks to the engine: an image's inventory.
+"""An image's package inventory, read from inside it (the scan's and the SBOM's input).
 
-One throw-away container runs :mod:`dlbase.vuln.inventory_probe` on the image's own
-Python (as :mod:`dlbase.build.readback` does for versions): what the image's dist-info
+One throw-away container runs :mod:`dlbase.image.inventory_probe` on the image's own
+Python (as :mod:`dlbase.image.readback` does for versions): what the image's dist-info
 says is installed, not what a lock or label claims.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from dlbase.core import documents
 from dlbase.core.errors import DlbaseError, ImageMismatch
 from dlbase.engine import Engine
-from dlbase.vuln import inventory_probe
-from dlbase.vuln.inventory import Inventory, parse_dpkg_status, parse_os_release
+from dlbase.image import inventory_probe
+from dlbase.image.inventory import Inventory, parse_dpkg_status, parse_os_release
 
 MARKER = "DLBASE_INVENTORY "
 

@@ -2,7 +2,7 @@
 
 Prints one marked JSON line: the Python distributions of the interpreter on PATH (the
 image's venv), the text of /var/lib/dpkg/status and of /etc/os-release. Parsing stays
-on the host (dlbase.vuln.inventory), so this script only reads files.
+on the host (dlbase.image.inventory), so this script only reads files.
 """
 
 import json
