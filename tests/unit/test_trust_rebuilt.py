@@ -14,7 +14,7 @@ import pytest
 from dlbase.cli.commands import _trustview
 from dlbase.core.errors import ExitCode, InvalidInput, MatrixError, Missing, NotReproducible, WrongSubject
 from dlbase.image import debian
-from dlbase.trust import evidence, keys, policyfile, predicates, rebuilt, statements
+from dlbase.trust import evidence, keys, policyfile, predicates, rebuilt, statements, verdict
 from dlbase.verify import hostfacts
 from dlbase.trust.policy import (PUBLISHER, REBUILDER, SCANNER, VERIFIER, RebuildRequirement, TrustedKey,
                                  TrustPolicy)
@@ -256,7 +256,7 @@ def test_a_bad_rebuilders_section_names_file_and_line(pubs, text, line, needle):
 
 def test_trust_table_shows_who_rebuilt_which_revision_and_when(capsys):
     signer = {"roles": [REBUILDER], "label": "second", "fingerprint": SECOND.fingerprint}
-    row = {**_trustview._rebuild_summary(predicates.rebuilt_view(predicate())), "signer": signer,
+    row = {**verdict.rebuild_summary(predicates.rebuilt_view(predicate())), "signer": signer,
            "meets_policy": True, "unmet": []}
     body = {"signature": {"identity": NAME, "tag": None, "key": PUB.fingerprint, "key_label": "release"},
             "built_from": None, "sbom": None, "verifications": [], "other_attestations": [], "ignored": [],

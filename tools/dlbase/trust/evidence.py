@@ -12,7 +12,8 @@ fingerprint it names) and never fails the check, unless it names a key of the po
 then it was changed after signing (BadSignature). Then: no signature at all -> Unsigned;
 none by a publisher key -> BadSignature; a good one about another digest -> WrongSubject;
 good ones only for another repository, or none naming the tag asked for ->
-WrongIdentity; then the GPU, scan and rebuilt-identical requirements -> PolicyNotMet.
+WrongIdentity. What the verified evidence is worth against the policy's GPU, scan and
+rebuilt-identical requirements is :mod:`dlbase.trust.verdict`'s.
 
 What each role may attest (:data:`ROLE_TYPES`): a publisher anything; a verifier
 verification results; a scanner vulnerability scans; a rebuilder rebuilt-identical
@@ -28,11 +29,10 @@ from typing import Callable
 
 from dlbase.core import digest as digests
 from dlbase.core import reference
-from dlbase.core.errors import BadSignature, InvalidInput, PolicyNotMet, Unsigned, WrongIdentity, WrongSubject
+from dlbase.core.errors import BadSignature, InvalidInput, Unsigned, WrongIdentity, WrongSubject
 from dlbase.registry.client import RegistryClient, api_host
-from dlbase.trust import keys, predicates, rebuilt, scans, simplesign, statements, store
-from dlbase.trust.policy import (PUBLISHER, REBUILDER, SCANNER, VERIFIER, TrustedKey, TrustPolicy, newest_first,
-                                 reasons_against, scan_unmet, unmet)
+from dlbase.trust import keys, predicates, scans, simplesign, statements, store
+from dlbase.trust.policy import PUBLISHER, REBUILDER, SCANNER, VERIFIER, TrustedKey, TrustPolicy
 from dlbase.vuln.attestation import VULN_TYPE
 
 #: What a key of each role other than publisher may attest, and how it is called.
@@ -147,11 +147,11 @@ def _signed_tags(layers: list[store.Layer], pair: keys.KeyPair, subject: Subject
     this digest and repository: signing again adds none twice."""
     found: dict[str | None, str] = {}
     for layer in layers:
-        if not simplesign.signed_by(pair.public, layer.blob, layer.annotations):
-            continue
         try:
-            body = simplesign.verify(pair.public, layer.blob, layer.annotations, subject.digest, layer.where)
+            body = simplesign.open_signed(pair.public, layer.blob, layer.annotations, subject.digest, layer.where)
         except (BadSignature, WrongSubject):
+            continue
+        if body is None:
             continue
         if repository_of(simplesign.signed_reference(body)) == repository_of(subject.name):
             found.setdefault(simplesign.signed_tag(body), layer.digest)
@@ -211,10 +211,16 @@ class Evidence:
         return sorted({s["statement"]["predicateType"] for s in self.statements} - set(predicates.KNOWN_TYPES))
 
 
-def _signer(policy: TrustPolicy, verifies: Callable[[object], bool]) -> TrustedKey | None:
-    """The key of the policy that verifies a layer, publishers tried first."""
+def _signer(policy: TrustPolicy, opens: Callable[[object], dict | None]) -> tuple[TrustedKey, dict] | None:
+    """The key of the policy that verifies a layer, publishers tried first, with what the
+    layer says (``opens(public)``: the checked payload, None when that key did not sign it).
+    The signature is verified once, by the key that made it: never again after it is found."""
     ordered = policy.of_role(PUBLISHER) + [k for k in policy.keys if not k.has(PUBLISHER)]
-    return next((k for k in ordered if verifies(k.public)), None)
+    for key in ordered:
+        opened = opens(key.public)
+        if opened is not None:
+            return key, opened
+    return None
 
 
 def _not_ours(policy: TrustPolicy, layer: store.Layer, kind: str, what: str, ignored: list[dict]) -> None:
@@ -239,11 +245,12 @@ def _signatures(sigs: list[store.Layer], subject: Subject, policy: TrustPolicy, 
                        hint="ask the publisher to push with `dlbase push --sign`; do not use an unsigned image")
     valid = []
     for layer in sigs:
-        key = _signer(policy, lambda pub, la=layer: simplesign.signed_by(pub, la.blob, la.annotations))
-        if key is None:
+        found = _signer(policy, lambda pub, la=layer: simplesign.open_signed(pub, la.blob, la.annotations,
+                                                                              subject.digest, la.where))
+        if found is None:
             _not_ours(policy, layer, "signature", "image signature", ignored)
             continue
-        body = simplesign.verify(key.public, layer.blob, layer.annotations, subject.digest, layer.where)
+        key, body = found
         if not key.has(PUBLISHER):
             ignored.append({"kind": "signature", "where": layer.where, "fingerprint": key.fingerprint,
                             "predicateType": None,
@@ -293,11 +300,12 @@ def check(client: RegistryClient, subject: Subject, policy: TrustPolicy, *, tag:
                           "tag": simplesign.signed_tag(chosen["body"]), "layers": len(sigs),
                           "key": chosen["signer"].fingerprint, "key_label": chosen["signer"].label}
     for layer in st.attestations(subject.digest):
-        key = _signer(policy, lambda pub, la=layer: statements.signed_by(pub, la.blob))
-        if key is None:
+        found = _signer(policy, lambda pub, la=layer: statements.open_if_signed(pub, la.blob, subject.digest,
+                                                                                 la.where))
+        if found is None:
             _not_ours(policy, layer, "attestation", "attestation's signature", evidence.ignored)
             continue
-        stmt = statements.open_envelope(key.public, layer.blob, subject.digest, layer.where)
+        key, stmt = found
         declared = layer.annotations.get(store.PREDICATE_ANNOTATION)
         if declared and declared != stmt["predicateType"]:
             raise BadSignature(f"{layer.where}: annotated {declared} but the signed statement is "
@@ -311,65 +319,3 @@ def check(client: RegistryClient, subject: Subject, policy: TrustPolicy, *, tag:
             continue
         evidence.statements.append({"statement": stmt, "signer": key})
     return evidence
-
-
-def enforce(evidence: Evidence, policy: TrustPolicy) -> list[dict]:
-    """Each verification (newest first, either predicate type, read through
-    :func:`predicates.verification_view`) with why it does or does not count; PolicyNotMet
-    if the policy's GPU requirement is not met."""
-    rows = newest_first(evidence.verifications())
-    for row in rows:
-        row["unmet"] = reasons_against(policy, row["predicate"], row["signer"])
-    why = unmet(policy, rows)
-    if why:
-        found = "; ".join(f"{(r['predicate'].get('host') or {}).get('label') or 'unlabelled'}: {', '.join(r['unmet'])}"
-                          for r in rows) or "no verification attestation at all"
-        raise PolicyNotMet(f"{evidence.subject.reference}: no verification meets the policy "
-                           f"({policy.describe()}): {why}; found: {found}",
-                           hint="run `dlbase verify REF@DIGEST --attest --require-gpu --key VERIFIER.key` on a GPU "
-                                "host whose public key the policy lists under verifiers, or relax the policy")
-    enforce_scan(evidence, policy)
-    enforce_rebuilt(evidence, policy)
-    return rows
-
-
-def enforce_scan(evidence: Evidence, policy: TrustPolicy) -> dict | None:
-    """The newest scan by a publisher or scanner key, with why it does not meet the policy
-    (``unmet``); PolicyNotMet if the policy requires a scan it does not meet."""
-    newest = scans.newest(evidence.scans())
-    why = scan_unmet(policy, newest["predicate"] if newest else None)
-    if newest is not None:
-        newest = {**newest, "unmet": why}
-    if why and policy.scan is not None:
-        raise PolicyNotMet(f"{evidence.subject.reference}: the scan requirement is not met "
-                           f"({policy.scan.describe()}): {'; '.join(why)}",
-                           hint="scan the published image against a current database and attach it: `dlbase scan "
-                                f"{evidence.subject.reference} --attest --key KEY --db DIR` (a publisher or scanner "
-                                "key); fix or VEX the findings; or relax the policy")
-    return newest
-
-
-def enforce_rebuilt(evidence: Evidence, policy: TrustPolicy) -> list[dict]:
-    """Each rebuilt-identical statement (newest first) with why it does or does not count
-    (``unmet``); PolicyNotMet if the policy requires one and too few rebuilder keys vouch.
-
-    The revision a statement names is compared with the publisher's provenance (its
-    ``commit``), when there is one."""
-    provs = evidence.signed(predicates.PROVENANCE_TYPE)
-    params = (((provs[-1]["statement"]["predicate"].get("buildDefinition") or {}).get("externalParameters") or {})
-              if provs else {})
-    commit = params.get("commit") if isinstance(params.get("commit"), str) else None
-    rows = rebuilt.newest_first(evidence.rebuilds())
-    for row in rows:
-        row["unmet"] = rebuilt.reasons_against(row["predicate"], row["signer"], evidence.subject.digest, commit,
-                                               policy.rebuilt)
-    why = rebuilt.unmet(policy, rows)
-    if why and policy.rebuilt is not None:
-        found = "; ".join(f"{r['predicate'].get('host_label') or 'unlabelled'}: {', '.join(r['unmet'])}"
-                          for r in rows) or "no rebuilt-identical attestation at all"
-        raise PolicyNotMet(f"{evidence.subject.reference}: the rebuilt-identical requirement is not met "
-                           f"({policy.rebuilt.describe()}): {why}; found: {found}",
-                           hint="a second builder rebuilds it from its commit and attests: `dlbase rebuild-check "
-                                f"VARIANT --attest {evidence.subject.reference} --key REBUILDER.key` (a key the "
-                                "policy lists under rebuilders), or relax the policy")
-    return rows

@@ -66,9 +66,21 @@ def verify(public: ec.EllipticCurvePublicKey, blob: bytes, annotations: dict, di
     """
     if not (annotations or {}).get(SIGNATURE_ANNOTATION):
         raise BadSignature(f"{where}: the signature layer carries no {SIGNATURE_ANNOTATION} annotation")
-    if not signed_by(public, blob, annotations):
+    body = open_signed(public, blob, annotations, digest, where)
+    if body is None:
         raise BadSignature(f"{where}: the image signature does not verify with the key given",
                            hint="the image was signed with another key, or the payload was changed after signing")
+    return body
+
+
+def open_signed(public: ec.EllipticCurvePublicKey, blob: bytes, annotations: dict, digest: str,
+                where: str) -> dict | None:
+    """The payload of a ``.sig`` layer whose signature verifies with this key, None when it
+    does not: the signature is checked once, whether the caller is trying keys or knows it.
+    A good signature over no simple-signing document is :class:`BadSignature`, over
+    another digest :class:`WrongSubject`."""
+    if not signed_by(public, blob, annotations):
+        return None
     body = documents.parse_json(blob, "envelope", documents.Source(f"{where} (its signed payload)", BadSignature))
     try:
         signed = body["critical"]["image"]["docker-manifest-digest"]

@@ -99,6 +99,27 @@ def open_envelope(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, w
     if not _verifies(public, payload, sigs):
         raise BadSignature(f"{where}: the attestation's signature does not verify with the key given",
                            hint="its statement was edited after signing, or another key signed it")
+    return _statement_of(payload, digest, where)
+
+
+def open_if_signed(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, where: str) -> dict | None:
+    """The statement of an envelope some signature of which verifies with this key; None when
+    none does (or the blob is no envelope): the signature is checked once, whether the
+    caller is trying keys or knows it. Once the key is known to have signed it, the same
+    errors as :func:`open_envelope`."""
+    try:
+        payload, sigs, ptype = _parts(blob, where)
+    except BadSignature:
+        return None
+    if not _verifies(public, payload, sigs):
+        return None
+    if ptype != PAYLOAD_TYPE:
+        raise BadSignature(f"{where}: payload type {ptype!r} is not {PAYLOAD_TYPE}")
+    return _statement_of(payload, digest, where)
+
+
+def _statement_of(payload: bytes, digest: str, where: str) -> dict:
+    """The statement in a payload whose signature is already checked: its shape and subject."""
     stmt = documents.parse_json(payload, "envelope", documents.Source(f"{where} (its signed statement)", BadSignature))
     try:
         subjects = stmt["subject"]

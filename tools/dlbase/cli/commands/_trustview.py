@@ -1,4 +1,6 @@
-"""The check behind `dlbase trust` and `dlbase pull`, and its one table."""
+"""`dlbase trust` and `dlbase pull`: the registry clients for the check, and the verdict's one table.
+
+The decision is :mod:`dlbase.trust.verdict`'s; this module only prints it."""
 
 from __future__ import annotations
 
@@ -6,18 +8,12 @@ from dlbase.cli import ui
 from dlbase.cli.commands.common import registry_client
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence as ev
-from dlbase.trust import predicates
-from dlbase.trust.policy import PUBLISHER, TrustedKey, TrustPolicy
-
-
-def _key(key: TrustedKey | None) -> dict | None:
-    if key is None:
-        return None
-    return {"fingerprint": key.fingerprint, "label": key.label, "roles": [r for r, _l in key.roles]}
+from dlbase.trust import verdict
+from dlbase.trust.policy import PUBLISHER, TrustPolicy
 
 
 def check(ref: str, policy: TrustPolicy) -> dict:
-    """Resolve ``ref`` once, verify every piece of evidence, apply the policy; the summary."""
+    """Resolve ``ref`` once; the verdict of :func:`dlbase.trust.verdict.decide`, required met, as its summary."""
     clients: dict[str, RegistryClient] = {}
 
     def client_for(host: str) -> RegistryClient:
@@ -29,63 +25,7 @@ def check(ref: str, policy: TrustPolicy) -> dict:
     # A signature must name the tag only when the digest came from it: NAME:TAG@DIGEST is
     # pinned by its digest (docker ignores such a tag too), so the digest is what was asked for.
     resolved_from = None if "@" in ref else tag
-    evidence = ev.check(client_for(subject.host), subject, policy, tag=resolved_from)
-    verifications = ev.enforce(evidence, policy)
-    scan = ev.enforce_scan(evidence, policy)  # met (enforce raised otherwise): the newest scan, for the view
-    rebuilds = ev.enforce_rebuilt(evidence, policy)  # met too: every rebuilt-identical statement, for the view
-    vexes = evidence.signed(predicates.OPENVEX_TYPE)
-    provs = evidence.signed(predicates.PROVENANCE_TYPE)
-    boms = evidence.signed(predicates.SBOM_TYPE)
-    prov = provs[-1]["statement"]["predicate"] if provs else {}
-    params = (prov.get("buildDefinition") or {}).get("externalParameters") or {}
-    internal = (prov.get("buildDefinition") or {}).get("internalParameters") or {}
-    components = (boms[-1]["statement"]["predicate"].get("components") or []) if boms else []
-    return {
-        "ok": True,
-        "reference": ref,
-        "tag": tag,
-        "digest": subject.digest,
-        "pinned": subject.reference,
-        "signature": {"verified": True, **evidence.signature,
-                      "keys": [k.fingerprint for k in policy.of_role(PUBLISHER)]},
-        "built_from": {"commit": params.get("commit"), "repository": params.get("repository"),
-                       "variant": params.get("variant"), "lock_hash": params.get("lockHash"),
-                       "base": internal.get("baseImage"), "base_digest": internal.get("baseDigest"),
-                       "finished": ((prov.get("runDetails") or {}).get("metadata") or {}).get("finishedOn"),
-                       "signer": _key(provs[-1]["signer"])}
-        if prov else None,
-        "sbom": {"components": len(components),
-                 "python": sum(1 for c in components if str(c.get("purl", "")).startswith("pkg:pypi/")),
-                 "debian": sum(1 for c in components if str(c.get("purl", "")).startswith("pkg:deb/")),
-                 "signer": _key(boms[-1]["signer"])}
-        if boms else None,
-        "attestations": [s["statement"]["predicateType"] for s in evidence.statements],
-        "other_attestations": evidence.unknown_types(),
-        "verifications": [{**_verification_summary(r["predicate"]), "signer": _key(r["signer"]),
-                           "meets_policy": not r["unmet"], "unmet": r["unmet"]} for r in verifications],
-        "scan": {**_scan_summary(scan["predicate"]), "signer": _key(scan["signer"]), "unmet": scan["unmet"],
-                 "scans": len(evidence.scans())} if scan else None,
-        "rebuilds": [{**_rebuild_summary(r["predicate"]), "signer": _key(r["signer"]),
-                      "meets_policy": not r["unmet"], "unmet": r["unmet"]} for r in rebuilds],
-        "vex": {"statements": len(vexes[-1]["statement"]["predicate"].get("statements") or []),
-                "timestamp": vexes[-1]["statement"]["predicate"].get("timestamp"),
-                "signer": _key(vexes[-1]["signer"])} if vexes else None,
-        "ignored": evidence.ignored,
-        "policy": {"rules": policy.describe(), "file": policy.source, "met": True},
-    }
-
-
-def _scan_summary(view: dict) -> dict:
-    return {"when": view["when"], "database": view["database"], "scanner": view["scanner"],
-            "counts": view["counts"], "counts_without_vex": view["counts_without_vex"],
-            "vex_applied": view["vex_applied"], "not_covered": view["not_covered"]}
-
-
-def _rebuild_summary(view: dict) -> dict:
-    return {"host_label": view["host_label"], "when": view["when"], "revision": view["revision"],
-            "variant": view["variant"], "rebuilt_digest": view["digest"],
-            "source_date_epoch": view["source_date_epoch"], "builder": view["builder"],
-            "debian_packages": view["debian_packages"]}
+    return verdict.decide(client_for(subject.host), subject, policy, tag=resolved_from).require().summary(ref, tag)
 
 
 def _counts(counts: dict | None) -> str:
