@@ -1,4 +1,4 @@
-"""One source for exit codes: dlbase.errors. docs/reference.md, docs/failures.md, the verb
+"""One source for exit codes: dlbase.core.errors. docs/reference.md, docs/failures.md, the verb
 tables (README and docs/reference.md) and `dlbase --help` must say exactly what the enum
 says; this fails on any drift."""
 

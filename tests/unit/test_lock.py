@@ -1,4 +1,4 @@
-"""Unit tests for dlbase.lock: parsing, hashing, fingerprints, drift, atomic writes and
+"""Unit tests for dlbase.define.lock: parsing, hashing, fingerprints, drift, atomic writes and
 the classification of uv failures. No network: uv is replaced by a small fake script
 where a resolution would be needed, and "unreachable" uses a closed loopback port."""
 

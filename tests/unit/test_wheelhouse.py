@@ -1,4 +1,4 @@
-"""Unit tests for dlbase.wheelhouse with real (tiny) wheels and a real HTTP index on
+"""Unit tests for dlbase.build.wheelhouse with real (tiny) wheels and a real HTTP index on
 loopback; no internet. The index is served by ``serve()`` itself, so serving is tested
 both by ``fill`` and by pip."""
 

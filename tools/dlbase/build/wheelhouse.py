@@ -126,7 +126,7 @@ def _wheel_rank(filename: str, pin: Pinned, priority: dict[Tag, int]) -> int | N
 
 
 def _repo_root() -> Path:
-    """The project root as :func:`dlbase.project.find_root` finds it, else the working
+    """The project root as :func:`dlbase.define.project.find_root` finds it, else the working
     directory (a wheelhouse can be filled outside any project)."""
     return search_root() or Path.cwd().resolve()
 

@@ -1,7 +1,7 @@
 """The `dlbase` command: argument parsing, output and exit codes, and nothing else.
 
 Each verb lives in dlbase.cli.commands.<verb> and calls library functions that return values
-or raise typed errors (dlbase.errors); this module turns those errors into one readable
+or raise typed errors (dlbase.core.errors); this module turns those errors into one readable
 message and the documented exit code.
 
 Three promises are kept here, for every verb at once:
@@ -49,7 +49,7 @@ def app() -> None:
     """Build, verify and publish reproducible PyTorch + CUDA + Albumentations images."""
 
 
-# The exit-code list comes from dlbase.errors (EXIT_TEXT), like docs/reference.md's and docs/failures.md's.
+# The exit-code list comes from dlbase.core.errors (EXIT_TEXT), like docs/reference.md's and docs/failures.md's.
 app.help = (app.help or "") + "\n\nExit codes: " + exit_code_sentence() + "."
 
 

@@ -1,7 +1,7 @@
 """Finding the project folder (the one holding ``images/matrix.yaml``), in one place.
 
 Its own tiny module so that modules which must not load the matrix (the wheelhouse)
-and :mod:`dlbase.project` find the same folder the same way. Never the folder this
+and :mod:`dlbase.define.project` find the same folder the same way. Never the folder this
 package was installed from: an installed dlbase works on whatever project it is given.
 """
 

@@ -3,7 +3,7 @@
 Why a module of its own: a malformed registry, DOCKER_HOST, index URL or repository
 name used to surface deep inside requests or docker-py as a traceback (or, for a
 repository, only at tagging time after a 5-minute build). Each check here raises one
-typed error (:class:`~dlbase.errors.AddressError`)
+typed error (:class:`~dlbase.core.errors.AddressError`)
 that names the value, says what is wrong and how to write it, so the CLI can stop with
 exit 2 before anything is built, pushed or written. Nothing here talks to the network.
 Files that cannot be read or written are :mod:`dlbase.core.fileerrors`' concern.

@@ -199,7 +199,7 @@ def parent_variant(matrix: Matrix, variant: Variant) -> Variant | None:
     return cands[0] if cands else None
 
 
-def parent_constraints(project, variant: Variant) -> list[str]:  # project: dlbase.project.Project
+def parent_constraints(project, variant: Variant) -> list[str]:  # project: dlbase.define.project.Project
     """``name==version`` of every package in the parent variant's lock; empty without a parent
     (or while the parent has no lock: lock the parent first, `dlbase lock` does it in order)."""
     parent = parent_variant(project.matrix, variant)
@@ -222,7 +222,7 @@ def differing_groups(mine: Assignment, theirs: Assignment, own: set[str]) -> lis
     return [name for name in dict.fromkeys(order) if name not in own and a.get(name) != b.get(name)]
 
 
-def findings(project, variant: Variant) -> list:  # -> list[dlbase.compat.Finding]
+def findings(project, variant: Variant) -> list:  # -> list[dlbase.define.compat.Finding]
     """What `dlbase check` says about a variant's layers: packages no rule takes (error),
     and shared groups that differ from the parent flavor's (they would not share layers)."""
     from dlbase.define.compat import Finding

@@ -9,7 +9,7 @@ any network, whether the committed lock still answers the current requirements.
 
 Resolution is delegated to ``uv pip compile`` (fast, PEP 658 metadata, cross-platform
 resolution through ``--python-platform``). This module never imports docker and never
-prints: it returns values or raises the typed errors of :mod:`dlbase.errors`.
+prints: it returns values or raises the typed errors of :mod:`dlbase.core.errors`.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def _header(spec: LockSpec, fingerprint: str, body: str) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Readers never see half a lock (see dlbase.fsutil)."""
+    """Readers never see half a lock (see dlbase.core.fsutil)."""
     write_text_atomic(path, text)
 
 

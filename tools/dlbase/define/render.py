@@ -267,7 +267,7 @@ def readme(project: Project, specs: list[BuildSpec], env: jinja2.Environment) ->
 
 
 def exit_code_table() -> str:
-    """The exit-code table of :data:`EXIT_CODE_DOCS`, from dlbase.errors (one source)."""
+    """The exit-code table of :data:`EXIT_CODE_DOCS`, from dlbase.core.errors (one source)."""
     from dlbase.core.errors import EXIT_TEXT, ExitCode
 
     rows = ["| exit | meaning | name in `dlbase.errors.ExitCode` |", "|---|---|---|"]
@@ -364,7 +364,7 @@ def write(project: Project) -> list[Path]:
     """Render everything; return the files that changed. Orphaned generated files go.
 
     All or nothing: everything is rendered first (a template error writes nothing), then
-    the changed files are written together by :func:`dlbase.fileset.commit`, which puts
+    the changed files are written together by :func:`dlbase.core.fileset.commit`, which puts
     back what it replaced when one file cannot be written (read-only, immutable, Ctrl-C).
     """
     outs = outputs(project)

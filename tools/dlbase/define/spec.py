@@ -196,7 +196,7 @@ class BuildSpec:
         }
 
 
-def installer_lock_spec(matrix: Matrix):  # -> dlbase.lock.LockSpec | None
+def installer_lock_spec(matrix: Matrix):  # -> dlbase.define.lock.LockSpec | None
     """The resolver input of images/_build/installer.lock: the matrix's uv pin, for the image
     platform (uv's wheels are py3-none, so the default variant's Python serves every image).
     None when the installer is pip: nothing is fetched, so there is nothing to lock."""
@@ -209,9 +209,9 @@ def installer_lock_spec(matrix: Matrix):  # -> dlbase.lock.LockSpec | None
                     python_version=matrix.get(matrix.default).python, platform=LOCK_PLATFORM)
 
 
-def lock_spec(spec: BuildSpec, constraints: list[str] | None = None):  # -> dlbase.lock.LockSpec
+def lock_spec(spec: BuildSpec, constraints: list[str] | None = None):  # -> dlbase.define.lock.LockSpec
     """The resolver input of a variant: its pins, its Python, the image's platform, its indexes,
-    and the pins of its parent flavor's lock (see :func:`dlbase.layering.parent_constraints`)."""
+    and the pins of its parent flavor's lock (see :func:`dlbase.define.layering.parent_constraints`)."""
     from dlbase.define.lock import LockSpec
 
     return LockSpec(variant=spec.name, requirements=spec.requirements(), python_version=spec.variant.python,

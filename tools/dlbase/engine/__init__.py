@@ -24,9 +24,9 @@ One concern per module:
 Rules the package keeps:
 
 * Nothing here prints. Progress goes to callbacks (``on_event``) and to log files;
-  failures are the typed errors of :mod:`dlbase.errors`, carrying a message and a hint.
+  failures are the typed errors of :mod:`dlbase.core.errors`, carrying a message and a hint.
 * docker/requests exceptions never escape: connection problems become
-  :class:`~dlbase.errors.DaemonUnavailable` naming the endpoint, API errors become the
+  :class:`~dlbase.core.errors.DaemonUnavailable` naming the endpoint, API errors become the
   closest typed error (``Missing`` for "not found", ``BuildFailed`` for builds, ...).
 * Everything this package creates on the daemon carries a ``dlbase.*`` label, and the
   clean-up paths only ever remove objects that this process created or that carry a

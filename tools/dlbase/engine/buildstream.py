@@ -113,7 +113,7 @@ class BuildStreamParser:
         return round(self._clock() - self.trace.started_at, 3)
 
     def feed(self, chunk: dict[str, Any]) -> list[BuildEvent]:
-        """The events of one chunk. An error chunk raises :class:`~dlbase.errors.BuildFailed`
+        """The events of one chunk. An error chunk raises :class:`~dlbase.core.errors.BuildFailed`
         naming the step, with the log tail (see :func:`failure_kind` for what it was)."""
         elapsed = self.elapsed()
         if "error" in chunk or "errorDetail" in chunk:

@@ -1,7 +1,7 @@
 """The connection to the daemon, and turning docker/requests exceptions into typed errors.
 
 Every other module of the engine reaches the daemon through :class:`Daemon`: its lazily
-made client, :meth:`Daemon._translate` (docker-py exceptions -> :mod:`dlbase.errors`) and
+made client, :meth:`Daemon._translate` (docker-py exceptions -> :mod:`dlbase.core.errors`) and
 the "is it still there?" probes that tell a broken stream from a daemon that went away.
 """
 

@@ -14,7 +14,7 @@ from dlbase.engine.daemon import Daemon
 
 
 class Images(Daemon):
-    """Image operations; every daemon error arrives as a :mod:`dlbase.errors` type."""
+    """Image operations; every daemon error arrives as a :mod:`dlbase.core.errors` type."""
 
     def image_exists(self, ref: str) -> bool:
         try:

@@ -12,7 +12,7 @@ Part of the engine package (the only code that talks to the daemon); it uses
 :class:`~dlbase.engine.Engine`'s public methods where they exist and docker-py's low-level
 API for what they lack (bind mounts, a TTY, streaming output). Nothing here prints: output of the container goes
 to the file descriptors / callbacks the caller passes, facts come back as values, and
-failures are the typed errors of :mod:`dlbase.errors`.
+failures are the typed errors of :mod:`dlbase.core.errors`.
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ def run(engine: Engine, launch: Launch, *, on_output: Callable[[int, bytes], Non
     Output goes to ``on_output(stream, data)`` (1 = stdout, 2 = stderr; with a TTY it is all
     stream 1). With ``launch.tty`` the caller's terminal (``stdin_fd``) is put in raw mode
     and proxied both ways, the way ``docker run -it`` does. The container is always removed;
-    Ctrl-C (or SIGTERM) stops it first and raises :class:`~dlbase.errors.Interrupted`.
+    Ctrl-C (or SIGTERM) stops it first and raises :class:`~dlbase.core.errors.Interrupted`.
     """
     api = _api(engine)
     container_id = None

@@ -77,8 +77,8 @@ class Transfers(Images):
         The daemon reports most push failures *inside* the JSON stream (``error`` /
         ``errorDetail`` chunks) and docker-py does not raise on them, so every chunk is
         checked: a connection failure to the registry becomes
-        :class:`~dlbase.errors.Unreachable`, anything else (credentials, storage errors,
-        protocol) :class:`~dlbase.errors.RegistryError`, with the daemon's own words.
+        :class:`~dlbase.core.errors.Unreachable`, anything else (credentials, storage errors,
+        protocol) :class:`~dlbase.core.errors.RegistryError`, with the daemon's own words.
         A stream that ends without a digest is an error too. Ctrl-C drops the connection
         (the daemon then cancels the push; the registry is left with unreferenced blobs at
         most, never a new manifest) and raises Interrupted.

@@ -1,7 +1,7 @@
 """Differences between two images: labels, installed packages, files.
 
-Packages and files come from :mod:`dlbase.snapshot` (the exported filesystem, hashed as
-a stream); the paths in :data:`dlbase.snapshot.EXCLUDED` are skipped on both sides.
+Packages and files come from :mod:`dlbase.image.snapshot` (the exported filesystem, hashed as
+a stream); the paths in :data:`dlbase.image.snapshot.EXCLUDED` are skipped on both sides.
 """
 
 from __future__ import annotations

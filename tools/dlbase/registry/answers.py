@@ -4,7 +4,7 @@ Why a module: a registry (or a proxy, a captive portal, an attacker who can push
 answer anything with status 200: an HTML page, random bytes, a manifest that is ``[]``,
 a descriptor without ``digest``, a tag list that is a JSON list. Each of these used to
 surface as "internal error, this is a bug". Every shape is checked here and refused with
-a :class:`~dlbase.errors.RegistryError` (exit 11) that says what was wrong. Pure.
+a :class:`~dlbase.core.errors.RegistryError` (exit 11) that says what was wrong. Pure.
 """
 
 from __future__ import annotations

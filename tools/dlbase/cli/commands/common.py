@@ -79,7 +79,7 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
-def variant_spec(project: Project, variant: str | None):  # -> dlbase.spec.BuildSpec
+def variant_spec(project: Project, variant: str | None):  # -> dlbase.define.spec.BuildSpec
     """The named variant's build spec, or the matrix default's when none is named."""
     from dlbase.define.spec import BuildSpec
 

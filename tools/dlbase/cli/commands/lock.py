@@ -85,7 +85,7 @@ def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_f
 
 
 def _installer_row(project, check_only: bool, upgrade: bool, rows: list[dict],
-                   failures: list[DlbaseError]) -> None:  # project: dlbase.project.Project
+                   failures: list[DlbaseError]) -> None:  # project: dlbase.define.project.Project
     """Check the installer lock; unless --check, re-resolve it when it is stale or missing
     (a current one is left alone: no network for a lock that names one exact pin)."""
     lspec = installer_lock_spec(project.matrix)
