@@ -14,6 +14,7 @@ from dlbase.cli.commands.common import json_option, open_project, project_option
 from dlbase.core.errors import Incompatible
 from dlbase.define.spec import check_variant
 from dlbase.vuln import vex
+from dlbase.cli.helptext import with_exit_codes
 
 COLUMNS = ["variant", "torch", "torchvision", "torchaudio", "CUDA line", "cuDNN", "Python",
            "min driver", "status"]
@@ -37,10 +38,11 @@ def _row(r: StackResult) -> list[str | None]:
               help="also compare each variant's release with its wheels' metadata on PyPI (network)")
 @project_options
 @json_option
+@with_exit_codes
 def command(torch: str | None, torchvision: str | None, torchaudio: str | None, cuda: str | None,
             python: str | None, variants: tuple[str, ...], wheels: bool, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
-    """Check versions against the compatibility table (exit 2 when incompatible)."""
+    """Check versions against the compatibility table (exit {INVALID_INPUT} when incompatible)."""
     project = open_project(matrix_file, compat_file)
     if torch is None and (torchvision or torchaudio or cuda or python):
         raise click.UsageError("--torchvision/--torchaudio/--cuda/--python need --torch")

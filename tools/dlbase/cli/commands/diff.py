@@ -10,6 +10,7 @@ from dlbase.core import validate
 from dlbase.cli.commands._changes import print_changes
 from dlbase.cli.commands.common import json_option
 from dlbase.engine import Engine
+from dlbase.cli.helptext import with_exit_codes
 
 
 @click.command("diff")
@@ -17,9 +18,10 @@ from dlbase.engine import Engine
 @click.argument("image_b")
 @click.option("--limit", default=40, show_default=True, help="rows listed per group in the table")
 @json_option
+@with_exit_codes
 def command(image_a: str, image_b: str, limit: int, as_json: bool) -> None:
     """Compare two local images: labels, Python and Debian packages (added, removed,
-    changed versions) and every file (added, removed, changed). Exit 0 either way."""
+    changed versions) and every file (added, removed, changed). Exit {OK} either way."""
     validate.image_ref(image_a, where="IMAGE_A")
     validate.image_ref(image_b, where="IMAGE_B")
     engine = Engine()

@@ -11,6 +11,7 @@ from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options
 from dlbase.engine import Engine
 from dlbase.core.errors import DlbaseError
+from dlbase.cli.helptext import with_exit_codes
 
 
 @click.command("doctor")
@@ -18,11 +19,12 @@ from dlbase.core.errors import DlbaseError
 @click.option("--require-gpu", is_flag=True, help="a missing GPU, driver or NVIDIA runtime is a failure")
 @project_options
 @json_option
+@with_exit_codes
 def command(variants: tuple[str, ...], require_gpu: bool, matrix_file: Path | None, compat_file: Path | None,
             as_json: bool) -> None:
     """Can this host run the images? Checks the Docker daemon, the NVIDIA runtime, the driver
     against each CUDA line's minimum, the GPU against torch's kernels, and /dev/shm.
-    VARIANTS narrows the lines checked (default: every variant). Exit 1 when a check fails."""
+    VARIANTS narrows the lines checked (default: every variant). Exit {FAILED} when a check fails."""
     project = open_project(matrix_file, compat_file)
     lines = doctor_mod.lines_of(project, list(variants) or None)
     facts = doctor_mod.gather(Engine())

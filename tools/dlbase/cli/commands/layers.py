@@ -9,6 +9,7 @@ from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option
 from dlbase.engine import Engine
 from dlbase.core.errors import DlbaseError, ExitCode
+from dlbase.cli.helptext import exits
 
 class Shadowing(DlbaseError):
     """A package layer rewrites (or deletes) a path of a lower layer."""
@@ -19,7 +20,7 @@ class Shadowing(DlbaseError):
 @click.command("layers")
 @click.argument("image")
 @click.option("--strict", is_flag=True,
-              help="exit 1 when a package layer shadows a path of a lower layer (want: none)")
+              help=exits("exit {FAILED} when a package layer shadows a path of a lower layer (want: none)"))
 @json_option
 def command(image: str, strict: bool, as_json: bool) -> None:
     """List IMAGE's layers, lowest first (reads `docker save`; a 6 GB image takes a minute)."""

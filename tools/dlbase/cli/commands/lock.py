@@ -14,22 +14,24 @@ from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options
 from dlbase.core.errors import Drift, DlbaseError, Unreachable
 from dlbase.define.spec import INSTALLER_LOCK, INSTALLER_LOCK_NAME, BuildSpec, installer_lock_spec, lock_spec
+from dlbase.cli.helptext import exits, with_exit_codes
 
 
 @click.command("lock")
 @click.argument("variants", nargs=-1)
 @click.option("--check", "check_only", is_flag=True,
-              help="resolve nothing; exit 3 when a lock is missing or stale against the matrix/compat data")
+              help=exits("resolve nothing; exit {DRIFT} when a lock is missing or stale against the matrix/compat data"))
 @click.option("--upgrade", is_flag=True, help="resolve afresh instead of keeping the current pins")
 @project_options
 @json_option
+@with_exit_codes
 def command(variants: tuple[str, ...], check_only: bool, upgrade: bool, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
     """Resolve images/<variant>/requirements.lock with hashes, for the image's Python and platform.
 
     With no VARIANTS, variants whose wheel index cannot be reached from here are reported as
     "not lockable here" and do not fail the run; a variant named on the command line whose
-    index cannot be reached fails it (exit 5). Any other problem fails it too.
+    index cannot be reached fails it (exit {UNREACHABLE}). Any other problem fails it too.
     --check also verifies each lock itself: it parses to the end, its content matches the
     hash in its header, and it pins every package the variant names.
     The installer lock (images/_build/installer.lock, the uv each layer RUN fetches) is

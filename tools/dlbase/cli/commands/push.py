@@ -15,6 +15,7 @@ from dlbase.cli import ui
 from dlbase.core import validate
 from dlbase.cli.commands.common import OnlyWith, json_option, open_project, project_options
 from dlbase.engine import Engine, TransferEvent
+from dlbase.cli.helptext import with_exit_codes
 
 
 class PushProgress:
@@ -64,13 +65,14 @@ class PushProgress:
 @click.option("--quiet", "-q", is_flag=True, help="no progress")
 @project_options
 @json_option
+@with_exit_codes
 def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, scan_db: Path | None,
             layer_compression: str, quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Push IMAGE (a variant name, a tag or an image ID) to --registry.
 
-    Pushes the immutable and the moving tag, refuses unverified images (exit 10) and
+    Pushes the immutable and the moving tag, refuses unverified images (exit {NOT_VERIFIED}) and
     never overwrites an immutable tag that names another image or holds this one with
-    the other --compression (exit 12); then reads
+    the other --compression (exit {TAG_CONFLICT}); then reads
     the manifests back, pulls the image by digest and runs one command in it. With
     --sign, also attaches a scan (--scan-db or $DLBASE_VULN_DB) and the VEX about it.
     """

@@ -21,6 +21,7 @@ from dlbase.core.errors import NotReproducible
 from dlbase.engine import Engine
 from dlbase.engine.builderchoice import BUILDERS
 from dlbase.examine import layerdiff
+from dlbase.cli.helptext import with_exit_codes
 
 
 @click.command("rebuild-check")
@@ -40,6 +41,7 @@ from dlbase.examine import layerdiff
               help="with --attest: this builder's name in the statement (e.g. second-builder)")
 @project_options
 @json_option
+@with_exit_codes
 def command(variant: str | None, builder: str, keep: bool, limit: int, labels: tuple[str, ...],
             attest_ref: str | None, attest_key: str | None, host_label: str | None, matrix_file: Path | None,
             compat_file: Path | None, as_json: bool) -> None:
@@ -47,10 +49,10 @@ def command(variant: str | None, builder: str, keep: bool, limit: int, labels: t
     manifest digests (nothing excluded); when they differ, the layers, files and Debian
     package versions that differ. With the classic builder: the installed packages (with
     hashes) and a digest of every file, except the paths listed in docs/failures.md.
-    Exit 0 when they match, 13 when they differ.
+    Exit {OK} when they match, {NOT_REPRODUCIBLE} when they differ.
 
     With --attest REF --key KEY: when the rebuilt digest is REF's, a signed rebuilt-identical
-    attestation is appended to REF; a different digest attaches nothing (exit 13).
+    attestation is appended to REF; a different digest attaches nothing (exit {NOT_REPRODUCIBLE}).
     """
     extra = parse_labels(labels)
     attestation = None

@@ -9,11 +9,12 @@ import click
 from dlbase.define import render as render_mod
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, project_options
+from dlbase.cli.helptext import exits
 
 
 @click.command("render")
 @click.option("--check", "check_only", is_flag=True,
-              help="change nothing; exit 3 and show the diff when a committed file is stale")
+              help=exits("change nothing; exit {DRIFT} and show the diff when a committed file is stale"))
 @project_options
 @json_option
 def command(check_only: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:

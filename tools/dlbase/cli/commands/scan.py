@@ -20,6 +20,7 @@ from dlbase.vuln import attestation as attestation_mod
 from dlbase.vuln import ecosystems as osv_ecosystems
 from dlbase.vuln import image_scan, severity, update, vex
 from dlbase.image.inventory import Inventory
+from dlbase.cli.helptext import exits
 
 class VulnerabilitiesFound(DlbaseError):
     """Findings at or above --fail-on that no VEX statement answers."""
@@ -40,7 +41,7 @@ class VulnerabilitiesFound(DlbaseError):
               cls=OnlyWith, only_with="do_update",
               help="with --update: where the archives are (https; http only on loopback)")
 @click.option("--fail-on", type=click.Choice([lv.lower() for lv in severity.LEVELS], case_sensitive=False),
-              default=None, help="exit 1 when a finding no VEX statement answers is at or above this severity")
+              default=None, help=exits("exit {FAILED} when a finding no VEX statement answers is at or above this severity"))
 @click.option("--max-db-age", type=float, default=7.0, show_default=True, callback=lambda _c, _p, v: _days(v),
               help=f"warn when the database's newest record is older than this many days (0 to {durations.MAX_DAYS:,})")
 @click.option("--vex", "vex_dir", type=PathParam(path_type=Path), default=None,

@@ -14,6 +14,7 @@ from dlbase.core import reference
 from dlbase.trust import policyfile
 from dlbase.trust.policy import TrustPolicy
 from dlbase.vuln import severity
+from dlbase.cli.helptext import with_exit_codes
 
 
 def policy_options(fn):
@@ -65,11 +66,12 @@ def policy_from(policy_file: Path | None, key_sources: tuple[str, ...], verifier
 @click.argument("ref")
 @policy_options
 @json_option
+@with_exit_codes
 def command(ref: str, as_json: bool, **policy_args) -> None:
     """Check REF (REGISTRY/REPO:TAG or @sha256:...): its signature, every attestation's
-    signature and subject, and the policy. Exit 16 unsigned, 17 bad signature or wrong
-    key, 18 a statement about another digest, 19 the policy is not met, 20 signed for
-    another repository or not for this tag."""
+    signature and subject, and the policy. Exit {UNSIGNED} unsigned, {BAD_SIGNATURE} bad signature or
+    wrong key, {WRONG_SUBJECT} a statement about another digest, {POLICY} the policy is not met,
+    {WRONG_IDENTITY} signed for another repository or not for this tag."""
     reference.parse(ref, where="REF")  # a malformed REF is exit 2 before keys are read or a registry asked
     policy = policy_from(**policy_args)
     body = _trustview.check(ref, policy)

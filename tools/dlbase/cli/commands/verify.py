@@ -14,6 +14,7 @@ from dlbase.verify.report import ONLY, VerifyReport
 from dlbase.cli.commands.common import OnlyWith, attest_options, json_option, open_project, project_options
 from dlbase.engine import Engine
 from dlbase.core.errors import VerifyFailed
+from dlbase.cli.helptext import with_exit_codes
 
 
 def _labels(items: tuple[str, ...]) -> dict[str, str]:
@@ -83,12 +84,13 @@ def print_summary(report: VerifyReport) -> None:
               help="with --attest: this host's name in the attestation (e.g. gpu-h200-01)")
 @project_options
 @json_option
+@with_exit_codes
 def command(image_or_variant: str | None, require_gpu: bool, gpus: bool | None, shm_size: str, ipc_host: bool,
             only: str | None, keyword: str | None, junit_file: Path | None, report_file: Path | None,
             labels: tuple[str, ...], attest: bool, attest_key: str | None, host_label: str | None,
             matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Verify IMAGE_OR_VARIANT (a variant name, an image tag or ID; default: the matrix's default
-    variant): testinfra from the host and the image's own suite inside it. Exit 9 on any failure.
+    variant): testinfra from the host and the image's own suite inside it. Exit {VERIFY} on any failure.
 
     With --attest --key KEY, IMAGE is REGISTRY/REPO@sha256:...: the result, passed or failed,
     is signed and appended to the image's attestations in the registry."""
