@@ -45,3 +45,24 @@ def test_a_help_text_shows_the_number_core_errors_gives() -> None:
     out = CliRunner().invoke(app, ["trust", "--help"], terminal_width=200).output
     assert f"Exit {int(ExitCode.UNSIGNED)} unsigned" in out and f"{int(ExitCode.POLICY)} the policy is not met" in out
     assert "{" not in out
+
+
+def _string_constants(path: Path) -> list[tuple[int, str]]:
+    return [(node.lineno, node.value) for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def test_image_label_names_are_written_only_in_define_labels() -> None:
+    """A label dlbase writes and reads is ``labels.NAME`` everywhere but dlbase/define/labels.py,
+    and the Dockerfile's LABEL step is rendered from its build-argument map."""
+    from dlbase.define import labels
+
+    names = {v for k, v in vars(labels).items() if k.isupper() and isinstance(v, str) and "." in v} - {labels.OCI}
+    home = PACKAGE / "define" / "labels.py"
+    stray = [f"{path.relative_to(PACKAGE)}:{line}: {value}"
+             for path in sorted(PACKAGE.rglob("*.py")) if path != home and "suites" not in path.parts
+             for line, value in _string_constants(path) if value in names]
+    assert not stray, "label names typed outside dlbase/define/labels.py:\n" + "\n".join(stray)
+    template = (PACKAGE.parents[1] / "templates" / "partials" / "labels.j2").read_text(encoding="utf-8")
+    typed = [n for n in [*labels.BUILD_ARGS, *labels.BUILD_ARGS.values()] if n in template]
+    assert not typed, f"partials/labels.j2 types build-time labels or their arguments: {typed}"

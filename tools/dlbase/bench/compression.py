@@ -38,6 +38,7 @@ from dlbase.engine import Engine
 from dlbase.image.local_image import locate
 from dlbase.publish import compression, zstd_export, zstd_push
 from dlbase.registry.client import RegistryClient
+from dlbase.define import labels as image_labels
 
 TAG = "bench"
 
@@ -119,7 +120,7 @@ def run(project: Project, engine: Engine, target: str, *, rounds: int = 2,
     cold_pull.tools()  # missing tools: before minutes of pushing
     found = locate(project, engine, target, hint=f"build it first (`dlbase build {target}`)")
     info = found.inspect
-    bench = CompressionBench(image=target, image_id=info["Id"], variant=found.labels.get("dlbase.variant"),
+    bench = CompressionBench(image=target, image_id=info["Id"], variant=found.labels.get(image_labels.VARIANT),
                              image_bytes=int(info.get("Size", 0)), layers=len(info.get("RootFS", {}).get("Layers", [])),
                              zstd_level=compression.ZSTD_LEVEL, rounds=rounds,
                              measured_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))

@@ -27,6 +27,7 @@ from dlbase.core.errors import DlbaseError, InvalidInput, Missing
 from dlbase.core.imageref import labels_of
 from dlbase.define.project import Project
 from dlbase.engine import Engine, launcher
+from dlbase.define import labels as image_labels
 
 SCRIPT_FILES = ("bench_data.py", "seed_pipelines.py", "loader_utils.py", "known_bugs.py")  # and what they import
 IN_CONTAINER = "/tmp/dlbase-bench"
@@ -34,7 +35,7 @@ WANT_RATIO = 0.95
 SEED_CLAIM_MS = (1.0, 5.0)
 HOST_IMPORTS = "import torch, torchvision, albumentations, cv2, numpy"
 #: The label every dlbase image carries (inherited by images built FROM one).
-IMAGE_LABEL = "dlbase.variant"
+IMAGE_LABEL = image_labels.VARIANT
 #: The host run of the benchmark is stopped after this long (a full run takes minutes).
 HOST_TIMEOUT_S = 1800
 

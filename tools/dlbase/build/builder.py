@@ -34,6 +34,7 @@ from dlbase.core.imageref import labels_of, short_id
 from dlbase.define.project import Project
 from dlbase.image.readback import read_back
 from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, installer_lock_spec, lock_spec
+from dlbase.define import labels as image_labels
 
 # A fixed port: the WHEELHOUSE build arg is part of the classic builder's cache key for
 # the heavy RUN, so a random port would rebuild torch on every build.
@@ -161,25 +162,19 @@ def base_identity(engine: Engine, spec: BuildSpec) -> tuple[str, str]:
 def build_labels(project: Project, spec: BuildSpec, lock_hash: str, base_ref: str, base_digest: str) -> dict:
     revision, created = git_facts(project.root)
     return {
-        "org.opencontainers.image.created": created,
-        "org.opencontainers.image.revision": revision,
-        "org.opencontainers.image.source": SOURCE_URL,
-        "org.opencontainers.image.version": f"{spec.release.torch}-{spec.line.name}-{spec.variant.flavor.name}-{lock_hash}",
-        "org.opencontainers.image.base.name": base_ref,
-        "org.opencontainers.image.base.digest": base_digest,
-        "dlbase.lock-hash": lock_hash,
+        image_labels.CREATED: created,
+        image_labels.REVISION: revision,
+        image_labels.SOURCE: SOURCE_URL,
+        image_labels.VERSION: f"{spec.release.torch}-{spec.line.name}-{spec.variant.flavor.name}-{lock_hash}",
+        image_labels.BASE_NAME: base_ref,
+        image_labels.BASE_DIGEST: base_digest,
+        image_labels.LOCK_HASH: lock_hash,
     }
 
 
-#: Build-time label -> the build argument the Dockerfile's LABEL step reads it from (partials/labels.j2).
-LABEL_ARGS = {
-    "org.opencontainers.image.created": "OCI_CREATED",
-    "org.opencontainers.image.revision": "OCI_REVISION",
-    "org.opencontainers.image.version": "OCI_VERSION",
-    "org.opencontainers.image.source": "OCI_SOURCE",
-    "org.opencontainers.image.base.digest": "OCI_BASE_DIGEST",
-    "dlbase.lock-hash": "DLBASE_LOCK_HASH",
-}
+#: Build-time label -> the build argument the Dockerfile's LABEL step reads it from: the
+#: map partials/labels.j2 is rendered from too.
+LABEL_ARGS = image_labels.BUILD_ARGS
 
 
 def label_buildargs(labels: dict[str, str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from dlbase.define import tags
 from dlbase.define.compat import Compat, Finding, Release, StackResult, WheelLine, check_stack
 from dlbase.core.errors import Incompatible
 from dlbase.define.matrix import Matrix, Variant
+from dlbase.define import labels as image_labels
 
 IMAGE_ROOT = "/opt/dlbase"
 LOCK_IN_IMAGE = f"{IMAGE_ROOT}/requirements.lock"
@@ -27,12 +28,8 @@ VENV = "/opt/venv"
 #: that RUN steps read is part of their cache key, so a commit time would reinstall every
 #: layer at each commit; the image's own created time is still the commit time.
 FILE_EPOCH = 1700000000
-#: The variant an image was built from (its name in the matrix): images are found by it
-#: without the matrix (`dlbase run VARIANT` outside a checkout).
-VARIANT_LABEL = "dlbase.variant"
-#: "true" on images whose flavor serves JupyterLab (the matrix's ``jupyter:``), else "false":
-#: `dlbase run` reads it to publish the notebook port and print the URL, without a checkout.
-JUPYTER_LABEL = "dlbase.jupyter"
+VARIANT_LABEL = image_labels.VARIANT  # the names are dlbase.define.labels'; these are the names importers know
+JUPYTER_LABEL = image_labels.JUPYTER
 #: The per-layer install script and the uv pin it fetches (see images/_build/install_group.py).
 #: Both are in one folder, copied into IMAGE_ROOT whole (a folder into an existing folder).
 INSTALL_DIR = "images/_build"
@@ -143,14 +140,14 @@ class BuildSpec:
         base digest) are added by the builder so they never invalidate the layer cache."""
         v = self.versions()
         labels = {
-            "org.opencontainers.image.title": f"dlbase {self.name}",
-            "org.opencontainers.image.description": (
+            image_labels.TITLE: f"dlbase {self.name}",
+            image_labels.DESCRIPTION: (
                 f"PyTorch {v['torch']} ({self.line.name}, CUDA {v['cuda']}, cuDNN {v['cudnn']}) "
                 f"+ Albumentations {v['albumentations']} on {self.variant.base.os}, {self.variant.flavor.name}"),
-            "org.opencontainers.image.base.name": self.variant.base.tag_ref,
+            image_labels.BASE_NAME: self.variant.base.tag_ref,
             "dlbase.managed": "true",
             VARIANT_LABEL: self.name,
-            "dlbase.flavor": self.variant.flavor.name,
+            image_labels.FLAVOR: self.variant.flavor.name,
             JUPYTER_LABEL: "true" if self.variant.flavor.jupyter else "false",
             "dlbase.torch": v["torch"],
             "dlbase.torchvision": v["torchvision"],

@@ -22,6 +22,7 @@ from dlbase.core.imageref import labels_of, repo_tags, short_id
 from dlbase.image.local_image import locate
 from dlbase.define.project import Project
 from dlbase.image.readback import read_back
+from dlbase.define import labels as image_labels
 
 VERSION_KEYS = ("torch", "torchvision", "cuda", "cudnn_int", "nccl", "python", "albumentations", "opencv", "numpy")
 
@@ -84,13 +85,13 @@ def image_facts(project: Project, engine: Engine, image_id: str) -> dict:
     labels = labels_of(info)
     return {
         "kind": "dlbase.image",
-        "variant": labels.get("dlbase.variant"),
+        "variant": labels.get(image_labels.VARIANT),
         "image_id": image_id,
         "tags": repo_tags(info),
         "size_bytes": int(info.get("Size", 0)),
-        "lock_hash": labels.get("dlbase.lock-hash"),
-        "base": {"ref": labels.get("org.opencontainers.image.base.name"),
-                 "digest": labels.get("org.opencontainers.image.base.digest")},
+        "lock_hash": labels.get(image_labels.LOCK_HASH),
+        "base": {"ref": labels.get(image_labels.BASE_NAME),
+                 "digest": labels.get(image_labels.BASE_DIGEST)},
         "build_seconds": None,
         "versions": {k: probe.get(k) for k in VERSION_KEYS},
         "packages": probe.get("packages", {}),

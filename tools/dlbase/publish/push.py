@@ -50,6 +50,7 @@ from dlbase.core.imageref import repo_tags
 from dlbase.image.local_image import locate
 from dlbase.define.project import Project
 from dlbase.publish import compression, zstd_export, zstd_push
+from dlbase.define import labels as image_labels
 
 PULL_CHECK_COMMAND = ["python", "-c", "import sys; print('dlbase pull check: python', sys.version.split()[0])"]
 
@@ -89,7 +90,7 @@ def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
         named = reference.parse(target, where="IMAGE")
         wanted_repo = named.name if named.tag and not named.digest else None
     info, labels = found.inspect, found.labels
-    lock_hash = labels.get("dlbase.lock-hash")
+    lock_hash = labels.get(image_labels.LOCK_HASH)
     if not lock_hash:
         raise InvalidInput(f"{target} carries no dlbase.lock-hash label: not an image dlbase built",
                            hint="push images built by `dlbase build`")
@@ -101,7 +102,7 @@ def resolve(project: Project, engine: Engine, target: str) -> LocalImage:
     repo, immutable = sorted(immutables)[0]
     others = sorted(t for r, t in local if r == repo and t != immutable and not t.endswith(f"-{lock_hash}"))
     moving = None
-    variant = labels.get("dlbase.variant")
+    variant = labels.get(image_labels.VARIANT)
     if found.spec is not None and found.spec.name == variant:
         moving = found.spec.moving_tag if found.spec.moving_tag in others else None
     elif len(others) == 1:
@@ -197,7 +198,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
         "compression": layer_compression,
         "registry_bytes": registry_bytes,
         "size_bytes": int(engine.inspect_image(image.image_id).get("Size", 0)),
-        "lock_hash": facts.get("lock_hash") or image.labels.get("dlbase.lock-hash"),
+        "lock_hash": facts.get("lock_hash") or image.labels.get(image_labels.LOCK_HASH),
         "base": facts.get("base"),
         "build_seconds": facts.get("build_seconds"),
         "versions": facts.get("versions"),

@@ -29,6 +29,7 @@ from dlbase.engine import Engine, builderchoice
 from dlbase.define.project import Project
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence, keys, predicates, rebuilt, sources, statements, store
+from dlbase.define import labels as image_labels
 
 
 NO_DATABASE = (f"no vulnerability database (--scan-db DIR or ${VULN_DB_ENV}): no scan was attached; "
@@ -169,9 +170,9 @@ def for_rebuild(engine: Engine, client: RegistryClient, subject: evidence.Subjec
     say("reading Debian packages from the rebuilt image (dpkg status)")
     debs = debian.debian_packages(engine, image, labels={"dlbase.purpose": "rebuild-attest"})
     predicate = predicates.rebuilt_predicate(
-        rebuilt_digest=digest, published=subject.reference, variant=rebuild.variant or labels.get("dlbase.variant"),
+        rebuilt_digest=digest, published=subject.reference, variant=rebuild.variant or labels.get(image_labels.VARIANT),
         revision=rebuild.revision or labels.get(rebuilt.REVISION_LABEL),
-        repository=labels.get("org.opencontainers.image.source"), source_date_epoch=rebuild.source_date_epoch,
+        repository=labels.get(image_labels.SOURCE), source_date_epoch=rebuild.source_date_epoch,
         builder={**hostfacts.builder_versions(engine), **rebuild.builder}, host_label=host_label,
         debian={name: version for name, version, _arch in debs}, rebuilt_at=_now(), builds=list(rebuild.builds))
     result = evidence.attach(client, subject, pair, sign=False,

@@ -34,6 +34,7 @@ from dlbase.trust import sbom
 from dlbase.verify.suite_digest import folder_files, suite_digest
 from dlbase.trust.sources import BuiltFrom, Material
 from dlbase.vuln.attestation import OPENVEX_TYPE, VULN_TYPE
+from dlbase.define import labels as image_labels
 
 SBOM_TYPE = "https://cyclonedx.org/bom"
 PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
@@ -56,10 +57,10 @@ def sbom_predicate(*, image_id: str, name: str, python: dict[str, str], debs: li
     """The SBOM: hashes from the lock inside the image, purls of the image's own distribution."""
     lock_text = built.lock.content.decode("utf-8", "replace") if built.lock else None
     document = sbom.cyclonedx(image_id=image_id, image_name=name, packages=python, lock_text=lock_text,
-                              properties={"dlbase:variant": str(labels.get("dlbase.variant")),
-                                          "dlbase:lock-hash": str(labels.get("dlbase.lock-hash")),
+                              properties={"dlbase:variant": str(labels.get(image_labels.VARIANT)),
+                                          "dlbase:lock-hash": str(labels.get(image_labels.LOCK_HASH)),
                                           "dlbase:distro": str(built.distro)},
-                              timestamp=labels.get("org.opencontainers.image.created"))
+                              timestamp=labels.get(image_labels.CREATED))
     return sbom.add_debian(document, debs, distro=built.distro, vendor=built.os_id or "debian")
 
 
@@ -87,9 +88,9 @@ def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str 
         except ValueError:
             started = None
     deps = []
-    base_digest = labels.get("org.opencontainers.image.base.digest")
-    if labels.get("org.opencontainers.image.base.name"):
-        dep = {"uri": labels["org.opencontainers.image.base.name"], "name": "base image"}
+    base_digest = labels.get(image_labels.BASE_DIGEST)
+    if labels.get(image_labels.BASE_NAME):
+        dep = {"uri": labels[image_labels.BASE_NAME], "name": "base image"}
         if base_digest and base_digest.startswith("sha256:"):
             dep["digest"] = {"sha256": base_digest.split(":", 1)[1]}
         deps.append(dep)
@@ -101,12 +102,12 @@ def provenance_predicate(*, labels: dict[str, str], image_id: str, created: str 
         "buildDefinition": {
             "buildType": build_type,
             "externalParameters": {
-                "repository": labels.get("org.opencontainers.image.source"),
-                "commit": labels.get("org.opencontainers.image.revision"),
-                "variant": labels.get("dlbase.variant"),
-                "lockHash": labels.get("dlbase.lock-hash"),
+                "repository": labels.get(image_labels.SOURCE),
+                "commit": labels.get(image_labels.REVISION),
+                "variant": labels.get(image_labels.VARIANT),
+                "lockHash": labels.get(image_labels.LOCK_HASH),
             },
-            "internalParameters": {"baseImage": labels.get("org.opencontainers.image.base.name"),
+            "internalParameters": {"baseImage": labels.get(image_labels.BASE_NAME),
                                    "baseDigest": base_digest, "imageId": image_id},
             "resolvedDependencies": deps,
         },

@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dlbase.core.errors import NotReproducible
+from dlbase.define import labels as image_labels
 from dlbase.trust.policy import REBUILDER, RebuildRequirement, TrustedKey, TrustPolicy
 from dlbase.vuln.db import parse_time
 
-REVISION_LABEL = "org.opencontainers.image.revision"
+REVISION_LABEL = image_labels.REVISION
 
 
 @dataclass(frozen=True)

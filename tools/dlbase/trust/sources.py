@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from dlbase.core.errors import DlbaseError
 from dlbase.define.spec import LOCK_IN_IMAGE
+from dlbase.define import labels as image_labels
 
 if TYPE_CHECKING:  # the engine is handed in; importing it would load docker
     from dlbase.engine import Engine
@@ -93,10 +94,10 @@ def dockerfile_at(root: Path, revision: str | None, variant: str | None) -> Mate
 
 def read(root: Path, engine: Engine, image_id: str, labels: dict[str, str]) -> BuiltFrom:
     """The build's inputs of ``image_id`` (its labels given), each from its true source."""
-    variant = labels.get("dlbase.variant")
+    variant = labels.get(image_labels.VARIANT)
     lock = _image_file(engine, image_id, LOCK_IN_IMAGE)
     release = parse_os_release((_image_file(engine, image_id, OS_RELEASE) or b"").decode("utf-8", "replace"))
     return BuiltFrom(
         lock=Material(f"images/{variant}/requirements.lock" if variant else LOCK_IN_IMAGE, lock) if lock else None,
-        dockerfile=dockerfile_at(root, labels.get("org.opencontainers.image.revision"), variant),
+        dockerfile=dockerfile_at(root, labels.get(image_labels.REVISION), variant),
         os_id=release.get("ID") or None, os_version=release.get("VERSION_ID") or None)

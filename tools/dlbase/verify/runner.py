@@ -49,6 +49,7 @@ from dlbase.verify.suite_digest import folder_files, suite_digest
 from dlbase.verify.children import child_env, run_interruptible
 from dlbase.verify.junit import merge_junit, parse_junit
 from dlbase.verify.report import ONLY, Row, VerifyReport, host_rows, image_rows
+from dlbase.define import labels as image_labels
 
 PURPOSE_LABEL = "dlbase.purpose"
 IMAGE_JUNIT = "/tmp/dlbase-verify/junit.xml"
@@ -110,7 +111,7 @@ def expectations(project: Project, target: Target, *, container: str, gpus: bool
     """What the host half must find, as plain data (tests/infra reads it as JSON)."""
     config = target.inspect.get("Config") or {}
     labels = target.labels
-    flavor_name = labels.get("dlbase.flavor")
+    flavor_name = labels.get(image_labels.FLAVOR)
     flavor = project.matrix.flavors.get(flavor_name) if flavor_name else None
     spec = target.spec
     return {
@@ -249,7 +250,7 @@ def verify(project: Project, engine: Engine, target: Target, options: VerifyOpti
         with contextlib.suppress(Exception):
             engine.cleanup(f"{VERIFY_RUN_LABEL}={run_id}")  # e.g. a Jupyter container of a killed host half
     passed = bool(rows) and not any(r.result in ("failed", "error") for r in rows)
-    flavor = target.labels.get("dlbase.flavor")
+    flavor = target.labels.get(image_labels.FLAVOR)
     report = VerifyReport(image=target.ref, image_id=target.image_id, variant=target.variant, flavor=flavor,
                           passed=passed, partial=options.partial, require_gpu=options.require_gpu, gpus=gpus,
                           shm=shm, rows=rows, seconds=round(time.monotonic() - t0, 1), started_at=started_at,
