@@ -16,6 +16,7 @@ import pytest
 from dlbase.engine import Engine
 from dlbase.publish import compression
 from dlbase.registry.client import RegistryClient
+from dlbase.registry import mediatypes
 from tests.support.pushing import REPO, Img, build_small_image, push, qualified_tags, remote
 from tests.support.registry import running_registry
 
@@ -44,7 +45,7 @@ def test_zstd_push_manifest_pull_and_run(engine: Engine, image_z: Img, tmp_path)
         client = RegistryClient(reg.host)
         manifest, served = client.manifest(REPO, image_z.immutable)
         assert served == digest
-        assert manifest["mediaType"] == compression.OCI_MANIFEST
+        assert manifest["mediaType"] == mediatypes.OCI_MANIFEST
         assert {d["mediaType"] for d in manifest["layers"]} == {compression.ZSTD_LAYER}
         assert manifest["annotations"][compression.SOURCE_ANNOTATION] == image_z.image_id
         assert body["registry_bytes"] == manifest["config"]["size"] + sum(d["size"] for d in manifest["layers"])

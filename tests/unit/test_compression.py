@@ -16,6 +16,7 @@ import zstandard
 from dlbase.publish import compression
 from dlbase.publish.compression import CompressionError, Layer
 from dlbase.publish.push import names_image
+from dlbase.registry import mediatypes
 
 
 def sha(data: bytes) -> str:
@@ -77,8 +78,8 @@ def _source() -> tuple[dict, dict, list[Layer]]:
     config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha(r) for r in raws]}}
     cbytes = json.dumps(config).encode()
     source = {
-        "schemaVersion": 2, "mediaType": compression.DOCKER_MANIFEST,
-        "config": {"mediaType": compression.DOCKER_CONFIG, "digest": sha(cbytes), "size": len(cbytes)},
+        "schemaVersion": 2, "mediaType": mediatypes.DOCKER_MANIFEST,
+        "config": {"mediaType": mediatypes.DOCKER_CONFIG, "digest": sha(cbytes), "size": len(cbytes)},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": sha(s),
                     "size": len(s), **({"annotations": {"org.example.note": "kept"}} if i == 1 else {})}
                    for i, s in enumerate(stored)],
@@ -93,9 +94,9 @@ def test_zstd_manifest_types_sizes_digests_and_annotations():
     compression.check_layers(source, config, layers)
     out = compression.zstd_manifest(source, layers, source_digest="sha256:" + "a" * 64)
     assert source == before  # pure
-    assert out["mediaType"] == compression.OCI_MANIFEST and out["schemaVersion"] == 2
+    assert out["mediaType"] == mediatypes.OCI_MANIFEST and out["schemaVersion"] == 2
     # the config blob is the same bytes (digest and size), typed as OCI's
-    assert out["config"] == {**source["config"], "mediaType": compression.OCI_CONFIG}
+    assert out["config"] == {**source["config"], "mediaType": mediatypes.OCI_CONFIG}
     assert [d["mediaType"] for d in out["layers"]] == [compression.ZSTD_LAYER] * 2
     assert [(d["digest"], d["size"]) for d in out["layers"]] == [(lay.digest, lay.size) for lay in layers]
     assert "annotations" not in out["layers"][0]
@@ -111,7 +112,7 @@ def test_zstd_manifest_types_sizes_digests_and_annotations():
 def test_zstd_manifest_keeps_an_oci_config_type_and_subject():
     source, _config, layers = _source()
     source["config"]["mediaType"] = "application/vnd.example.config+json"
-    source["subject"] = {"mediaType": compression.OCI_MANIFEST, "digest": "sha256:" + "b" * 64, "size": 1}
+    source["subject"] = {"mediaType": mediatypes.OCI_MANIFEST, "digest": "sha256:" + "b" * 64, "size": 1}
     out = compression.zstd_manifest(source, layers, source_digest="sha256:" + "a" * 64)
     assert out["config"]["mediaType"] == "application/vnd.example.config+json"
     assert out["subject"] == source["subject"]
@@ -134,9 +135,9 @@ def test_layers_that_disagree_with_the_manifest_or_config_are_refused():
 def test_names_image_on_either_store_and_for_the_zstd_form():
     image_id = "sha256:" + "c" * 64
     other = "sha256:" + "d" * 64
-    gz = {"config": {"mediaType": compression.OCI_CONFIG, "digest": other, "size": 2}}
+    gz = {"config": {"mediaType": mediatypes.OCI_CONFIG, "digest": other, "size": 2}}
     assert names_image(gz, image_id, image_id, "w")  # containerd store: the ID is the manifest digest
-    classic = {"config": {"mediaType": compression.OCI_CONFIG, "digest": image_id, "size": 2}}
+    classic = {"config": {"mediaType": mediatypes.OCI_CONFIG, "digest": image_id, "size": 2}}
     assert names_image(classic, other, image_id, "w")  # classic store: the ID is the config digest
     zs = {**gz, "annotations": {compression.SOURCE_ANNOTATION: image_id}}
     assert names_image(zs, other, image_id, "w")

@@ -66,3 +66,21 @@ def test_image_label_names_are_written_only_in_define_labels() -> None:
     template = (PACKAGE.parents[1] / "templates" / "partials" / "labels.j2").read_text(encoding="utf-8")
     typed = [n for n in [*labels.BUILD_ARGS, *labels.BUILD_ARGS.values()] if n in template]
     assert not typed, f"partials/labels.j2 types build-time labels or their arguments: {typed}"
+
+
+def test_image_media_types_are_written_only_in_registry_mediatypes() -> None:
+    home = PACKAGE / "registry" / "mediatypes.py"
+    stray = [f"{path.relative_to(PACKAGE)}:{line}: {value}"
+             for path in sorted(PACKAGE.rglob("*.py")) if path != home
+             for line, value in _string_constants(path)
+             if value.startswith(("application/vnd.oci.", "application/vnd.docker."))]
+    assert not stray, "OCI/Docker media types typed outside dlbase/registry/mediatypes.py:\n" + "\n".join(stray)
+
+
+def test_the_images_platform_is_written_only_in_define_lock() -> None:
+    from dlbase.define.lock import PLATFORM
+
+    home = PACKAGE / "define" / "lock.py"
+    stray = [f"{path.relative_to(PACKAGE)}:{line}" for path in sorted(PACKAGE.rglob("*.py")) if path != home
+             for line, value in _string_constants(path) if value == PLATFORM]
+    assert not stray, f"{PLATFORM} typed outside dlbase/define/lock.py: {stray}"

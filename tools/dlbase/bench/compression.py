@@ -39,6 +39,7 @@ from dlbase.image.local_image import locate
 from dlbase.publish import compression, zstd_export, zstd_push
 from dlbase.registry.client import RegistryClient
 from dlbase.define import labels as image_labels
+from dlbase.registry import mediatypes
 
 TAG = "bench"
 
@@ -109,7 +110,7 @@ def _push_zstd(engine: Engine, image_id: str, host: str, work: Path, say: Callab
         converted = zstd_export.convert(engine, image_id, Path(tmp))
         say(f"  re-compressed {len(converted.layers)} layers in {time.monotonic() - started:.1f} s; uploading")
         zstd_push.upload_blobs(client, "bench-zstd", converted)
-        client.put_manifest("bench-zstd", TAG, converted.manifest_bytes, compression.OCI_MANIFEST)
+        client.put_manifest("bench-zstd", TAG, converted.manifest_bytes, mediatypes.OCI_MANIFEST)
     return converted.digest, round(time.monotonic() - started, 3)
 
 

@@ -31,9 +31,10 @@ from packaging.version import Version
 from dlbase.core import yamlio
 from dlbase.core.errors import InvalidInput
 from dlbase.define import wheelmeta
+from dlbase.define.lock import PLATFORM as LOCK_PLATFORM
 
 #: The environment the images install into (markers of Requires-Dist are evaluated for it).
-PLATFORM = "x86_64-manylinux_2_28"
+PLATFORM = LOCK_PLATFORM
 _LIBRARY_RE = {
     "cudnn": re.compile(r"^nvidia-cudnn-cu\d+\Z"),
     "nccl": re.compile(r"^nvidia-nccl-cu\d+\Z"),

@@ -102,6 +102,11 @@ _NETWORK_MARKERS = (
 )
 
 
+#: uv's --python-platform for the images' x86_64 glibc >= 2.28 (Debian 12: 2.36, Ubuntu 22.04:
+#: 2.35): what every lock resolves for, and what `compat add` reads wheels' metadata for.
+PLATFORM = "x86_64-manylinux_2_28"
+
+
 @dataclass
 class LockSpec:
     """Everything that determines one variant's resolution.
@@ -113,7 +118,7 @@ class LockSpec:
     variant: str
     requirements: list[str]
     python_version: str = "3.11"
-    platform: str = "x86_64-manylinux_2_28"
+    platform: str = PLATFORM
     index_url: str = PYPI_SIMPLE
     extra_index_urls: list[str] = field(default_factory=list)
     #: ``name==version`` pins this resolution must keep (a flavor's parent lock), so the

@@ -14,6 +14,7 @@ from dlbase.define.compat import Compat, Finding, Release, StackResult, WheelLin
 from dlbase.core.errors import Incompatible
 from dlbase.define.matrix import Matrix, Variant
 from dlbase.define import labels as image_labels
+from dlbase.define.lock import PLATFORM as lock_platform
 
 IMAGE_ROOT = "/opt/dlbase"
 LOCK_IN_IMAGE = f"{IMAGE_ROOT}/requirements.lock"
@@ -38,8 +39,7 @@ INSTALL_SCRIPT_IN_IMAGE = f"{IMAGE_ROOT}/install_group.py"
 INSTALLER_LOCK = f"{INSTALL_DIR}/installer.lock"
 INSTALLER_LOCK_IN_IMAGE = f"{IMAGE_ROOT}/installer.lock"
 INSTALLER_LOCK_NAME = "installer"  # its name for `dlbase lock`
-# uv's --python-platform for the images' x86_64 glibc >= 2.28 (Debian 12: 2.36, Ubuntu 22.04: 2.35).
-LOCK_PLATFORM = "x86_64-manylinux_2_28"
+LOCK_PLATFORM = lock_platform  # dlbase.define.lock.PLATFORM, by the name the builder knows
 
 
 def check_variant(compat: Compat, variant: Variant) -> StackResult:

@@ -26,14 +26,14 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from dlbase.registry import mediatypes
 from dlbase.image.snapshot import compare_maps, parse_dpkg_status, tar_path
 
 #: Blobs below this size are read into memory and tried as JSON (index, manifest, config).
 JSON_BLOB_LIMIT = 16 << 20
 _BLOCK = 1 << 20
 DPKG_STATUS = "var/lib/dpkg/status"
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
-               "application/vnd.docker.distribution.manifest.list.v2+json")
+INDEX_TYPES = mediatypes.INDEX_TYPES
 #: Config keys compared as the layers: the layer diff reports them with reasons.
 _CONFIG_SKIP = ("rootfs",)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable
 
 from dlbase.core.errors import ImageMismatch
+from dlbase.registry.mediatypes import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_LAYER,
+                                       OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST)
 
 GZIP, ZSTD = "gzip", "zstd"
 CHOICES = (GZIP, ZSTD)
@@ -36,19 +38,13 @@ ZSTD_THREADS = -1
 #: store) whose layers were re-compressed: how a later push knows the tag holds this image.
 SOURCE_ANNOTATION = "dlbase.recompressed-from"
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
+ZSTD_LAYER = OCI_LAYER_ZSTD
 #: Layer media types -> how their bytes are encoded.
 LAYER_ENCODINGS = {
-    "application/vnd.oci.image.layer.v1.tar+gzip": GZIP,
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": GZIP,
-    "application/vnd.oci.image.layer.v1.tar": "none",
-    "application/vnd.docker.image.rootfs.diff.tar": "none",
+    OCI_LAYER_GZIP: GZIP,
+    DOCKER_LAYER_GZIP: GZIP,
+    OCI_LAYER: "none",
+    DOCKER_LAYER: "none",
     ZSTD_LAYER: ZSTD,
 }
 _CHUNK = 1 << 20

@@ -51,6 +51,7 @@ from dlbase.image.local_image import locate
 from dlbase.define.project import Project
 from dlbase.publish import compression, zstd_export, zstd_push
 from dlbase.define import labels as image_labels
+from dlbase.registry import mediatypes
 
 PULL_CHECK_COMMAND = ["python", "-c", "import sys; print('dlbase pull check: python', sys.version.split()[0])"]
 
@@ -279,7 +280,7 @@ def _push_zstd(project: Project, engine: Engine, client: registry.RegistryClient
                               "(at most unreferenced layer blobs)") from None
         body = converted.manifest_bytes
     digest = digests.sha256_of(body)
-    media_type = json.loads(body).get("mediaType") or compression.OCI_MANIFEST
+    media_type = json.loads(body).get("mediaType") or mediatypes.OCI_MANIFEST
     results: dict[str, dict] = {}
     for t in image.tags:
         present = t == image.immutable and existing is not None

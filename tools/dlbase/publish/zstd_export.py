@@ -28,11 +28,12 @@ from dlbase.core import digest as digests
 from dlbase.engine import Engine, TransferEvent
 from dlbase.publish import compression
 from dlbase.publish.compression import CompressionError, Layer
+from dlbase.registry import mediatypes
 
 #: Blobs up to this size are kept in memory (registries refuse manifests above 4 MiB).
 SMALL = 4 << 20
-_MANIFESTS = (compression.OCI_MANIFEST, compression.DOCKER_MANIFEST)
-_INDEXES = (compression.OCI_INDEX, compression.DOCKER_LIST)
+_MANIFESTS = (mediatypes.OCI_MANIFEST, mediatypes.DOCKER_MANIFEST)
+_INDEXES = (mediatypes.OCI_INDEX, mediatypes.DOCKER_LIST)
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,12 @@ from dlbase.core.errors import RegistryError
 from dlbase.core.reference import DOCKER_HUB, DOCKER_HUB_API, Reference
 from dlbase.registry import answers, auth
 from dlbase.registry.auth import is_loopback
+from dlbase.registry import mediatypes
 from dlbase.registry.limits import BLOB_MAX, DEADLINE_S, JSON_MAX, MANIFEST_MAX, Answer, BoundedHttp, origin
 
 __all__ = ["RegistryClient", "api_host", "is_loopback", "MANIFEST_TYPES"]
 
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_TYPES = ", ".join(mediatypes.MANIFEST_TYPES)  # the Accept header of a manifest request
 MAX_TAG_PAGES = 1000
 #: Bytes per PATCH of a chunked blob upload: one bounded call each (the deadline is per call).
 UPLOAD_CHUNK = 16 << 20

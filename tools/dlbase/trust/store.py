@@ -32,10 +32,9 @@ from dlbase.core import digest as digests
 from dlbase.core.errors import RegistryError
 from dlbase.registry import answers
 from dlbase.registry.client import RegistryClient
+from dlbase.registry.mediatypes import OCI_CONFIG, OCI_MANIFEST
 from dlbase.trust.simplesign import SIGNATURE_ANNOTATION
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 EMPTY_CONFIG = b"{}"
 PREDICATE_ANNOTATION = "predicateType"
 APPEND_TRIES = 8
