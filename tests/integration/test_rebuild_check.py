@@ -92,7 +92,7 @@ def test_buildkit_rebuild_check_names_the_layer_and_file_that_differ(engine, deb
     sp = make_small_project(tmp_path)
     template = sp.root / "templates" / "Dockerfile.j2"
     text = template.read_text()
-    marker = "WORKDIR /workspace\n"  # still root here: the USER step follows
+    marker = "WORKDIR {{ workspace }}\n"  # still root here: the USER step follows
     assert text.count(marker) == 1
     # dated like every template RUN (partials/mtimes.j2), so only the content differs
     step = ('{% from "partials/mtimes.j2" import run_end with context %}'

@@ -242,7 +242,7 @@ def test_edited_image_json_is_drift(cli, project_copy, edit):
 
 
 def test_template_change_reaches_every_variant(cli, project_copy, edit, variants):
-    edit(project_copy / "templates" / "Dockerfile.j2", "WORKDIR /workspace", "WORKDIR /workspace\n# new line")
+    edit(project_copy / "templates" / "Dockerfile.j2", "WORKDIR {{ workspace }}", "WORKDIR {{ workspace }}\n# new line")
     res = cli("render", "--check")
     assert res.code == 3
     for name in variants:

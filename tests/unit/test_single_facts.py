@@ -84,3 +84,23 @@ def test_the_images_platform_is_written_only_in_define_lock() -> None:
     stray = [f"{path.relative_to(PACKAGE)}:{line}" for path in sorted(PACKAGE.rglob("*.py")) if path != home
              for line, value in _string_constants(path) if value == PLATFORM]
     assert not stray, f"{PLATFORM} typed outside dlbase/define/lock.py: {stray}"
+
+
+def test_the_image_root_workspace_and_notebook_port_are_written_only_in_core_inimage() -> None:
+    """The host side (launcher, builder, layering) and every template read them from core/inimage.py."""
+    from dlbase.core.inimage import IMAGE_ROOT, NOTEBOOK_PORT, WORKSPACE
+
+    home = PACKAGE / "core" / "inimage.py"
+    stray = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == home or "suites" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            value = getattr(node, "value", None) if isinstance(node, ast.Constant) else None
+            if (isinstance(value, str) and value.startswith((IMAGE_ROOT, WORKSPACE))) or \
+                    (type(value) is int and value == NOTEBOOK_PORT):
+                stray.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {value!r}")
+    for template in sorted((PACKAGE.parents[1] / "templates").rglob("*.j2")):
+        text = template.read_text(encoding="utf-8")
+        stray += [f"{template.name}: {fact}" for fact in (IMAGE_ROOT, WORKSPACE, str(NOTEBOOK_PORT)) if fact in text]
+    assert not stray, "typed outside dlbase/core/inimage.py:\n" + "\n".join(stray)

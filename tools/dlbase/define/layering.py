@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbase.core import fileerrors
+from dlbase.core.inimage import IMAGE_ROOT
 from dlbase.define.lock import Lock, Pinned, canonical_name, parse_lock_text
 from dlbase.define.matrix import LayerGroup, Matrix, Variant
 
@@ -29,7 +30,7 @@ from dlbase.define.matrix import LayerGroup, Matrix, Variant
 LAYERS_DIR = "images/_layers"
 #: Where they land in the image. The same path in every flavor, so the COPY steps of shared
 #: groups are identical and hit the same cache.
-LAYERS_IN_IMAGE = "/opt/dlbase/layers"
+LAYERS_IN_IMAGE = f"{IMAGE_ROOT}/layers"
 #: Packages no rule claims are installed last, in a group of this name; `dlbase check` fails on them.
 UNASSIGNED = "unassigned"
 #: The group of a matrix without ``layers:``: the whole lock in one layer (the old design).

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from dlbase.core import fileset
+from dlbase.core.inimage import NOTEBOOK_PORT, WORKSPACE
 from dlbase.define import labels as labels_mod
 from dlbase.define import bakefile
 from dlbase.define import layering
@@ -176,6 +177,7 @@ def dockerfile(project: Project, spec: BuildSpec, env: jinja2.Environment, *, si
         venv=VENV, user=USER, apt_packages=apt_packages(spec), variant_dir=variant_dir,
         lock_in_image=LOCK_IN_IMAGE, info_in_image=INFO_IN_IMAGE, tests_in_image=TESTS_IN_IMAGE,
         entrypoint_in_image=ENTRYPOINT_IN_IMAGE, preflight_in_image=PREFLIGHT_IN_IMAGE,
+        workspace=WORKSPACE, notebook_port=NOTEBOOK_PORT,
         labels=spec.static_labels(), label_args=list(labels_mod.BUILD_ARGS.items()), steps=steps,
         sources=context_folders(steps, variant_dir), sources_root=SOURCES_ROOT,
         runtime_src=RUNTIME_SRC, tests_src=TESTS_SRC,

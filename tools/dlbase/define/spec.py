@@ -15,8 +15,8 @@ from dlbase.core.errors import Incompatible
 from dlbase.define.matrix import Matrix, Variant
 from dlbase.define import labels as image_labels
 from dlbase.define.lock import PLATFORM as lock_platform
+from dlbase.core.inimage import IMAGE_ROOT
 
-IMAGE_ROOT = "/opt/dlbase"
 LOCK_IN_IMAGE = f"{IMAGE_ROOT}/requirements.lock"
 INFO_IN_IMAGE = f"{IMAGE_ROOT}/image.json"
 TESTS_IN_IMAGE = f"{IMAGE_ROOT}/tests"

@@ -34,14 +34,13 @@ from docker import errors as docker_errors
 from docker.types import Mount
 
 from dlbase.core import errors, signals, sizes
+from dlbase.core.inimage import NOTEBOOK_PORT, WORKSPACE
 from dlbase.core.sizes import DEFAULT_SHM
 from dlbase.engine.containers import LAUNCHED_LABEL, MANAGED_LABEL, gpu_requests
 
 if TYPE_CHECKING:
     from dlbase.engine import Engine
 
-WORKSPACE = "/workspace"
-NOTEBOOK_PORT = 8888
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # A user or group as the container's passwd/group files may name it (POSIX portable name
 # characters, not starting with '-'; a trailing '$' as Samba machine accounts have), or a number.

@@ -19,10 +19,12 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from typing import IO
 
+from dlbase.define.layering import LAYERS_DIR, LAYERS_IN_IMAGE
+
 #: A group's subset: in the image (/opt/dlbase/layers/NN-<group>.txt, which its RUN installs) or
 #: the folder its COPY takes (images/_layers/NN-<group>-<hash>/, under stage "sources").
-_GROUP_RE = re.compile(r"(?:/opt/dlbase/layers/\d+-(?P<name>[a-z0-9][a-z0-9._-]*)\.txt"
-                       r"|images/_layers/\d+-(?P<folder>[a-z0-9][a-z0-9._-]*?)-[0-9a-f]{12}/)")
+_GROUP_RE = re.compile(rf"(?:{re.escape(LAYERS_IN_IMAGE)}/\d+-(?P<name>[a-z0-9][a-z0-9._-]*)\.txt"
+                       rf"|{re.escape(LAYERS_DIR)}/\d+-(?P<folder>[a-z0-9][a-z0-9._-]*?)-[0-9a-f]{{12}}/)")
 _METADATA_RE = re.compile(r"[^/]+\.dist-info/METADATA$")
 #: How many shadowing paths a row names (the count is always complete).
 SHADOW_EXAMPLES = 5

@@ -21,6 +21,7 @@ from dlbase.core.errors import InvalidInput
 from dlbase.define.spec import JUPYTER_LABEL
 from dlbase.engine import Engine, launcher
 from dlbase.image import local_image
+from dlbase.core.inimage import WORKSPACE
 
 
 def _container_command(ctx: click.Context, words: tuple[str, ...]) -> list[str] | None:
@@ -55,8 +56,8 @@ def _container_command(ctx: click.Context, words: tuple[str, ...]) -> list[str] 
               help=f"host port for the notebook server (default {launcher.NOTEBOOK_PORT} for a Jupyter image); "
                    f"it listens on {launcher.LOCAL_ADDRESS} unless ADDRESS says otherwise (0.0.0.0: every interface)")
 @click.option("--workspace", type=PathParam(path_type=Path, file_okay=False), default=None,
-              help="folder mounted at /workspace (default: the current folder)")
-@click.option("--no-workspace", is_flag=True, help="mount nothing at /workspace")
+              help=f"folder mounted at {WORKSPACE} (default: the current folder)")
+@click.option("--no-workspace", is_flag=True, help=f"mount nothing at {WORKSPACE}")
 @click.option("--user", default=None, metavar="UID[:GID]|NAME[:GROUP]",
               help="who runs inside (default: your UID:GID, so files written belong to you)")
 @click.option("--json", "as_json", is_flag=True, help="print the launch settings and exit code as one JSON document")
@@ -76,7 +77,7 @@ def command(ctx: click.Context, image: str | None, command: tuple[str, ...], gpu
         validate.size(shm_size, where="--shm-size")
     if workspace is not None and no_workspace:
         raise InvalidInput(f"--workspace {workspace} and --no-workspace conflict",
-                           hint="give one: --workspace DIR mounts DIR at /workspace, --no-workspace mounts nothing")
+                           hint=f"give one: --workspace DIR mounts DIR at {WORKSPACE}, --no-workspace mounts nothing")
     if user is not None:
         launcher.check_user(user)
     if publish is not None:
