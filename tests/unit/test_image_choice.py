@@ -1,4 +1,4 @@
-"""The rule that turns a variant name into one of the daemon's images (dlbase.examine.image_choice).
+"""The rule that turns a variant name into one of the daemon's images (dlbase.image.image_choice).
 
 Outside a project `dlbase run VARIANT` ran the newest image carrying the variant label, from
 whatever repository it was in: another project's image of the same name ran instead of the
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from dlbase.core.errors import ExitCode
-from dlbase.examine.image_choice import AmbiguousImage, choose, repository_of
+from dlbase.image.image_choice import AmbiguousImage, choose, repository_of
 
 V = "torch2.6-cu124-runtime-debian12"
 

@@ -3,7 +3,7 @@
 `verify`, `push`, `report`, `scan` and the attestation steps accept "a variant name, an image
 reference or an image ID"; `run` and `bench data` accept the same and also work outside a
 project. A variant means its moving tag in the matrix's repository (the newest build of it)
-when the daemon has it; otherwise the image :func:`dlbase.examine.image_choice.choose` picks
+when the daemon has it; otherwise the image :func:`dlbase.image.image_choice.choose` picks
 among those carrying its ``dlbase.variant`` label (the matrix's repository first; images of
 several repositories are refused, not guessed between). Anything else is handed to the
 daemon as it is.
@@ -20,7 +20,7 @@ from dlbase.engine import Engine
 from dlbase.core.errors import DlbaseError, InvalidInput, Missing
 from dlbase.define.project import Project
 from dlbase.define.spec import VARIANT_LABEL, BuildSpec
-from dlbase.examine import image_choice
+from dlbase.image import image_choice
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def locate(project: Project, engine: Engine, name: str | None, *, hint: str | No
     """A variant name (no name: the matrix's default variant), an image reference or an
     image ID -> the local image. A variant is resolved by :func:`variant_image`; Missing
     (with ``hint``, or "build it") when nothing of it is on the daemon, and
-    :class:`~dlbase.examine.image_choice.AmbiguousImage` when images of several other
+    :class:`~dlbase.image.image_choice.AmbiguousImage` when images of several other
     repositories carry its label."""
     spec: BuildSpec | None = None
     variant_names = {v.name for v in project.matrix.variants}
