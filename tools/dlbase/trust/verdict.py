@@ -40,6 +40,11 @@ class Outcome:
 Evaluator = Callable[[Evidence, TrustPolicy], Outcome]
 
 
+def _found(rows: list[dict], host_of: Callable[[dict], str | None], nothing: str) -> str:
+    """What was found, for an unmet requirement's message: each row's host and why it does not count."""
+    return "; ".join(f"{host_of(r['predicate']) or 'unlabelled'}: {', '.join(r['unmet'])}" for r in rows) or nothing
+
+
 def verifications(evidence: Evidence, policy: TrustPolicy) -> Outcome:
     """Each verification (newest first, either predicate type, read through
     :func:`predicates.verification_view`) with why it does or does not count; unmet when
@@ -50,8 +55,7 @@ def verifications(evidence: Evidence, policy: TrustPolicy) -> Outcome:
     why = unmet(policy, rows)
     if not why:
         return Outcome("verification", rows)
-    found = "; ".join(f"{(r['predicate'].get('host') or {}).get('label') or 'unlabelled'}: {', '.join(r['unmet'])}"
-                      for r in rows) or "no verification attestation at all"
+    found = _found(rows, lambda p: (p.get("host") or {}).get("label"), "no verification attestation at all")
     return Outcome("verification", rows, PolicyNotMet(
         f"{evidence.subject.reference}: no verification meets the policy ({policy.describe()}): {why}; "
         f"found: {found}",
@@ -95,8 +99,7 @@ def rebuilds(evidence: Evidence, policy: TrustPolicy) -> Outcome:
     why = rebuilt.unmet(policy, rows)
     if not why or policy.rebuilt is None:
         return Outcome("rebuilt", rows)
-    found = "; ".join(f"{r['predicate'].get('host_label') or 'unlabelled'}: {', '.join(r['unmet'])}"
-                      for r in rows) or "no rebuilt-identical attestation at all"
+    found = _found(rows, lambda p: p.get("host_label"), "no rebuilt-identical attestation at all")
     return Outcome("rebuilt", rows, PolicyNotMet(
         f"{evidence.subject.reference}: the rebuilt-identical requirement is not met "
         f"({policy.rebuilt.describe()}): {why}; found: {found}",

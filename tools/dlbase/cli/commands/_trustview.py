@@ -34,18 +34,6 @@ def _counts(counts: dict | None) -> str:
     return ", ".join(f"{n} {level.lower()}" for level, n in counts.items() if n) or "no open findings"
 
 
-def _verification_summary(pred: dict) -> dict:
-    host = pred.get("host") or {}
-    return {"host_label": host.get("label"), "result": pred.get("result"),
-            "gpus": [f"{g.get('name')} ({g.get('sm')})" for g in host.get("gpus") or []],
-            "driver": host.get("driver"), "cuda_driver": host.get("cudaDriverVersion"),
-            "require_gpu": pred.get("requireGpu"), "partial": pred.get("partial"),
-            "forced": pred.get("forced"), "simulated": pred.get("simulated"),
-            "when": pred.get("verifiedAt") or pred.get("attestedAt"),
-            "counts": pred.get("counts"), "failed_checks": pred.get("failedChecks"),
-            "source": pred.get("source")}
-
-
 def _by(signer: dict | None) -> str:
     """'key LABEL sha256:0123456789ab...' for the key that verified a row."""
     if not signer:
