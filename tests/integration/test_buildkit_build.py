@@ -172,6 +172,49 @@ def test_version_mismatch_removes_the_loaded_image(engine: Engine, small, sessio
     assert scratch_left(sp) == []
 
 
+EXPORTED = re.compile(r"exporting manifest (sha256:[0-9a-f]{64})")
+
+
+def test_a_cache_export_that_fails_after_the_image_was_stored_leaves_no_image(
+        engine: Engine, small, session_labels, test_repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """buildx stores the image first and exports the registry cache after it, so a
+    --cache-to that no registry answers fails a build whose image is already in the store:
+    that image goes. An equal image that was there before the build (the same inputs,
+    built earlier) is not this build's and stays."""
+    from dlbase.build import builder as build_mod
+    from dlbase.define.spec import BuildSpec
+
+    sp, token = small
+    insert_before_python_env(sp, f"ENV DLBASE_TEST_TOKEN={token}")
+    render(sp)
+    port = free_port()
+    env = {"DLBASE_WHEELHOUSE_PORT": str(port), "SOURCE_DATE_EPOCH": EPOCH}
+    nowhere = f"127.0.0.1:{free_port()}/dlbase-cache/{token}:cache"  # nothing listens there
+    before = labelled(engine, session_labels)
+    out = run_build(sp, session_labels, "--cache-to", nowhere, builder="buildkit", **env)
+    assert_one_error(out, ExitCode.BUILD)
+    log = out.log_path().read_text()
+    exported = EXPORTED.search(log)
+    assert exported and "exporting cache to registry" in log, log[-3000:]
+    assert not engine.image_exists(exported.group(1)), "the image stored before the cache export failed stayed"
+    assert labelled(engine, session_labels) == before, "a failed BuildKit build left an image"
+    assert_no_tag_moved(engine, test_repo)
+    assert scratch_left(sp) == []
+
+    # the same inputs built (and kept) first: the failing build then stores nothing new
+    project = sp.project()
+    spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # what the CLI builds saw
+    kept = build_mod.build(project, spec, engine, tag=False, check_versions=False, builder="buildkit",
+                           extra_labels=session_labels).image_id
+    assert kept == exported.group(1), "the same inputs gave another digest: the check below would prove nothing"
+    again = run_build(sp, session_labels, "--cache-to", nowhere, builder="buildkit", **env)
+    assert_one_error(again, ExitCode.BUILD)
+    assert engine.image_exists(kept), "a failed build removed an image that was there before it"
+    engine.remove_image(kept, force=True)
+
+
 def start_sleeping_build(sp: SmallProject, token: str, session_labels) -> tuple[subprocess.Popen, str, list[str]]:
     """`dlbase build` of an image with a step that sleeps, read until that step runs."""
     # bash execs the last command of `a && b`, so the token is not in the sleeping process's

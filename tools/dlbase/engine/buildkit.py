@@ -16,8 +16,11 @@ image store the image's ID is its manifest digest, the one a push keeps. The ima
 without a name, so it gets no tag until the caller has read it back.
 
 Failures leave nothing: BuildKit makes no containers, the scratch folder goes on every
-path, and an image a build stored before it failed or was interrupted is removed when
-nothing tags it.
+path, and an image a build stored before it failed or was interrupted (buildx exports the
+image first and a registry cache after it, so a rejected ``--cache-to`` fails a build whose
+image is already in the store) is removed -- only when this build made it: its digest (read
+from buildx's metadata file, else from the exporter's "exporting manifest" line) was not in
+the store when the build started, and nothing tags it.
 """
 
 from __future__ import annotations
@@ -150,7 +153,12 @@ class BuildKitBuilds(Images):
                                    nocache=nocache, pull=pull, cache_from=tuple(cache_from or ()), cache_to=cache_to)
             with open_log(log_path) as log:
                 parser = BuildKitStreamParser(log=log, log_file=log_path)
-                self._run_buildx(opts, parser, on_event, source_date_epoch)
+                stored_before = self._image_ids()
+                try:
+                    self._run_buildx(opts, parser, on_event, source_date_epoch)
+                except BaseException:
+                    self._drop_made(_exported(opts.metadata_file, parser), stored_before)
+                    raise
                 image_id = self._stored_image(opts.metadata_file, parser)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -176,8 +184,7 @@ class BuildKitBuilds(Images):
                 on_event(event)
             returncode = proc.wait()
         except KeyboardInterrupt:
-            _stop(proc)
-            self._drop_untagged(parser.trace.manifest)  # stored just before the stop: not a result
+            _stop(proc)  # an image stored just before the stop is no result: the caller drops it
             raise errors.Interrupted(f"build interrupted at {parser.trace.running_text or 'start'}; "
                                      "buildx was stopped and its partial output removed",
                                      details=[f"full log: {parser.log_file}"] if parser.log_file else []) from None
@@ -197,19 +204,33 @@ class BuildKitBuilds(Images):
     def _stored_image(self, metadata_file: str, parser: BuildKitStreamParser) -> str:
         """The ID of the image buildx stored: the manifest digest its metadata file reports
         (the ID with the containerd store), else the config digest (the ID without it)."""
-        reported = _metadata_digests(metadata_file) or [parser.trace.manifest or ""]
+        reported = _exported(metadata_file, parser)
         for candidate in reported:
-            if candidate and self.image_exists(candidate):
+            if self.image_exists(candidate):
                 return candidate
         raise parser.failure("buildx finished but the daemon holds no image it reported "
-                             f"({', '.join(d for d in reported if d) or 'no digest'})")
+                             f"({', '.join(reported) or 'no digest'})")
 
-    def _drop_untagged(self, image_id: str | None) -> None:
-        if not image_id:
+    def _image_ids(self) -> frozenset[str] | None:
+        """Every image ID in the store (None when the daemon does not answer): what a
+        failed build may not remove, since it was there before the build."""
+        try:
+            return frozenset(str(i) for i in self._api.images(all=True, quiet=True))
+        except Exception:  # noqa: BLE001 - then nothing is removed after a failure
+            return None
+
+    def _drop_made(self, reported: list[str], stored_before: frozenset[str] | None) -> None:
+        """Remove what a failed build stored: each reported digest that was not in the store
+        before the build (an equal image from an earlier build is not this build's) and that
+        nothing tags. Best effort: the build's own error is what the user must see."""
+        if stored_before is None:
             return
-        with contextlib.suppress(Exception):
-            if self.image_exists(image_id) and not self._has_tags(image_id):
-                self._api.remove_image(image_id)
+        for image_id in reported:
+            if image_id in stored_before:
+                continue
+            with contextlib.suppress(Exception):
+                if self.image_exists(image_id) and not self._has_tags(image_id):
+                    self._api.remove_image(image_id)
 
 
 def inputs_build_id(context_dir: str | os.PathLike[str], dockerfile: str, buildargs: dict[str, str],
@@ -224,6 +245,12 @@ def inputs_build_id(context_dir: str | os.PathLike[str], dockerfile: str, builda
     facts = json.dumps({"dockerfile": text, "buildargs": buildargs, "labels": labels,
                         "source_date_epoch": source_date_epoch}, sort_keys=True)
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "dlbase-build:" + hashlib.sha256(facts.encode()).hexdigest()))
+
+
+def _exported(metadata_file: str, parser: BuildKitStreamParser) -> list[str]:
+    """The digests buildx says it exported: its metadata file's (written only when the
+    build succeeds), else the manifest the exporter named in the stream."""
+    return _metadata_digests(metadata_file) or ([parser.trace.manifest] if parser.trace.manifest else [])
 
 
 def _metadata_digests(path: str) -> list[str]:
