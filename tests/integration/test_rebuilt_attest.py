@@ -1,21 +1,17 @@
-"""The rebuilt-identical evidence end to end: a real small image built from the project's
-templates (tests/support/small_project.py), pushed with `push --sign` to a real loopback
-registry, keys made by `dlbase key generate` (publisher, a rebuilder, a stranger).
+"""The rebuilt-identical evidence end to end: a real small image built by `dlbase build`
+from the project's templates (tests/support/small_project.py, with stand-ins for the
+stack so the read-back passes and the image is tagged), pushed with `push --sign` to a
+real loopback registry, keys made by `dlbase key generate` (publisher, a rebuilder, a
+stranger).
 
-The attest step (:func:`dlbase.trust.attach.for_rebuild`) is given the digest the
-registry holds as the rebuilt one, with the small image's own dpkg status: the digest
-comparison and the BuildKit rebuild that yields a digest are ``rebuild-check``'s
-(tests/integration/test_rebuild_check.py). Checked here: the statement is attached and
-signed for that digest only; a different digest attaches nothing (exit 13); `dlbase
-trust --policy` shows it (who, when, which revision) and a policy can require it, and a
-statement by a key outside the policy's rebuilders is ignored; cosign accepts it; the
-provenance push attached names the same Debian package versions as the statement.
-`rebuild-check --attest REF:TAG` itself runs once: it resolves the tag, rebuilds and
-attaches only if the rebuilt digest is the published one.
-
-On Docker 26's containerd image store `dlbase push` needs push's identity check to accept
-the manifest digest as the image ID (branch zstd, ``publish.push.names_image``); before
-that merge these tests stop at the push.
+The first test gives the attest step (:func:`dlbase.trust.attach.for_rebuild`) the digest
+the registry holds as the rebuilt one, with the small image's own dpkg status. Checked
+there: the statement is attached and signed for that digest only; a different digest
+attaches nothing (exit 13); `dlbase trust --policy` shows it (who, when, which revision)
+and a policy can require it, and a statement by a key outside the policy's rebuilders is
+ignored; cosign accepts it; the provenance push attached names the same Debian package
+versions as the statement. The second runs the verbs in order: `dlbase build`, `push`,
+`rebuild-check --attest REF:TAG`, `trust`; the rebuilt digest must be the pushed one.
 """
 
 from __future__ import annotations
@@ -30,12 +26,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dlbase.build import builder as build_mod
 from dlbase.core.errors import ExitCode, NotReproducible
-from dlbase.define.spec import BuildSpec
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import attach, evidence, keys, predicates, rebuilt, store
 
+from tests.support.build_cli import free_port, stand_in_stack
 from tests.support.registry import registry_binary, running_registry
 from tests.support.small_project import make_small_project
 
@@ -45,17 +40,27 @@ REPO = f"dlbase-test-{uuid.uuid4().hex[:8]}/pytorch"
 PASSWORD = "rebuilt-attest-test"
 COSIGN_FLAGS = ["--insecure-ignore-tlog=true", "--allow-http-registry=true", "--allow-insecure-registry=true"]
 OTHER = "sha256:" + "ee" * 32
+PORT_ENV = {"DLBASE_WHEELHOUSE_PORT": str(free_port())}  # the build's and the rebuild's
 
 
 @pytest.fixture(scope="module")
 def image(engine, debian_base, session_labels, tmp_path_factory):
+    """`dlbase build` itself, of the small project with stand-ins for the stack (so the
+    read-back passes and the build tags it into REPO), on a wheelhouse port of this module's
+    own: the port is a build argument, and the shared default may be another build's."""
     sp = make_small_project(tmp_path_factory.mktemp("sp"), payload="rebuilt")
-    project = sp.project()
-    spec = BuildSpec.of(project.compat, project.matrix.get(sp.variant))
-    res = build_mod.build(project, spec, engine, tag=False, check_versions=False, extra_labels=session_labels)
-    immutable = res.immutable_tag.split(":", 1)[1]
-    engine.tag(res.image_id, REPO, immutable)
-    return {"sp": sp, "image_id": res.image_id, "ref": f"{REPO}:{immutable}", "immutable": immutable}
+    stand_in_stack(sp)
+    res = dlbase(sp, "build", "--json", "--repository", REPO, *label_args(session_labels), env=PORT_ENV)
+    assert res.returncode == 0, res.stderr[-3000:]
+    built = json.loads(res.stdout)
+    immutable = built["immutable_tag"].split(":", 1)[1]
+    assert f"{REPO}:{immutable}" in built["tags"] and built["builder"]["name"] in ("buildkit", "classic")
+    return {"sp": sp, "image_id": built["image_id"], "ref": f"{REPO}:{immutable}", "immutable": immutable,
+            "builder": built["builder"]["name"], "wheelhouse_port": built["wheelhouse_port"], "stderr": res.stderr}
+
+
+def label_args(session_labels: dict[str, str]) -> list[str]:
+    return [arg for k, v in session_labels.items() for arg in ("--label", f"{k}={v}")]
 
 
 def dlbase(sp, *args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -198,34 +203,48 @@ def test_rebuilt_identical_is_attached_shown_required_and_cosign_reads_it(engine
             assert res.returncode != 0
 
 
-def test_rebuild_check_attest_resolves_the_tag_and_attaches_only_the_same_digest(engine, image, made, tmp_path,
-                                                                                 session_labels):
-    """The verb itself: REF:TAG resolved once, two rebuilds, then a statement only when the
-    rebuilt digest is the published one; otherwise exit 13 and the .att list unchanged.
-    (Which of the two happens depends on the builder: the classic one gives no manifest
-    digest; BuildKit's reproducible build gives the published digest.)"""
+def test_the_rebuilt_digest_is_the_pushed_one_and_trust_accepts_its_attestation(engine, image, made, tmp_path,
+                                                                            session_labels):
+    """The whole flow on real parts: `dlbase build` (the fixture), `dlbase push --sign` to a
+    loopback registry, `rebuild-check --attest REF:TAG` (REF resolved once, two no-cache
+    rebuilds), then `dlbase trust --policy` requiring a rebuilder's statement. The rebuilt
+    digest must be the pushed one: every label and build argument is in the digest, and
+    rebuild-check derives them as `dlbase build` does (a build-id label of its own made
+    every rebuilt digest differ). The tagged image `dlbase build` made survives the rebuild
+    that reproduced it."""
+    if image["builder"] != "buildkit":
+        pytest.skip("the classic builder gives no reproducible digest (no buildx or no containerd store)")
     sp = image["sp"]
     with running_registry(tmp_path) as reg:
         pushed = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--force",
                         "--sign", made["publisher"]["private_key"], "--json")
         assert pushed.returncode == 0, pushed.stderr
         digest = json.loads(pushed.stdout)["tags"][image["immutable"]]["digest"]
+        assert digest == image["image_id"], "push changed the digest `dlbase build` gave"
+        ref = f"{reg.host}/{REPO}:{image['immutable']}"
         client = RegistryClient(reg.host)
         before = att_layers(client, digest)
-        labels = [arg for k, v in session_labels.items() for arg in ("--label", f"{k}={v}")]
-        res = dlbase(sp, "rebuild-check", "--attest", f"{reg.host}/{REPO}:{image['immutable']}",
-                     "--key", made["rebuilder"]["private_key"], "--host-label", "second", "--json", *labels)
+        # --keep: the rebuilt images stay (the session's label removes them) to say where they part
+        res = dlbase(sp, "rebuild-check", "--attest", ref, "--key", made["rebuilder"]["private_key"],
+                     "--host-label", "second", "--keep", "--json", *label_args(session_labels), env=PORT_ENV)
         body = json.loads(res.stdout)  # one document, whatever the outcome
-        after = att_layers(client, digest)
-        agreed = rebuilt.Rebuild.from_result(body).digest
-        print(f"\nREBUILD-CHECK --attest: exit {res.returncode}, builds {body.get('digests')}, published {digest}")
-        if agreed == digest:
-            assert res.returncode == 0, res.stderr
-            assert body["attestation"]["rebuilt_digest"] == digest and len(after) == len(before) + 1
-        else:
-            assert res.returncode == ExitCode.NOT_REPRODUCIBLE, res.stdout[-3000:] + res.stderr[-3000:]
-            assert "nothing was attested" in body["message"] or not body["reproducible"], body
-            assert after == before
-        # the rebuilt images are gone again
-        for image_id in body["image_ids"]:
-            assert not engine.image_exists(image_id) or image_id == image["image_id"]
+        print(f"\nBUILT {image['image_id']} (wheelhouse port {image['wheelhouse_port']}), PUSHED {digest}, "
+              f"REBUILT {body.get('digests')} (exit {res.returncode}, wheelhouse port {body.get('wheelhouse_port')})")
+        if body.get("digests") and body["digests"][0] != digest:
+            from dlbase.build.reproduce import diff_layers
+
+            where = diff_layers(engine, digest, body["digests"][0]).to_dict()
+            pytest.fail("the rebuild is not the built image:\n" + json.dumps(where, indent=1)[:6000]
+                        + "\nbuild's stderr:\n" + image["stderr"][-2000:], pytrace=False)
+        assert res.returncode == 0, body.get("message", "") + res.stderr[-2000:]
+        assert body["digests"] == [digest, digest] and body["reproducible"] is True
+        assert body["attestation"]["rebuilt_digest"] == digest
+        assert len(att_layers(client, digest)) == len(before) + 1
+        assert engine.image_exists(image["image_id"]) and engine.inspect_image(image["image_id"])["RepoTags"]
+        assert set(body["image_ids"]) == {digest}  # --keep kept nothing else: the rebuild is that image
+
+        shown = dlbase(sp, "trust", ref, "--policy", str(policy_file(tmp_path, made, "rebuilder")), "--json")
+        assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
+        rows = json.loads(shown.stdout)["rebuilds"]
+        assert [(r["rebuilt_digest"], r["host_label"], r["meets_policy"]) for r in rows] == [(digest, "second", True)]
+        assert rows[0]["revision"] == body["revision"]

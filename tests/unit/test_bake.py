@@ -17,7 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from dlbase.build import bake as bake_mod
-from dlbase.build import builder
+from dlbase.build import inputs as inputs_mod
 from dlbase.core.errors import ExitCode, InvalidInput
 from dlbase.define.project import Project
 from dlbase.define import bakefile, render
@@ -82,9 +82,10 @@ def test_the_environment_sets_the_variables(project: Project) -> None:
 def test_dlbase_bakes_overrides_reach_the_target(project: Project) -> None:
     spec = BuildSpec.of(project.compat, project.matrix.default_variant)
     lock_hash = lock_mod.lock_hash(project.variant_dir(spec.name) / "requirements.lock")
-    labels = builder.build_labels(project, spec, lock_hash, spec.variant.base.tag_ref, "sha256:" + "a" * 64)
+    made = inputs_mod.derive(project, spec, lock_hash=lock_hash, base_ref=spec.variant.base.tag_ref,
+                             base_digest="sha256:" + "a" * 64)
     target = bake_mod.Target(bakefile.target_name(spec.name), spec, lock_hash,
-                             buildargs=builder.label_buildargs(labels), wheelhouse_url="http://127.0.0.1:38211/")
+                             buildargs=made.label_args, wheelhouse_url="http://127.0.0.1:38211/")
     sets = bake_mod.overrides(target, "run1", extra_labels={"dlbase.test-session": "x"},
                               cache_from=["type=registry,ref=r.example/c:buildcache-{variant}"],
                               cache_to=["type=registry,ref=r.example/c:buildcache-{variant},mode=max"], nocache=True)
@@ -92,8 +93,8 @@ def test_dlbase_bakes_overrides_reach_the_target(project: Project) -> None:
     t = bake_mod.print_definition(project, [target.name], extra)["target"][target.name]
     assert t["tags"] == [target.staging("run1")]
     assert t["args"] == {"WHEELHOUSE": "http://127.0.0.1:38211/", "SOURCE_DATE_EPOCH": "",
-                         **builder.label_buildargs(labels)}
-    assert set(builder.label_buildargs(labels)) == set(builder.LABEL_ARGS.values())
+                         **made.label_args}
+    assert set(made.label_args) == set(inputs_mod.LABEL_ARGS.values())
     assert t["labels"] == {"dlbase.test-session": "x"}
     assert t["cache-from"] == [f"type=registry,ref=r.example/c:buildcache-{spec.name}"]
     assert t["cache-to"] == [f"type=registry,ref=r.example/c:buildcache-{spec.name},mode=max"]

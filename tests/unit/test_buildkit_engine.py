@@ -162,7 +162,7 @@ def test_one_epoch_for_the_label_and_buildx(tmp_path: Path, monkeypatch: pytest.
     that same instant."""
     import subprocess
 
-    from dlbase.build.builder import git_facts, source_date_epoch
+    from dlbase.build.inputs import created_text, source_date_epoch
 
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     assert source_date_epoch(tmp_path) == 0  # no repository: the epoch itself, never the wall clock
@@ -171,9 +171,9 @@ def test_one_epoch_for_the_label_and_buildx(tmp_path: Path, monkeypatch: pytest.
     for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "x"]):
         subprocess.run(["git", *args], cwd=tmp_path, env=env, check=True)
     assert source_date_epoch(tmp_path) == 1712345678
-    assert git_facts(tmp_path)[1] == "2024-04-05T19:34:38Z"
+    assert created_text(source_date_epoch(tmp_path)) == "2024-04-05T19:34:38Z"
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    assert source_date_epoch(tmp_path) == 1700000000 and git_facts(tmp_path)[1] == "2023-11-14T22:13:20Z"
+    assert source_date_epoch(tmp_path) == 1700000000 and created_text(1700000000) == "2023-11-14T22:13:20Z"
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(errors.InvalidInput):
         source_date_epoch(tmp_path)

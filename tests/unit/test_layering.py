@@ -19,7 +19,8 @@ import pytest
 from dlbase.examine import imagelayers
 from dlbase.define import layering
 from dlbase.define import lock as lock_mod
-from dlbase.build.builder import label_buildargs, split_ref
+from dlbase.build.builder import split_ref
+from dlbase.build.inputs import label_buildargs
 from dlbase.core.errors import ExitCode
 from dlbase.define.project import Project
 

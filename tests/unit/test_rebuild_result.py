@@ -45,25 +45,3 @@ def test_classic_compares_files_and_lists_the_excluded_paths():
     assert CONTRACT <= set(body)
     assert body["reproducible"] is True and body["compared"] == "files"
     assert "etc/hostname" in body["excluded_paths"] and body["files_compared"] == [10, 10]
-
-
-def test_the_build_id_both_buildkit_builds_carry_is_one_value():
-    assert reproduce.deterministic_build_id("v", "abc") == reproduce.deterministic_build_id("v", "abc")
-
-
-def test_both_builds_take_one_port_and_a_held_default_is_said(monkeypatch):
-    """The wheelhouse URL is in the image history: a default port another build holds gives
-    one other port for both builds, and the message says the digest will differ from 38211's."""
-    import socket
-
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen(1)
-        held = holder.getsockname()[1]
-        monkeypatch.setenv("DLBASE_WHEELHOUSE_PORT", str(held))
-        said: list[str] = []
-        port = reproduce.wheelhouse_port(said.append)
-        assert port != held and port > 0
-        assert said and f"port {held} is in use" in said[0]
-    said.clear()
-    assert reproduce.wheelhouse_port(said.append) == held and said == []

@@ -361,16 +361,31 @@ def test_key_generate_makes_a_rebuilder_key_with_its_policy_entry(cli, tmp_path,
 
 def test_the_attest_wrapper_forwards_every_event_and_removes_only_untagged_rebuild_images():
     """Build events name the images kept for the statement; the wheelhouse's fill events
-    (no ``kind``) pass through; cleanup spares an image a tag names."""
+    (no ``kind``) pass through; cleanup spares an image a tag names and one that was on the
+    daemon before the rebuild (the published image `dlbase build` made here, rebuilt)."""
     from dlbase.build.wheelhouse import FillEvent
     from dlbase.cli.commands._rebuildattest import Attesting
     from dlbase.engine import BuildEvent
+    from dlbase.engine.images import Images
+
+    earlier = "sha256:" + "ab" * 32
 
     class Daemon:
         removed: list[str] = []
+        remove_made = Images.remove_made  # the engine's own rule, on this stand-in's answers
 
-        def inspect_image(self, image_id):
-            return {"RepoTags": ["r:t"] if image_id == DIGEST else []}
+        def image_ids(self):
+            return frozenset({earlier})
+
+        def image_exists(self, image_id):
+            return True
+
+        def _has_tags(self, image_id):
+            return image_id == DIGEST
+
+        @property
+        def _api(self):
+            return self
 
         def remove_image(self, image_id, force=False):
             self.removed.append(image_id)
@@ -380,8 +395,8 @@ def test_the_attest_wrapper_forwards_every_event_and_removes_only_untagged_rebui
     with Attesting(object(), daemon, keep=False, host_label=None, on_event=seen.append, say=print) as attesting:
         assert attesting.keep is True  # kept while the statement is made
         for event in (fill, BuildEvent("done", image_id=OTHER), BuildEvent("done", image_id=DIGEST),
-                      BuildEvent("step", text="RUN x")):
+                      BuildEvent("done", image_id=earlier), BuildEvent("step", text="RUN x")):
             attesting.on_event(event)
-    assert len(seen) == 4 and daemon.removed == [OTHER]
+    assert len(seen) == 5 and daemon.removed == [OTHER]
     passthrough = Attesting(None, daemon, keep=False, host_label=None, on_event=seen.append, say=print)
     assert passthrough.keep is False and passthrough.attach({"reproducible": True}) == {"reproducible": True}

@@ -45,6 +45,7 @@ from dlbase.bench.build import SUITE_IN_COPY, copy_project, naive_build
 from dlbase.bench.common import BENCH_LABEL, fill_wheelhouse, free_port, remove_images, stop_process
 from dlbase.build import builder as build_mod
 from dlbase.build import context as context_mod
+from dlbase.build import inputs as inputs_mod
 from dlbase.build import wheelhouse
 from dlbase.core import yamlio
 from dlbase.core.errors import DlbaseError, InvalidInput, Missing, Unreachable
@@ -279,16 +280,15 @@ class _Builder:
         lock_path = self.copy.variant_dir(spec.name) / "requirements.lock"
         house = self.fill(spec)
         base_ref, base_digest = build_mod.base_identity(self.engine, spec)
-        args = build_mod.label_buildargs(build_mod.build_labels(self.copy, spec, lock_mod.lock_hash(lock_path),
-                                                                base_ref, base_digest))
+        made = inputs_mod.derive(self.copy, spec, lock_hash=lock_mod.lock_hash(lock_path), base_ref=base_ref,
+                                 base_digest=base_digest, extra_labels=self.labels, port=self.port)
         t = time.monotonic()
-        with wheelhouse.serve_preferring(house, self.port) as url:
-            dockerfile = f"images/{spec.name}/Dockerfile"
-            with context_mod.staged(self.copy.root, dockerfile, self.copy.state_dir / "buildkit") as context:
-                image_id = self.engine.build(context, dockerfile,
-                                             buildargs={"WHEELHOUSE": url, **args}, labels=self.labels,
+        with wheelhouse.serve_preferring(house, made.wheelhouse_port) as url:
+            with context_mod.staged(self.copy.root, made.dockerfile, self.copy.state_dir / "buildkit") as context:
+                image_id = self.engine.build(context, made.dockerfile,
+                                             buildargs=made.buildargs(url), labels=made.extra_labels,
                                              network_mode="host", nocache=nocache, builder=self.builder,
-                                             source_date_epoch=build_mod.source_date_epoch(self.copy.root),
+                                             source_date_epoch=made.source_date_epoch,
                                              log_path=self.copy.state_dir / f"bench-{self.design}-{spec.name}.log")
         seconds = round(time.monotonic() - t, 1)
         self.created.append(image_id)

@@ -15,8 +15,8 @@ images `dlbase verify` and `dlbase push` accept. So this module
   (``--set *.network=host`` is refused: "unknown key"), but it merges a compose file's
   ``build.network`` into the HCL targets of the same name, so a throw-away compose file
   naming only the targets carries it;
-- sets the build-time label arguments (builder.build_labels, the one home of their values)
-  and SOURCE_DATE_EPOCH (the commit time) per target with ``--set``;
+- sets the build-time label arguments and SOURCE_DATE_EPOCH (:func:`dlbase.build.inputs.derive`,
+  the one home of their values; the epoch is the commit time) per target with ``--set``;
 - lets bake tag only a staging name of this run, then reads each image back, and tags it
   with its immutable and moving tags only when its versions match; on any failure (a
   step, a mismatch, Ctrl-C) every staging tag is removed, so nothing is left named.
@@ -24,7 +24,6 @@ images `dlbase verify` and `dlbase push` accept. So this module
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import json
 import os
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from dlbase.build import builder, wheelhouse
+from dlbase.build import inputs as inputs_mod
 from dlbase.image.readback import read_back
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
 from dlbase.define.project import Project
@@ -157,13 +157,6 @@ def overrides(t: Target, run_id: str, *, extra_labels: dict[str, str], cache_fro
     return sets
 
 
-def source_date_epoch(project: Project) -> str:
-    """The commit time in seconds (SOURCE_DATE_EPOCH when set), the same instant as the
-    image's ``created`` label (builder.git_facts is the one home of both)."""
-    _rev, created = builder.git_facts(project.root)
-    return str(calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")))
-
-
 def run_bake(cmd: list[str], *, cwd: Path, env: dict[str, str], log_file: Path,
              on_line: Callable[[str], None]) -> tuple[int, list[str]]:
     """Run bake with plain progress, every line to ``log_file`` and ``on_line``; (exit
@@ -275,14 +268,16 @@ def bake(project: Project, engine: Engine, names: list[str], *,
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"bake-{time.strftime('%Y%m%d-%H%M%S')}-{run_id}.log"
     net_file = project.state_dir / "bake" / f"host-network-{run_id}.yml"
-    port = wheelhouse_port or int(os.environ.get("DLBASE_WHEELHOUSE_PORT", builder.DEFAULT_WHEELHOUSE_PORT))
+    port = inputs_mod.wheelhouse_port(wheelhouse_port)
+    epoch = 0  # the project's one epoch, as every target's inputs say
     with contextlib.ExitStack() as stack:
         for t in targets:
             stack.enter_context(builder.exclusive(project, t.spec.name, say))
         for t in targets:
             t.base_ref, t.base_digest = builder.base_identity(engine, t.spec)
-            labels = builder.build_labels(project, t.spec, t.lock_hash, t.base_ref, t.base_digest)
-            t.buildargs = builder.label_buildargs(labels)
+            made = inputs_mod.derive(project, t.spec, lock_hash=t.lock_hash, base_ref=t.base_ref,
+                                     base_digest=t.base_digest, extra_labels=extra_labels, port=port)
+            t.buildargs, epoch = made.label_args, made.source_date_epoch
         stack.enter_context(_served(project, targets, port, say, on_event, wheelhouse_dir))
         net_file.parent.mkdir(parents=True, exist_ok=True)
         net_file.write_text(host_network(targets), encoding="utf-8")
@@ -293,7 +288,7 @@ def bake(project: Project, engine: Engine, names: list[str], *,
                                    cache_to=cache_to or [], nocache=nocache):
                 cmd += ["--set", value]
         cmd += [t.name for t in targets]
-        env = {**os.environ, "SOURCE_DATE_EPOCH": source_date_epoch(project)}
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
         say(f"docker buildx bake {' '.join(t.name for t in targets)} (SOURCE_DATE_EPOCH={env['SOURCE_DATE_EPOCH']})")
         try:
             code, tail = run_bake(cmd, cwd=project.root, env=env, log_file=log_file, on_line=on_line)

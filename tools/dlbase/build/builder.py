@@ -9,11 +9,9 @@ rendered Dockerfile) is checked before the daemon is asked to do hours of work.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
-import os
-import subprocess
 import time
+import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -21,6 +19,7 @@ from typing import Callable, Iterator
 from dlbase.define import layering
 from dlbase.define import tags
 from dlbase.build import context as context_mod
+from dlbase.build import inputs as inputs_mod
 from dlbase.build import wheelhouse
 from dlbase.examine import report as report_mod
 from dlbase.define import lock as lock_mod
@@ -34,12 +33,6 @@ from dlbase.core.imageref import labels_of, short_id
 from dlbase.define.project import Project
 from dlbase.image.readback import read_back
 from dlbase.define.spec import INSTALLER_LOCK, LOCK_PLATFORM, BuildSpec, installer_lock_spec, lock_spec
-from dlbase.define import labels as image_labels
-
-# A fixed port: the WHEELHOUSE build arg is part of the classic builder's cache key for
-# the heavy RUN, so a random port would rebuild torch on every build.
-DEFAULT_WHEELHOUSE_PORT = 38211
-SOURCE_URL = "https://github.com/dlbase/dlbase"
 
 
 @dataclass
@@ -59,6 +52,9 @@ class BuildResult:
     report_file: str | None = None
     builder: dict = field(default_factory=dict)  # BuilderChoice.to_dict(): which builder ran, and why
     source_date_epoch: int | None = None
+    revision: str | None = None
+    #: The port the wheelhouse was served on: its URL is a build argument, so part of the digest.
+    wheelhouse_port: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,36 +95,6 @@ def compare(spec: BuildSpec, probe: dict) -> list[str]:
     return problems
 
 
-def _git(root: Path, *args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def source_date_epoch(root: Path) -> int:
-    """The build's one time: an env SOURCE_DATE_EPOCH, else the commit's time (``git log -1
-    --format=%ct``), else 0. The OCI ``created`` label, BuildKit's timestamp rewriting and
-    the SOURCE_DATE_EPOCH build argument all take it from here, so they never disagree."""
-    raw = os.environ.get("SOURCE_DATE_EPOCH") or _git(root, "log", "-1", "--format=%ct") or "0"
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds",
-                           hint="set it to a Unix time (e.g. `git log -1 --format=%ct`), or unset it") from None
-
-
-def git_facts(root: Path) -> tuple[str, str]:
-    """(revision, created) for the OCI labels: the commit, and its time, not the wall
-    clock, so two builds of one commit carry identical labels (SOURCE_DATE_EPOCH wins)."""
-    rev = _git(root, "rev-parse", "HEAD") or "unknown"
-    if rev != "unknown" and _git(root, "status", "--porcelain", "--untracked-files=no"):
-        rev += "-dirty"
-    created = dt.datetime.fromtimestamp(source_date_epoch(root), tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return rev, created
-
-
 @contextlib.contextmanager
 def exclusive(project: Project, name: str, say: Callable[[str], None]) -> Iterator[None]:
     """One build of a variant at a time on this machine; a second one waits its turn
@@ -157,30 +123,6 @@ def base_identity(engine: Engine, spec: BuildSpec) -> tuple[str, str]:
                           hint="run `dlbase base bootstrap` (or `make base`) first")
         return base.tag_ref, engine.inspect_image(base.tag_ref)["Id"]
     return base.tag_ref, base.digest or "unpinned"
-
-
-def build_labels(project: Project, spec: BuildSpec, lock_hash: str, base_ref: str, base_digest: str) -> dict:
-    revision, created = git_facts(project.root)
-    return {
-        image_labels.CREATED: created,
-        image_labels.REVISION: revision,
-        image_labels.SOURCE: SOURCE_URL,
-        image_labels.VERSION: f"{spec.release.torch}-{spec.line.name}-{spec.variant.flavor.name}-{lock_hash}",
-        image_labels.BASE_NAME: base_ref,
-        image_labels.BASE_DIGEST: base_digest,
-        image_labels.LOCK_HASH: lock_hash,
-    }
-
-
-#: Build-time label -> the build argument the Dockerfile's LABEL step reads it from: the
-#: map partials/labels.j2 is rendered from too.
-LABEL_ARGS = image_labels.BUILD_ARGS
-
-
-def label_buildargs(labels: dict[str, str]) -> dict[str, str]:
-    """The build-time labels as the build arguments of the Dockerfile's single LABEL step
-    (base.name is a static label already)."""
-    return {arg: labels[key] for key, arg in LABEL_ARGS.items() if key in labels}
 
 
 def preflight(project: Project, spec: BuildSpec) -> Path:
@@ -260,9 +202,10 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                            hint="build with BuildKit and a registry cache: `--cache-to REG/REPO:cache` once, "
                                 "then `--cache-from REG/REPO:cache`")
     say(f"builder: {choice.name} ({choice.reason})")
-    epoch = source_date_epoch(project.root)
     with exclusive(project, spec.name, say):
         base_ref, base_digest = base_identity(engine, spec)
+        inputs = inputs_mod.derive(project, spec, lock_hash=lock_hash, base_ref=base_ref, base_digest=base_digest,
+                                  extra_labels=extra_labels, port=wheelhouse_port)
         if wheelhouse_dir is not None:
             house = Path(wheelhouse_dir)
             if not house.is_dir():
@@ -280,20 +223,16 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
         log_file = log_dir / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
         # Build-time labels reach the Dockerfile's one LABEL step as build arguments (the API's
         # labels= would add one committed step per label); only extra labels go through labels=.
-        buildargs = label_buildargs(build_labels(project, spec, lock_hash, base_ref, base_digest))
-        labels = dict(extra_labels or {})
-        port = wheelhouse_port or int(os.environ.get("DLBASE_WHEELHOUSE_PORT", DEFAULT_WHEELHOUSE_PORT))
-        with wheelhouse.serve_preferring(house, port) as url:
+        with wheelhouse.serve_preferring(house, inputs.wheelhouse_port) as url:
+            served_port = served_on(url, inputs.wheelhouse_port, say)
             say(f"serving the wheelhouse at {url}; building {project.rel(project.variant_dir(spec.name))}/Dockerfile")
             try:
-                with context_mod.staged(project.root, f"images/{spec.name}/Dockerfile",
-                                        project.state_dir / "buildkit") as context:
-                    image_id = engine.build(context, f"images/{spec.name}/Dockerfile",
-                                            buildargs={"WHEELHOUSE": url, "SOURCE_DATE_EPOCH": str(epoch), **buildargs},
-                                            labels=labels, network_mode="host", nocache=nocache, pull=False,
-                                            on_event=on_event, log_path=log_file,
+                with context_mod.staged(project.root, inputs.dockerfile, project.state_dir / "buildkit") as context:
+                    image_id = engine.build(context, inputs.dockerfile, buildargs=inputs.buildargs(url),
+                                            labels=dict(inputs.extra_labels), network_mode="host", nocache=nocache,
+                                            pull=False, on_event=on_event, log_path=log_file,
                                             cache_from=list(cache_from or []) or None, builder=choice.name,
-                                            cache_to=cache_to, source_date_epoch=epoch,
+                                            cache_to=cache_to, source_date_epoch=inputs.source_date_epoch,
                                             work_dir=project.state_dir / "buildkit")
             except BuildFailed as exc:
                 if hash_mismatch(exc.log_tail):
@@ -332,9 +271,21 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                              base_ref=base_ref, base_digest=base_digest,
                              seconds=round(time.monotonic() - started, 1), size_bytes=size,
                              log_file=str(log_file), probe=probe, builder=choice.to_dict(),
-                             source_date_epoch=epoch)
+                             source_date_epoch=inputs.source_date_epoch, revision=inputs.revision,
+                             wheelhouse_port=served_port)
         result.report_file = str(write_report(project, result, spec))
         return result
+
+
+def served_on(url: str, asked: int, say: Callable[[str], None]) -> int:
+    """The port ``url`` serves on; said when it is not the one asked for (another build holds
+    that one): the URL is a build argument, so this image's digest is not the one a build
+    served on ``asked`` gives, and `rebuild-check` of it gives another."""
+    port = urllib.parse.urlsplit(url).port or asked
+    if port != asked:
+        say(f"port {asked} is in use (another build?): the wheelhouse is served on {port}; its URL is a build "
+            f"argument, so this image's digest differs from one built with the wheelhouse on {asked}")
+    return port
 
 
 def split_ref(ref: str) -> tuple[str, str]:

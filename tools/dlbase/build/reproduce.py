@@ -10,7 +10,12 @@ differ between the two builds only if the mirror published an update in between.
 With BuildKit (the default where it is there) the answer is the image manifest digest:
 ``SOURCE_DATE_EPOCH`` is the commit time, timestamps are rewritten to it and the
 templates leave nothing run-dependent in the layers, so two builds of one commit give
-one digest -- reproducible, nothing excluded. Only when the digests differ are both
+one digest -- reproducible, nothing excluded. Each build is `dlbase build`'s own
+(:func:`dlbase.build.builder.build`, its inputs from :mod:`dlbase.build.inputs`: labels,
+build-id, build arguments, epoch, wheelhouse port; the second build serves the wheelhouse
+where the first did), so the digest is the one `dlbase build` gives for the commit -- the
+one `push` published, which `--attest` vouches for -- when the extra ``--label`` values are
+the build's too. Only when the digests differ are both
 images read (:mod:`dlbase.examine.layerdiff`) to say which layer differs, the step that
 made it, which files in it and why, and which Debian package versions moved.
 
@@ -22,9 +27,6 @@ builder cannot make fixed).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -42,14 +44,6 @@ from dlbase.image import snapshot
 # Labels that name one build and so always differ (classic path: ignored in the comparison).
 PER_BUILD_LABELS = (BUILD_ID_LABEL, "dlbase.rebuild-check")
 CHECK_LABEL = "dlbase.rebuild-check"
-
-
-def deterministic_build_id(variant: str, revision: str) -> str:
-    """The ``dlbase.build-id`` both BuildKit builds carry. The engine gives every build a
-    random one unless the caller passes one; a label is part of the image config and so of
-    the digest compared, so a per-build value would make every two builds differ. No
-    per-run label either: the rebuilt digest is meant to equal a published one."""
-    return f"{variant}@{revision}"
 
 
 @dataclass
@@ -106,30 +100,31 @@ def rebuild_check(project: Project, spec: BuildSpec, engine: Engine, *,
                   extra_labels: dict[str, str] | None = None, keep: bool = False,
                   builder: str = "auto") -> RebuildResult:
     """Two no-cache builds; their digests (BuildKit) or file snapshots (classic) compared.
-    Both images are removed afterwards (they carry no tag) unless ``keep``."""
+    Both images are removed afterwards unless ``keep``, except one that was on the daemon
+    before or that a tag names (the image `dlbase build` made, rebuilt identical)."""
     started = time.monotonic()
     choice = engine.choose_builder(builder)
-    revision = build_mod.git_facts(project.root)[0]
     run = str(uuid.uuid4())
-    port = wheelhouse_port(say)
-    images: list[str] = []
-    seconds: list[float] = []
-    epoch: int | None = None
+    port: int | None = None  # the first build's, asked for by the second
+    results: list[build_mod.BuildResult] = []
+    # The rebuilt image can be one that was here before (`dlbase build` made and tagged it):
+    # only an image these builds made, which nothing tags, is removed afterwards.
+    existed = engine.image_ids()
     try:
         for n in (1, 2):
             say(f"build {n} of 2 of {spec.name} with {choice.name}, without layer cache")
-            if choice.name == "buildkit":  # labels are in the config, so in the digest compared
-                labels = {**(extra_labels or {}), BUILD_ID_LABEL: deterministic_build_id(spec.name, revision)}
+            if choice.name == "buildkit":  # exactly `dlbase build`'s inputs: its labels and build-id
+                labels = dict(extra_labels or {})
             else:
                 labels = {**(extra_labels or {}), CHECK_LABEL: f"{run}/{n}"}
-            result = build_mod.build(project, spec, engine, on_event=on_event, say=say, nocache=True,
-                                     tag=False, check_versions=False, extra_labels=labels, builder=choice.name,
-                                     wheelhouse_port=port)
-            images.append(result.image_id)
-            seconds.append(result.seconds)
-            epoch = result.source_date_epoch
+            results.append(build_mod.build(project, spec, engine, on_event=on_event, say=say, nocache=True,
+                                           tag=False, check_versions=False, extra_labels=labels,
+                                           builder=choice.name, wheelhouse_port=port))
+            port = results[-1].wheelhouse_port
+        images = [r.image_id for r in results]
         common = dict(variant=spec.name, builder=choice.name, image_ids=(images[0], images[1]),
-                      build_seconds=(seconds[0], seconds[1]), source_date_epoch=epoch, revision=revision,
+                      build_seconds=(results[0].seconds, results[1].seconds),
+                      source_date_epoch=results[0].source_date_epoch, revision=results[0].revision or "unknown",
                       wheelhouse_port=port)
         if choice.name == "buildkit":
             digests = (images[0], images[1])
@@ -146,28 +141,7 @@ def rebuild_check(project: Project, spec: BuildSpec, engine: Engine, *,
                              seconds=round(time.monotonic() - started, 1))
     finally:
         if not keep:
-            for image_id in dict.fromkeys(reversed(images)):  # one image when both builds agree
-                with contextlib.suppress(Exception):
-                    engine.remove_image(image_id, force=True)
-
-
-def wheelhouse_port(say: Callable[[str], None]) -> int:
-    """One port for both builds. The wheelhouse URL is a build argument, so BuildKit records
-    it in the image history: two builds served on two ports differ in their digests. The
-    default port when it is free (then the digest can equal a `dlbase build` one), else one
-    free port for both builds."""
-    default = int(os.environ.get("DLBASE_WHEELHOUSE_PORT", build_mod.DEFAULT_WHEELHOUSE_PORT))
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the wheelhouse server binds
-        try:
-            sock.bind(("127.0.0.1", default))
-            return default
-        except OSError:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-    say(f"port {default} is in use (another build?): both builds serve the wheelhouse on {port}; "
-        f"the URL is in the image history, so these digests differ from a build served on {default}")
-    return port
+            engine.remove_made([r.image_id for r in reversed(results)], existed, force=True)
 
 
 def diff_layers(engine: Engine, a: str, b: str) -> layerdiff.ImageDiff:

@@ -153,11 +153,11 @@ class BuildKitBuilds(Images):
                                    nocache=nocache, pull=pull, cache_from=tuple(cache_from or ()), cache_to=cache_to)
             with open_log(log_path) as log:
                 parser = BuildKitStreamParser(log=log, log_file=log_path)
-                stored_before = self._image_ids()
+                existed = self.image_ids()
                 try:
                     self._run_buildx(opts, parser, on_event, source_date_epoch)
                 except BaseException:
-                    self._drop_made(_exported(opts.metadata_file, parser), stored_before)
+                    self.remove_made(_exported(opts.metadata_file, parser), existed)
                     raise
                 image_id = self._stored_image(opts.metadata_file, parser)
         finally:
@@ -210,27 +210,6 @@ class BuildKitBuilds(Images):
                 return candidate
         raise parser.failure("buildx finished but the daemon holds no image it reported "
                              f"({', '.join(reported) or 'no digest'})")
-
-    def _image_ids(self) -> frozenset[str] | None:
-        """Every image ID in the store (None when the daemon does not answer): what a
-        failed build may not remove, since it was there before the build."""
-        try:
-            return frozenset(str(i) for i in self._api.images(all=True, quiet=True))
-        except Exception:  # noqa: BLE001 - then nothing is removed after a failure
-            return None
-
-    def _drop_made(self, reported: list[str], stored_before: frozenset[str] | None) -> None:
-        """Remove what a failed build stored: each reported digest that was not in the store
-        before the build (an equal image from an earlier build is not this build's) and that
-        nothing tags. Best effort: the build's own error is what the user must see."""
-        if stored_before is None:
-            return
-        for image_id in reported:
-            if image_id in stored_before:
-                continue
-            with contextlib.suppress(Exception):
-                if self.image_exists(image_id) and not self._has_tags(image_id):
-                    self._api.remove_image(image_id)
 
 
 def inputs_build_id(context_dir: str | os.PathLike[str], dockerfile: str, buildargs: dict[str, str],

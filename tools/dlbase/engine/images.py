@@ -89,6 +89,31 @@ class Images(Daemon):
             image_id = self.inspect_image(f"{repository}:{tag}")["Id"]
         return image_id
 
+    def image_ids(self) -> frozenset[str] | None:
+        """Every image ID in the store, or None when the daemon does not answer. Taken before
+        a build, it tells which images the build did not make: an equal image built earlier
+        has the same ID (BuildKit's reproducible digests), and is not the build's to remove."""
+        try:
+            return frozenset(str(i) for i in self._api.images(all=True, quiet=True))
+        except Exception:  # noqa: BLE001 - unknown: then nothing counts as made here
+            return None
+
+    def remove_made(self, image_ids: list[str], existed: frozenset[str] | None, *, force: bool = False) -> list[str]:
+        """Remove each of ``image_ids`` that was not in ``existed`` (:meth:`image_ids` before
+        it was made) and that no tag names; nothing when ``existed`` is unknown. Best effort
+        (the caller's own outcome is what the user must see); returns what was removed."""
+        removed: list[str] = []
+        if existed is None:
+            return removed
+        for image_id in dict.fromkeys(image_ids):
+            if image_id in existed:
+                continue
+            with contextlib.suppress(Exception):
+                if self.image_exists(image_id) and not self._has_tags(image_id):
+                    self._api.remove_image(image_id, force=force)
+                    removed.append(image_id)
+        return removed
+
     def _full_image_id(self, short: str) -> str:
         if digests.is_sha256(short):
             return short

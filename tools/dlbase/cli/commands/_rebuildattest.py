@@ -3,15 +3,16 @@
 The verb runs the rebuild as always; this wraps it: the rebuild keeps its images (the
 statement reads the rebuilt image's dpkg status), the builds' ``done`` events name them,
 and they are removed afterwards on every path (a failed build, Ctrl-C) unless ``--keep``,
-and only while no tag names them. After the rebuild, :meth:`Attesting.attach` appends the
-rebuilt-identical statement when the rebuilt digest is REF's (:mod:`dlbase.trust.rebuilt`),
-or keeps the NotReproducible (exit 13, nothing attached) to raise after the result is shown.
+and only those the rebuild made: not one that was on the daemon before (the published image,
+built here by `dlbase build`, is the rebuilt one when the rebuild agrees) or that a tag
+names. After the rebuild, :meth:`Attesting.attach` appends the rebuilt-identical statement
+when the rebuilt digest is REF's (:mod:`dlbase.trust.rebuilt`), or keeps the
+NotReproducible (exit 13, nothing attached) to raise after the result is shown.
 Without ``--attest`` every method passes through.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable
 
 from dlbase.cli import ui
@@ -27,6 +28,8 @@ class Attesting:
         self._forward, self.say = on_event, say
         self.built: list[str] = []
         self.refused: NotReproducible | None = None
+        # what was on the daemon before: the published image, built here, may be the rebuilt one
+        self.existed = engine.image_ids() if attestation is not None else None
 
     @property
     def keep(self) -> bool:
@@ -44,10 +47,7 @@ class Attesting:
 
     def __exit__(self, *_exc) -> None:
         if self.attestation is not None and not self.user_keep:
-            for image_id in dict.fromkeys(self.built):
-                with contextlib.suppress(Exception):
-                    if not self.engine.inspect_image(image_id).get("RepoTags"):  # a tagged copy stays
-                        self.engine.remove_image(image_id, force=True)
+            self.engine.remove_made(self.built, self.existed, force=True)  # a tagged or earlier copy stays
 
     def attach(self, body: dict) -> dict:
         """``body`` (``{"ok", **RebuildResult.to_dict()}``) with ``attestation`` when one was made."""
