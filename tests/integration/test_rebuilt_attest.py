@@ -56,7 +56,7 @@ def image(engine, debian_base, session_labels, tmp_path_factory):
     immutable = built["immutable_tag"].split(":", 1)[1]
     assert f"{REPO}:{immutable}" in built["tags"] and built["builder"]["name"] in ("buildkit", "classic")
     return {"sp": sp, "image_id": built["image_id"], "ref": f"{REPO}:{immutable}", "immutable": immutable,
-            "builder": built["builder"]["name"], "wheelhouse_port": built["wheelhouse_port"], "stderr": res.stderr}
+            "builder": built["builder"]["name"], "wheelhouse_port": built.get("wheelhouse_port"), "stderr": res.stderr}
 
 
 def label_args(session_labels: dict[str, str]) -> list[str]:
