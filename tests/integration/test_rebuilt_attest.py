@@ -30,7 +30,7 @@ from dlbase.core.errors import ExitCode, NotReproducible
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import attach, evidence, keys, predicates, rebuilt, store
 
-from tests.support.build_cli import free_port, stand_in_stack
+from tests.support.build_cli import stand_in_stack, steady_port
 from tests.support.registry import registry_binary, running_registry
 from tests.support.small_project import make_small_project
 
@@ -40,7 +40,7 @@ REPO = f"dlbase-test-{uuid.uuid4().hex[:8]}/pytorch"
 PASSWORD = "rebuilt-attest-test"
 COSIGN_FLAGS = ["--insecure-ignore-tlog=true", "--allow-http-registry=true", "--allow-insecure-registry=true"]
 OTHER = "sha256:" + "ee" * 32
-PORT_ENV = {"DLBASE_WHEELHOUSE_PORT": str(free_port())}  # the build's and the rebuild's
+PORT_ENV = {"DLBASE_WHEELHOUSE_PORT": str(steady_port())}  # the build's and the rebuild's
 
 
 @pytest.fixture(scope="module")

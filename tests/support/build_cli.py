@@ -121,6 +121,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def steady_port(low: int = 20000, high: int = 32000) -> int:
+    """A free port below Linux's ephemeral range (32768-60999), for a wheelhouse port that
+    several builds minutes apart must all get: a port from :func:`free_port` is ephemeral,
+    and any outgoing connection may take it in between (the build then serves elsewhere,
+    and its digest differs)."""
+    import random
+
+    for port in random.sample(range(low, high), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 def log_of(out: Outcome, sp: SmallProject) -> str:
     found = re.search(r"^log: (\S+)$", out.stderr, re.M)
     path = Path(found.group(1)) if found else sorted((sp.root / ".dlbase" / "logs").glob("*.log"))[-1]
