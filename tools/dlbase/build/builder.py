@@ -27,7 +27,7 @@ from dlbase.define import lock as lock_mod
 from dlbase.define import render as render_mod
 from dlbase.engine import BUILD_ID_LABEL, BuildEvent, Engine
 from dlbase.engine.buildstream import hash_mismatch
-from dlbase.core import reference
+from dlbase.core import layercompression, reference
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
 from dlbase.core.imageref import labels_of, short_id
@@ -59,6 +59,7 @@ class BuildResult:
     report_file: str | None = None
     builder: dict = field(default_factory=dict)  # BuilderChoice.to_dict(): which builder ran, and why
     source_date_epoch: int | None = None
+    compression: str = layercompression.GZIP  # the layers' encoding the image was written with
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -183,6 +184,19 @@ def label_buildargs(labels: dict[str, str]) -> dict[str, str]:
     return {arg: labels[key] for key, arg in LABEL_ARGS.items() if key in labels}
 
 
+def layer_compression(spec: BuildSpec, builder_name: str, say: Callable[[str], None]) -> str:
+    """The encoding this build writes: its line's (images/matrix.yaml ``compression:``),
+    except gzip with the classic builder, which writes nothing else (said, not refused:
+    the classic builder is what `auto` takes on a daemon without the containerd store,
+    and a gzip image is one every client pulls; `dlbase push` then sends it as gzip)."""
+    wanted = spec.variant.compression
+    if builder_name == "classic" and wanted != layercompression.GZIP:
+        say(f"notice: line {spec.line.name} publishes {wanted} layers, but the classic builder writes gzip only: "
+            "this image's layers are gzip (build with BuildKit, `--builder buildkit`, for zstd)")
+        return layercompression.GZIP
+    return wanted
+
+
 def preflight(project: Project, spec: BuildSpec) -> Path:
     """Checks that need no daemon: the Dockerfile is current and the lock is fresh."""
     dockerfile = project.variant_dir(spec.name) / "Dockerfile"
@@ -260,6 +274,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                            hint="build with BuildKit and a registry cache: `--cache-to REG/REPO:cache` once, "
                                 "then `--cache-from REG/REPO:cache`")
     say(f"builder: {choice.name} ({choice.reason})")
+    encoding = layer_compression(spec, choice.name, say)
     epoch = source_date_epoch(project.root)
     with exclusive(project, spec.name, say):
         base_ref, base_digest = base_identity(engine, spec)
@@ -281,7 +296,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
         # Build-time labels reach the Dockerfile's one LABEL step as build arguments (the API's
         # labels= would add one committed step per label); only extra labels go through labels=.
         buildargs = label_buildargs(build_labels(project, spec, lock_hash, base_ref, base_digest))
-        labels = dict(extra_labels or {})
+        labels = {**(extra_labels or {}), layercompression.LABEL: encoding}
         port = wheelhouse_port or int(os.environ.get("DLBASE_WHEELHOUSE_PORT", DEFAULT_WHEELHOUSE_PORT))
         with wheelhouse.serve_preferring(house, port) as url:
             say(f"serving the wheelhouse at {url}; building {project.rel(project.variant_dir(spec.name))}/Dockerfile")
@@ -294,7 +309,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                                             on_event=on_event, log_path=log_file,
                                             cache_from=list(cache_from or []) or None, builder=choice.name,
                                             cache_to=cache_to, source_date_epoch=epoch,
-                                            work_dir=project.state_dir / "buildkit")
+                                            work_dir=project.state_dir / "buildkit", compression=encoding)
             except BuildFailed as exc:
                 if hash_mismatch(exc.log_tail):
                     exc.message += " (a wheel's sha256 is not one the lock pins)"
@@ -332,7 +347,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                              base_ref=base_ref, base_digest=base_digest,
                              seconds=round(time.monotonic() - started, 1), size_bytes=size,
                              log_file=str(log_file), probe=probe, builder=choice.to_dict(),
-                             source_date_epoch=epoch)
+                             source_date_epoch=epoch, compression=encoding)
         result.report_file = str(write_report(project, result, spec))
         return result
 
@@ -393,6 +408,7 @@ def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path
         "base": {"ref": result.base_ref, "digest": result.base_digest},
         "build_seconds": result.seconds,
         "builder": result.builder,
+        "compression": result.compression,
         "source_date_epoch": result.source_date_epoch,
         "versions": {k: result.probe.get(k) for k in ("torch", "torchvision", "cuda", "cudnn_int", "nccl",
                                                        "python", "albumentations", "opencv", "numpy")},
