@@ -36,7 +36,7 @@ from dlbase.core.fsutil import write_text_atomic
 from dlbase.define.project import Project
 from dlbase.engine import Engine
 from dlbase.image.local_image import locate
-from dlbase.publish import compression, zstd_export, zstd_push
+from dlbase.publish import blob_upload, compression, layer_convert
 from dlbase.registry.client import RegistryClient
 from dlbase.define import labels as image_labels
 from dlbase.registry import mediatypes
@@ -107,9 +107,9 @@ def _push_zstd(engine: Engine, image_id: str, host: str, work: Path, say: Callab
     client = RegistryClient(host, timeout=60)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="zstd-", dir=work) as tmp:
-        converted = zstd_export.convert(engine, image_id, Path(tmp))
+        converted = layer_convert.convert(engine, image_id, Path(tmp), compression.ZSTD)
         say(f"  re-compressed {len(converted.layers)} layers in {time.monotonic() - started:.1f} s; uploading")
-        zstd_push.upload_blobs(client, "bench-zstd", converted)
+        blob_upload.upload_blobs(client, "bench-zstd", converted)
         client.put_manifest("bench-zstd", TAG, converted.manifest_bytes, mediatypes.OCI_MANIFEST)
     return converted.digest, round(time.monotonic() - started, 3)
 

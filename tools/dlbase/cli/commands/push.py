@@ -58,16 +58,17 @@ class PushProgress:
               only_with="sign_key", why="the scan is attached as a signed attestation",
               help="with --sign: scan the image against this vulnerability database (as `dlbase scan --db`; "
                    "default $DLBASE_VULN_DB) and attach the result; without one, push says no scan was attached")
-@click.option("--compression", "layer_compression", type=click.Choice(compression.CHOICES), default=compression.GZIP,
-              show_default=True,
-              help="layer compression in the registry: gzip (the daemon pushes the layers as it stores them) or "
-                   "zstd (re-compressed, an OCI manifest; Docker >= 23 pulls it, smaller and faster to unpack)")
+@click.option("--compression", "layer_compression", type=click.Choice(compression.CHOICES), default=None,
+              help="layer compression in the registry. Default: the image's own (what its line builds, "
+                   "images/matrix.yaml `compression:`), pushed as built, so the registry digest is the image ID. "
+                   "The other one converts (every core, streamed): gzip for Docker 20.10 pullers, zstd for a "
+                   "gzip image (Docker >= 23 pulls it, smaller and faster to unpack)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress")
 @project_options
 @json_option
 @with_exit_codes
 def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, scan_db: Path | None,
-            layer_compression: str, quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+            layer_compression: str | None, quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Push IMAGE (a variant name, a tag or an image ID) to --registry.
 
     Pushes the immutable and the moving tag, refuses unverified images (exit {NOT_VERIFIED}) and
