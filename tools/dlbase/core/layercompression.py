@@ -37,6 +37,14 @@ LABEL = "dlbase.layer-compression"
 DOCKER_MIN_ZSTD = (23, 0)
 
 
+def of_labels(labels: dict[str, str] | None) -> str:
+    """The encoding of an image's own layers, from its labels: what its build wrote (every
+    dlbase build sets :data:`LABEL`); an image built before the label existed is gzip,
+    all there was then."""
+    said = (labels or {}).get(LABEL)
+    return said if said in CHOICES else GZIP
+
+
 def exporter_attrs(compression: str) -> str:
     """The attributes of BuildKit's ``type=image`` (or ``type=docker``) exporter after its
     type, for ``compression``: ``oci-mediatypes=true,compression=zstd,...``."""

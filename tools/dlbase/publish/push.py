@@ -129,10 +129,8 @@ def check_publishable(project: Project, image: LocalImage, *, force: bool) -> di
 
 
 def built_compression(image: LocalImage) -> str:
-    """The encoding of the image's own layers: what its build wrote (the label every dlbase
-    build sets); an image built before the label existed is gzip, all there was then."""
-    said = image.labels.get(layercompression.LABEL)
-    return said if said in compression.CHOICES else compression.GZIP
+    """The encoding of the image's own layers (:func:`dlbase.core.layercompression.of_labels`)."""
+    return layercompression.of_labels(image.labels)
 
 
 def names_image(manifest: dict, digest: str, image_id: str, where: str) -> bool:
@@ -193,7 +191,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     digest = results[image.immutable]["digest"]
     registry_bytes = _stored_bytes(client, image.repository, digest)
     pulled = pull_check(engine, target, digest, auth, pull_check_command or PULL_CHECK_COMMAND, say,
-                        image_id=image.image_id)
+                        image_id=image.image_id, on_event=on_event)
     facts = report.image_facts(project, engine, image.image_id)
     sbom_path = report.write_push_sbom(project, facts, image.image_id, f"{target}:{image.immutable}")
     signing = None
@@ -353,7 +351,8 @@ def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClie
 
 
 def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, command: list[str],
-               say: Callable[[str], None], *, image_id: str | None = None) -> dict:
+               say: Callable[[str], None], *, image_id: str | None = None,
+               on_event: Callable[[TransferEvent], None] | None = None) -> dict:
     """Pull ``target@digest`` and run one command in it.
 
     "Clean daemon state", pragmatically: the registry-qualified tags were removed before
@@ -365,7 +364,7 @@ def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, comm
     """
     ref = f"{target}@{digest}"
     say(f"pulling {ref} back and running one command in it")
-    pulled_id = engine.pull(target, digest, auth_config=auth)
+    pulled_id = engine.pull(target, digest, auth_config=auth, on_event=on_event)
     # The containerd image store names a pulled image by its manifest digest (a converted
     # manifest is another digest than the local image's), the classic store by its config.
     if image_id and pulled_id not in (image_id, digest):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -14,33 +13,9 @@ from dlbase.publish import push as publish
 from dlbase.cli import ui
 from dlbase.core import validate
 from dlbase.cli.commands.common import OnlyWith, json_option, open_project, project_options
-from dlbase.engine import Engine, TransferEvent
+from dlbase.cli.progress import TransferProgress
+from dlbase.engine import Engine
 from dlbase.cli.helptext import with_exit_codes
-
-
-class PushProgress:
-    """One line per finished layer and per status line; byte progress at most every 5 s."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.started = time.monotonic()
-        self._last: dict[str, float] = {}
-
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            ui.err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/dim] {escape(text)}", markup=True,
-                         highlight=False)
-
-    def event(self, ev: TransferEvent) -> None:
-        if ev.kind == "progress":
-            now = time.monotonic()
-            if now - self._last.get(ev.layer or "", 0) >= 5 and ev.total_bytes:
-                self._last[ev.layer or ""] = now
-                self.say(f"  {ev.layer}: {ev.text} {ev.current or 0:,}/{ev.total_bytes:,} bytes")
-        elif ev.kind == "layer":
-            self.say(f"  {ev.layer}: {ev.text}")
-        elif ev.kind == "status" and ev.layer is None:
-            self.say(f"  {ev.text}")
 
 
 @click.command("push")
@@ -87,13 +62,16 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
         signer = private_key(sign_key)  # a wrong passphrase stops here, before anything is pushed
     engine = Engine()
     engine.ping()
-    progress = PushProgress(quiet or as_json)
+    progress = TransferProgress(quiet or as_json)
     local = publish.resolve(project, engine, image)
     scan = _scan_inputs(project, scan_db) if signer is not None else None  # a bad database or VEX: before pushing
     if force:
         ui.warn("--force: the verification requirement is waived; the report records it")
-    body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
-                           signer=signer, host_label=host_label, scan=scan, layer_compression=layer_compression)
+    try:
+        body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
+                               signer=signer, host_label=host_label, scan=scan, layer_compression=layer_compression)
+    finally:
+        progress.close()
     if as_json:
         ui.emit_json({"ok": True, **body})
         return
