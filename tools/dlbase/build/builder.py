@@ -184,12 +184,14 @@ def label_buildargs(labels: dict[str, str]) -> dict[str, str]:
     return {arg: labels[key] for key, arg in LABEL_ARGS.items() if key in labels}
 
 
-def layer_compression(spec: BuildSpec, builder_name: str, say: Callable[[str], None]) -> str:
-    """The encoding this build writes: its line's (images/matrix.yaml ``compression:``),
+def layer_compression(spec: BuildSpec, builder_name: str, say: Callable[[str], None],
+                      wanted: str | None = None) -> str:
+    """The encoding this build writes: ``wanted`` (a bench's side by side), else its
+    line's (images/matrix.yaml ``compression:``),
     except gzip with the classic builder, which writes nothing else (said, not refused:
     the classic builder is what `auto` takes on a daemon without the containerd store,
     and a gzip image is one every client pulls; `dlbase push` then sends it as gzip)."""
-    wanted = spec.variant.compression
+    wanted = wanted or spec.variant.compression
     if builder_name == "classic" and wanted != layercompression.GZIP:
         say(f"notice: line {spec.line.name} publishes {wanted} layers, but the classic builder writes gzip only: "
             "this image's layers are gzip (build with BuildKit, `--builder buildkit`, for zstd)")
@@ -234,7 +236,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
           wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
           wheelhouse_dir: Path | None = None, repository: str | None = None,
           cache_from: list[str] | None = None, builder: str = "auto",
-          cache_to: str | None = None) -> BuildResult:
+          cache_to: str | None = None, compression: str | None = None) -> BuildResult:
     """Build, read back, compare, tag, report. Raises a typed error at the first problem;
     nothing is tagged unless every check passed. ``on_event`` receives the wheelhouse's
     FillEvents, then the build's BuildEvents; ``say`` receives one-line messages.
@@ -255,6 +257,8 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
 
     ``builder``: "auto" (BuildKit where buildx and the containerd store are there),
     "buildkit" or "classic"; the choice and its reason are said and recorded in the result.
+    ``compression``: the layers' encoding instead of the line's (`dlbase bench build`
+    measures both side by side); None: the line's.
     """
     if not check_versions and tag:
         raise ValueError("an image is tagged only after its versions were read back")
@@ -274,7 +278,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                            hint="build with BuildKit and a registry cache: `--cache-to REG/REPO:cache` once, "
                                 "then `--cache-from REG/REPO:cache`")
     say(f"builder: {choice.name} ({choice.reason})")
-    encoding = layer_compression(spec, choice.name, say)
+    encoding = layer_compression(spec, choice.name, say, compression)
     epoch = source_date_epoch(project.root)
     with exclusive(project, spec.name, say):
         base_ref, base_digest = base_identity(engine, spec)
