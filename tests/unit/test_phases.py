@@ -121,15 +121,22 @@ def test_a_push_ticks_with_the_bytes_of_all_its_layers(monkeypatch) -> None:
                                 total_bytes=3_000_000_000))
     display.event(TransferEvent("progress", text="Pushing", layer="bbb", current=500_000_000,
                                 total_bytes=1_000_000_000))
-    clock.t = 10.0
+    assert shown[-1].endswith("bbb: Pushing 500,000,000/1,000,000,000 bytes")  # a layer's own line, as before
+    clock.t = 3.0
+    display.event(TransferEvent("progress", text="Pushing", layer="bbb", current=600_000_000,
+                                total_bytes=1_000_000_000))
+    assert "600,000,000" not in shown[-1]  # at most every 5 s per layer
+    display.event(TransferEvent("progress", text="Pushing", layer="bbb", current=500_000_000,
+                                total_bytes=1_000_000_000))
+    clock.t = 13.0
     tick = display.ticker.due()
-    assert tick == ("pushing 127.0.0.1:5000/r:t (zstd layers as built, nothing re-compressed) ... 10s "
+    assert tick == ("pushing 127.0.0.1:5000/r:t (zstd layers as built, nothing re-compressed) ... 13s "
                     "(1.5 GB of 4.0 GB)")
     display.event(TransferEvent("layer", text="Pushed", layer="bbb"))  # a printed line: silence restarts
-    clock.t = 15.0
+    clock.t = 18.0
     assert display.ticker.due() is None
     display.say("pulling it back")  # a new phase: its own seconds, no bytes yet
-    clock.t = 26.0
+    clock.t = 29.0
     assert display.ticker.due() == "pulling it back ... 11s"
     display.event(TransferEvent("done", text="sha256:x"))
     clock.t = 60.0

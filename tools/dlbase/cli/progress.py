@@ -174,8 +174,13 @@ def _interesting(line: str) -> bool:
     return any(m in line for m in markers)
 
 
+#: A layer's byte progress is printed at most this often (the phase line sums them all).
+LAYER_BYTES_EVERY_S = 5.0
+
+
 class TransferProgress:
-    """A push or a pull: one line per message and finished layer; every message opens a
+    """A push or a pull: one line per message and finished layer, a layer's bytes at most
+    every :data:`LAYER_BYTES_EVERY_S`; every message opens a
     phase that ticks while it lasts, with the bytes of its layers summed where the
     stream gives them (a 3 GB layer's upload, a conversion, a pull's download and unpack)."""
 
@@ -184,6 +189,7 @@ class TransferProgress:
         self._clock, self._ticking = clock, ticking
         self.started = clock()
         self._bytes: dict[str, tuple[int, int]] = {}
+        self._last: dict[str, float] = {}
         self.ticker = PhaseTicker(lambda text: self._print(f"  [yellow]{escape(text)}[/yellow]"), clock=clock)
 
     def _print(self, text: str) -> None:
@@ -204,6 +210,10 @@ class TransferProgress:
             self._bytes[f"{ev.text.split()[0]}:{ev.layer}"] = (ev.current or 0, ev.total_bytes)
             by_kind = [v for k, v in self._bytes.items() if k.startswith(ev.text.split()[0] + ":")]
             self.ticker.progress(sum(c for c, _t in by_kind), sum(t for _c, t in by_kind))
+            now = self._clock()
+            if now - self._last.get(ev.layer or "", float("-inf")) >= LAYER_BYTES_EVERY_S:  # a layer's own bytes
+                self._last[ev.layer or ""] = now
+                self._print(f"  {ev.layer}: {escape(ev.text)} {ev.current or 0:,}/{ev.total_bytes:,} bytes")
         elif ev.kind == "layer":
             self._print(f"  {ev.layer}: {escape(ev.text)}")
         elif ev.kind == "status" and ev.layer is None:
