@@ -129,3 +129,35 @@ def test_registry_dying_mid_converting_push_leaves_no_tag(engine: Engine, image_
         reg.start()
         assert remote(reg.host) == {}  # blobs first, manifest last: no tag exists
         assert qualified_tags(engine, reg.host) == []
+
+
+def test_a_gzip_fallback_beside_zstd_and_what_docker_26_pulls(engine: Engine, image_z: Img, tmp_path):
+    """--gzip-fallback: TAG keeps the zstd image as built, TAG-gzip holds its gzip form; a
+    Docker 26 pull of each gets the one it names (a tag, not an index: unambiguous)."""
+    with running_registry(tmp_path) as reg:
+        done = push(image_z, reg.host, "--gzip-fallback", "--json")
+        assert done.returncode == 0, done.stderr
+        body = json.loads(done.stdout)
+        assert body["tags"][image_z.immutable]["digest"] == image_z.image_id  # the main tag: as built
+        fb = body["gzip_fallback"]
+        fb_tags = {f"{image_z.immutable}-gzip", f"{image_z.moving}-gzip"}
+        assert set(fb["tags"]) == fb_tags and fb["pull_check"]["exit_code"] == 0
+        assert remote(reg.host) == {image_z.immutable: image_z.image_id, image_z.moving: image_z.image_id,
+                                    **{t: fb["digest"] for t in fb_tags}}
+        client = RegistryClient(reg.host)
+        main_manifest, _d = client.manifest(REPO, image_z.moving)
+        fb_manifest, _d = client.manifest(REPO, f"{image_z.moving}-gzip")
+        assert {d["mediaType"] for d in main_manifest["layers"]} == {compression.ZSTD_LAYER}
+        assert {d["mediaType"] for d in fb_manifest["layers"]} == {compression.GZIP_LAYER}
+        assert fb_manifest["config"]["digest"] == main_manifest["config"]["digest"]  # one image, two encodings
+        # what Docker 26 (containerd store: the image ID is the manifest digest) pulls for each name
+        assert _pull_and_run(engine, reg.host, image_z.moving) == image_z.image_id
+        assert _pull_and_run(engine, reg.host, f"{image_z.moving}-gzip") == fb["digest"]
+        again = push(image_z, reg.host, "--gzip-fallback", "--json")  # nothing re-encoded or moved
+        assert again.returncode == 0, again.stderr
+        again_fb = json.loads(again.stdout)["gzip_fallback"]
+        assert again_fb["digest"] == fb["digest"] and again_fb["tags"][f"{image_z.immutable}-gzip"]["layers"] == {}
+        refused = push(image_z, reg.host, "--gzip-fallback", "--compression", "gzip")
+        assert refused.returncode == 2 and "--gzip-fallback goes with a zstd push" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert qualified_tags(engine, reg.host) == []

@@ -36,7 +36,7 @@ import datetime as dt
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -146,8 +146,14 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
             on_event: Callable[[TransferEvent], None] | None = None, say: Callable[[str], None] = lambda _m: None,
             pull_check_command: list[str] | None = None, signer: object | None = None,
             host_label: str | None = None, scan: object | None = None,
-            layer_compression: str | None = None) -> dict:
+            layer_compression: str | None = None, gzip_fallback: bool = False) -> dict:
     """Push, read back, pull back, report. Returns the push report (also written to disk).
+
+    ``gzip_fallback`` (a zstd image): also publish its gzip form under each tag plus
+    :data:`FALLBACK_SUFFIX`, for pullers that read gzip only (Docker 20.10). A tag, not
+    an OCI index holding both: a client picks an index's first entry for its platform
+    (Docker 26, containerd), whatever the layers' media type, so an index would give
+    every puller the same one of the two; a tag is what each team can name.
 
     ``layer_compression``: None or the image's own encoding (:func:`built_compression`)
     pushes with the daemon (the blobs as built: registry digest = image ID); the other one
@@ -160,26 +166,17 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     layer_compression = layer_compression or own
     if layer_compression not in compression.CHOICES:
         raise InvalidInput(f"compression {layer_compression!r} is not one of {', '.join(compression.CHOICES)}")
+    if gzip_fallback and layer_compression != compression.ZSTD:
+        raise InvalidInput(f"--gzip-fallback goes with a zstd push, and this one pushes {layer_compression} layers "
+                           "(every client reads gzip: there is nothing to fall back from)",
+                           hint="leave --gzip-fallback out, or push a zstd image")
     verification = check_publishable(project, image, force=force)
     creds, creds_from = credentials.source(host)
     client = registry.RegistryClient(host, credentials=creds)
     say(f"asking {host} what {image.repository} holds now")
-    before = {t: client.tag_digest_or_none(image.repository, t) for t in image.tags}
-    existing: bytes | None = None
-    if before[image.immutable]:
-        where = f"{host}/{image.repository}:{image.immutable}"
-        manifest, existing, _digest = client.manifest_with_bytes(image.repository, before[image.immutable])
-        if not names_image(manifest, before[image.immutable], image.image_id, where):
-            raise TagConflict(f"{where} already exists and names another image ({before[image.immutable]}, "
-                              f"config {answers.config_digest(manifest, where)}); immutable tags are never "
-                              "overwritten",
-                              hint="rebuild with a changed lock (new tag) or delete the tag in the registry deliberately")
-        held = compression.manifest_compression(manifest)
-        if held != layer_compression:
-            raise TagConflict(f"{where} already holds this image with {held} layers; pushing it with "
-                              f"{layer_compression} layers would replace its manifest (another digest, not the "
-                              "one its signatures name); immutable tags are never overwritten",
-                              hint=f"push with --compression {held} (or delete the tag in the registry deliberately)")
+    fallback = fallback_image(image) if gzip_fallback else None
+    before, existing = _held(client, host, image, layer_compression)
+    fb_before, fb_existing = _held(client, host, fallback, compression.GZIP) if fallback else ({}, None)
     auth = {"username": creds[0], "password": creds[1]} if creds else None
     target = f"{host}/{image.repository}"
     if layer_compression != own:
@@ -192,6 +189,16 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     registry_bytes = _stored_bytes(client, image.repository, digest)
     pulled = pull_check(engine, target, digest, auth, pull_check_command or PULL_CHECK_COMMAND, say,
                         image_id=image.image_id, on_event=on_event)
+    fallback_report = None
+    if fallback is not None:
+        fb_results = _push_converted(project, engine, client, fallback, target, fb_before, fb_existing, on_event,
+                                     say, source=own, wanted=compression.GZIP)
+        fb_digest = fb_results[fallback.immutable]["digest"]
+        fallback_report = {"tags": fb_results, "digest": fb_digest, "compression": compression.GZIP,
+                           "registry_bytes": _stored_bytes(client, image.repository, fb_digest),
+                           "pull_check": pull_check(engine, target, fb_digest, auth,
+                                                    pull_check_command or PULL_CHECK_COMMAND, say,
+                                                    image_id=image.image_id, on_event=on_event)}
     facts = report.image_facts(project, engine, image.image_id)
     sbom_path = report.write_push_sbom(project, facts, image.image_id, f"{target}:{image.immutable}")
     signing = None
@@ -212,6 +219,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
         "repo_digests": [f"{target}@{digest}"],
         "compression": layer_compression,
         "registry_bytes": registry_bytes,
+        "gzip_fallback": fallback_report,
         "size_bytes": int(engine.inspect_image(image.image_id).get("Size", 0)),
         "lock_hash": facts.get("lock_hash") or image.labels.get(image_labels.LOCK_HASH),
         "base": facts.get("base"),
@@ -227,6 +235,40 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     }
     body["report_file"] = str(report.write_push(project, body))
     return body
+
+
+#: What a gzip fallback's tags end with (``TAG-gzip`` beside ``TAG``).
+FALLBACK_SUFFIX = "-gzip"
+
+
+def fallback_image(image: LocalImage) -> LocalImage:
+    """The same image under its fallback tags (each tag + :data:`FALLBACK_SUFFIX`)."""
+    return replace(image, immutable=image.immutable + FALLBACK_SUFFIX,
+                   moving=image.moving + FALLBACK_SUFFIX if image.moving else None)
+
+
+def _held(client: registry.RegistryClient, host: str, image: LocalImage, wanted: str
+          ) -> tuple[dict[str, str | None], bytes | None]:
+    """What each of the image's tags points at now, and the immutable tag's manifest bytes
+    when it already holds this image as ``wanted``. An immutable tag naming another image,
+    or this one with the other compression, is a TagConflict: nothing is pushed."""
+    before = {t: client.tag_digest_or_none(image.repository, t) for t in image.tags}
+    if not before[image.immutable]:
+        return before, None
+    where = f"{host}/{image.repository}:{image.immutable}"
+    manifest, existing, _digest = client.manifest_with_bytes(image.repository, before[image.immutable])
+    if not names_image(manifest, before[image.immutable], image.image_id, where):
+        raise TagConflict(f"{where} already exists and names another image ({before[image.immutable]}, "
+                          f"config {answers.config_digest(manifest, where)}); immutable tags are never "
+                          "overwritten",
+                          hint="rebuild with a changed lock (new tag) or delete the tag in the registry deliberately")
+    held = compression.manifest_compression(manifest)
+    if held != wanted:
+        raise TagConflict(f"{where} already holds this image with {held} layers; pushing it with "
+                          f"{wanted} layers would replace its manifest (another digest, not the "
+                          "one its signatures name); immutable tags are never overwritten",
+                          hint=f"push with --compression {held} (or delete the tag in the registry deliberately)")
+    return before, existing
 
 
 def _action(before: str | None, digest: str, present: bool) -> str:

@@ -38,12 +38,16 @@ from dlbase.cli.helptext import with_exit_codes
                    "images/matrix.yaml `compression:`), pushed as built, so the registry digest is the image ID. "
                    "The other one converts (every core, streamed): gzip for Docker 20.10 pullers, zstd for a "
                    "gzip image (Docker >= 23 pulls it, smaller and faster to unpack)")
+@click.option("--gzip-fallback", is_flag=True,
+              help="with a zstd image: also publish its gzip form under each tag + '-gzip', for pullers that read "
+                   "gzip only (Docker 20.10); a tag, not an OCI index, because clients take an index's first entry "
+                   "for their platform whatever its layers are (docs/operators-compression.md)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress")
 @project_options
 @json_option
 @with_exit_codes
 def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, scan_db: Path | None,
-            layer_compression: str | None, quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+            layer_compression: str | None, gzip_fallback: bool, quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Push IMAGE (a variant name, a tag or an image ID) to --registry.
 
     Pushes the immutable and the moving tag, refuses unverified images (exit {NOT_VERIFIED}) and
@@ -69,7 +73,8 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
         ui.warn("--force: the verification requirement is waived; the report records it")
     try:
         body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
-                               signer=signer, host_label=host_label, scan=scan, layer_compression=layer_compression)
+                               signer=signer, host_label=host_label, scan=scan, layer_compression=layer_compression,
+                               gzip_fallback=gzip_fallback)
     finally:
         progress.close()
     if as_json:
@@ -86,6 +91,10 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
                                                  if body.get("registry_bytes") else ")"))
     ui.info(f"verification: {body['verification']['status']}" + (" (FORCED)" if body["forced"] else ""))
     ui.info(f"pull check: {body['pull_check']['reference']} -> {body['pull_check']['output']}")
+    if body.get("gzip_fallback"):
+        fb = body["gzip_fallback"]
+        ui.info(f"gzip fallback: {', '.join(t['reference'] for t in fb['tags'].values())} -> {fb['digest']} "
+                f"({fb['registry_bytes']:,} bytes stored; pull check: {fb['pull_check']['output']})")
     if body.get("signing"):
         s = body["signing"]
         new = [a["predicateType"] for a in s["attestations"] if not a.get("existing")]
