@@ -14,9 +14,12 @@ Why the exporter is pinned as it is:
 - ``compression-level``: BuildKit maps zstd levels onto klauspost/compress's encoder
   speeds (< 3 fastest, 3..6 default, 7..8 better, >= 9 best). 3 is zstd's own default and
   BuildKit's: naming it keeps a later BuildKit whose default moves from changing every
-  layer's bytes (and so every digest) silently. The encoder's output is fixed for one
-  klauspost/compress version and speed, whatever the number of its goroutines, which is
-  what makes two builds give one digest (tests/integration/test_buildkit_zstd.py).
+  layer's bytes (and so every digest) silently. What else fixes the bytes is the
+  encoder's code, klauspost/compress inside the daemon's BuildKit (Docker 26.1's, from
+  Debian's golang-github-klauspost-compress): a daemon upgrade may change them, as it may
+  for gzip. Two clean builds on one daemon give one digest
+  (tests/integration/test_buildkit_build.py; `dlbase bench build`'s second cold build
+  checks the full image).
   gzip stays at BuildKit's default (compress/flate level 6; level 1 was measured at
   +9.2% bytes for 36% less time, docs/bench-build.md, and not taken).
 """
