@@ -161,11 +161,16 @@ def run(project: Project, spec: BuildSpec, engine: Engine, say: Callable[[str], 
                 flip = layercompression.GZIP if cold.compression == layercompression.ZSTD else layercompression.ZSTD
                 other, other_s = timed(f"cold build ({chosen}, {flip} layers, no layer cache)", nocache=True,
                                        builder=chosen, compression=flip)
+                # Its size is in the result: the image itself goes now, not at the end (a full
+                # image is ~10 GB in the containerd store; four at once filled a shared disk).
+                remove_images(engine, [other.image_id])
             rebuild_s = digests = None
             if chosen == "buildkit" and "rebuild" not in skip:
                 again, rebuild_s = timed("second cold build (no layer cache): same digest?", nocache=True,
                                          builder=chosen)
                 digests = (cold.image_id, again.image_id)
+                if again.image_id != cold.image_id:  # the same digest is cold's own image: kept
+                    remove_images(engine, [again.image_id])
             warm_s = None
             if "warm" not in skip:
                 marker = copy.root / SUITE_IN_COPY / "conftest.py"
