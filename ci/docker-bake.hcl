@@ -44,8 +44,7 @@ target "torch2_6-cu124-runtime-debian12" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
+  output = ["type=docker"]
 }
 
 target "torch2_6-cu124-notebook-debian12" {
@@ -59,8 +58,7 @@ target "torch2_6-cu124-notebook-debian12" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
+  output = ["type=docker"]
 }
 
 target "torch2_6-cu124-runtime-ubuntu22_04" {
@@ -74,8 +72,7 @@ target "torch2_6-cu124-runtime-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
+  output = ["type=docker"]
 }
 
 target "torch2_6-cu124-devel-ubuntu22_04" {
@@ -89,8 +86,7 @@ target "torch2_6-cu124-devel-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
+  output = ["type=docker"]
 }
 
 target "torch2_6-cu118-runtime-ubuntu22_04" {
@@ -104,8 +100,7 @@ target "torch2_6-cu118-runtime-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=gzip,force-compression=true"]
+  output = ["type=docker"]
 }
 
 target "torch2_6-cu118-devel-ubuntu22_04" {
@@ -119,8 +114,7 @@ target "torch2_6-cu118-devel-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=gzip,force-compression=true"]
+  output = ["type=docker"]
 }
 
 target "torch2_6-cu126-runtime-ubuntu22_04" {
@@ -134,8 +128,7 @@ target "torch2_6-cu126-runtime-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
+  output = ["type=docker"]
 }
 
 target "torch2_6-cu126-notebook-ubuntu22_04" {
@@ -149,8 +142,7 @@ target "torch2_6-cu126-notebook-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
+  output = ["type=docker"]
 }
 
 target "torch2_14-cu130-runtime-debian13" {
@@ -164,8 +156,7 @@ target "torch2_14-cu130-runtime-debian13" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
+  output = ["type=docker"]
 }
 
 target "torch2_14-cu130-notebook-debian13" {
@@ -179,6 +170,5 @@ target "torch2_14-cu130-notebook-debian13" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
-  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
+  output = ["type=docker"]
 }
