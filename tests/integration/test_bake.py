@@ -11,7 +11,6 @@ in the small image) leaves no tag at all."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from dlbase.define import bakefile
 from dlbase.define.spec import BuildSpec
 from dlbase.engine import Engine
 from tests.support.build_cli import cli_env, wait_for_line
+from tests.support.old_buildkit import needs_working_cache_export
 from tests.support.small_project import SmallProject, make_small_project
 
 EPOCH = "1700000000"  # 2023-11-14T22:13:20Z
@@ -93,15 +93,7 @@ def test_a_bake_whose_read_back_fails_tags_nothing(small: SmallProject, engine: 
                    for img in engine._api.images() for t in (img.get("RepoTags") or []))  # noqa: SLF001
 
 
-# Docker 26's built-in BuildKit (0.13) never finishes "preparing build cache for export" for
-# the project's Dockerfile: its cache-chain loop removal is exponential in the number of
-# `COPY --from=sources` links (measured: 2 links 2.7 s, 3 or more held until killed, dockerd
-# growing ~100 MB/s to 24 GB). Known upstream (moby/buildkit#5005, #6008; rewritten in
-# #6129). GitHub's runners use a current BuildKit, where the generated workflow's cache works.
-@pytest.mark.skipif("os.environ.get('DLBASE_TEST_OLD_BUILDKIT_CACHE') != '1'",
-                    reason="Docker 26's BuildKit 0.13 hangs exporting a registry cache of this "
-                           "Dockerfile (moby/buildkit#5005); set DLBASE_TEST_OLD_BUILDKIT_CACHE=1 "
-                           "on a daemon with BuildKit >= 0.25")
+@needs_working_cache_export
 def test_a_registry_cache_is_written_and_read_per_variant(small: SmallProject, engine: Engine,
                                                            session_labels: dict[str, str], tmp_path: Path) -> None:
     """The workflow's cache settings on a real registry (127.0.0.1): `--cache-to ...,mode=max`

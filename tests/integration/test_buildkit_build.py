@@ -26,6 +26,7 @@ from dlbase.engine import Engine
 from tests.support.build_cli import (Outcome, assert_no_tag_moved, assert_one_error, cli_args, cli_env, edit, free_port,
                                      insert_before_python_env, log_of, render, run_build, stand_in_stack,
                                      wait_for_line)
+from tests.support.old_buildkit import needs_working_cache_export
 from tests.support.registry import registry_binary, running_registry
 from tests.support import netns, second_daemon
 from tests.support.small_project import SmallProject, make_small_project
@@ -318,6 +319,7 @@ def _cold_daemon_cannot_run() -> str | None:
     return second_daemon.available() or netns.available()
 
 
+@needs_working_cache_export
 @pytest.mark.skipif(_cold_daemon_cannot_run() is not None, reason=str(_cold_daemon_cannot_run()))
 def test_an_empty_daemon_rebuilds_only_the_changed_group_from_the_registry_cache(
         engine: Engine, debian_base, session_labels, tmp_path: Path) -> None:
