@@ -6,8 +6,9 @@ project's Dockerfile: its cache-chain loop removal is exponential in the number 
 --cache-to type=registry,...` of the small project: 2 links 2.7 s, 3 or more held until
 killed, dockerd growing about 100 MB/s to 24 GB (mode=max and mode=min alike). Known upstream
 (moby/buildkit#5005 and #6008; the exporter was rewritten in #6129). GitHub's runners use a
-current BuildKit, where the generated workflow's cache works; tests that export a registry
-cache run only where the operator says the daemon's BuildKit has that rewrite.
+current BuildKit, where the generated workflow's cache works. Tests that export a registry
+cache (even one meant to fail at the push: the preparation comes first) run only where the
+operator says the daemon's BuildKit has that rewrite.
 """
 
 from __future__ import annotations
