@@ -30,7 +30,7 @@ def test_images_of_two_repositories_are_refused_and_listed():
         choose(V, summaries)
     err = info.value
     assert err.exit_code == ExitCode.INVALID_INPUT
-    assert err.details == [f"dlbase/pytorch:2.6 ({'b' * 12})", f"other/project:2.6 ({'a' * 12})"]
+    assert err.details == [f"other/project:2.6 ({'a' * 12})", f"dlbase/pytorch:2.6 ({'b' * 12})"]  # newest first
     assert "2 repositories" in err.message and V in err.message and "image ID" in err.hint
 
 
@@ -83,3 +83,5 @@ def test_many_repositories_are_listed_up_to_a_bound():
     with pytest.raises(AmbiguousImage) as info:
         choose(V, summaries)
     assert len(info.value.details) == 6 and info.value.details[-1] == "and 3 more"
+    # newest first: the repositories just built are shown, the oldest are the ones counted
+    assert [d.split(" ")[0] for d in info.value.details[:5]] == [f"r{i}/x:1" for i in (7, 6, 5, 4, 3)]

@@ -15,7 +15,9 @@ The rule:
    repository (an image tagged into two repositories, as a push does, counts in both);
    then the newest of them is taken;
 3. images of several repositories and none preferred: refused, listing one per repository,
-   so the user names the one they mean (a reference or an image ID);
+   newest first (what was just built is what is most likely meant, and a bounded list
+   must not hide it behind older repositories that sort first), so the user names the one
+   they mean (a reference or an image ID);
 4. untagged images (an old build whose tag moved on) count only when no image of the
    variant is tagged: there is no repository to tell them apart by, and the newest is taken.
 """
@@ -114,7 +116,7 @@ def _ambiguous(variant: str, tagged: list[Candidate], preferred: str | None) -> 
     for cand in tagged:  # newest first, so the first seen per repository is its newest
         for repo in cand.repositories:
             newest.setdefault(repo, cand)
-    rows = [f"{c.ref_in(repo)} ({imageref.short_id(c.image_id)})" for repo, c in sorted(newest.items())]
+    rows = [f"{c.ref_in(repo)} ({imageref.short_id(c.image_id)})" for repo, c in newest.items()]
     shown = rows[:SHOWN] + ([f"and {len(rows) - SHOWN} more"] if len(rows) > SHOWN else [])
     mine = f"; none is in the matrix's repository {preferred}" if preferred else ""
     return AmbiguousImage(
