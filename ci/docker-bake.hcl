@@ -44,7 +44,8 @@ target "torch2_6-cu124-runtime-debian12" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
 }
 
 target "torch2_6-cu124-notebook-debian12" {
@@ -58,7 +59,8 @@ target "torch2_6-cu124-notebook-debian12" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
 }
 
 target "torch2_6-cu124-runtime-ubuntu22_04" {
@@ -72,7 +74,8 @@ target "torch2_6-cu124-runtime-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
 }
 
 target "torch2_6-cu124-devel-ubuntu22_04" {
@@ -86,7 +89,8 @@ target "torch2_6-cu124-devel-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
 }
 
 target "torch2_6-cu118-runtime-ubuntu22_04" {
@@ -100,7 +104,8 @@ target "torch2_6-cu118-runtime-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=gzip,force-compression=true"]
 }
 
 target "torch2_6-cu118-devel-ubuntu22_04" {
@@ -114,7 +119,8 @@ target "torch2_6-cu118-devel-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=gzip,force-compression=true"]
 }
 
 target "torch2_6-cu126-runtime-ubuntu22_04" {
@@ -128,7 +134,8 @@ target "torch2_6-cu126-runtime-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
 }
 
 target "torch2_6-cu126-notebook-ubuntu22_04" {
@@ -142,7 +149,8 @@ target "torch2_6-cu126-notebook-ubuntu22_04" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
 }
 
 target "torch2_14-cu130-runtime-debian13" {
@@ -156,7 +164,8 @@ target "torch2_14-cu130-runtime-debian13" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
 }
 
 target "torch2_14-cu130-notebook-debian13" {
@@ -170,5 +179,6 @@ target "torch2_14-cu130-notebook-debian13" {
     SOURCE_DATE_EPOCH = "${SOURCE_DATE_EPOCH}"
   }
   attest = ["type=provenance,disabled=true", "type=sbom,disabled=true"]
-  output = ["type=docker"]
+  # layers as images/matrix.yaml `compression:` says for this line (core/layercompression.py)
+  output = ["type=docker,oci-mediatypes=true,compression=zstd,force-compression=true,compression-level=3"]
 }

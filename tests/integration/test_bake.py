@@ -57,6 +57,7 @@ def test_bake_builds_the_variant_with_its_labels_and_the_image_is_removed_afterw
         for key, value in BuildSpec.of(project.compat, project.matrix.get(small.variant)).static_labels().items():
             assert labels.get(key) == value, key
         assert labels["dlbase.lock-hash"] == result.lock_hash
+        assert labels["dlbase.layer-compression"] == "zstd"  # the line's choice, written by bake's exporter
         assert labels["org.opencontainers.image.base.digest"] == result.base_digest
         assert labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
         assert labels["org.opencontainers.image.version"].endswith(result.lock_hash)

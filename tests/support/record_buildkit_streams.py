@@ -12,7 +12,12 @@ base image (``python -m tests.support.record_buildkit_streams``); it rewrites
 - ``failed-step``    a RUN that prints to stderr and exits 3 after a passing RUN;
 - ``template-warm``  the small project (the real templates, tiny wheels) rebuilt after a
                      ``tests/image`` edit: 15 steps, all but the last cached;
-- ``interrupted``    SIGINT to buildx's process group while a RUN sleeps (Ctrl-C).
+- ``interrupted``    SIGINT to buildx's process group while a RUN sleeps (Ctrl-C);
+- ``zstd-export``    a 280 MB layer written as the engine writes an image now (``type=image``
+                     into the containerd store, the zstd exporter attributes of
+                     dlbase.core.layercompression): the exporter's phases, which rawjson
+                     reports with a start and an end and nothing between. The image it
+                     stores is removed again.
 
 The command is the engine's (an OCI layout folder, ``tar=false``); the layouts go to a
 temporary folder and are deleted; nothing is loaded or tagged.
@@ -61,6 +66,22 @@ def buildx(context: Path, out: Path, *extra: str, dockerfile: str = "Dockerfile"
     return code, "".join(lines), data
 
 
+def zstd_export(context: Path) -> tuple[int, str, dict]:
+    """One build into the daemon's store, as dlbase.engine.buildkit runs it; the image is removed."""
+    from dlbase.core import layercompression
+
+    meta = context / "meta.json"
+    argv = ["docker", "buildx", "build", "--builder", "default", "--progress", "rawjson", "--provenance=false",
+            "--sbom=false", "--no-cache", "--metadata-file", str(meta), "--label", "dlbase.purpose=recorded-stream",
+            "--output", "type=image," + layercompression.exporter_attrs(layercompression.ZSTD), str(context)]
+    proc = subprocess.run(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                          env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH})
+    data = json.loads(meta.read_text()) if meta.is_file() else {}
+    if data.get("containerimage.digest"):
+        subprocess.run(["docker", "image", "rm", data["containerimage.digest"]], capture_output=True)
+    return proc.returncode, proc.stderr, data
+
+
 def save(name: str, result: tuple[int, str, dict]) -> None:
     code, stderr, meta = result
     OUT.mkdir(parents=True, exist_ok=True)
@@ -70,11 +91,18 @@ def save(name: str, result: tuple[int, str, dict]) -> None:
     print(f"{name}: exit {code}, {len(stderr.splitlines())} lines")
 
 
-def main() -> None:
+def main(only: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         out = tmp / "out"
         out.mkdir()
+        big = tmp / "big"
+        big.mkdir()
+        (big / "Dockerfile").write_text(f"FROM {BASE}\nRUN head -c 20000000 /dev/urandom > /a && "
+                                        "seq 1 30000000 > /b\n")
+        save("zstd-export", zstd_export(big))
+        if only == "zstd-export":  # `... record_buildkit_streams zstd-export`: this stream alone
+            return
         small = tmp / "small"
         small.mkdir()
         (small / "Dockerfile").write_text(
@@ -102,4 +130,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

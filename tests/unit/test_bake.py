@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from dlbase.core import layercompression
 from dlbase.build import bake as bake_mod
 from dlbase.build import inputs as inputs_mod
 from dlbase.core.errors import ExitCode, InvalidInput
@@ -55,7 +56,7 @@ def test_print_has_one_target_per_variant_as_rendered(project: Project, printed:
         # the file's own args; the build-time label args are `dlbase bake`'s (one home: builder)
         assert t["args"] == {"WHEELHOUSE": "", "SOURCE_DATE_EPOCH": ""}
         assert "labels" not in t  # labels come from the Dockerfile's LABEL step
-        assert t["output"] == ["type=docker"]
+        assert t["output"] == ["type=docker," + layercompression.exporter_attrs(v.compression)]
         assert sorted(t["attest"]) == ["type=provenance,disabled=true", "type=sbom,disabled=true"]
 
 
@@ -95,7 +96,7 @@ def test_dlbase_bakes_overrides_reach_the_target(project: Project) -> None:
     assert t["args"] == {"WHEELHOUSE": "http://127.0.0.1:38211/", "SOURCE_DATE_EPOCH": "",
                          **made.label_args}
     assert set(made.label_args) == set(inputs_mod.LABEL_ARGS.values())
-    assert t["labels"] == {"dlbase.test-session": "x"}
+    assert t["labels"] == {"dlbase.test-session": "x", layercompression.LABEL: spec.variant.compression}
     assert t["cache-from"] == [f"type=registry,ref=r.example/c:buildcache-{spec.name}"]
     assert t["cache-to"] == [f"type=registry,ref=r.example/c:buildcache-{spec.name},mode=max"]
     assert t["no-cache"] is True

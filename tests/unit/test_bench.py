@@ -16,7 +16,8 @@ def _bench() -> BuildBench:
 def test_ratios_are_computed_from_the_measured_values() -> None:
     r = _bench().ratios
     assert r == {"image_over_payload": 1.1, "image_over_naive": 0.5, "warm_over_cold": 0.025,
-                 "naive_over_cold_seconds": 1.5, "cold_over_naive_seconds": 0.667, "cold_over_classic_seconds": None}
+                 "naive_over_cold_seconds": 1.5, "cold_over_naive_seconds": 0.667, "cold_over_classic_seconds": None,
+                 "other_over_naive_seconds": None, "cold_over_other_seconds": None}
 
 
 def _buildkit_bench(second: str) -> BuildBench:
@@ -89,3 +90,35 @@ def test_the_bench_copy_links_the_projects_own_wheelhouse(tmp_path: Path) -> Non
     assert shared.is_symlink() and shared.is_dir()
     assert default_wheelhouse("3.11", "p", root=copy.root).resolve().parent == \
         (project.state_dir / "wheelhouse").resolve()
+
+
+LOG = """[stage-1 20/20] RUN /opt/venv/bin/python -B /opt/dlbase/install_group.py flavor
+exporting to image
+exporting layers done (61.2s)
+exporting manifest sha256:aaaa done (0.0s)
+exporting config sha256:bbbb done (0.0s)
+naming to moby-dangling@sha256:aaaa done (0.0s)
+unpacking to moby-dangling@sha256:aaaa done (31.5s)
+"""
+
+
+def test_the_exporter_phases_are_read_from_the_build_log() -> None:
+    from dlbase.bench.build import phase_seconds
+
+    assert phase_seconds(LOG) == {"exporting layers": 61.2, "exporting manifest": 0.0, "exporting config": 0.0,
+                                  "naming to": 0.0, "unpacking to": 31.5}
+    assert phase_seconds("step 1/2 RUN echo exporting layers done (5.0s) in a RUN's output\n") == {}
+
+
+def test_zstd_and_gzip_cold_builds_side_by_side_in_the_table(tmp_path: Path) -> None:
+    bench = BuildBench(variant="v", base_bytes=100, venv_bytes=900, payload_bytes=1000, image_bytes=1100,
+                       naive_bytes=2200, cold_seconds=100.0, warm_seconds=None, naive_seconds=400.0,
+                       builder="buildkit", compression="zstd", other_compression="gzip", other_seconds=250.0,
+                       cold_phases={"exporting layers": 20.0, "unpacking to": 30.0},
+                       other_phases={"exporting layers": 170.0, "unpacking to": 31.0})
+    assert bench.ratios["cold_over_naive_seconds"] == 0.25 and bench.ratios["cold_over_other_seconds"] == 0.4
+    _j, _m, table = write(bench, tmp_path)
+    assert ("| cold build (buildkit, zstd layers, no cache) | 100.0 s | cold / naive = 0.25; of which "
+            "exporting layers 20.0 s, unpacking to 30.0 s |") in table
+    assert "| cold build (buildkit, gzip layers, no cache) | 250.0 s | gzip / naive = 0.625; zstd / gzip = 0.4" in table
+    assert "warm rebuild" not in table  # skipped: no row, not a zero

@@ -72,7 +72,7 @@ def test_buildx_argv_asks_for_what_equal_digests_need() -> None:
     assert "--provenance=false" in argv and "--sbom=false" in argv
     # straight into the store, OCI media types (the digest a push keeps), nothing rewritten:
     # the layers are already the same bytes (partials/mtimes.j2, dlbase.build.context)
-    assert argv[argv.index("--output") + 1] == "type=image,oci-mediatypes=true"
+    assert argv[argv.index("--output") + 1] == "type=image,oci-mediatypes=true,compression=gzip,force-compression=true"
     assert not any("rewrite-timestamp" in a for a in argv)
     assert argv[argv.index("--file") + 1] == "/ctx/images/v/Dockerfile" and argv[-1] == "/ctx"
     assert argv[argv.index("--network") + 1] == "host"

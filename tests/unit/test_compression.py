@@ -92,7 +92,7 @@ def test_zstd_manifest_types_sizes_digests_and_annotations():
     source, config, layers = _source()
     before = copy.deepcopy(source)
     compression.check_layers(source, config, layers)
-    out = compression.zstd_manifest(source, layers, source_digest="sha256:" + "a" * 64)
+    out = compression.converted_manifest(source, layers, source_digest="sha256:" + "a" * 64)
     assert source == before  # pure
     assert out["mediaType"] == mediatypes.OCI_MANIFEST and out["schemaVersion"] == 2
     # the config blob is the same bytes (digest and size), typed as OCI's
@@ -113,7 +113,7 @@ def test_zstd_manifest_keeps_an_oci_config_type_and_subject():
     source, _config, layers = _source()
     source["config"]["mediaType"] = "application/vnd.example.config+json"
     source["subject"] = {"mediaType": mediatypes.OCI_MANIFEST, "digest": "sha256:" + "b" * 64, "size": 1}
-    out = compression.zstd_manifest(source, layers, source_digest="sha256:" + "a" * 64)
+    out = compression.converted_manifest(source, layers, source_digest="sha256:" + "a" * 64)
     assert out["config"]["mediaType"] == "application/vnd.example.config+json"
     assert out["subject"] == source["subject"]
 
@@ -129,7 +129,7 @@ def test_layers_that_disagree_with_the_manifest_or_config_are_refused():
     with pytest.raises(CompressionError, match="says zstd"):
         compression.check_layers(wrong, config, layers)
     with pytest.raises(CompressionError, match="2 layers, 1"):
-        compression.zstd_manifest(source, layers[:1], source_digest="sha256:" + "a" * 64)
+        compression.converted_manifest(source, layers[:1], source_digest="sha256:" + "a" * 64)
 
 
 def test_names_image_on_either_store_and_for_the_zstd_form():
@@ -142,3 +142,39 @@ def test_names_image_on_either_store_and_for_the_zstd_form():
     zs = {**gz, "annotations": {compression.SOURCE_ANNOTATION: image_id}}
     assert names_image(zs, other, image_id, "w")
     assert not names_image(gz, other, image_id, "w")
+
+
+# ------------------------------------------------------------------ converting to gzip
+def _to_gzip(stored: bytes, workers: int) -> tuple[Layer, bytes]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = io.BytesIO()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        layer = compression.recompress(io.BytesIO(stored), out, path="mem", target="gzip", pool=pool)
+    return layer, out.getvalue()
+
+
+@pytest.mark.parametrize("size", [0, 1, 65536, 3 * 65536 + 17])
+def test_parallel_gzip_is_one_member_gzip_reads_and_the_same_bytes_for_any_pool(size, monkeypatch):
+    raw = (bytes(range(256)) * (size // 256 + 1))[:size] if size else b""
+    stored = zstandard.ZstdCompressor(level=1).compress(raw)
+    monkeypatch.setattr(compression, "GZIP_PIECE", 65536)  # several pieces from a small layer
+    one, out1 = _to_gzip(stored, 1)
+    four, out4 = _to_gzip(stored, 4)
+    assert out1 == out4 and one.digest == four.digest == sha(out1)  # pieces, not the pool, decide the bytes
+    assert out1[:2] == b"\x1f\x8b" and gzip.decompress(out1) == raw  # the stdlib reads it: one valid member
+    assert one.encoding == "zstd" and one.target == "gzip" and one.diff_id == sha(raw)
+    with gzip.GzipFile(fileobj=io.BytesIO(out1)) as member:  # crc32 and size in the trailer are checked
+        assert member.read() == raw
+
+
+def test_converted_manifest_names_gzip_layers_for_a_gzip_target():
+    raw = a_tar()
+    stored = zstandard.ZstdCompressor(level=3).compress(raw)
+    layer, _out = _to_gzip(stored, 2)
+    source = {"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+              "config": {"mediaType": mediatypes.OCI_CONFIG, "digest": "sha256:" + "c" * 64, "size": 10},
+              "layers": [{"mediaType": compression.ZSTD_LAYER, "digest": sha(stored), "size": len(stored)}]}
+    out = compression.converted_manifest(source, [layer], source_digest="sha256:" + "a" * 64)
+    assert out["layers"] == [{"mediaType": compression.GZIP_LAYER, "digest": layer.digest, "size": layer.size}]
+    assert compression.manifest_compression(out) == "gzip" and compression.manifest_compression(source) == "zstd"

@@ -1,13 +1,17 @@
 """`dlbase bench compression IMAGE`: gzip against zstd layers, side by side in one run.
 
 The image is pushed twice to one registry of the bench's own on 127.0.0.1, under two
-repositories: ``bench-gzip`` as the daemon pushes it (`docker push`), ``bench-zstd`` as
-`dlbase push --compression zstd` does (the same modules: re-compressed from `docker save`,
-uploaded by the registry client). For each:
+repositories, ``bench-gzip`` and ``bench-zstd``: the side of the image's own layers (its
+``dlbase.layer-compression``) as `dlbase push` sends it, the daemon pushing the bytes that
+were built; the other side either from ``other`` (the same variant built with the other
+compression, `dlbase build` of a copy whose line says so: then both are pushes of built
+bytes, what the "push seconds zstd/gzip" goal compares) or, without it, converted as
+`dlbase push --compression` does (the same modules: re-encoded from `docker save` on every
+core, uploaded by the registry client). For each:
 
   registry bytes   the config and layer sizes its manifest names (what a registry holding
                    only this image stores), and what the registry's blob store grew by;
-  push seconds     the push (for zstd: re-compressing included);
+  push seconds     the push (for a converted side: re-encoding included);
   pull seconds     a cold pull-and-unpack (every blob fetched, every layer unpacked into
                    overlayfs) in a private containerd (:mod:`.cold_pull`: why not the
                    shared daemon), ``rounds`` times, the order alternating each round.
@@ -31,12 +35,14 @@ from typing import Callable
 
 from dlbase.bench import cold_pull
 from dlbase.bench.update import _blob_bytes, _manifest_bytes, loopback_registry, registry_binary
-from dlbase.core.errors import RegistryError
+from dlbase.core import layercompression
+from dlbase.core.imageref import labels_of
+from dlbase.core.errors import InvalidInput, RegistryError
 from dlbase.core.fsutil import write_text_atomic
 from dlbase.define.project import Project
 from dlbase.engine import Engine
 from dlbase.image.local_image import locate
-from dlbase.publish import compression, zstd_export, zstd_push
+from dlbase.publish import blob_upload, compression, layer_convert
 from dlbase.registry.client import RegistryClient
 from dlbase.define import labels as image_labels
 from dlbase.registry import mediatypes
@@ -56,6 +62,7 @@ class Side:
     push_seconds: float
     layer_media_types: list[str]
     pull_seconds: list[float] = field(default_factory=list)
+    converted: bool = False  # pushed by converting the other side's image, not as built
 
     @property
     def pull_median(self) -> float:
@@ -92,8 +99,9 @@ class CompressionBench:
                 "sides": {k: v.to_dict() for k, v in self.sides.items()}}
 
 
-def _push_gzip(engine: Engine, image_id: str, host: str) -> tuple[str, float]:
-    repo = f"{host}/bench-gzip"
+def _push_built(engine: Engine, image_id: str, host: str, kind: str) -> tuple[str, float]:
+    """`docker push` of the image as built (what `dlbase push` does for its own compression)."""
+    repo = f"{host}/bench-{kind}"
     engine.tag(image_id, repo, TAG)
     try:
         pushed = engine.push(repo, TAG)
@@ -103,24 +111,39 @@ def _push_gzip(engine: Engine, image_id: str, host: str) -> tuple[str, float]:
     return pushed.digest, pushed.seconds
 
 
-def _push_zstd(engine: Engine, image_id: str, host: str, work: Path, say: Callable[[str], None]) -> tuple[str, float]:
+def _push_converted(engine: Engine, image_id: str, host: str, work: Path, kind: str,
+                    say: Callable[[str], None]) -> tuple[str, float]:
     client = RegistryClient(host, timeout=60)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="zstd-", dir=work) as tmp:
-        converted = zstd_export.convert(engine, image_id, Path(tmp))
-        say(f"  re-compressed {len(converted.layers)} layers in {time.monotonic() - started:.1f} s; uploading")
-        zstd_push.upload_blobs(client, "bench-zstd", converted)
-        client.put_manifest("bench-zstd", TAG, converted.manifest_bytes, mediatypes.OCI_MANIFEST)
+    with tempfile.TemporaryDirectory(prefix="convert-", dir=work) as tmp:
+        converted = layer_convert.convert(engine, image_id, Path(tmp), kind)
+        say(f"  converted {len(converted.layers)} layers to {kind} in {time.monotonic() - started:.1f} s; uploading")
+        blob_upload.upload_blobs(client, f"bench-{kind}", converted)
+        client.put_manifest(f"bench-{kind}", TAG, converted.manifest_bytes, mediatypes.OCI_MANIFEST)
     return converted.digest, round(time.monotonic() - started, 3)
 
 
+def _own(info: dict) -> str:
+    return layercompression.of_labels(labels_of(info))
+
+
 def run(project: Project, engine: Engine, target: str, *, rounds: int = 2,
-        say: Callable[[str], None] = lambda _m: None) -> CompressionBench:
+        say: Callable[[str], None] = lambda _m: None, other: str | None = None) -> CompressionBench:
     """Push ``target`` both ways, measure, and clean up (see the module's docstring)."""
     registry_binary()
     cold_pull.tools()  # missing tools: before minutes of pushing
     found = locate(project, engine, target, hint=f"build it first (`dlbase build {target}`)")
     info = found.inspect
+    built = {_own(info): info["Id"]}
+    if other is not None:
+        second = locate(project, engine, other, hint="build the variant with the other compression first").inspect
+        if _own(second) in built:
+            raise InvalidInput(f"{other} has {_own(second)} layers, as {target} has: --other must be the other "
+                               "compression's build", hint="build a copy of the variant whose line says the other one")
+        if second.get("RootFS", {}).get("Layers") != info.get("RootFS", {}).get("Layers"):
+            raise InvalidInput(f"{other} holds other layers than {target} (another build, not the same image "
+                               "with the other compression)", hint="build both from one commit and one lock")
+        built[_own(second)] = second["Id"]
     bench = CompressionBench(image=target, image_id=info["Id"], variant=found.labels.get(image_labels.VARIANT),
                              image_bytes=int(info.get("Size", 0)), layers=len(info.get("RootFS", {}).get("Layers", [])),
                              zstd_level=compression.ZSTD_LEVEL, rounds=rounds,
@@ -134,8 +157,8 @@ def run(project: Project, engine: Engine, target: str, *, rounds: int = 2,
             for kind in compression.CHOICES:
                 say(f"pushing {target} with {kind} layers to {host}/bench-{kind}")
                 grown = _blob_bytes(storage)
-                digest, seconds = (_push_gzip(engine, bench.image_id, host) if kind == compression.GZIP
-                                   else _push_zstd(engine, bench.image_id, host, tmp, say))
+                digest, seconds = (_push_built(engine, built[kind], host, kind) if kind in built
+                                   else _push_converted(engine, bench.image_id, host, tmp, kind, say))
                 manifest, served = client.manifest(f"bench-{kind}", TAG)
                 if served != digest:
                     raise RegistryError(f"{host}/bench-{kind}:{TAG} serves {served}, the push wrote {digest}")
@@ -143,7 +166,8 @@ def run(project: Project, engine: Engine, target: str, *, rounds: int = 2,
                     compression=kind, reference=f"{host}/bench-{kind}@{served}", digest=served,
                     registry_bytes=_manifest_bytes(host, f"bench-{kind}", TAG),
                     blob_store_growth_bytes=_blob_bytes(storage) - grown, push_seconds=seconds,
-                    layer_media_types=sorted({str(d.get("mediaType")) for d in manifest.get("layers") or []}))
+                    layer_media_types=sorted({str(d.get("mediaType")) for d in manifest.get("layers") or []}),
+                    converted=kind not in built)
             with cold_pull.private_containerd(tmp) as ctd:
                 for i in range(rounds):
                     order = list(compression.CHOICES) if i % 2 == 0 else list(reversed(compression.CHOICES))
@@ -172,8 +196,9 @@ def write(bench: CompressionBench, out_dir: Path) -> tuple[Path, Path, str]:
         ("cold pull + unpack: median", f"{g.pull_median:.1f} s", f"{z.pull_median:.1f} s", bench.ratio("pull_median")),
         ("... every pull, in order", ", ".join(f"{x:.1f}" for x in g.pull_seconds),
          ", ".join(f"{x:.1f}" for x in z.pull_seconds), ""),
-        ("push (zstd: re-compressing included)", f"{g.push_seconds:.1f} s", f"{z.push_seconds:.1f} s",
-         bench.ratio("push_seconds")),
+        ("push" + "".join(f" ({side.compression}: converted, re-encoding included)" for side in (g, z)
+                          if side.converted) + (" (both as built)" if not (g.converted or z.converted) else ""),
+         f"{g.push_seconds:.1f} s", f"{z.push_seconds:.1f} s", bench.ratio("push_seconds")),
         ("layer media types", ", ".join(g.layer_media_types), ", ".join(z.layer_media_types), ""),
         ("manifest digest", g.digest, z.digest, ""),
     ]

@@ -40,6 +40,7 @@ from typing import Callable, Iterator
 from dlbase.build import builder, wheelhouse
 from dlbase.build import inputs as inputs_mod
 from dlbase.image.readback import read_back
+from dlbase.core import layercompression
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
 from dlbase.define.project import Project
 from dlbase.define import bakefile, tags
@@ -149,7 +150,8 @@ def overrides(t: Target, run_id: str, *, extra_labels: dict[str, str], cache_fro
     labels, cache back-ends (``{variant}``/``{target}`` in a cache spec name the target's)."""
     sets = [f"{t.name}.tags={t.staging(run_id)}", f"{t.name}.args.WHEELHOUSE={t.wheelhouse_url}"]
     sets += [f"{t.name}.args.{k}={v}" for k, v in (t.buildargs or {}).items()]
-    sets += [f"{t.name}.labels.{k}={v}" for k, v in extra_labels.items()]
+    sets += [f"{t.name}.labels.{k}={v}" for k, v in
+             {**extra_labels, layercompression.LABEL: t.spec.variant.compression}.items()]
     for key, specs in (("cache-from", cache_from), ("cache-to", cache_to)):
         sets += [f"{t.name}.{key}={s.replace('{variant}', t.spec.name).replace('{target}', t.name)}" for s in specs]
     if nocache:
@@ -263,6 +265,9 @@ def bake(project: Project, engine: Engine, names: list[str], *,
         lock_path = builder.preflight(project, spec)
         targets.append(Target(bakefile.target_name(name), spec, lock_mod.lock_hash(lock_path)))
     engine.ping()
+    zstd = [t.spec.name for t in targets if t.spec.variant.compression == layercompression.ZSTD]
+    if zstd:
+        engine.require_zstd(", ".join(zstd))
     run_id = uuid.uuid4().hex[:12]
     log_dir = project.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from dlbase.define import lock as lock_mod
 from dlbase.define import render as render_mod
 from dlbase.engine import BUILD_ID_LABEL, BuildEvent, Engine
 from dlbase.engine.buildstream import hash_mismatch
-from dlbase.core import reference
+from dlbase.core import layercompression, reference
 from dlbase.core.fsutil import write_json_atomic
 from dlbase.core.errors import BuildFailed, Drift, ImageMismatch, InvalidInput, Missing
 from dlbase.core.imageref import labels_of, short_id
@@ -55,6 +55,7 @@ class BuildResult:
     revision: str | None = None
     #: The port the wheelhouse was served on: its URL is a build argument, so part of the digest.
     wheelhouse_port: int | None = None
+    compression: str = layercompression.GZIP  # the layers' encoding the image was written with
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +126,21 @@ def base_identity(engine: Engine, spec: BuildSpec) -> tuple[str, str]:
     return base.tag_ref, base.digest or "unpinned"
 
 
+def layer_compression(spec: BuildSpec, builder_name: str, say: Callable[[str], None],
+                      wanted: str | None = None) -> str:
+    """The encoding this build writes: ``wanted`` (a bench's side by side), else its
+    line's (images/matrix.yaml ``compression:``),
+    except gzip with the classic builder, which writes nothing else (said, not refused:
+    the classic builder is what `auto` takes on a daemon without the containerd store,
+    and a gzip image is one every client pulls; `dlbase push` then sends it as gzip)."""
+    wanted = wanted or spec.variant.compression
+    if builder_name == "classic" and wanted != layercompression.GZIP:
+        say(f"notice: line {spec.line.name} publishes {wanted} layers, but the classic builder writes gzip only: "
+            "this image's layers are gzip (build with BuildKit, `--builder buildkit`, for zstd)")
+        return layercompression.GZIP
+    return wanted
+
+
 def preflight(project: Project, spec: BuildSpec) -> Path:
     """Checks that need no daemon: the Dockerfile is current and the lock is fresh."""
     dockerfile = project.variant_dir(spec.name) / "Dockerfile"
@@ -162,7 +178,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
           wheelhouse_port: int | None = None, tag: bool = True, check_versions: bool = True,
           wheelhouse_dir: Path | None = None, repository: str | None = None,
           cache_from: list[str] | None = None, builder: str = "auto",
-          cache_to: str | None = None) -> BuildResult:
+          cache_to: str | None = None, compression: str | None = None) -> BuildResult:
     """Build, read back, compare, tag, report. Raises a typed error at the first problem;
     nothing is tagged unless every check passed. ``on_event`` receives the wheelhouse's
     FillEvents, then the build's BuildEvents; ``say`` receives one-line messages.
@@ -183,6 +199,8 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
 
     ``builder``: "auto" (BuildKit where buildx and the containerd store are there),
     "buildkit" or "classic"; the choice and its reason are said and recorded in the result.
+    ``compression``: the layers' encoding instead of the line's (`dlbase bench build`
+    measures both side by side); None: the line's.
     """
     if not check_versions and tag:
         raise ValueError("an image is tagged only after its versions were read back")
@@ -202,10 +220,12 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                            hint="build with BuildKit and a registry cache: `--cache-to REG/REPO:cache` once, "
                                 "then `--cache-from REG/REPO:cache`")
     say(f"builder: {choice.name} ({choice.reason})")
+    encoding = layer_compression(spec, choice.name, say, compression)
     with exclusive(project, spec.name, say):
         base_ref, base_digest = base_identity(engine, spec)
         inputs = inputs_mod.derive(project, spec, lock_hash=lock_hash, base_ref=base_ref, base_digest=base_digest,
-                                  extra_labels=extra_labels, port=wheelhouse_port)
+                                  extra_labels={**(extra_labels or {}), layercompression.LABEL: encoding},
+                                  port=wheelhouse_port)
         if wheelhouse_dir is not None:
             house = Path(wheelhouse_dir)
             if not house.is_dir():
@@ -233,7 +253,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                                             pull=False, on_event=on_event, log_path=log_file,
                                             cache_from=list(cache_from or []) or None, builder=choice.name,
                                             cache_to=cache_to, source_date_epoch=inputs.source_date_epoch,
-                                            work_dir=project.state_dir / "buildkit")
+                                            work_dir=project.state_dir / "buildkit", compression=encoding)
             except BuildFailed as exc:
                 if hash_mismatch(exc.log_tail):
                     exc.message += " (a wheel's sha256 is not one the lock pins)"
@@ -272,7 +292,7 @@ def build(project: Project, spec: BuildSpec, engine: Engine, *,
                              seconds=round(time.monotonic() - started, 1), size_bytes=size,
                              log_file=str(log_file), probe=probe, builder=choice.to_dict(),
                              source_date_epoch=inputs.source_date_epoch, revision=inputs.revision,
-                             wheelhouse_port=served_port)
+                             wheelhouse_port=served_port, compression=encoding)
         result.report_file = str(write_report(project, result, spec))
         return result
 
@@ -344,6 +364,7 @@ def write_report(project: Project, result: BuildResult, spec: BuildSpec) -> Path
         "base": {"ref": result.base_ref, "digest": result.base_digest},
         "build_seconds": result.seconds,
         "builder": result.builder,
+        "compression": result.compression,
         "source_date_epoch": result.source_date_epoch,
         "versions": {k: result.probe.get(k) for k in ("torch", "torchvision", "cuda", "cudnn_int", "nccl",
                                                        "python", "albumentations", "opencv", "numpy")},

@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from dlbase.core import kinds
 from dlbase.core import digest as digests
+from dlbase.core import layercompression
 from dlbase.core import validate
 from dlbase.core import yamlio
 from dlbase.core.errors import AddressError, MatrixError
@@ -27,7 +28,7 @@ APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+\Z")
 
 TOP_KEYS = {"schema": False, "default": True, "repository": True, "packages": True,
             "flavors": True, "bases": True, "variants": True, "layers": False, "installer": False,
-            "augmentations": False}
+            "augmentations": False, "compression": False}
 FLAVOR_KEYS = {"description": True, "packages": True, "apt": True, "compiler": True, "jupyter": True,
                "extends": False}
 INSTALLER_KEYS = {"tool": True, "version": False}
@@ -39,6 +40,7 @@ BASE_KEYS = {"image": True, "tag": True, "source": True, "os": True, "python": T
 VARIANT_KEYS = {"name": True, "torch": True, "line": True, "flavor": True, "python": True,
                 "base": True, "packages": False, "augmentation": False}
 AUGMENTATION_KEYS = {"version": True, "env": False}
+COMPRESSION_KEYS = {"default": True, "lines": False}
 BASE_SOURCES = ("registry", "bootstrap")
 
 
@@ -107,6 +109,7 @@ class Variant:
     line_no: int | None = None
     augmentation: str | None = None  # the augmentation library chosen (a key of `augmentations:`)
     augmentation_env: dict[str, str] = field(default_factory=dict)  # its run-time settings (telemetry off)
+    compression: str = layercompression.GZIP  # the layers' compression its line publishes (`compression:`)
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,24 @@ class Augmentation:
     name: str
     version: str
     env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Compression:
+    """The layer compression each wheel line's images are built and published with
+    (``compression:`` in the matrix): ``default`` for a line not named under ``lines``.
+
+    Per line because who pulls an image follows its line: a line for old hosts (old
+    drivers, old Docker) stays gzip, which every client reads; a line for new hosts takes
+    zstd, which Docker >= 23, containerd >= 1.5, CRI-O and podman read and which is
+    several times faster to write and to unpack (docs/operators-compression.md).
+    Absent: gzip everywhere, what every image was before the choice existed."""
+
+    default: str = layercompression.GZIP
+    lines: dict[str, str] = field(default_factory=dict)
+
+    def of(self, line: str) -> str:
+        return self.lines.get(line, self.default)
 
 
 @dataclass(frozen=True)
@@ -149,6 +170,7 @@ class Matrix:
     layers: tuple[LayerGroup, ...] = ()
     installer: Installer = field(default_factory=Installer)
     augmentations: dict[str, Augmentation] = field(default_factory=dict)  # the libraries a variant may choose
+    compression: Compression = field(default_factory=Compression)  # the layers' format per line
 
     def get(self, name: str) -> Variant:
         for v in self.variants:
@@ -322,6 +344,7 @@ def load(path: Path, display: str | None = None) -> Matrix:
 
     layers = _layers(probs, data.get("layers"))
     installer = _installer(probs, data, data.get("installer"))
+    layer_compression = _compression(probs, data, data.get("compression"))
 
     bases: dict[str, Base] = {}
     for bname, bnode in (data["bases"] or {}).items():
@@ -410,6 +433,7 @@ def load(path: Path, display: str | None = None) -> Matrix:
                 packages={**({chosen.name: chosen.version} if chosen else {}), **packages, **flavor.packages,
                           **overrides}, line_no=lineno,
                 augmentation=chosen.name if chosen else None, augmentation_env=dict(chosen.env) if chosen else {},
+                compression=layer_compression.of(lname),
             ))
 
     default = str(data["default"])
@@ -419,7 +443,7 @@ def load(path: Path, display: str | None = None) -> Matrix:
     probs.raise_if_any()
     return Matrix(path=name, default=default, repository=str(data["repository"]), packages=packages,
                   flavors=flavors, bases=bases, variants=variants, layers=layers, installer=installer,
-                  augmentations=augmentations)
+                  augmentations=augmentations, compression=layer_compression)
 
 
 def _augmentations(probs: _Problems, node: Any) -> dict[str, Augmentation]:
@@ -461,6 +485,41 @@ def _chosen_augmentation(probs: _Problems, vnode: dict, vname: str,
                   variant=vname, field_name="augmentation", lineno=yamlio.lineno_of(vnode, "augmentation"))
         return None
     return augmentations[name]
+
+
+def _compression(probs: _Problems, data: Any, node: Any) -> Compression:
+    """``compression:``: {default: NAME, lines: {LINE: NAME}}. Absent: gzip for every line.
+    A name that is not gzip or zstd is a problem here, so nothing is built with it."""
+    if node is None:
+        return Compression()
+    if not _check_keys(probs, node, COMPRESSION_KEYS, what="compression"):
+        return Compression()
+    choices = ", ".join(layercompression.CHOICES)
+
+    def name(value: Any, where: str, lineno: int | None) -> str | None:
+        if value in layercompression.CHOICES:
+            return str(value)
+        probs.add(f"{where}: unknown layer compression {value!r} (choose one of {choices})",
+                  field_name="compression", lineno=lineno)
+        return None
+
+    default = name(node.get("default"), "compression.default", yamlio.lineno_of(node, "default"))
+    lines_node = node.get("lines") or {}
+    if not isinstance(lines_node, dict):
+        probs.add("compression.lines must map wheel lines (cu124) to gzip or zstd", field_name="compression",
+                  lineno=yamlio.lineno_of(node, "lines"))
+        lines_node = {}
+    lines: dict[str, str] = {}
+    for line, value in lines_node.items():
+        where = f"compression.lines.{line}"
+        if not LINE_RE.match(str(line)):
+            probs.add(f"{where}: '{line}' is not a wheel line name like cu124", field_name="compression",
+                      lineno=yamlio.lineno_of(lines_node, line))
+            continue
+        chosen = name(value, where, yamlio.lineno_of(lines_node, line))
+        if chosen:
+            lines[str(line)] = chosen
+    return Compression(default=default or layercompression.GZIP, lines=lines)
 
 
 def _installer(probs: _Problems, data: Any, node: Any) -> Installer:

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from dlbase.core import fileset
+from dlbase.core import layercompression
 from dlbase.core.inimage import NOTEBOOK_PORT, WORKSPACE
 from dlbase.define import labels as labels_mod
 from dlbase.define import bakefile
@@ -308,7 +309,9 @@ def outputs(project: Project) -> list[Output]:
         outs.append(Output(project.root / "ci" / "docker-bake.hcl",
                            _render(env, "docker-bake.hcl.j2", specs=specs, rows=tag_rows(project, specs),
                                    repository=project.matrix.repository, project=project,
-                                   bake_target=bakefile.target_name)))
+                                   bake_target=bakefile.target_name,
+                                   bake_output=lambda name: "type=docker," + layercompression.exporter_attrs(
+                                       project.matrix.get(name).compression))))
     workflow = project.templates_dir / "github-actions.yml.j2"
     if workflow.is_file():
         outs.append(Output(project.root / "ci" / "github-actions.yml",

@@ -20,7 +20,7 @@ from typing import Any
 
 from docker import errors as docker_errors
 
-from dlbase.core import errors
+from dlbase.core import errors, layercompression
 from dlbase.engine import builderchoice
 from dlbase.engine.builderchoice import BuilderChoice
 from dlbase.engine.buildkit import BuildKitBuilds, inputs_build_id, open_log
@@ -45,6 +45,17 @@ class Builds(BuildKitBuilds):
         status = dict(tuple(pair) for pair in (info.get("DriverStatus") or []) if len(pair) == 2)
         return status.get("driver-type") == "io.containerd.snapshotter.v1"
 
+    def require_zstd(self, what: str) -> None:
+        """Missing (exit 14) unless this daemon can hold zstd layers: Docker >= 23 on the
+        containerd image store (:func:`dlbase.core.layercompression.reads_zstd`). Asked
+        before a build, so a gzip-only daemon refuses nothing half-way."""
+        version = str(self.version().get("Version") or "") or None
+        if layercompression.reads_zstd(version, self.containerd_store()) is False:
+            raise errors.Missing(f"{what} writes zstd layers, and this Docker daemon ({version}"
+                                 f"{'' if self.containerd_store() else ', classic image store'}) cannot load them",
+                                 hint="use Docker >= 23 with the containerd image store (`sudo tools/host/setup.sh` "
+                                      "turns it on), or set the line to gzip under `compression:` in images/matrix.yaml")
+
     def choose_builder(self, requested: str = "auto") -> BuilderChoice:
         """The builder a build asking for ``requested`` gets, and why
         (:func:`dlbase.engine.builderchoice.choose`)."""
@@ -59,7 +70,8 @@ class Builds(BuildKitBuilds):
               log_path: str | os.PathLike[str] | None = None,
               clean_on_failure: bool = True, cache_from: list[str] | None = None,
               builder: str = "classic", cache_to: str | None = None, source_date_epoch: int | None = None,
-              work_dir: str | os.PathLike[str] | None = None) -> str:
+              work_dir: str | os.PathLike[str] | None = None,
+              compression: str = layercompression.GZIP) -> str:
         """Build, stream progress, return the image ID (untagged).
 
         ``builder``: "classic", "buildkit" or "auto" (:meth:`choose_builder`). Every build
@@ -68,7 +80,9 @@ class Builds(BuildKitBuilds):
         layers it may reuse; for BuildKit, registry cache references. ``cache_to`` (BuildKit
         only): a registry cache reference to export to. ``source_date_epoch``: BuildKit's
         SOURCE_DATE_EPOCH (file and image timestamps). ``work_dir``: where BuildKit's
-        temporary archive goes (the system's temp folder when None).
+        temporary archive goes (the system's temp folder when None). ``compression``: the
+        layers' encoding BuildKit's exporter writes; the classic builder writes gzip only
+        (its caller says so), and is refused nothing here: ``compression`` is BuildKit's.
 
         On failure, Ctrl-C or the daemon vanishing nothing of the build stays: for the
         classic builder the containers and per-step images it created are removed (read
@@ -86,7 +100,8 @@ class Builds(BuildKitBuilds):
             return self._buildkit_build(context_dir, dockerfile, buildargs=dict(buildargs or {}), labels=build_labels,
                                         network_mode=network_mode, nocache=nocache, pull=pull, on_event=emit,
                                         log_path=log_file, cache_from=cache_from, cache_to=cache_to,
-                                        source_date_epoch=source_date_epoch, work_dir=work_dir)
+                                        source_date_epoch=source_date_epoch, work_dir=work_dir,
+                                        compression=compression)
         if name != builderchoice.CLASSIC:
             builderchoice.choose(name, buildx=None, containerd_store=None)  # the typed "unknown builder" error
         if cache_to:

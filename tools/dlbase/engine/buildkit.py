@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from dlbase.core import errors, orphans, scratchdirs
+from dlbase.core import errors, layercompression, orphans, scratchdirs
 from dlbase.engine.buildkitstream import BuildKitStreamParser
 from dlbase.engine.buildstream import BuildEvent
 from dlbase.engine.images import Images
@@ -70,6 +70,7 @@ class BuildKitOptions:
     cache_from: tuple[str, ...] = ()
     cache_to: str | None = None
     builder: str = "default"
+    compression: str = layercompression.GZIP  # the layers' encoding (core.layercompression)
 
 
 def cache_spec(ref: str, *, export: bool) -> str:
@@ -87,7 +88,7 @@ def buildx_argv(opts: BuildKitOptions) -> list[str]:
             "--provenance=false", "--sbom=false",  # buildx's attestations carry timestamps
             "--file", str(Path(opts.context_dir) / opts.dockerfile),
             "--metadata-file", opts.metadata_file,
-            "--output", "type=image,oci-mediatypes=true"]
+            "--output", "type=image," + layercompression.exporter_attrs(opts.compression)]
     if opts.network_mode:
         argv += ["--network", opts.network_mode]
     if opts.nocache:
@@ -135,7 +136,8 @@ class BuildKitBuilds(Images):
                         buildargs: dict[str, str], labels: dict[str, str], network_mode: str | None,
                         nocache: bool, pull: bool, on_event: Callable[[BuildEvent], None],
                         log_path: str | None, cache_from: list[str] | None, cache_to: str | None,
-                        source_date_epoch: int | None, work_dir: str | os.PathLike[str] | None) -> str:
+                        source_date_epoch: int | None, work_dir: str | os.PathLike[str] | None,
+                        compression: str = layercompression.GZIP) -> str:
         context = Path(context_dir)
         if not context.is_dir():
             raise errors.Missing(f"build context {context} is not a directory")
@@ -150,7 +152,8 @@ class BuildKitBuilds(Images):
             opts = BuildKitOptions(context_dir=str(context), dockerfile=dockerfile,
                                    metadata_file=str(scratch / "metadata.json"),
                                    buildargs=dict(buildargs), labels=dict(labels), network_mode=network_mode,
-                                   nocache=nocache, pull=pull, cache_from=tuple(cache_from or ()), cache_to=cache_to)
+                                   nocache=nocache, pull=pull, cache_from=tuple(cache_from or ()), cache_to=cache_to,
+                                   compression=compression)
             with open_log(log_path) as log:
                 parser = BuildKitStreamParser(log=log, log_file=log_path)
                 existed = self.image_ids()

@@ -105,6 +105,7 @@ class BuildKitStreamParser:
         self.trace = BuildKitTrace(started_at=clock())
         self._pending: list[str] = []  # lines of a JSON object not yet closed
         self._seen_statuses: set[str] = set()
+        self._open_statuses: set[str] = set()
 
     def elapsed(self) -> float:
         return round(self._clock() - self.trace.started_at, 3)
@@ -214,6 +215,7 @@ class BuildKitStreamParser:
             vertex.announced = True  # exporter and cache import: seconds of work outside the steps, worth a line
             self._record(vertex.name)
             events.append(BuildEvent("output", text=vertex.name, elapsed=elapsed))
+            events.append(BuildEvent("phase", text=vertex.name, layer=digest, elapsed=elapsed))
         if step and raw.get("started") and not vertex.announced:
             # As the classic builder does: a step line, then (for a cache hit) a cached
             # line. A FROM that turns "cached" later (its image was already there) is no
@@ -240,6 +242,12 @@ class BuildKitStreamParser:
         manifest = _MANIFEST_RE.match(ident)
         if manifest:
             self.trace.manifest = manifest.group(1)
+        if (raw.get("started") and not raw.get("completed") and not raw.get("total") and ident
+                and ident not in self._open_statuses):
+            # A phase starts (buildx says nothing more until it ends, for the exporter's
+            # ones: no bytes): the display ticks it while it is open.
+            self._open_statuses.add(ident)
+            return BuildEvent("phase", text=ident, layer=ident, elapsed=elapsed)
         if raw.get("completed") and ident:
             if ident in self._seen_statuses:
                 return None  # one line per finished status, not one per tick

@@ -49,6 +49,9 @@ class BuildEvent:
       ``progress``  pull/download progress of a layer (``layer``, ``current``, ``total``)
       ``status``    any other status line (pull "Pulling fs layer", "Digest: ...")
       ``cached``    the current step (``step``/``total``/``text``) was a layer-cache hit
+      ``phase``     a phase of the builder's own began (``text``: "exporting layers",
+                    "unpacking to ...", "naming to ..."; ``layer``: its id); it ends with
+                    the ``status`` event of the same ``layer`` ("... done (12.3s)")
       ``done``      the build finished; ``image_id`` is set
     ``elapsed`` is seconds since the build started, so the CLI need not keep a clock.
     """

@@ -138,10 +138,15 @@ class Transfers(Images):
 
         def handle(chunk: dict[str, Any]) -> None:
             status = str(chunk.get("status", ""))
-            if status:
-                layer = chunk.get("id")
+            layer = chunk.get("id")
+            detail = chunk.get("progressDetail") or {}
+            elapsed = round(time.monotonic() - started, 3)
+            if layer and detail.get("total"):  # "Downloading" / "Extracting": bytes of one layer
+                emit(TransferEvent("progress", text=status, layer=layer, current=detail.get("current"),
+                                   total_bytes=detail.get("total"), elapsed=elapsed))
+            elif status:
                 emit(TransferEvent("status", text=f"{layer}: {status}" if layer else status, layer=layer,
-                               elapsed=round(time.monotonic() - started, 3)))
+                               elapsed=elapsed))
 
         self._follow("pull", ref, missing=f"no image {ref!r} in the registry", interrupted=f"pull of {ref} interrupted",
                      start=lambda: self._api.pull(repository, tag=reference, stream=True, decode=True,

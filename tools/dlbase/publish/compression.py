@@ -1,16 +1,20 @@
-"""Layer compression for `dlbase push --compression`: the media types, re-compressing one
-layer to zstd, and the OCI manifest that names the re-compressed layers.
+"""Layer compression for `dlbase push --compression`: the media types, re-encoding one
+layer to the other format, and the OCI manifest that names the re-encoded layers.
 
-Why zstd: Docker >= 23 (and containerd) pull ``application/vnd.oci.image.layer.v1.tar+zstd``
-layers, which decompress several times faster than gzip and are smaller at the level used
-here, so a pull (download + unpack) is shorter. Only the layers' *encoding* changes: the
-config, and with it the ``diff_ids`` (digests of the uncompressed tars) and the image's
-identity in a daemon, stays byte for byte the same. Re-compressing checks that: the
-uncompressed bytes of every layer must hash to its ``diff_id``.
+An image is pushed as it was built (its own blobs: the registry digest is the image ID).
+Converting is for the other format only: a zstd image asked for as gzip (a team on Docker
+20.10), a gzip image asked for as zstd. Only the layers' *encoding* changes: the config,
+and with it the ``diff_ids`` (digests of the uncompressed tars) and the image's identity
+in a daemon, stays byte for byte the same. Re-encoding checks that: the uncompressed bytes
+of every layer must hash to its ``diff_id``.
 
-The output is reproducible: libzstd's multi-threaded mode gives the same bytes for any
-number of worker threads (>= 1), so the same image and level give the same manifest
-digest on every push, and a second push finds every blob already there.
+Both encoders use every core while the layer streams past, and both give the same bytes
+for the same input on any machine with the same library: libzstd's multi-threaded mode
+does not depend on the thread count (>= 1); gzip is written as pigz does, in fixed
+:data:`GZIP_PIECE` pieces deflated independently on a thread pool (zlib releases the GIL)
+and joined into one member, so the pieces' boundaries, not the pool, decide the output.
+The same image and level give the same manifest digest on every push, and a second push
+finds every blob already there.
 """
 
 from __future__ import annotations
@@ -18,19 +22,29 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
+import struct
 import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Callable
 
 from dlbase.core.errors import ImageMismatch
+from dlbase.core.layercompression import CHOICES, GZIP, ZSTD
 from dlbase.registry.mediatypes import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_LAYER,
                                        OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST)
 
-GZIP, ZSTD = "gzip", "zstd"
-CHOICES = (GZIP, ZSTD)
-#: libzstd level: 3 (its default) already beats gzip's size on these images; higher levels
-#: cost minutes of CPU per push on a 6 GB image for a few percent.
+__all__ = ["CHOICES", "GZIP", "ZSTD"]  # re-exported: the names of core.layercompression
+#: libzstd level (python-zstandard, when converting): 3 (its default) already beats gzip's
+#: size on these images; higher levels cost minutes of CPU per push on a 6 GB image for a
+#: few percent. (BuildKit's own level is core.layercompression.ZSTD_BUILD_LEVEL.)
 ZSTD_LEVEL = 3
+#: zlib level when converting to gzip: 6, zlib's and BuildKit's default (what a gzip build writes).
+GZIP_LEVEL = 6
+#: The gzip encoder's piece: large enough that the lost 32 KiB window at each boundary
+#: costs nothing measurable, small enough that a 30 MB layer still spreads over the cores.
+GZIP_PIECE = 4 << 20
 #: >= 1 selects libzstd's multi-threaded mode, whose output does not depend on the count
 #: (0 would be the single-threaded mode, whose bytes differ): -1 is every CPU.
 ZSTD_THREADS = -1
@@ -39,6 +53,9 @@ ZSTD_THREADS = -1
 SOURCE_ANNOTATION = "dlbase.recompressed-from"
 
 ZSTD_LAYER = OCI_LAYER_ZSTD
+GZIP_LAYER = OCI_LAYER_GZIP
+#: The OCI layer media type of each encoding a conversion writes.
+LAYER_TYPES = {ZSTD: ZSTD_LAYER, GZIP: GZIP_LAYER}
 #: Layer media types -> how their bytes are encoded.
 LAYER_ENCODINGS = {
     OCI_LAYER_GZIP: GZIP,
@@ -57,14 +74,15 @@ class CompressionError(ImageMismatch):
 
 @dataclass(frozen=True)
 class Layer:
-    """One re-compressed layer: where its zstd bytes are and what they hash to."""
+    """One re-encoded layer: where its new bytes are (``target``-encoded) and what they hash to."""
 
     source_digest: str
     diff_id: str
     digest: str
     size: int
     path: str
-    encoding: str = GZIP
+    encoding: str = GZIP  # what the stored blob was
+    target: str = ZSTD  # what ``path`` holds
 
 
 def manifest_compression(manifest: dict[str, Any]) -> str:
@@ -110,20 +128,78 @@ class _Hashing:
         return data
 
 
-def recompress(src: IO[bytes], dst: IO[bytes], *, path: str,
-               on_bytes: Callable[[int], None] = lambda _n: None) -> Layer:
+class ParallelGzip:
+    """A gzip member written from :data:`GZIP_PIECE` pieces, each deflated on its own on
+    ``pool`` (pigz's layout, without its dictionary priming): ``compress`` returns what is
+    ready, in order, ``flush`` the rest and the trailer. At most two pieces per worker are
+    in flight, so memory stays a few pieces whatever the layer's size."""
+
+    HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, OS unknown
+
+    def __init__(self, pool: ThreadPoolExecutor, *, level: int = GZIP_LEVEL, piece: int | None = None):
+        self._pool, self._level, self._piece = pool, level, piece or GZIP_PIECE
+        self._buffer = bytearray()
+        self._pending: deque[Future[bytes]] = deque()
+        self._crc, self._size = 0, 0
+        self._head = self.HEADER
+        self._limit = 2 * (getattr(pool, "_max_workers", None) or os.cpu_count() or 1)
+
+    def _deflate(self, data: bytes, final: bool) -> bytes:
+        encoder = zlib.compressobj(self._level, zlib.DEFLATED, -15)
+        return encoder.compress(data) + encoder.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+    def _submit(self, data: bytes, final: bool) -> None:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        self._pending.append(self._pool.submit(self._deflate, data, final))
+
+    def _ready(self, keep: int) -> bytes:
+        out = [self._head]
+        self._head = b""
+        while len(self._pending) > keep or (self._pending and self._pending[0].done()):
+            out.append(self._pending.popleft().result())
+        return b"".join(out)
+
+    def compress(self, data: bytes) -> bytes:
+        self._buffer += data
+        while len(self._buffer) >= self._piece:
+            self._submit(bytes(self._buffer[:self._piece]), final=False)
+            del self._buffer[:self._piece]
+        return self._ready(keep=self._limit)
+
+    def flush(self) -> bytes:
+        self._submit(bytes(self._buffer), final=True)
+        self._buffer.clear()
+        return self._ready(keep=0) + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+
+
+def _encoder(target: str, pool: ThreadPoolExecutor | None) -> Any:
+    if target == ZSTD:
+        import zstandard  # here, not at import: `dlbase --help` and the gzip path need no codec
+
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS, write_checksum=True).compressobj()
+    if target == GZIP:
+        return ParallelGzip(pool or ThreadPoolExecutor(max_workers=os.cpu_count() or 1))
+    raise ValueError(f"unknown layer compression {target!r}")
+
+
+def recompress(src: IO[bytes], dst: IO[bytes], *, path: str, target: str = ZSTD,
+               on_bytes: Callable[[int], None] = lambda _n: None,
+               pool: ThreadPoolExecutor | None = None) -> Layer:
     """Decode one stored layer blob (gzip, zstd or a plain tar, told by its first bytes)
-    and zstd-encode it into ``dst``; the digests of the stored, decoded and new bytes.
+    and encode it as ``target`` into ``dst``; the digests of the stored, decoded and new
+    bytes. Decoding runs here while the encoder's threads (libzstd's, or ``pool`` for
+    gzip) work on what was decoded before.
 
     The caller checks them against the manifest and config (:func:`check_layers`) before
     anything is uploaded. ``on_bytes`` gets the count of stored bytes read so far."""
-    import zstandard  # here, not at import: `dlbase --help` and the gzip path need no codec
+    import zstandard
 
     stored = _Hashing(src)
     plain = hashlib.sha256()
     out = hashlib.sha256()
     size = 0
-    encoder = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS, write_checksum=True).compressobj()
+    encoder = _encoder(target, pool)
     try:
         reader = _decoder(stored.encoding, stored)  # type: ignore[arg-type]
         while True:
@@ -145,7 +221,7 @@ def recompress(src: IO[bytes], dst: IO[bytes], *, path: str,
     except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
         raise CompressionError(f"layer {path} cannot be decoded as {stored.encoding}: {exc}") from None
     return Layer(source_digest="sha256:" + stored.sha.hexdigest(), diff_id="sha256:" + plain.hexdigest(),
-                 digest="sha256:" + out.hexdigest(), size=size, path=path, encoding=stored.encoding)
+                 digest="sha256:" + out.hexdigest(), size=size, path=path, encoding=stored.encoding, target=target)
 
 
 def check_layers(source: dict[str, Any], config: dict[str, Any], layers: list[Layer]) -> None:
@@ -169,8 +245,9 @@ def check_layers(source: dict[str, Any], config: dict[str, Any], layers: list[La
                                    f"diff_id {diff_id}: the image's layers and config disagree")
 
 
-def zstd_manifest(source: dict[str, Any], layers: list[Layer], *, source_digest: str) -> dict[str, Any]:
-    """The OCI image manifest of ``source`` with its layers replaced by ``layers`` (in order).
+def converted_manifest(source: dict[str, Any], layers: list[Layer], *, source_digest: str) -> dict[str, Any]:
+    """The OCI image manifest of ``source`` with its layers replaced by ``layers`` (in order,
+    each with the media type of its ``target``).
 
     Kept: the config blob (its media type becomes OCI's: the descriptor's type is not part
     of the config's digest), the layers' and the manifest's annotations, ``artifactType``
@@ -183,7 +260,7 @@ def zstd_manifest(source: dict[str, Any], layers: list[Layer], *, source_digest:
     for d, layer in zip(old, layers):
         if d.get("digest") != layer.source_digest:
             raise CompressionError(f"layer {d.get('digest')} was re-compressed out of order ({layer.source_digest})")
-        entry: dict[str, Any] = {"mediaType": ZSTD_LAYER, "digest": layer.digest, "size": layer.size}
+        entry: dict[str, Any] = {"mediaType": LAYER_TYPES[layer.target], "digest": layer.digest, "size": layer.size}
         if d.get("annotations"):
             entry["annotations"] = dict(d["annotations"])
         new_layers.append(entry)

@@ -10,13 +10,16 @@ Order of a push (each step raises a typed error; the CLI maps it to an exit code
 3. ask the registry what the two tags point at *before* pushing. An immutable tag that
    exists and names another image (its manifest's config digest is not this image ID)
    is a ``TagConflict``: nothing is pushed. The same image is fine (nothing to change);
-4. push the immutable tag, then the moving one (errors inside the push stream are
-   detected by the engine); read each manifest back and check its digest (computed
-   from the bytes) and that it is this image (:func:`names_image`). With
-   ``--compression zstd`` the layers are re-compressed and pushed by the registry
-   client instead, blobs first and each tag's manifest last (:mod:`.zstd_export`,
-   :mod:`.zstd_push`); an immutable tag that holds the image with the other compression
-   is a ``TagConflict`` too (replacing it would change the digest signatures name);
+4. push the immutable tag, then the moving one, through the daemon: the image's own
+   blobs as they were built (zstd or gzip, its ``dlbase.layer-compression`` label), so
+   the registry's digest is the image ID (errors inside the push stream are detected by
+   the engine); read each manifest back and check its digest (computed from the bytes),
+   that it is this image (:func:`names_image`) and that its layers are the encoding the
+   label says. Only ``--compression`` naming the *other* format converts: the layers
+   are re-encoded and pushed by the registry client instead, blobs first and each tag's
+   manifest last (:mod:`.layer_convert`, :mod:`.blob_upload`); an immutable tag that
+   holds the image with the other compression is a ``TagConflict`` too (replacing it
+   would change the digest signatures name);
 5. pull by digest and run one command in the pulled reference (see :func:`pull_check`);
 6. write the push report and SBOM.
 
@@ -33,7 +36,7 @@ import datetime as dt
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -49,7 +52,8 @@ from dlbase.core.errors import Interrupted, InvalidInput, NotVerified, RegistryE
 from dlbase.core.imageref import repo_tags
 from dlbase.image.local_image import locate
 from dlbase.define.project import Project
-from dlbase.publish import compression, zstd_export, zstd_push
+from dlbase.core import layercompression
+from dlbase.publish import blob_upload, compression, layer_convert
 from dlbase.define import labels as image_labels
 from dlbase.registry import mediatypes
 
@@ -124,10 +128,15 @@ def check_publishable(project: Project, image: LocalImage, *, force: bool) -> di
     return report.verification(project, image.image_id, forced=force and not (record and record.get("passed")))
 
 
+def built_compression(image: LocalImage) -> str:
+    """The encoding of the image's own layers (:func:`dlbase.core.layercompression.of_labels`)."""
+    return layercompression.of_labels(image.labels)
+
+
 def names_image(manifest: dict, digest: str, image_id: str, where: str) -> bool:
     """A registry's manifest is of this local image: its digest is the image ID (the
     containerd image store's ID is the manifest's digest), its config digest is (the
-    classic store's ID), or it is the zstd form dlbase made of it (its annotation)."""
+    classic store's ID), or it is the converted form dlbase made of it (its annotation)."""
     notes = manifest.get("annotations")
     source = notes.get(compression.SOURCE_ANNOTATION) if isinstance(notes, dict) else None
     return image_id in (digest, answers.config_digest(manifest, where), source)
@@ -137,47 +146,59 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
             on_event: Callable[[TransferEvent], None] | None = None, say: Callable[[str], None] = lambda _m: None,
             pull_check_command: list[str] | None = None, signer: object | None = None,
             host_label: str | None = None, scan: object | None = None,
-            layer_compression: str = compression.GZIP) -> dict:
+            layer_compression: str | None = None, gzip_fallback: bool = False) -> dict:
     """Push, read back, pull back, report. Returns the push report (also written to disk).
 
-    ``layer_compression``: ``gzip`` pushes with the daemon (the layers as it stores them);
-    ``zstd`` re-compresses them and pushes an OCI manifest with the registry client
-    (:mod:`.zstd_export`, :mod:`.zstd_push`). With ``signer`` (a dlbase.trust.keys.KeyPair)
+    ``gzip_fallback`` (a zstd image): also publish its gzip form under each tag plus
+    :data:`FALLBACK_SUFFIX`, for pullers that read gzip only (Docker 20.10). A tag, not
+    an OCI index holding both: a client picks an index's first entry for its platform
+    (Docker 26, containerd), whatever the layers' media type, so an index would give
+    every puller the same one of the two; a tag is what each team can name.
+
+    ``layer_compression``: None or the image's own encoding (:func:`built_compression`)
+    pushes with the daemon (the blobs as built: registry digest = image ID); the other one
+    converts them and pushes an OCI manifest with the registry client
+    (:mod:`.layer_convert`, :mod:`.blob_upload`). With ``signer`` (a dlbase.trust.keys.KeyPair)
     the pushed digest is then signed and its SBOM, provenance and verification attached in
     the registry (dlbase.trust), and with ``scan`` (a dlbase.trust.attach.ScanInputs) its
     scan and VEX."""
+    own = built_compression(image)
+    layer_compression = layer_compression or own
     if layer_compression not in compression.CHOICES:
         raise InvalidInput(f"compression {layer_compression!r} is not one of {', '.join(compression.CHOICES)}")
+    if gzip_fallback and layer_compression != compression.ZSTD:
+        raise InvalidInput(f"--gzip-fallback goes with a zstd push, and this one pushes {layer_compression} layers "
+                           "(every client reads gzip: there is nothing to fall back from)",
+                           hint="leave --gzip-fallback out, or push a zstd image")
     verification = check_publishable(project, image, force=force)
     creds, creds_from = credentials.source(host)
     client = registry.RegistryClient(host, credentials=creds)
     say(f"asking {host} what {image.repository} holds now")
-    before = {t: client.tag_digest_or_none(image.repository, t) for t in image.tags}
-    existing: bytes | None = None
-    if before[image.immutable]:
-        where = f"{host}/{image.repository}:{image.immutable}"
-        manifest, existing, _digest = client.manifest_with_bytes(image.repository, before[image.immutable])
-        if not names_image(manifest, before[image.immutable], image.image_id, where):
-            raise TagConflict(f"{where} already exists and names another image ({before[image.immutable]}, "
-                              f"config {answers.config_digest(manifest, where)}); immutable tags are never "
-                              "overwritten",
-                              hint="rebuild with a changed lock (new tag) or delete the tag in the registry deliberately")
-        held = compression.manifest_compression(manifest)
-        if held != layer_compression:
-            raise TagConflict(f"{where} already holds this image with {held} layers; pushing it with "
-                              f"{layer_compression} layers would replace its manifest (another digest, not the "
-                              "one its signatures name); immutable tags are never overwritten",
-                              hint=f"push with --compression {held} (or delete the tag in the registry deliberately)")
+    fallback = fallback_image(image) if gzip_fallback else None
+    before, existing = _held(client, host, image, layer_compression)
+    fb_before, fb_existing = _held(client, host, fallback, compression.GZIP) if fallback else ({}, None)
     auth = {"username": creds[0], "password": creds[1]} if creds else None
     target = f"{host}/{image.repository}"
-    if layer_compression == compression.ZSTD:
-        results = _push_zstd(project, engine, client, image, target, before, existing, on_event, say)
+    if layer_compression != own:
+        results = _push_converted(project, engine, client, image, target, before, existing, on_event, say,
+                                  source=own, wanted=layer_compression)
     else:
-        results = _push_daemon(engine, client, image, target, before, auth, existing is not None, on_event, say)
+        results = _push_daemon(engine, client, image, target, before, auth, existing is not None, on_event, say,
+                               own=own)
     digest = results[image.immutable]["digest"]
     registry_bytes = _stored_bytes(client, image.repository, digest)
     pulled = pull_check(engine, target, digest, auth, pull_check_command or PULL_CHECK_COMMAND, say,
-                        image_id=image.image_id)
+                        image_id=image.image_id, on_event=on_event)
+    fallback_report = None
+    if fallback is not None:
+        fb_results = _push_converted(project, engine, client, fallback, target, fb_before, fb_existing, on_event,
+                                     say, source=own, wanted=compression.GZIP)
+        fb_digest = fb_results[fallback.immutable]["digest"]
+        fallback_report = {"tags": fb_results, "digest": fb_digest, "compression": compression.GZIP,
+                           "registry_bytes": _stored_bytes(client, image.repository, fb_digest),
+                           "pull_check": pull_check(engine, target, fb_digest, auth,
+                                                    pull_check_command or PULL_CHECK_COMMAND, say,
+                                                    image_id=image.image_id, on_event=on_event)}
     facts = report.image_facts(project, engine, image.image_id)
     sbom_path = report.write_push_sbom(project, facts, image.image_id, f"{target}:{image.immutable}")
     signing = None
@@ -198,6 +219,7 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
         "repo_digests": [f"{target}@{digest}"],
         "compression": layer_compression,
         "registry_bytes": registry_bytes,
+        "gzip_fallback": fallback_report,
         "size_bytes": int(engine.inspect_image(image.image_id).get("Size", 0)),
         "lock_hash": facts.get("lock_hash") or image.labels.get(image_labels.LOCK_HASH),
         "base": facts.get("base"),
@@ -215,6 +237,40 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
     return body
 
 
+#: What a gzip fallback's tags end with (``TAG-gzip`` beside ``TAG``).
+FALLBACK_SUFFIX = "-gzip"
+
+
+def fallback_image(image: LocalImage) -> LocalImage:
+    """The same image under its fallback tags (each tag + :data:`FALLBACK_SUFFIX`)."""
+    return replace(image, immutable=image.immutable + FALLBACK_SUFFIX,
+                   moving=image.moving + FALLBACK_SUFFIX if image.moving else None)
+
+
+def _held(client: registry.RegistryClient, host: str, image: LocalImage, wanted: str
+          ) -> tuple[dict[str, str | None], bytes | None]:
+    """What each of the image's tags points at now, and the immutable tag's manifest bytes
+    when it already holds this image as ``wanted``. An immutable tag naming another image,
+    or this one with the other compression, is a TagConflict: nothing is pushed."""
+    before = {t: client.tag_digest_or_none(image.repository, t) for t in image.tags}
+    if not before[image.immutable]:
+        return before, None
+    where = f"{host}/{image.repository}:{image.immutable}"
+    manifest, existing, _digest = client.manifest_with_bytes(image.repository, before[image.immutable])
+    if not names_image(manifest, before[image.immutable], image.image_id, where):
+        raise TagConflict(f"{where} already exists and names another image ({before[image.immutable]}, "
+                          f"config {answers.config_digest(manifest, where)}); immutable tags are never "
+                          "overwritten",
+                          hint="rebuild with a changed lock (new tag) or delete the tag in the registry deliberately")
+    held = compression.manifest_compression(manifest)
+    if held != wanted:
+        raise TagConflict(f"{where} already holds this image with {held} layers; pushing it with "
+                          f"{wanted} layers would replace its manifest (another digest, not the "
+                          "one its signatures name); immutable tags are never overwritten",
+                          hint=f"push with --compression {held} (or delete the tag in the registry deliberately)")
+    return before, existing
+
+
 def _action(before: str | None, digest: str, present: bool) -> str:
     if present:
         return "already present (same image)"
@@ -223,8 +279,9 @@ def _action(before: str | None, digest: str, present: bool) -> str:
 
 def _push_daemon(engine: Engine, client: registry.RegistryClient, image: LocalImage, target: str,
                  before: dict[str, str | None], auth: dict | None, immutable_present: bool,
-                 on_event: Callable[[TransferEvent], None] | None, say: Callable[[str], None]) -> dict[str, dict]:
-    """`docker push` each tag (the layers as the daemon stores them) and read it back."""
+                 on_event: Callable[[TransferEvent], None] | None, say: Callable[[str], None], *,
+                 own: str) -> dict[str, dict]:
+    """`docker push` each tag (the layers as the daemon stores them: ``own``) and read it back."""
     results: dict[str, dict] = {}
     applied: list[str] = []
     try:
@@ -232,7 +289,7 @@ def _push_daemon(engine: Engine, client: registry.RegistryClient, image: LocalIm
             engine.tag(image.image_id, target, t)
             applied.append(t)
         for t in image.tags:
-            say(f"pushing {target}:{t}")
+            say(f"pushing {target}:{t} ({own} layers as built, nothing re-compressed)")
             pushed = engine.push(target, t, auth_config=auth, on_event=on_event)
             manifest, digest = client.manifest(image.repository, t)
             if digest != pushed.digest or not names_image(manifest, digest, image.image_id, f"{target}:{t}"):
@@ -240,9 +297,14 @@ def _push_daemon(engine: Engine, client: registry.RegistryClient, image: LocalIm
                                     f"{answers.config_digest(manifest, f'{target}:{t}')}), the push reported "
                                     f"{pushed.digest} for image {image.image_id}",
                                     hint="another client may be pushing the same tag; push again")
+            served = compression.manifest_compression(manifest)
+            if served != own:
+                raise RegistryError(f"{target}:{t}: the registry holds {served} layers, the image's "
+                                    f"{layercompression.LABEL} label says {own}",
+                                    hint="the label is not what was built (an image relabelled by hand?); rebuild it")
             results[t] = {"tag": t, "reference": f"{target}:{t}", "digest": digest, "before": before[t],
                           "action": _action(before[t], digest, t == image.immutable and immutable_present),
-                          "layers": pushed.layers, "push_seconds": pushed.seconds, "compression": compression.GZIP}
+                          "layers": pushed.layers, "push_seconds": pushed.seconds, "compression": own}
     finally:
         for t in applied:
             with contextlib.suppress(Exception):
@@ -250,31 +312,34 @@ def _push_daemon(engine: Engine, client: registry.RegistryClient, image: LocalIm
     return results
 
 
-def _push_zstd(project: Project, engine: Engine, client: registry.RegistryClient, image: LocalImage, target: str,
-               before: dict[str, str | None], existing: bytes | None,
-               on_event: Callable[[TransferEvent], None] | None, say: Callable[[str], None]) -> dict[str, dict]:
-    """Re-compress the layers to zstd and push blobs, then the manifest under each tag.
+def _push_converted(project: Project, engine: Engine, client: registry.RegistryClient, image: LocalImage,
+                    target: str, before: dict[str, str | None], existing: bytes | None,
+                    on_event: Callable[[TransferEvent], None] | None, say: Callable[[str], None], *,
+                    source: str, wanted: str) -> dict[str, dict]:
+    """Re-encode the ``source`` layers as ``wanted`` and push blobs, then the manifest
+    under each tag.
 
-    An immutable tag already holding this image's zstd manifest is never PUT again: its
-    bytes (``existing``) are what the moving tag gets, with nothing re-compressed. No
+    An immutable tag already holding this image's converted manifest is never PUT again:
+    its bytes (``existing``) are what the moving tag gets, with nothing re-encoded. No
     local tag is made (the daemon is only read)."""
     emit = on_event or (lambda _e: None)
     started = time.monotonic()
     layers: dict[str, str] = {}
     if existing is not None:
         body = existing
-        say(f"{target}:{image.immutable} already holds this image's zstd manifest; nothing is re-compressed")
+        say(f"{target}:{image.immutable} already holds this image's {wanted} manifest; nothing is re-encoded")
     else:
         work = project.state_dir / "tmp"
         work.mkdir(parents=True, exist_ok=True)
         try:
-            with tempfile.TemporaryDirectory(prefix="zstd-push-", dir=work) as tmp:
-                say(f"re-compressing the layers of {image.image_id[:19]} to zstd (level {compression.ZSTD_LEVEL}; "
-                    "docker save, streamed)")
-                converted = zstd_export.convert(engine, image.image_id, Path(tmp), emit)
-                say(f"uploading {len(converted.layers)} zstd layers ({converted.stored_bytes:,} bytes with the "
+            with tempfile.TemporaryDirectory(prefix="convert-push-", dir=work) as tmp:
+                level = compression.ZSTD_LEVEL if wanted == compression.ZSTD else compression.GZIP_LEVEL
+                say(f"converting the {source} layers of {image.image_id[:19]} to {wanted} (level {level}, every "
+                    "core; docker save, streamed): asked for with --compression, the image itself is " + source)
+                converted = layer_convert.convert(engine, image.image_id, Path(tmp), wanted, emit)
+                say(f"uploading {len(converted.layers)} {wanted} layers ({converted.stored_bytes:,} bytes with the "
                     f"config) to {target}")
-                layers = zstd_push.upload_blobs(client, image.repository, converted, emit)
+                layers = blob_upload.upload_blobs(client, image.repository, converted, emit)
         except KeyboardInterrupt:
             raise Interrupted(f"push of {target} interrupted; the registry holds no new manifest for it "
                               "(at most unreferenced layer blobs)") from None
@@ -285,7 +350,7 @@ def _push_zstd(project: Project, engine: Engine, client: registry.RegistryClient
     for t in image.tags:
         present = t == image.immutable and existing is not None
         if not present:
-            say(f"pushing {target}:{t} (zstd manifest {digest[:19]})")
+            say(f"pushing {target}:{t} ({wanted} manifest {digest[:19]})")
             client.put_manifest(image.repository, t, body, media_type)
         _manifest, served = client.manifest(image.repository, t)
         if served != digest:
@@ -293,7 +358,7 @@ def _push_zstd(project: Project, engine: Engine, client: registry.RegistryClient
                                 hint="another client may be pushing the same tag; push again")
         results[t] = {"tag": t, "reference": f"{target}:{t}", "digest": digest, "before": before[t],
                       "action": _action(before[t], digest, present), "layers": layers,
-                      "push_seconds": round(time.monotonic() - started, 3), "compression": compression.ZSTD}
+                      "push_seconds": round(time.monotonic() - started, 3), "compression": wanted}
     emit(TransferEvent("done", text=digest, digest=digest, elapsed=round(time.monotonic() - started, 3)))
     return results
 
@@ -328,7 +393,8 @@ def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClie
 
 
 def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, command: list[str],
-               say: Callable[[str], None], *, image_id: str | None = None) -> dict:
+               say: Callable[[str], None], *, image_id: str | None = None,
+               on_event: Callable[[TransferEvent], None] | None = None) -> dict:
     """Pull ``target@digest`` and run one command in it.
 
     "Clean daemon state", pragmatically: the registry-qualified tags were removed before
@@ -340,8 +406,8 @@ def pull_check(engine: Engine, target: str, digest: str, auth: dict | None, comm
     """
     ref = f"{target}@{digest}"
     say(f"pulling {ref} back and running one command in it")
-    pulled_id = engine.pull(target, digest, auth_config=auth)
-    # The containerd image store names a pulled image by its manifest digest (a zstd
+    pulled_id = engine.pull(target, digest, auth_config=auth, on_event=on_event)
+    # The containerd image store names a pulled image by its manifest digest (a converted
     # manifest is another digest than the local image's), the classic store by its config.
     if image_id and pulled_id not in (image_id, digest):
         raise RegistryError(f"pulling {ref} gave image {pulled_id}, not the pushed {image_id}")

@@ -12,6 +12,7 @@ from dlbase.cli.paths import PathParam
 from dlbase.build import bake as bake_mod
 from dlbase.cli import ui
 from dlbase.cli.commands.common import json_option, open_project, parse_labels, project_options
+from dlbase.cli.phases import plain_phase
 from dlbase.cli.progress import BuildProgress
 from dlbase.core import validate
 from dlbase.engine import Engine
@@ -51,14 +52,24 @@ def command(targets: tuple[str, ...], cache_from: tuple[str, ...], cache_to: tup
     engine = Engine()
 
     def line(text: str) -> None:
+        phase = plain_phase(text)
+        if phase is not None:  # the exporter's phases: ticked while open, their seconds when done
+            progress.wheels_done()
+            name, ended = phase
+            progress.phase_end(name) if ended else progress.phase(name)
+            if not verbose:
+                return
         if verbose or _SHOWN.match(text):
             progress.wheels_done()
             progress.say(f"  {text[:200]}")
 
-    results = bake_mod.bake(project, engine, list(targets), on_line=line, on_event=progress.event,
-                            say=progress.say, extra_labels=extra, repository=repository,
-                            cache_from=list(cache_from), cache_to=list(cache_to), nocache=nocache,
-                            wheelhouse_dir=wheelhouse_dir)
+    try:
+        results = bake_mod.bake(project, engine, list(targets), on_line=line, on_event=progress.event,
+                                say=progress.say, extra_labels=extra, repository=repository,
+                                cache_from=list(cache_from), cache_to=list(cache_to), nocache=nocache,
+                                wheelhouse_dir=wheelhouse_dir)
+    finally:
+        progress.close()
     if as_json:
         ui.emit_json({"ok": True, "results": [r.to_dict() for r in results]})
         return

@@ -47,18 +47,22 @@ def _show(project, data: dict, table: str, written: tuple[Path, ...], as_json: b
 @click.option("--builder", type=click.Choice(BUILDERS), default="auto", show_default=True,
               help="the builder of the cold, rebuild, warm and naive builds; with BuildKit the classic builder's "
                    "cold build is measured beside it")
+@click.option("--skip", "skip", multiple=True, type=click.Choice(bench_mod.SKIPPABLE),
+              help="leave this part out (repeatable): the cold builds (both layer compressions) and the naive "
+                   "one are always measured")
 @project_options
 @json_option
-def build(variant: str | None, builder: str, matrix_file: Path | None, compat_file: Path | None,
-          as_json: bool) -> None:
-    """Cold build, a second cold build (same digest?), warm rebuild, the classic builder's cold
-    build and a naive single-stage build of VARIANT, side by side (tens of minutes)."""
+def build(variant: str | None, builder: str, skip: tuple[str, ...], matrix_file: Path | None,
+          compat_file: Path | None, as_json: bool) -> None:
+    """Cold build (the line's layer compression, then the other one), a second cold build
+    (same digest?), warm rebuild, the classic builder's cold build and a naive single-stage
+    build of VARIANT, side by side (tens of minutes)."""
     project = open_project(matrix_file, compat_file, writes_state=True)
     spec = variant_spec(project, variant)
     out = _out_dir(project)
     engine = Engine()
     engine.ping()
-    result = bench_mod.run(project, spec, engine, say=ui.info, builder=builder)
+    result = bench_mod.run(project, spec, engine, say=ui.info, builder=builder, skip=skip)
     jpath, mpath, table = bench_mod.write(result, out)
     _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 
@@ -98,10 +102,13 @@ def update(variant: str | None, notebook_variant: str | None, designs: tuple[str
 @click.argument("image", required=False, metavar="[IMAGE_OR_VARIANT]")
 @click.option("--rounds", type=click.IntRange(1, 5), default=2, show_default=True,
               help="cold pulls of each form, the order alternating")
+@click.option("--other", default=None, metavar="IMAGE",
+              help="the same image built with the other layer compression: both sides are then pushed as built "
+                   "(without it the other side is converted, as `dlbase push --compression` does)")
 @project_options
 @json_option
-def compression(image: str | None, rounds: int, matrix_file: Path | None, compat_file: Path | None,
-                as_json: bool) -> None:
+def compression(image: str | None, rounds: int, other: str | None, matrix_file: Path | None,
+                compat_file: Path | None, as_json: bool) -> None:
     """gzip vs zstd layers of IMAGE (default: the matrix's default variant): registry bytes,
     push seconds, cold pull-and-unpack seconds (minutes; needs docker-registry and containerd)."""
     from dlbase.bench import cold_pull
@@ -115,7 +122,9 @@ def compression(image: str | None, rounds: int, matrix_file: Path | None, compat
     cold_pull.tools()
     engine = Engine()
     engine.ping()
-    result = bench_compression.run(project, engine, target, rounds=rounds, say=ui.info)
+    if other is not None:
+        validate.image_ref(other)
+    result = bench_compression.run(project, engine, target, rounds=rounds, say=ui.info, other=other)
     jpath, mpath, table = bench_compression.write(result, out)
     _show(project, result.to_dict(), table, (jpath, mpath), as_json)
 

@@ -64,6 +64,7 @@ def command(variant: str | None, nocache: bool, quiet: bool, verbose: bool, labe
                                  cache_from=list(cache_from), builder=builder, cache_to=cache_to)
     finally:
         progress.flush_step()
+        progress.close()
     if record_size:
         render_mod.record_size(project, result.variant, result.size_bytes, result.lock_hash)
         render_mod.write(project)

@@ -8,6 +8,7 @@ from dlbase.cli import ui
 from dlbase.cli.commands import _trustview
 from dlbase.cli.commands.common import json_option
 from dlbase.cli.commands.trust import policy_from, policy_options
+from dlbase.cli.progress import TransferProgress
 from dlbase.core import reference
 from dlbase.engine import Engine
 from dlbase.engine import credentials
@@ -28,11 +29,15 @@ def command(ref: str, as_json: bool, **policy_args) -> None:
     body = _trustview.check(ref, policy)
     if not as_json:
         _trustview.print_table(body)
-        ui.info(f"pulling {body['pinned']}")
     pinned = reference.parse(body["pinned"], where="REF")
     creds = credentials.for_registry(api_host(pinned))
-    image_id = engine.pull(pinned.name, body["digest"],
-                           auth_config={"username": creds[0], "password": creds[1]} if creds else None)
+    progress = TransferProgress(as_json)
+    progress.say(f"pulling {body['pinned']} (download and unpack)")  # ticks, with the layers' bytes
+    try:
+        image_id = engine.pull(pinned.name, body["digest"], on_event=progress.event,
+                               auth_config={"username": creds[0], "password": creds[1]} if creds else None)
+    finally:
+        progress.close()
     body["image_id"] = image_id
     if as_json:
         ui.emit_json(body)

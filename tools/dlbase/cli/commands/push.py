@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -14,33 +13,9 @@ from dlbase.publish import push as publish
 from dlbase.cli import ui
 from dlbase.core import validate
 from dlbase.cli.commands.common import OnlyWith, json_option, open_project, project_options
-from dlbase.engine import Engine, TransferEvent
+from dlbase.cli.progress import TransferProgress
+from dlbase.engine import Engine
 from dlbase.cli.helptext import with_exit_codes
-
-
-class PushProgress:
-    """One line per finished layer and per status line; byte progress at most every 5 s."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.started = time.monotonic()
-        self._last: dict[str, float] = {}
-
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            ui.err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/dim] {escape(text)}", markup=True,
-                         highlight=False)
-
-    def event(self, ev: TransferEvent) -> None:
-        if ev.kind == "progress":
-            now = time.monotonic()
-            if now - self._last.get(ev.layer or "", 0) >= 5 and ev.total_bytes:
-                self._last[ev.layer or ""] = now
-                self.say(f"  {ev.layer}: {ev.text} {ev.current or 0:,}/{ev.total_bytes:,} bytes")
-        elif ev.kind == "layer":
-            self.say(f"  {ev.layer}: {ev.text}")
-        elif ev.kind == "status" and ev.layer is None:
-            self.say(f"  {ev.text}")
 
 
 @click.command("push")
@@ -58,16 +33,21 @@ class PushProgress:
               only_with="sign_key", why="the scan is attached as a signed attestation",
               help="with --sign: scan the image against this vulnerability database (as `dlbase scan --db`; "
                    "default $DLBASE_VULN_DB) and attach the result; without one, push says no scan was attached")
-@click.option("--compression", "layer_compression", type=click.Choice(compression.CHOICES), default=compression.GZIP,
-              show_default=True,
-              help="layer compression in the registry: gzip (the daemon pushes the layers as it stores them) or "
-                   "zstd (re-compressed, an OCI manifest; Docker >= 23 pulls it, smaller and faster to unpack)")
+@click.option("--compression", "layer_compression", type=click.Choice(compression.CHOICES), default=None,
+              help="layer compression in the registry. Default: the image's own (what its line builds, "
+                   "images/matrix.yaml `compression:`), pushed as built, so the registry digest is the image ID. "
+                   "The other one converts (every core, streamed): gzip for Docker 20.10 pullers, zstd for a "
+                   "gzip image (Docker >= 23 pulls it, smaller and faster to unpack)")
+@click.option("--gzip-fallback", is_flag=True,
+              help="with a zstd image: also publish its gzip form under each tag + '-gzip', for pullers that read "
+                   "gzip only (Docker 20.10); a tag, not an OCI index, because clients take an index's first entry "
+                   "for their platform whatever its layers are (docs/operators-compression.md)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress")
 @project_options
 @json_option
 @with_exit_codes
 def command(image: str, host: str, force: bool, sign_key: str | None, host_label: str | None, scan_db: Path | None,
-            layer_compression: str, quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
+            layer_compression: str | None, gzip_fallback: bool, quiet: bool, matrix_file: Path | None, compat_file: Path | None, as_json: bool) -> None:
     """Push IMAGE (a variant name, a tag or an image ID) to --registry.
 
     Pushes the immutable and the moving tag, refuses unverified images (exit {NOT_VERIFIED}) and
@@ -86,13 +66,17 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
         signer = private_key(sign_key)  # a wrong passphrase stops here, before anything is pushed
     engine = Engine()
     engine.ping()
-    progress = PushProgress(quiet or as_json)
+    progress = TransferProgress(quiet or as_json)
     local = publish.resolve(project, engine, image)
     scan = _scan_inputs(project, scan_db) if signer is not None else None  # a bad database or VEX: before pushing
     if force:
         ui.warn("--force: the verification requirement is waived; the report records it")
-    body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
-                           signer=signer, host_label=host_label, scan=scan, layer_compression=layer_compression)
+    try:
+        body = publish.publish(project, engine, local, host, force=force, on_event=progress.event, say=progress.say,
+                               signer=signer, host_label=host_label, scan=scan, layer_compression=layer_compression,
+                               gzip_fallback=gzip_fallback)
+    finally:
+        progress.close()
     if as_json:
         ui.emit_json({"ok": True, **body})
         return
@@ -107,6 +91,10 @@ def command(image: str, host: str, force: bool, sign_key: str | None, host_label
                                                  if body.get("registry_bytes") else ")"))
     ui.info(f"verification: {body['verification']['status']}" + (" (FORCED)" if body["forced"] else ""))
     ui.info(f"pull check: {body['pull_check']['reference']} -> {body['pull_check']['output']}")
+    if body.get("gzip_fallback"):
+        fb = body["gzip_fallback"]
+        ui.info(f"gzip fallback: {', '.join(t['reference'] for t in fb['tags'].values())} -> {fb['digest']} "
+                f"({fb['registry_bytes']:,} bytes stored; pull check: {fb['pull_check']['output']})")
     if body.get("signing"):
         s = body["signing"]
         new = [a["predicateType"] for a in s["attestations"] if not a.get("existing")]

@@ -1,8 +1,8 @@
-"""Upload a re-compressed image (:mod:`dlbase.publish.zstd_export`) with the project's own
+"""Upload a converted image (:mod:`dlbase.publish.layer_convert`) with the project's own
 registry client, blobs first and the manifest last.
 
-Why not the daemon: `docker push` sends the layers as the daemon stores them (gzip) and
-has no option to re-encode. The order is what makes a failure safe: a tag exists only
+Why not the daemon: `docker push` sends the layers as the daemon stores them and has no
+option to re-encode. The order is what makes a failure safe: a tag exists only
 once its manifest is PUT, and the registry accepts a manifest only when every blob it
 names is there, so a push that fails or is interrupted before the end leaves unreferenced
 blobs at most (which a registry's garbage collection removes), never a tag.
@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from dlbase.engine import TransferEvent
-from dlbase.publish.zstd_export import Converted, _short
+from dlbase.publish.layer_convert import Converted, _short
 from dlbase.registry.client import RegistryClient
 
 

@@ -1,4 +1,5 @@
-"""Read an image out of the daemon and re-compress its layers to zstd, ready to upload.
+"""Read an image out of the daemon and re-encode its layers as the other format (zstd or
+gzip), ready to upload.
 
 Why through ``docker save``: the daemon is where the layers are, and neither `docker push`
 (no compression option, on either image store) nor `buildx imagetools` (copies blobs as
@@ -9,7 +10,7 @@ the manifest as an OCI layout, byte for byte, on both image stores (Docker >= 25
 
 The layout is read once, as a stream: blobs up to :data:`SMALL` are kept in memory (the
 config, the manifest, the index, tiny layers), larger ones are layers and are
-re-compressed into ``workdir`` as they pass (the manifest that names them comes last in
+re-encoded into ``workdir`` as they pass (decoded here, encoded on every core meanwhile) (the manifest that names them comes last in
 the stream). Then the manifest is found and every layer checked against it and the
 config (:func:`dlbase.publish.compression.check_layers`): the result is the manifest to
 push and the files of its blobs. Nothing here talks to a registry.
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable
@@ -38,7 +41,7 @@ _INDEXES = (mediatypes.OCI_INDEX, mediatypes.DOCKER_LIST)
 
 @dataclass(frozen=True)
 class Converted:
-    """The zstd form of one image: its manifest (bytes and digest) and its blobs' files."""
+    """The converted form of one image: its manifest (bytes and digest) and its blobs' files."""
 
     image_id: str
     source_manifest_digest: str
@@ -95,9 +98,15 @@ def _image_manifest(image_id: str, diff_ids: list[str], small: dict[str, bytes],
     return digest, manifest, config_digest
 
 
-def convert(engine: Engine, image_id: str, workdir: Path,
+def convert(engine: Engine, image_id: str, workdir: Path, target: str = compression.ZSTD,
             on_event: Callable[[TransferEvent], None] = lambda _e: None) -> Converted:
-    """Re-compress every layer of ``image_id`` to zstd under ``workdir``; the manifest to push."""
+    """Re-encode every layer of ``image_id`` as ``target`` under ``workdir``; the manifest to push."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="gzip") as pool:
+        return _convert(engine, image_id, workdir, target, on_event, pool)
+
+
+def _convert(engine: Engine, image_id: str, workdir: Path, target: str,
+             on_event: Callable[[TransferEvent], None], pool: ThreadPoolExecutor) -> Converted:
     diff_ids = list(engine.inspect_image(image_id).get("RootFS", {}).get("Layers") or [])
     small: dict[str, bytes] = {}
     converted: dict[str, Layer] = {}
@@ -121,7 +130,7 @@ def convert(engine: Engine, image_id: str, workdir: Path,
                             raise CompressionError(f"`docker save {image_id[:19]}` gave blob {digest} with "
                                                    "other content")
                     else:
-                        converted[digest] = _recompress(fh, digest, member.size, workdir, on_event)
+                        converted[digest] = _recompress(fh, digest, member.size, workdir, target, on_event, pool)
     if index is None:
         raise CompressionError(f"`docker save {image_id[:19]}` gave no OCI layout (no index.json)",
                                hint="Docker >= 25 saves OCI layouts; on an older engine push with --compression gzip")
@@ -132,25 +141,27 @@ def convert(engine: Engine, image_id: str, workdir: Path,
         if digest not in converted:
             if digest not in small:
                 raise CompressionError(f"`docker save {image_id[:19]}` lacks layer {digest}")
-            converted[digest] = _recompress(io.BytesIO(small[digest]), digest, len(small[digest]), workdir, on_event)
+            converted[digest] = _recompress(io.BytesIO(small[digest]), digest, len(small[digest]), workdir, target,
+                                             on_event, pool)
         layers.append(converted[digest])
     config = small[config_digest]
     compression.check_layers(source, json.loads(config), layers)
-    manifest = compression.zstd_manifest(source, layers, source_digest=image_id)
+    manifest = compression.converted_manifest(source, layers, source_digest=image_id)
     return Converted(image_id=image_id, source_manifest_digest=source_digest, config=config,
                      config_digest=config_digest, layers=layers, manifest=manifest,
                      manifest_bytes=compression.manifest_bytes(manifest))
 
 
-def _recompress(fh: IO[bytes], digest: str, size: int, workdir: Path,
-                on_event: Callable[[TransferEvent], None]) -> Layer:
+def _recompress(fh: IO[bytes], digest: str, size: int, workdir: Path, target: str,
+                on_event: Callable[[TransferEvent], None], pool: ThreadPoolExecutor) -> Layer:
     short = _short(digest)
-    path = workdir / f"{short}.tar.zst"
+    path = workdir / f"{short}.tar.{'zst' if target == compression.ZSTD else 'gz'}"
 
     def progress(done: int) -> None:
-        on_event(TransferEvent("progress", text="Compressing", layer=short, current=done, total_bytes=size))
+        on_event(TransferEvent("progress", text=f"Converting to {target}", layer=short, current=done,
+                               total_bytes=size))
 
     with open(path, "wb") as dst:
-        layer = compression.recompress(fh, dst, path=str(path), on_bytes=progress)
-    on_event(TransferEvent("layer", text=f"Compressed {size:,} -> {layer.size:,} bytes (zstd)", layer=short))
+        layer = compression.recompress(fh, dst, path=str(path), target=target, on_bytes=progress, pool=pool)
+    on_event(TransferEvent("layer", text=f"Converted {size:,} -> {layer.size:,} bytes ({target})", layer=short))
     return layer
