@@ -18,6 +18,7 @@ from dlbase.vuln import attestation, match, vex
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import report as report_mod
 from dlbase.image.inventory import Inventory
+from dlbase.core import purls
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "osv"
@@ -40,7 +41,7 @@ def scan_report(scanned_at: dt.datetime = SCANNED) -> report_mod.ScanReport:
     """torch 2.6.0 (two HIGH advisories in the fixture database) and bookworm's apt 2.6.1
     (CVE-2011-3374, which the repository's VEX answers) in the default variant."""
     inventory = Inventory(os_ecosystem="Debian:12", os_pretty="Debian GNU/Linux 12 (bookworm)",
-                          python={"torch": "2.6.0"}, deb={})
+                          python={"torch": "2.6.0"}, deb={}, distro="debian-12", vendor="debian")
     from dlbase.image.inventory import parse_dpkg_status
 
     inventory.deb = parse_dpkg_status("Package: apt\nStatus: install ok installed\nVersion: 2.6.1\n"
@@ -54,20 +55,55 @@ def scan_report(scanned_at: dt.datetime = SCANNED) -> report_mod.ScanReport:
 # ------------------------------------------------------------------------- the VEX attestation
 
 
-def test_the_vex_document_holds_the_statements_about_the_image_and_names_it():
+IMAGE_PURL = purls.oci("127.0.0.1:5000/dlbase/pytorch", "sha256:" + "ab" * 32)
+SBOM_PURLS = ["pkg:deb/debian/apt@2.6.1?arch=amd64&distro=debian-12",
+              "pkg:deb/debian/libapt-pkg6.0@2.6.1?arch=amd64&distro=debian-12", "pkg:pypi/torch@2.6.0"]
+
+
+def test_the_vex_document_names_the_pushed_digest_and_the_sboms_packages_by_purl():
     statements = vex.load_document(DOC, products=PRODUCTS)
     target = vex.Target(variant=DEFAULT, repository="dlbase/pytorch", digests=("sha256:" + "ab" * 32,))
-    document = attestation.vex_document(statements, target, SUBJECT)
+    document = attestation.vex_document(statements, target, IMAGE_PURL, SBOM_PURLS)
     assert attestation.OPENVEX_TYPE == document["@context"] == "https://openvex.dev/ns/v0.2.0"
     [again] = vex.parse_document(json.loads(json.dumps(document)), "attached")  # valid OpenVEX 0.2.0 itself
     assert again.status == "not_affected" and again.justification == "vulnerable_code_not_in_execute_path"
-    products = [p["@id"] for p in document["statements"][0]["products"]]
-    assert products == [DEFAULT, SUBJECT]  # the notebook variant's product is not about this image
-    assert document["statements"][0]["products"][1]["subcomponents"] == [{"@id": "pkg:deb/debian/apt"}]
+    # one product: the image's pkg:oci purl (the notebook variant's product is not about this image)
+    assert document["statements"][0]["products"] == [
+        {"@id": "pkg:oci/pytorch@sha256%3A" + "ab" * 32 + "?repository_url=127.0.0.1:5000/dlbase/pytorch",
+         "subcomponents": [{"@id": "pkg:deb/debian/apt@2.6.1?arch=amd64&distro=debian-12"}]}]
     assert document["author"] == "dlbase maintainers" and document["timestamp"] == "2026-12-01T23:00:00Z"
-    assert attestation.vex_document(statements, target, SUBJECT) == document  # no clock: a re-push adds none
+    assert attestation.vex_document(statements, target, IMAGE_PURL, SBOM_PURLS) == document  # no clock
     other = vex.Target(variant="torch2.6-cu118-runtime-ubuntu22.04", repository="dlbase/pytorch")
-    assert attestation.vex_document(statements, other, SUBJECT) is None
+    assert attestation.vex_document(statements, other, IMAGE_PURL, SBOM_PURLS) is None
+
+
+def test_the_vex_rewrite_keeps_what_the_sbom_does_not_list_and_whole_image_products():
+    d = json.loads(DOC.read_text())
+    d["statements"][0]["products"] = [{"@id": DEFAULT, "subcomponents": [{"@id": "pkg:deb/debian/glibc"}]}]
+    [statement] = vex.parse_document(d, "mem", products=PRODUCTS)
+    target = vex.Target(variant=DEFAULT, repository="dlbase/pytorch")
+    products = attestation.vex_document([statement], target, IMAGE_PURL, SBOM_PURLS)["statements"][0]["products"]
+    assert products == [{"@id": IMAGE_PURL, "subcomponents": [{"@id": "pkg:deb/debian/glibc"}]}]  # a source name
+    d["statements"][0]["products"] = [{"@id": DEFAULT}, {"@id": "dlbase/pytorch",
+                                                        "subcomponents": [{"@id": "pkg:pypi/torch"}]}]
+    [statement] = vex.parse_document(d, "mem", products=PRODUCTS)
+    products = attestation.vex_document([statement], target, IMAGE_PURL, SBOM_PURLS)["statements"][0]["products"]
+    assert products == [{"@id": IMAGE_PURL}]  # one product names the whole image: no narrowing to torch
+
+
+def test_the_rewritten_document_applies_to_the_scan_of_the_pushed_image():
+    """The purl form push writes answers the same finding the readable source does."""
+    statements = vex.load_document(DOC, products=PRODUCTS)
+    pushed = vex.Target(variant=None, repository=None, purls=(IMAGE_PURL,))
+    document = attestation.vex_document(statements, vex.Target(variant=DEFAULT, repository="dlbase/pytorch"),
+                                        IMAGE_PURL, SBOM_PURLS)
+    again = vex.parse_document(json.loads(json.dumps(document)), "attached", products=PRODUCTS)
+    report = scan_report()
+    result = vex.apply(report.result.open + [a.finding for a in report.result.vex], again, pushed)
+    assert [a.finding.id for a in result.vex] == ["DEBIAN-CVE-2011-3374"]
+    elsewhere = vex.Target(variant=None, repository=None,
+                           purls=(purls.oci("127.0.0.1:5000/dlbase/pytorch", "sha256:" + "cd" * 32),))
+    assert not vex.apply(result.open + [a.finding for a in result.vex], again, elsewhere).vex  # another digest
 
 
 # ------------------------------------------------------------------------- the scan view

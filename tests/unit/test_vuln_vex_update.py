@@ -15,7 +15,7 @@ import pytest
 from dlbase.core.errors import AddressError, InvalidInput, Unreachable
 from dlbase.vuln import db as db_mod
 from dlbase.vuln import match, update, vex
-from dlbase.image.inventory import Package
+from dlbase.image.inventory import Inventory, parse_dpkg_status
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "osv"
@@ -24,10 +24,17 @@ DEFAULT = "torch2.6-cu124-runtime-debian12"
 PRODUCTS = {DEFAULT, "torch2.6-cu124-notebook-debian12", "torch2.6-cu118-runtime-ubuntu22.04", "dlbase/pytorch"}
 
 
+DPKG = ("Package: apt\nStatus: install ok installed\nVersion: 2.6.1\nArchitecture: amd64\n\n"
+        "Package: libapt-pkg6.0\nStatus: install ok installed\nSource: apt\nVersion: 2.6.1\nArchitecture: amd64\n")
+
+
 def findings() -> list[match.Finding]:
+    """torch 2.6.0 and bookworm's apt 2.6.1 (two binaries of source apt), through the
+    inventory a scan reads, so each package carries the SBOM's purls."""
     database = db_mod.load(DATA)
-    return match.find([Package("PyPI", "torch", "2.6.0", ("torch",), "pkg:pypi/torch"),
-                       Package("Debian:12", "apt", "2.6.1", ("apt", "libapt-pkg6.0"), "")], database)
+    inventory = Inventory(os_ecosystem="Debian:12", os_pretty=None, python={"torch": "2.6.0"},
+                          deb=parse_dpkg_status(DPKG), distro="debian-12", vendor="debian")
+    return match.find(inventory.packages(), database)
 
 
 def doc() -> dict:

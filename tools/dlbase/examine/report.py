@@ -113,9 +113,10 @@ def write_push(project: Project, body: dict) -> Path:
     return write_json_atomic(reports_dir(project) / f"push-{short_id(body['image_id'])}-{stamp}.json", body)
 
 
-def write_push_sbom(project: Project, facts: dict, image_id: str, name: str) -> Path:
-    return write_sbom(project, image_id=image_id, image_name=name, packages=facts.get("packages") or {},
-                      variant=facts.get("variant"), lock_hash=facts.get("lock_hash"))
+def write_push_sbom(project: Project, image_id: str, document: dict) -> Path:
+    """The SBOM push attests (Python and Debian packages, from the image's inventory), in the
+    attestation's own bytes; it replaces the build's Python-only one of the same image."""
+    return sbom.write_canonical(sbom.path_for(reports_dir(project), image_id), document)
 
 
 def write_scan(project: Project, image_id: str, body: dict) -> Path:

@@ -4,6 +4,9 @@ Python distributions are PyPI packages under their dist-info names. Debian and U
 advisories are keyed by *source* package (``glibc``, not ``libc6``) and its version, so
 each dpkg entry keeps its ``Source:`` field (with the source version when dpkg records
 one that differs, e.g. a binNMU). The OS release decides the ecosystem (``Debian:12``).
+Each package also carries the purls the SBOM gives its parts (every binary's
+``pkg:deb/debian/NAME@VERSION?arch=..&distro=..``, the distribution's ``pkg:pypi/NAME@VERSION``),
+which is what a VEX subcomponent written by purl is matched against.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from dlbase.core import purls
 from dlbase.define.lock import Lock
 
 
@@ -36,6 +40,8 @@ class Package:
     version: str
     installed: tuple[str, ...]
     purl: str
+    purls: tuple[str, ...] = ()  # the SBOM's purls of what is installed, and the source's
+
 
 
 @dataclass
@@ -44,19 +50,30 @@ class Inventory:
     os_pretty: str | None
     python: dict[str, str] = field(default_factory=dict)  # dist-info Name -> Version
     deb: list[DebPackage] = field(default_factory=list)
+    distro: str | None = None  # the deb purl's distro qualifier: debian-12
+    vendor: str | None = None  # the deb purl's namespace: debian, ubuntu
+
+    def debian_packages(self) -> list[tuple[str, str, str]]:
+        """(name, version, arch) of each dpkg package that has all three (what the SBOM and
+        the provenance list; an entry without them names nothing installable)."""
+        return [(d.name, d.version, d.arch) for d in self.deb if d.name and d.version and d.arch]
 
     def packages(self) -> list[Package]:
         """Every package to match, PyPI first; dpkg binaries folded into their source."""
-        out = [Package("PyPI", name, version, (name,), f"pkg:pypi/{canonicalize_name(name)}")
+        out = [Package("PyPI", name, version, (name,), f"pkg:pypi/{canonicalize_name(name)}",
+                       (purls.pypi(name, version),))
                for name, version in sorted(self.python.items(), key=lambda kv: kv[0].lower())]
         if self.os_ecosystem:
-            distro = self.os_ecosystem.split(":")[0].lower()
-            by_source: dict[tuple[str, str], list[str]] = {}
+            vendor = self.vendor or self.os_ecosystem.split(":")[0].lower()
+            by_source: dict[tuple[str, str], list[DebPackage]] = {}
             for deb in self.deb:
-                by_source.setdefault((deb.source, deb.source_version), []).append(deb.name)
+                by_source.setdefault((deb.source, deb.source_version), []).append(deb)
             for (source, version), binaries in sorted(by_source.items()):
-                out.append(Package(self.os_ecosystem, source, version, tuple(sorted(binaries)),
-                                   f"pkg:deb/{distro}/{source}?arch=source"))
+                named = tuple(purls.deb(b.name, b.version, b.arch, self.distro, vendor) for b in binaries
+                              if b.name and b.version and b.arch)
+                source_purl = f"pkg:deb/{vendor}/{source}?arch=source"
+                out.append(Package(self.os_ecosystem, source, version, tuple(sorted(b.name for b in binaries)),
+                                   source_purl, named + (purls.deb(source, version, "source", self.distro, vendor),)))
         return out
 
 
@@ -84,14 +101,26 @@ def parse_dpkg_status(text: str) -> list[DebPackage]:
     return found
 
 
-def parse_os_release(text: str) -> tuple[str | None, str | None]:
-    """(OSV ecosystem, pretty name) from /etc/os-release: ``Debian:12``, ``Ubuntu:22.04``.
-    Other distributions get None: their packages are not matched (and the report says so)."""
+def _os_release_values(text: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
         if sep:
             values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def purl_distro(text: str) -> tuple[str | None, str | None]:
+    """(deb purl namespace, distro qualifier) from /etc/os-release: ``("debian", "debian-12")``."""
+    values = _os_release_values(text)
+    vendor = values.get("ID", "").lower() or None
+    return vendor, purls.distro_qualifier(vendor, values.get("VERSION_ID") or None)
+
+
+def parse_os_release(text: str) -> tuple[str | None, str | None]:
+    """(OSV ecosystem, pretty name) from /etc/os-release: ``Debian:12``, ``Ubuntu:22.04``.
+    Other distributions get None: their packages are not matched (and the report says so)."""
+    values = _os_release_values(text)
     distro, release = values.get("ID", "").lower(), values.get("VERSION_ID", "")
     pretty = values.get("PRETTY_NAME")
     if distro == "debian" and release:

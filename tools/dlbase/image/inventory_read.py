@@ -13,7 +13,7 @@ from dlbase.core import documents
 from dlbase.core.errors import DlbaseError, ImageMismatch
 from dlbase.engine import Engine
 from dlbase.image import inventory_probe
-from dlbase.image.inventory import Inventory, parse_dpkg_status, parse_os_release
+from dlbase.image.inventory import Inventory, parse_dpkg_status, parse_os_release, purl_distro
 
 MARKER = "DLBASE_INVENTORY "
 
@@ -47,7 +47,9 @@ def _inventory(text: str, image: str) -> Inventory:
     python = documents.expect(raw, "python", dict, source, required=False, default={})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in python.items()):
         raise source.fail("'python' must map distribution names to version strings")
-    ecosystem, pretty = parse_os_release(documents.expect(raw, "os_release", str, source, required=False, default=""))
-    return Inventory(os_ecosystem=ecosystem, os_pretty=pretty, python=dict(python),
+    release = documents.expect(raw, "os_release", str, source, required=False, default="")
+    ecosystem, pretty = parse_os_release(release)
+    vendor, distro = purl_distro(release)
+    return Inventory(os_ecosystem=ecosystem, os_pretty=pretty, python=dict(python), distro=distro, vendor=vendor,
                      deb=parse_dpkg_status(documents.expect(raw, "dpkg_status", str, source, required=False,
                                                             default="")))

@@ -45,6 +45,7 @@ from dlbase.engine import credentials
 from dlbase.registry import answers
 from dlbase.registry import client as registry
 from dlbase.examine import report
+from dlbase.trust import contents as image_contents
 from dlbase.engine import Engine, RunResult, TransferEvent
 from dlbase.core import digest as digests
 from dlbase.core import reference
@@ -200,10 +201,12 @@ def publish(project: Project, engine: Engine, image: LocalImage, host: str, *, f
                                                     pull_check_command or PULL_CHECK_COMMAND, say,
                                                     image_id=image.image_id, on_event=on_event)}
     facts = report.image_facts(project, engine, image.image_id)
-    sbom_path = report.write_push_sbom(project, facts, image.image_id, f"{target}:{image.immutable}")
+    contents = image_contents.read(project, engine, image.image_id, target, say)
+    sbom_path = report.write_push_sbom(project, image.image_id, contents.sbom)
     signing = None
     if signer is not None:
-        signing = _sign_pushed(project, engine, client, host, image, digest, signer, facts, host_label, say, scan)
+        signing = _sign_pushed(project, engine, client, host, image, digest, signer, facts, host_label, say, scan,
+                               contents)
     body = {
         "kind": "dlbase.push",
         "pushed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -376,7 +379,8 @@ def _stored_bytes(client: registry.RegistryClient, repository: str, digest: str)
 
 def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClient, host: str, image: LocalImage,
                  digest: str, signer: object, facts: dict, host_label: str | None,
-                 say: Callable[[str], None], scan: object | None = None) -> dict:
+                 say: Callable[[str], None], scan: object | None = None,
+                 contents: image_contents.ImageContents | None = None) -> dict:
     """Sign and attest the pushed digest; a failure says the image itself is published."""
     from dlbase.core.errors import DlbaseError
     from dlbase.trust import attach, evidence
@@ -385,7 +389,7 @@ def _sign_pushed(project: Project, engine: Engine, client: registry.RegistryClie
     try:
         return attach.for_push(project, engine, client, subject, signer, image_id=image.image_id,  # type: ignore[arg-type]
                                facts=facts, tags=tuple(image.tags), host_label=host_label,
-                               scan=scan, say=say)  # type: ignore[arg-type]
+                               scan=scan, contents=contents, say=say)  # type: ignore[arg-type]
     except DlbaseError as exc:
         raise exc.reworded(f"{subject.reference} was pushed, but signing/attaching failed: {exc.message}",
                            hint="run the same `dlbase push --sign` again: the push is a no-op, the signature and "

@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dlbase.core import documents, imageref
+from dlbase.core import documents, imageref, purls
 from dlbase.core.errors import DlbaseError, NotReproducible
 from dlbase.image import debian, local_image
 from dlbase.vuln import attestation as vuln_attestation
@@ -28,7 +28,8 @@ from dlbase.verify import hostfacts, records
 from dlbase.engine import Engine, builderchoice
 from dlbase.define.project import Project
 from dlbase.registry.client import RegistryClient
-from dlbase.trust import evidence, keys, predicates, rebuilt, sources, statements, store
+from dlbase.trust import contents as image_contents
+from dlbase.trust import evidence, keys, predicates, rebuilt, statements, store
 from dlbase.define import labels as image_labels
 
 
@@ -48,21 +49,20 @@ class ScanInputs:
 def for_push(project: Project, engine: Engine, client: RegistryClient, subject: evidence.Subject,
              pair: keys.KeyPair, *, image_id: str, facts: dict, tags: tuple[str, ...] = (),
              host_label: str | None = None, scan: ScanInputs | None = None,
+             contents: image_contents.ImageContents | None = None,
              say: Callable[[str], None] = lambda _m: None) -> dict:
     """Sign the pushed digest (one signature naming each pushed tag) and attach SBOM,
     provenance, the local verification record, and the scan and VEX (:func:`_scan_and_vex`).
 
-    The build's inputs come from the image and its commit (:mod:`sources`), the
-    verification's suites and host facts from the record verify wrote when it ran.
+    ``contents``: the image's inventory and SBOM as push read them (read here otherwise);
+    the SBOM attested is that document, the scan matches that inventory. The build's inputs
+    come from the image and its commit (:mod:`sources`), the verification's suites and host
+    facts from the record verify wrote when it ran.
     """
     info = engine.inspect_image(image_id)
     labels = imageref.labels_of(info)
-    say("reading the lock and os-release from the image, the Dockerfile from its commit")
-    built = sources.read(project.root, engine, image_id, labels)
-    say("reading Debian packages from the image (dpkg status) for the SBOM and the provenance")
-    debs = debian.debian_packages(engine, image_id, labels={"dlbase.purpose": "sbom"})
-    sbom = predicates.sbom_predicate(image_id=image_id, name=subject.name, python=facts.get("packages") or {},
-                                     debs=debs, built=built, labels=labels)
+    contents = contents or image_contents.read(project, engine, image_id, subject.name, say)
+    built, debs, sbom = contents.built, contents.inventory.debian_packages(), contents.sbom
     provenance = predicates.provenance_predicate(
         labels=labels, image_id=image_id, created=info.get("Created"), build_seconds=facts.get("build_seconds"),
         dockerfile=built.dockerfile, lock=built.lock, engine_version=_engine_version(engine),
@@ -71,22 +71,25 @@ def for_push(project: Project, engine: Engine, client: RegistryClient, subject: 
     record = records.lookup(project, image_id)
     if record is not None:
         attestations.append((predicates.VERIFICATION_TYPE, _from_record(project, record, host_label, subject)))
-    found, scanned = _scan_and_vex(project, engine, subject, image_id, scan or ScanInputs(None), tags, say)
+    found, scanned = _scan_and_vex(project, engine, subject, image_id, scan or ScanInputs(None), tags, say,
+                                   contents)
     attestations.extend(found)
     result = evidence.attach(client, subject, pair, sign=True, attestations=attestations, tags=tags, on_step=say)
     result["verification_attached"] = record is not None
     result["scan"] = scanned
-    result["sbom_components"] = {"python": len(facts.get("packages") or {}), "debian": len(debs)}
+    result["sbom_components"] = {"python": len(contents.inventory.python), "debian": len(debs)}
     result["built_from"] = {"lock": built.lock is not None, "dockerfile": built.dockerfile is not None,
                             "distro": built.distro}
     return result
 
 
 def _scan_and_vex(project: Project, engine: Engine, subject: evidence.Subject, image_id: str, inputs: ScanInputs,
-                  tags: tuple[str, ...], say: Callable[[str], None]) -> tuple[list[tuple[str, dict]], dict]:
-    """The scan (only with a database) and the OpenVEX document of the statements about this
-    image (with or without one: VEX is the team's word, not the database's), and a summary
-    that says what was attached and, when no scan was, why."""
+                  tags: tuple[str, ...], say: Callable[[str], None], contents: image_contents.ImageContents
+                  ) -> tuple[list[tuple[str, dict]], dict]:
+    """The scan (only with a database) of the inventory push read, and the OpenVEX document of
+    the statements about this image (with or without one: VEX is the team's word, not the
+    database's) by purl: the pushed digest's ``pkg:oci`` purl and the SBOM's package purls.
+    A summary says what was attached and, when no scan was, why."""
     refs = (subject.reference, *(f"{subject.name}:{t}" for t in tags))
     found: list[tuple[str, dict]] = []
     if inputs.database is None:
@@ -96,7 +99,8 @@ def _scan_and_vex(project: Project, engine: Engine, subject: evidence.Subject, i
     else:
         say("scanning the image's packages for known vulnerabilities")
         report, located = image_scan.scan(project, engine, image_id, inputs.database, statements=inputs.statements,
-                                          refs=refs, digests=(subject.digest,), say=say)
+                                          refs=refs, digests=(subject.digest,), say=say,
+                                          inventory=contents.inventory if contents.probed else None)
         found.append((vuln_attestation.VULN_TYPE,
                       vuln_attestation.vuln_predicate(report, parameters=["dlbase", "push", "--sign"])))
         body = report.to_dict()
@@ -104,7 +108,8 @@ def _scan_and_vex(project: Project, engine: Engine, subject: evidence.Subject, i
                    "database_newest": body["database"]["newest_modified"], "stale": body["database"]["stale"],
                    "not_covered": body["not_covered"], "lock_agrees": body["lock"]["agrees"]}
     target = image_scan.target(project, located, refs=refs, digests=(subject.digest,))
-    document = vuln_attestation.vex_document(inputs.statements, target, subject.reference)
+    document = vuln_attestation.vex_document(inputs.statements, target, purls.oci(subject.name, subject.digest),
+                                             contents.component_purls())
     if document is not None:
         found.append((vuln_attestation.OPENVEX_TYPE, document))
     summary["vex_statements"] = len(document["statements"]) if document else 0

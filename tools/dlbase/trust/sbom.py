@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
 
 from dlbase import __version__
+from dlbase.core import purls
 from dlbase.core.imageref import short_id
 from dlbase.define import lock as lock_mod
-from dlbase.core.fsutil import write_json_atomic
+from dlbase.core.fsutil import write_bytes_atomic, write_json_atomic
+from dlbase.trust import statements
 
 SPEC_VERSION = "1.5"
 
 
-def purl(name: str, version: str) -> str:
-    """``pkg:pypi/name@version`` with the purl spec's encoding (``+`` -> ``%2B``)."""
-    return f"pkg:pypi/{quote(canonicalize_name(name), safe='')}@{quote(version, safe='')}"
+purl = purls.pypi  # pkg:pypi/NAME@VERSION, spelled in one place
 
 
 def lock_hashes(lock_path: Path | None = None, *, lock_text: str | None = None) -> dict[str, tuple[str, list[str]]]:
@@ -88,15 +87,19 @@ def write(path: Path, document: dict) -> Path:
     return write_json_atomic(path, document)
 
 
+def write_canonical(path: Path, document: dict) -> Path:
+    """Write the document's canonical bytes (:func:`dlbase.trust.statements.canonical`): the
+    same bytes the signed SBOM attestation carries as its predicate, so the file a user
+    archives is the attested SBOM, not a copy that might differ."""
+    write_bytes_atomic(path, statements.canonical(document))
+    return path
+
+
 def path_for(reports_dir: Path, image_id: str) -> Path:
     return reports_dir / f"sbom-{short_id(image_id)}.cdx.json"
 
 
-def deb_purl(name: str, version: str, arch: str, distro: str | None = None, vendor: str = "debian") -> str:
-    """``pkg:deb/VENDOR/name@version?arch=...&distro=...`` (the purl spec's deb type: the
-    namespace is the vendor, ``debian`` or ``ubuntu``; distro as syft writes it, ``ubuntu-22.04``)."""
-    qualifiers = f"?arch={quote(arch, safe='')}" + (f"&distro={quote(distro, safe='')}" if distro else "")
-    return f"pkg:deb/{quote(vendor, safe='')}/{quote(name, safe='')}@{quote(version, safe='')}{qualifiers}"
+deb_purl = purls.deb  # pkg:deb/VENDOR/NAME@VERSION?arch=..&distro=..
 
 
 def add_debian(document: dict, debs: list[tuple[str, str, str]], distro: str | None = None,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlbase.core import purls
 from dlbase.core.errors import DlbaseError
 from dlbase.define.spec import LOCK_IN_IMAGE
 from dlbase.define import labels as image_labels
@@ -55,7 +56,7 @@ class BuiltFrom:
     @property
     def distro(self) -> str | None:
         """The purl ``distro`` qualifier: ``debian-12``, ``ubuntu-22.04`` (syft's spelling)."""
-        return f"{self.os_id}-{self.os_version}" if self.os_id and self.os_version else None
+        return purls.distro_qualifier(self.os_id, self.os_version)
 
 
 def parse_os_release(text: str) -> dict[str, str]:

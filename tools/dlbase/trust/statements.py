@@ -44,9 +44,15 @@ def pae(payload: bytes) -> bytes:
     return Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={}).pae()
 
 
+def canonical(body: object) -> bytes:
+    """dlbase's canonical JSON bytes (sorted keys, no spaces). A predicate's canonical bytes
+    are exactly the bytes it takes inside its statement's payload."""
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
 def payload_bytes(stmt: dict) -> bytes:
     """The canonical bytes of a statement (what the envelope carries and signs)."""
-    return json.dumps(stmt, separators=(",", ":"), sort_keys=True).encode()
+    return canonical(stmt)
 
 
 def envelope_payload(blob: bytes) -> bytes:

@@ -31,6 +31,7 @@ class Finding:
     score: float | None
     summary: str
     records: list[str] = field(default_factory=list)
+    purls: tuple[str, ...] = ()  # the SBOM's purls of the installed package(s): what VEX subcomponents match
 
     @property
     def ids(self) -> set[str]:
@@ -117,7 +118,8 @@ def _match_record(record: dict[str, Any], pkg: Package) -> Finding | None:
         return Finding(id=ids[0], aliases=ids[1:], package=pkg.name, ecosystem=pkg.ecosystem,
                        installed_version=pkg.version, installed=list(pkg.installed), purl=pkg.purl,
                        fixed=list(hit.fixed), last_affected=list(hit.last_affected), severity=level,
-                       score=score, summary=_summary(record), records=[ids[0]])
+                       score=score, summary=_summary(record), records=[ids[0]],
+                       purls=pkg.purls)
     if unevaluable is not None:
         raise unevaluable
     return None

@@ -4,8 +4,11 @@ A scanner's finding is a fact about versions; whether the vulnerable code can ru
 image is a judgement that only the team can make, and it must be written down and
 reviewed, not applied silently. A statement names a vulnerability (id or alias), the
 products it is about (a variant name, the matrix repository for every variant,
-``REPOSITORY:TAG``, or an image digest) and optionally the packages in them
-(``subcomponents``: ``pkg:pypi/torch``, ``pkg:deb/debian/apt``). ``not_affected`` needs a
+``REPOSITORY:TAG``, an image digest, or, as scanners write it, the image's purl
+``pkg:oci/NAME@sha256%3A...?repository_url=REGISTRY/REPO``) and optionally the packages in
+them (``subcomponents``, by purl: ``pkg:pypi/torch``, ``pkg:deb/debian/apt``, or the SBOM's
+full ``pkg:deb/debian/apt@2.6.1?arch=amd64&distro=debian-12``), matched by the purl rule of
+:func:`dlbase.core.purls.matches`. ``not_affected`` needs a
 justification from the spec's list. Only ``not_affected`` and ``fixed`` answer a finding
 and move it into the report's VEX section with its reasoning; ``affected`` and
 ``under_investigation`` say the question is open, so the finding stays open (it still
@@ -19,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
-from dlbase.core import documents
+from dlbase.core import documents, purls
 from dlbase.core.documents import Source, expect
 from dlbase.core.errors import InvalidInput
 from dlbase.define.matrix import Matrix
@@ -47,8 +48,11 @@ class Target:
     repository: str | None
     refs: tuple[str, ...] = ()
     digests: tuple[str, ...] = ()
+    purls: tuple[str, ...] = ()  # pkg:oci/NAME@DIGEST?repository_url=REGISTRY/REPO, one per registry digest
 
     def matches(self, product_id: str) -> bool:
+        if product_id.startswith("pkg:"):
+            return purls.matches_any(product_id, self.purls)
         if product_id in (self.variant, self.repository) or product_id in self.refs:
             return True
         digest = _DIGEST.search(product_id)
@@ -109,16 +113,11 @@ class VexResult:
 
 
 def _names_package(purl: str, finding: Finding) -> bool:
-    """``pkg:pypi/torch`` or ``pkg:deb/debian/apt`` (binary or source name) names the finding's package."""
-    match = re.match(r"^pkg:(?P<type>[a-z]+)/(?:[^/@?#]+/)?(?P<name>[^/@?#]+)", purl)
-    if not match:
-        return False
-    name = match["name"]
-    if match["type"] == "pypi":
-        return finding.ecosystem == "PyPI" and canonicalize_name(name) == canonicalize_name(finding.package)
-    if match["type"] == "deb":
-        return finding.ecosystem != "PyPI" and (name == finding.package or name in finding.installed)
-    return False
+    """Whether a subcomponent purl names the finding's package: one of the SBOM's purls of
+    what is installed (each dpkg binary, the Python distribution) or of its Debian source
+    package. ``pkg:deb/debian/apt`` names apt at any version; the SBOM's full purl only that
+    version on that arch and distro (:func:`dlbase.core.purls.matches`)."""
+    return purls.matches_any(purl, finding.purls)
 
 
 def known_products(matrix: Matrix) -> set[str]:
@@ -211,13 +210,14 @@ def _statement(item: Any, where: str, doc_time: str, known: set[str] | None, aut
         if not isinstance(pid, str) or not pid.strip():
             raise _bad(where, f"products[{j}] needs an '@id'")
         if known is not None and not _plausible_product(pid, known):
-            raise _bad(where, f"products[{j}] '{pid}' is no variant, repository, image reference or digest "
+            raise _bad(where, f"products[{j}] '{pid}' is no variant, repository, image reference, digest or pkg:oci purl "
                               f"of this project (variants: {', '.join(sorted(known))})")
         subs = []
         for k, sub in enumerate(expect(product, "subcomponents", list, source, where=f"products[{j}]",
                                        required=False, default=[])):
             sid = sub.get("@id") if isinstance(sub, dict) else None
-            if not isinstance(sid, str) or not re.match(r"^pkg:(pypi|deb)/", sid):
+            parsed = purls.parse(sid) if isinstance(sid, str) else None
+            if parsed is None or parsed.type not in ("pypi", "deb"):
                 raise _bad(where, f"products[{j}].subcomponents[{k}] needs an '@id' purl "
                                   "(pkg:pypi/NAME or pkg:deb/DISTRO/NAME)")
             subs.append(sid)
@@ -229,6 +229,9 @@ def _statement(item: Any, where: str, doc_time: str, known: set[str] | None, aut
 
 
 def _plausible_product(pid: str, known: set[str]) -> bool:
+    if pid.startswith("pkg:"):
+        parsed = purls.parse(pid)
+        return parsed is not None and parsed.type == "oci"
     if pid in known or _DIGEST.search(pid):
         return True
     repo, sep, tag = pid.rpartition(":")
