@@ -127,6 +127,7 @@ def dlbase_predicates(name: str) -> list[tuple[str, dict]]:
 def scan_predicates(name: str) -> list[tuple[str, dict]]:
     """The scan and the VEX `push --sign` attaches: torch 2.6.0 against the fixture
     advisories, with the repository's VEX statement about the default variant."""
+    from dlbase.core import purls
     from dlbase.vuln import attestation, vex
     from dlbase.vuln import db as db_mod
     from dlbase.vuln import report as report_mod
@@ -138,7 +139,8 @@ def scan_predicates(name: str) -> list[tuple[str, dict]]:
                             db_mod.load(ROOT / "tests" / "unit" / "data" / "osv"), statements=statements,
                             target=target, lock_only=True)
     return [(attestation.VULN_TYPE, attestation.vuln_predicate(scan)),
-            (attestation.OPENVEX_TYPE, attestation.vex_document(statements, target, f"{name}@sha256:..."))]
+            (attestation.OPENVEX_TYPE, attestation.vex_document(statements, target, purls.oci(name, "sha256:" + "cd" * 32),
+                                                                ["pkg:deb/debian/apt@2.6.1?arch=amd64&distro=debian-12"]))]
 
 
 def statements_printed(stdout: str) -> list[dict]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from dlbase.build import builder as build_mod
+from dlbase.core import purls
 from dlbase.verify import records
 from dlbase.registry.client import RegistryClient
 from dlbase.define.spec import BuildSpec
@@ -114,9 +115,9 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
         att, _ = client.manifest(REPO, store.att_tag(digest))
         sbom_layer = next(la for la in att["layers"] if la["annotations"]["predicateType"] == predicates.SBOM_TYPE)
         stmt = json.loads(base64.b64decode(json.loads(client.blob(REPO, sbom_layer["digest"]))["payload"]))
-        purls = {c["purl"] for c in stmt["predicate"]["components"]}
-        assert any(p.startswith("pkg:pypi/dlbase-tiny@1.0") for p in purls)
-        assert any(p.startswith("pkg:deb/debian/dpkg@") and p.endswith("&distro=debian-12") for p in purls)
+        listed = {c["purl"] for c in stmt["predicate"]["components"]}
+        assert any(p.startswith("pkg:pypi/dlbase-tiny@1.0") for p in listed)
+        assert any(p.startswith("pkg:deb/debian/dpkg@") and p.endswith("&distro=debian-12") for p in listed)
         # the lock is the image's own copy; the small project is no git checkout, so no
         # commit names the Dockerfile built and the provenance lists none
         assert body["signing"]["built_from"] == {"lock": True, "dockerfile": False, "distro": "debian-12"}
@@ -261,7 +262,7 @@ def test_push_sign_attaches_the_scan_and_vex_and_scan_attest_rescans(engine, ima
                 assert res.returncode == 0, (ptype, res.stderr)
                 assert {s["predicateType"] for s in printed} == {VULN_TYPE if ptype == "vuln" else ptype}
             vex_doc = next(s for s in printed if s["predicateType"] == OPENVEX_TYPE)["predicate"]
-            assert pinned in {p["@id"] for p in vex_doc["statements"][0]["products"]}
+            assert [p["@id"] for p in vex_doc["statements"][0]["products"]] == [purls.oci(f"{reg.host}/{REPO}", digest)]
             res, printed = cosign_statements(tmp_path, "--key", pub, "--type", "openvex", pinned)
             print(f"cosign verify-attestation --type openvex: exit {res.returncode}; "
                   f"{[s['predicateType'] for s in printed]}; {res.stderr.strip()[-200:]}")

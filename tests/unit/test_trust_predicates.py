@@ -4,6 +4,7 @@ the suite hash, and the host facts' CUDA driver version parsing."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from dlbase.engine import builderchoice
@@ -171,3 +172,25 @@ def test_suite_digest_is_the_same_from_checkout_and_image_and_skips_caches():
     assert predicates.suite_digest(files) == predicates.suite_digest(same)
     assert predicates.suite_digest(files)["files"] == 2
     assert predicates.suite_digest({**files, "test_a.py": b"A"})["sha256"] != predicates.suite_digest(files)["sha256"]
+
+
+def test_the_sbom_file_is_the_attested_predicate_byte_for_byte_and_passes_the_strict_validator(tmp_path: Path):
+    """push writes the SBOM's canonical bytes, which are exactly the bytes the predicate takes
+    inside the signed statement; the document passes cyclonedx-python-lib's strict 1.5 validator."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation import json as validation
+
+    from dlbase.trust import statements
+
+    doc = predicates.sbom_predicate(image_id="sha256:" + "cd" * 32, name="127.0.0.1:5000/r/x",
+                                    python={"numpy": "2.2.1", "torch": "2.6.0+cu124"},
+                                    debs=[("libc6", "2.36-9+deb12u9", "amd64"), ("libstdc++6", "12.2.0-14", "amd64")],
+                                    built=DEBIAN12, labels=LABELS)
+    path = sbom.write_canonical(tmp_path / "sbom.cdx.json", doc)
+    payload = statements.payload_bytes(statements.statement("127.0.0.1:5000/r/x", "sha256:" + "ef" * 32,
+                                                            predicates.SBOM_TYPE, doc))
+    assert b'"predicate":' + path.read_bytes() + b"," in payload
+    assert json.loads(payload)["predicate"] == json.loads(path.read_bytes())
+    assert sum(c["purl"].startswith("pkg:deb/debian/") for c in doc["components"]) == 2
+    errors = validation.JsonStrictValidator(SchemaVersion.V1_5).validate_str(path.read_text())
+    assert errors is None, errors
