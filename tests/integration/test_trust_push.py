@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 from dlbase.build import builder as build_mod
 from dlbase.core import purls
 from dlbase.verify import records
@@ -208,6 +210,7 @@ def test_push_sign_trust_pull_and_verify_attest(engine, image, tmp_path):
 
 
 DB = Path(__file__).resolve().parents[1] / "unit" / "data" / "osv"  # the fixture advisories (test_scan.py)
+APT_CVE = "DEBIAN-CVE-2011-3374"  # apt's, in the fixture advisories; images/vex answers it
 COSIGN_FLAGS = ["--insecure-ignore-tlog=true", "--allow-http-registry=true", "--allow-insecure-registry=true"]
 
 
@@ -322,6 +325,78 @@ def test_push_sign_attaches_the_scan_and_vex_and_scan_attest_rescans(engine, ima
         assert shown["scan"]["scans"] == 2 and shown["scan"]["signer"]["label"] == "nightly"
         assert [i["fingerprint"] for i in shown["ignored"] if i["predicateType"] == VULN_TYPE] == \
             [made["verifier"]["fingerprint"]]
+
+
+def attested(client: RegistryClient, digest: str) -> dict[str, bytes]:
+    """predicate type -> the signed statement's payload bytes (read back from the registry)."""
+    att, _ = client.manifest(REPO, store.att_tag(digest))
+    return {la["annotations"]["predicateType"]: base64.b64decode(json.loads(client.blob(REPO, la["digest"]))["payload"])
+            for la in att["layers"]}
+
+
+def scan_json(sp, pinned: str, *args: str) -> dict:
+    res = dlbase(sp, "scan", pinned, "--db", str(DB), "--max-db-age", "100000", "--json", *args)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_push_publishes_vex_by_purl_and_the_sbom_file_is_the_attested_one(engine, image, tmp_path):
+    """VEX by purl and one SBOM per image: `push --sign` publishes the repository's VEX
+    (images/vex/, by variant name) as Trivy and Grype match it (the pushed digest's
+    ``pkg:oci`` purl, apt by the SBOM's purl); the SBOM file push names is the attested
+    predicate byte for byte, Debian packages included; `dlbase scan` of the pushed image
+    applies that purl-form document alone, and not to another digest."""
+    simulate_passed_verify(image)
+    sp = image["sp"]
+    assert dlbase(sp, "key", "generate", "--out", str(tmp_path / "keys")).returncode == 0
+    with running_registry(tmp_path) as reg:
+        pushed = dlbase(sp, "push", image["ref"], "--registry", reg.host, "--sign", str(tmp_path / "keys" / "cosign.key"),
+                        "--json")
+        assert pushed.returncode == 0, pushed.stderr
+        body = json.loads(pushed.stdout)
+        digest = body["tags"][image["immutable"]]["digest"]
+        payloads = attested(RegistryClient(reg.host), digest)
+
+        # one SBOM: the report's file is the attested predicate's bytes, Debian packages and all
+        sbom_file = Path(body["sbom_file"]).read_bytes()
+        assert b'"predicate":' + sbom_file + b"," in payloads[predicates.SBOM_TYPE]
+        sbom = json.loads(sbom_file)
+        listed = [c["purl"] for c in sbom["components"]]
+        assert sum(p.startswith("pkg:deb/debian/") for p in listed) > 50
+        assert any(p.startswith("pkg:pypi/dlbase-tiny@1.0") for p in listed)
+        assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(sbom_file.decode()) is None
+        print(f"\nSBOM: {len(listed)} components, {len(sbom_file)} bytes (file == attested predicate)")
+
+        # the VEX names the pushed digest's pkg:oci purl and apt by the SBOM's purl
+        vex_doc = json.loads(payloads[OPENVEX_TYPE])["predicate"]
+        [statement] = vex_doc["statements"]
+        apt = [p for p in listed if p.startswith("pkg:deb/debian/apt@")]
+        image_purl = purls.oci(f"{reg.host}/{REPO}", digest)
+        assert statement["products"] == [{"@id": image_purl, "subcomponents": [{"@id": p} for p in apt]}]
+        assert image_purl == (f"pkg:oci/pytorch@sha256%3A{digest.split(':')[1]}"
+                              f"?repository_url={reg.host}/{REPO}")
+
+        # `dlbase scan` of the pushed image applies the purl-form document alone
+        pinned = f"{reg.host}/{REPO}@{digest}"
+        engine.pull(f"{reg.host}/{REPO}", digest)
+        try:
+            only_purls = tmp_path / "vex-purl-form"
+            only_purls.mkdir()
+            (only_purls / "published.json").write_text(json.dumps(vex_doc))
+            none = scan_json(sp, pinned, "--no-vex")
+            assert APT_CVE in {f["id"] for f in none["findings"]}
+            applied = scan_json(sp, pinned, "--vex", str(only_purls))
+            assert [f["id"] for f in applied["vex"]] == [APT_CVE]
+            assert APT_CVE not in {f["id"] for f in applied["findings"]}
+            # the same statement about another digest answers nothing here
+            other = json.loads(json.dumps(vex_doc))
+            other["statements"][0]["products"][0]["@id"] = purls.oci(f"{reg.host}/{REPO}", "sha256:" + "0" * 64)
+            (only_purls / "published.json").write_text(json.dumps(other))
+            elsewhere = scan_json(sp, pinned, "--vex", str(only_purls))
+            assert elsewhere["vex"] == [] and APT_CVE in {f["id"] for f in elsewhere["findings"]}
+        finally:
+            if engine.image_exists(pinned):
+                engine.remove_image(pinned)
 
 
 def test_registry_cut_while_push_signs(engine, image, tmp_path):
