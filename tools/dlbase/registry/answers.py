@@ -73,6 +73,20 @@ def layers(manifest: dict[str, Any], where: str) -> list[dict[str, Any]]:
     return [descriptor(item, f"{where} layer {i + 1}") for i, item in enumerate(found)]
 
 
+def manifests(index: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """The checked descriptors of an image index's ``manifests`` ([] when it has none)."""
+    found = index.get("manifests")
+    if found is None:
+        return []
+    if not isinstance(found, list):
+        raise RegistryError(f"{where}: manifests is {documents.type_word(found)}, not an array")
+    checked = [descriptor(item, f"{where} entry {i + 1}") for i, item in enumerate(found)]
+    for i, item in enumerate(checked):
+        if not isinstance(item.get("artifactType", ""), str):
+            raise RegistryError(f"{where} entry {i + 1}: artifactType is not a string")
+    return checked
+
+
 def config_digest(manifest: dict[str, Any], where: str) -> str | None:
     """The config digest of an image manifest; None for an index (it has no config)."""
     config = manifest.get("config")

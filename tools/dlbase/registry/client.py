@@ -157,6 +157,36 @@ class RegistryClient:
         except _Absent:
             return None
 
+    def referrers(self, repository: str, digest: str, *, artifact_type: str | None = None) -> list[dict] | None:
+        """The descriptors of the OCI 1.1 referrers API (``GET /v2/REPO/referrers/DIGEST``,
+        every page); None when the registry has no such API (HTTP 404, as distribution 2.8).
+
+        The answer must be an image index (checked descriptors); anything else, a page loop
+        or a redirect loop is a RegistryError. ``artifact_type`` is the API's filter: a
+        registry that ignores it returns more, so callers still check each entry."""
+        query = f"?{urlencode({'artifactType': artifact_type})}" if artifact_type else ""
+        url: str | None = f"{self.base}/{repository}/referrers/{digest}{query}"
+        what = f"the referrers of {repository}@{digest}"
+        found: list[dict] = []
+        seen: set[str] = set()
+        while url:
+            if url in seen or len(seen) >= MAX_TAG_PAGES:
+                raise RegistryError(f"registry {self.host}: {what} pages in a loop (back to {url})")
+            seen.add(url)
+            answer = self._request("GET", url, cap=MANIFEST_MAX, what=what,
+                                   headers={"Accept": mediatypes.OCI_INDEX})
+            if answer.status == 404 and not found:
+                return None
+            self._expect_found(answer, what)
+            index = answers.json_object(answer.body, f"{self.host}: {what}", "manifest")
+            found += answers.manifests(index, f"{self.host}: {what}")
+            match = _LINK_RE.search(answer.headers.get("Link", ""))
+            url = urljoin(url, match.group(1)) if match else None
+            if url and origin(url) != self.origin:
+                raise RegistryError(f"registry {self.host}: {what} links to another server ({url}); "
+                                    "it is not followed (the registry's token would go with it)")
+        return found
+
     # ---- writing (signatures and attestations; trust/store.py) ----------------------
 
     def blob_exists(self, repository: str, digest: str) -> bool:
