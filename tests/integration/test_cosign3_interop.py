@@ -22,16 +22,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import bundle, evidence, keys, predicates, referrers
 
+from tests.support import cosign_cli
 from tests.support.registry import registry_binary, running_registry
 
-ROOT = Path(__file__).resolve().parents[2]
 REPO = "team/pytorch"
 PASSWORD = "cosign3 passphrase"
 REGISTRY_FLAGS = ["--allow-http-registry=true", "--allow-insecure-registry=true"]
@@ -73,10 +72,7 @@ def home(tmp_path_factory, cosign_bin) -> Path:
 
 
 def cosign(cosign_bin: str, home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "COSIGN_PASSWORD": PASSWORD,
-           "TUF_ROOT": str(home / "tuf"), "DOCKER_CONFIG": str(home / "docker")}
-    return subprocess.run([cosign_bin, *args], env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL, cwd=home)
+    return cosign_cli.cosign(cosign_bin, home, PASSWORD, *args)
 
 
 def offline(home: Path) -> list[str]:
@@ -84,22 +80,13 @@ def offline(home: Path) -> list[str]:
 
 
 def dlbase(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DLBASE_SIGNING_PASSWORD": PASSWORD, "DOCKER_CONFIG": "/nonexistent-docker-config"}
-    return subprocess.run([sys.executable, "-m", "dlbase", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return cosign_cli.dlbase(PASSWORD, *args)
 
 
 @pytest.fixture(scope="module")
 def keydirs(tmp_path_factory, cosign_bin, home) -> dict[str, Path]:
-    """`cosign` (cosign 3's generate-key-pair), `dlbase` (dlbase key generate) and `other`."""
-    base = tmp_path_factory.mktemp("keys")
-    for name in ("dlbase", "other"):
-        res = dlbase("key", "generate", "--out", str(base / name))
-        assert res.returncode == 0, res.stderr
-    (base / "cosign").mkdir()
-    res = cosign(cosign_bin, home, "generate-key-pair", "--output-key-prefix", str(base / "cosign" / "cosign"))
-    assert res.returncode == 0, res.stderr
-    return {name: base / name for name in ("dlbase", "cosign", "other")}
+    """`dlbase` (dlbase key generate), `cosign` (cosign generate-key-pair) and `other` (trusted by nobody)."""
+    return cosign_cli.key_pairs(tmp_path_factory.mktemp("keys"), cosign_bin, home, PASSWORD)
 
 
 def sign(cosign_bin: str, home: Path, key: Path, ref: str, *extra: str) -> None:
