@@ -6,8 +6,10 @@ blobs before its manifest (see :mod:`store`), and the cost (seconds, bytes added
 registry) is measured and returned.
 
 Checking, against a :class:`~dlbase.trust.policy.TrustPolicy`: the digest is resolved
-once by the caller; every signature layer and every attestation is matched to the policy
-key that verifies it. A layer no policy key verifies is listed as ignored (with the key
+once by the caller; every signature and attestation, in either format (a legacy
+``.sig``/``.att`` layer, or a Sigstore bundle found by :mod:`referrers`, cosign 3's
+default), is a :class:`Candidate` matched to the policy key that verifies it; from there
+on both formats go through the same checks. A layer no policy key verifies is listed as ignored (with the key
 fingerprint it names) and never fails the check, unless it names a key of the policy:
 then it was changed after signing (BadSignature). Then: no signature at all -> Unsigned;
 none by a publisher key -> BadSignature; a good one about another digest -> WrongSubject;
