@@ -21,7 +21,7 @@ from dlbase.core import documents
 from dlbase.core.errors import RegistryError
 from dlbase.registry import answers
 from dlbase.registry.client import RegistryClient
-from dlbase.registry.mediatypes import INDEX_TYPES
+from dlbase.registry.mediatypes import INDEX_TYPES, OCI_EMPTY
 from dlbase.trust import bundle, store
 
 #: Bundles read per image at most: a signature, a few attestations each from a few
@@ -31,7 +31,7 @@ MAX_BUNDLES = 200
 ARTIFACT_TYPES = frozenset(bundle.MEDIA_TYPES) | {"application/vnd.dev.sigstore.bundle+json"}
 #: What an index entry may say of its artifact type and still be a bundle: cosign 3's
 #: fallback index names its entries by their config type (empty) instead.
-ENTRY_TYPES = ARTIFACT_TYPES | {"", "application/vnd.oci.empty.v1+json"}
+ENTRY_TYPES = ARTIFACT_TYPES | {"", OCI_EMPTY}
 BUNDLE_MAX = documents.LIMITS["sigstore-bundle"].max_bytes
 
 
