@@ -34,8 +34,9 @@ all-lines: setup base ## `make all` for every line: build and verify each line's
 setup: host venv ## install everything: host packages (Docker engine, debootstrap, registry) and the Python venv
 
 .PHONY: host
-host: ## install and start the host's tools (Docker engine, debootstrap, docker-registry); idempotent
+host: ## install and start the host's tools (Docker engine, debootstrap, docker-registry, cosign 2.5 and 3); idempotent
 	bash tools/host/setup.sh
+	bash tools/host/cosign3.sh
 
 .PHONY: venv
 venv: $(STAMP) ## create .venv with dlbase and its test tools (hadolint, uv, pytest, testinfra)

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import pytest
 from dlbase.registry.client import RegistryClient
 from dlbase.trust import evidence, keys, predicates, sources
 
+from tests.support import cosign_cli
 from tests.support.registry import registry_binary, running_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,31 +65,17 @@ def home(tmp_path_factory) -> Path:
 
 
 def cosign(cosign_bin: str, home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "COSIGN_PASSWORD": PASSWORD,
-           "TUF_ROOT": str(home / "tuf"), "DOCKER_CONFIG": str(home / "docker")}
-    return subprocess.run([cosign_bin, *args], env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return cosign_cli.cosign(cosign_bin, home, PASSWORD, *args)
 
 
 def dlbase(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DLBASE_SIGNING_PASSWORD": PASSWORD, "DOCKER_CONFIG": "/nonexistent-docker-config"}
-    return subprocess.run([sys.executable, "-m", "dlbase", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return cosign_cli.dlbase(PASSWORD, *args)
 
 
 @pytest.fixture(scope="module")
 def keydirs(tmp_path_factory, cosign_bin, home) -> dict[str, Path]:
-    """Three pairs: `dlbase` (dlbase key generate), `cosign` (cosign generate-key-pair),
-    and `other` (a key nobody trusts here)."""
-    base = tmp_path_factory.mktemp("keys")
-    for name in ("dlbase", "other"):
-        res = dlbase("key", "generate", "--out", str(base / name))
-        assert res.returncode == 0, res.stderr
-    (base / "cosign").mkdir()
-    res = cosign(cosign_bin, home, "generate-key-pair", "--output-key-prefix", str(base / "cosign" / "cosign"))
-    assert res.returncode == 0, res.stderr
-    assert (base / "cosign" / "cosign.key").is_file() and (base / "cosign" / "cosign.pub").is_file()
-    return {name: base / name for name in ("dlbase", "cosign", "other")}
+    """`dlbase` (dlbase key generate), `cosign` (cosign generate-key-pair) and `other` (trusted by nobody)."""
+    return cosign_cli.key_pairs(tmp_path_factory.mktemp("keys"), cosign_bin, home, PASSWORD)
 
 
 def dlbase_predicates(name: str) -> list[tuple[str, dict]]:

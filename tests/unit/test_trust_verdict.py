@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dlbase.core.errors import PolicyNotMet
-from dlbase.trust import evidence, keys, predicates, simplesign, statements, store, verdict
+from dlbase.trust import evidence, keys, predicates, referrers, simplesign, statements, store, verdict
 from dlbase.trust.policy import PUBLISHER, RebuildRequirement, TrustedKey, TrustPolicy
 
 DIGEST = "sha256:" + "cd" * 32
@@ -45,6 +45,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
             return atts
 
     monkeypatch.setattr(store, "ArtifactStore", Layers)
+    monkeypatch.setattr(referrers, "find", lambda *_a: referrers.Found())  # no bundles: the legacy tags only
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ LIMITS: dict[str, Limits] = {
     "manifest": Limits(4 * _MIB, 16, "an OCI manifest or index (registries refuse above 4 MiB)"),
     "registry-json": Limits(1 * _MIB, 16, "a tag list, a token answer or an error body"),
     "envelope": Limits(64 * _MIB, 64, "a signature payload, a DSSE envelope or its statement"),
+    "sigstore-bundle": Limits(64 * _MIB, 64, "a Sigstore bundle (a DSSE envelope and its key hint; cosign 3's are ~1 kB)"),
     "index-answer": Limits(64 * _MIB, 16, "a PEP 691 project page"),
     "report": Limits(64 * _MIB, 64, "a report dlbase wrote under .dlbase/"),
     "image-probe": Limits(64 * _MIB, 16, "what a probe printed inside an image"),

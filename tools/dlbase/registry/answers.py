@@ -63,14 +63,29 @@ def descriptor(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def layers(manifest: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """The checked layer descriptors of an image manifest ([] when it has none)."""
-    found = manifest.get("layers")
+def _descriptors(doc: dict[str, Any], key: str, where: str, each: str) -> list[dict[str, Any]]:
+    """The checked descriptors of ``doc[key]`` ([] when absent), each named ``{where} {each} N``."""
+    found = doc.get(key)
     if found is None:
         return []
     if not isinstance(found, list):
-        raise RegistryError(f"{where}: layers is {documents.type_word(found)}, not an array")
-    return [descriptor(item, f"{where} layer {i + 1}") for i, item in enumerate(found)]
+        raise RegistryError(f"{where}: {key} is {documents.type_word(found)}, not an array")
+    return [descriptor(item, f"{where} {each} {i + 1}") for i, item in enumerate(found)]
+
+
+def layers(manifest: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """The checked layer descriptors of an image manifest ([] when it has none)."""
+    return _descriptors(manifest, "layers", where, "layer")
+
+
+def manifests(index: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """The checked descriptors of an image index's ``manifests`` ([] when it has none),
+    ``artifactType`` a string where present (the referrers API's entries carry it)."""
+    checked = _descriptors(index, "manifests", where, "entry")
+    for i, item in enumerate(checked):
+        if not isinstance(item.get("artifactType", ""), str):
+            raise RegistryError(f"{where} entry {i + 1}: artifactType is not a string")
+    return checked
 
 
 def config_digest(manifest: dict[str, Any], where: str) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlencode, urljoin
 
 from dlbase.core import digest as digests
@@ -157,6 +157,43 @@ class RegistryClient:
         except _Absent:
             return None
 
+    def referrers(self, repository: str, digest: str) -> list[dict] | None:
+        """The descriptors of the OCI 1.1 referrers API (``GET /v2/REPO/referrers/DIGEST``,
+        every page); None when the registry has no such API (HTTP 404, as distribution 2.8).
+
+        The answer must be an image index (checked descriptors); anything else, a page loop
+        or a redirect loop is a RegistryError. No ``artifactType`` filter is asked for: the
+        bundle versions carry different artifact types, a registry may ignore the filter,
+        and the caller checks each entry's type anyway (skipping others costs nothing)."""
+        what = f"the referrers of {repository}@{digest}"
+        found: list[dict] = []
+        for answer in self._pages(f"{self.base}/{repository}/referrers/{digest}", what, cap=MANIFEST_MAX,
+                                  headers={"Accept": mediatypes.OCI_INDEX}):
+            if answer.status == 404 and not found:
+                return None
+            self._expect_found(answer, what)
+            index = answers.json_object(answer.body, f"{self.host}: {what}", "manifest")
+            found += answers.manifests(index, f"{self.host}: {what}")
+        return found
+
+    def _pages(self, url: str, what: str, *, cap: int, headers: Mapping[str, str] | None = None) -> Iterator[Answer]:
+        """Each page of a paginated API answer, following ``Link: <...>; rel="next"``.
+
+        A ``Link`` must stay on this registry and never point back at a page already read."""
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url:
+            if next_url in seen or len(seen) >= MAX_TAG_PAGES:
+                raise RegistryError(f"registry {self.host}: {what} pages in a loop (back to {next_url})")
+            seen.add(next_url)
+            answer = self._request("GET", next_url, cap=cap, what=what, headers=headers)
+            yield answer
+            match = _LINK_RE.search(answer.headers.get("Link", ""))
+            next_url = urljoin(next_url, match.group(1)) if match else None
+            if next_url and origin(next_url) != self.origin:
+                raise RegistryError(f"registry {self.host}: {what} links to another server ({next_url}); "
+                                    "it is not followed (the registry's token would go with it)")
+
     # ---- writing (signatures and attestations; trust/store.py) ----------------------
 
     def blob_exists(self, repository: str, digest: str) -> bool:
@@ -243,25 +280,12 @@ class RegistryClient:
         return digests.sha256_of(body)
 
     def tags(self, repository: str) -> list[str]:
-        """Every tag of a repository (following the API's pagination); [] for an unknown one.
-
-        A ``Link`` must stay on this registry and never point back at a page already read."""
-        url: str | None = f"{self.base}/{repository}/tags/list?n=1000"
+        """Every tag of a repository (following the API's pagination, :meth:`_pages`); [] for an unknown one."""
         what = f"the tag list of {repository}"
         found: list[str] = []
-        seen: set[str] = set()
-        while url:
-            if url in seen or len(seen) >= MAX_TAG_PAGES:
-                raise RegistryError(f"registry {self.host}: {what} pages in a loop (back to {url})")
-            seen.add(url)
-            answer = self._request("GET", url, cap=JSON_MAX, what=what)
+        for answer in self._pages(f"{self.base}/{repository}/tags/list?n=1000", what, cap=JSON_MAX):
             if answer.status == 404:
                 return found
             self._expect_found(answer, f"{repository} (tag list)")
             found += answers.tags_page(answer.body, f"{self.host}: {what}")
-            match = _LINK_RE.search(answer.headers.get("Link", ""))
-            url = urljoin(url, match.group(1)) if match else None
-            if url and origin(url) != self.origin:
-                raise RegistryError(f"registry {self.host}: {what} links to another server ({url}); "
-                                    "it is not followed (the registry's token would go with it)")
         return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"  # the empty descriptor of an artifact manifest
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = f"{OCI_LAYER}+gzip"
 OCI_LAYER_ZSTD = f"{OCI_LAYER}+zstd"

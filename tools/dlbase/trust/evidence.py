@@ -6,8 +6,10 @@ blobs before its manifest (see :mod:`store`), and the cost (seconds, bytes added
 registry) is measured and returned.
 
 Checking, against a :class:`~dlbase.trust.policy.TrustPolicy`: the digest is resolved
-once by the caller; every signature layer and every attestation is matched to the policy
-key that verifies it. A layer no policy key verifies is listed as ignored (with the key
+once by the caller; every signature and attestation, in either format (a legacy
+``.sig``/``.att`` layer, or a Sigstore bundle found by :mod:`referrers`, cosign 3's
+default), is a :class:`Candidate` matched to the policy key that verifies it; from there
+on both formats go through the same checks. A layer no policy key verifies is listed as ignored (with the key
 fingerprint it names) and never fails the check, unless it names a key of the policy:
 then it was changed after signing (BadSignature). Then: no signature at all -> Unsigned;
 none by a publisher key -> BadSignature; a good one about another digest -> WrongSubject;
@@ -31,7 +33,7 @@ from dlbase.core import digest as digests
 from dlbase.core import reference
 from dlbase.core.errors import BadSignature, InvalidInput, Unsigned, WrongIdentity, WrongSubject
 from dlbase.registry.client import RegistryClient, api_host
-from dlbase.trust import keys, predicates, scans, simplesign, statements, store
+from dlbase.trust import bundle, keys, predicates, referrers, scans, simplesign, statements, store
 from dlbase.trust.policy import PUBLISHER, REBUILDER, SCANNER, VERIFIER, TrustedKey, TrustPolicy
 from dlbase.vuln.attestation import VULN_TYPE
 
@@ -211,52 +213,105 @@ class Evidence:
         return sorted({s["statement"]["predicateType"] for s in self.statements} - set(predicates.KNOWN_TYPES))
 
 
-def _signer(policy: TrustPolicy, opens: Callable[[object], dict | None]) -> tuple[TrustedKey, dict] | None:
-    """The key of the policy that verifies a layer, publishers tried first, with what the
-    layer says (``opens(public)``: the checked payload, None when that key did not sign it).
-    The signature is verified once, by the key that made it: never again after it is found."""
+@dataclass(frozen=True)
+class Candidate:
+    """One signature or attestation to weigh, in either format: where it is, the key it
+    claims (unsigned: a hint), the predicate type it declares, and ``opens(public)``,
+    what it says when that key signed it (None when it did not)."""
+
+    where: str
+    fmt: str  # LEGACY (a .sig/.att layer) or BUNDLE (a Sigstore bundle referrer)
+    claimed: str | None
+    declared: str | None
+    opens: Callable[[object], dict | None]
+
+    @property
+    def only_claimed(self) -> bool:
+        """A bundle is tried with the key its hint names only (cosign's key id is the key's
+        digest, so a hint is never ambiguous); a legacy layer with every key."""
+        return self.fmt == BUNDLE and self.claimed is not None
+
+
+LEGACY, BUNDLE = "legacy", "bundle"
+
+
+def _legacy(layers: list[store.Layer], subject: Subject, kind: str) -> list[Candidate]:
+    if kind == bundle.SIGNATURE:
+        return [Candidate(la.where, LEGACY, la.annotations.get(simplesign.SIGNER_ANNOTATION), None,
+                          lambda pub, la=la: simplesign.open_signed(pub, la.blob, la.annotations, subject.digest,
+                                                                    la.where))
+                for la in layers]
+    return [Candidate(la.where, LEGACY, la.annotations.get(simplesign.SIGNER_ANNOTATION),
+                      la.annotations.get(store.PREDICATE_ANNOTATION),
+                      lambda pub, la=la: statements.open_if_signed(pub, la.blob, subject.digest, la.where))
+            for la in layers]
+
+
+def _bundles(found: referrers.Found, subject: Subject, ignored: list[dict]) -> dict[str, list[Candidate]]:
+    """The bundles found, parsed, as signature and attestation candidates; an unreadable
+    one is ignored (it proves nothing, and an image needs a good signature anyway)."""
+    out: dict[str, list[Candidate]] = {bundle.SIGNATURE: [], bundle.ATTESTATION: []}
+    for layer in found.layers:
+        try:
+            parsed = bundle.parse(layer.blob, layer.where)
+        except BadSignature as exc:
+            ignored.append({"kind": "referrer", "where": layer.where, "fingerprint": None, "predicateType": None,
+                            "why": f"not a readable Sigstore bundle: {exc.message}"})
+            continue
+        out[parsed.kind].append(Candidate(
+            layer.where, BUNDLE, parsed.hint, layer.annotations.get(bundle.PREDICATE_ANNOTATION) or None,
+            lambda pub, b=parsed: bundle.open_signed(pub, b, subject.digest)))
+    return out
+
+
+def _signer(policy: TrustPolicy, candidate: Candidate) -> tuple[TrustedKey, dict] | None:
+    """The key of the policy that verifies a candidate, publishers tried first (a bundle:
+    only the key its hint names), with what it says. The signature is verified once, by
+    the key that made it: never again after it is found."""
     ordered = policy.of_role(PUBLISHER) + [k for k in policy.keys if not k.has(PUBLISHER)]
+    if candidate.only_claimed:
+        ordered = [k for k in ordered if k.fingerprint == candidate.claimed]
     for key in ordered:
-        opened = opens(key.public)
+        opened = candidate.opens(key.public)
         if opened is not None:
             return key, opened
     return None
 
 
-def _not_ours(policy: TrustPolicy, layer: store.Layer, kind: str, what: str, ignored: list[dict]) -> None:
-    """A layer no key of the policy verifies: tampering if it names one of them, else ignored."""
-    claimed = layer.annotations.get(simplesign.SIGNER_ANNOTATION)
-    named = policy.by_fingerprint(claimed)
+def _not_ours(policy: TrustPolicy, candidate: Candidate, kind: str, what: str, ignored: list[dict]) -> None:
+    """A candidate no key of the policy verifies: tampering if it names one of them, else ignored."""
+    named = policy.by_fingerprint(candidate.claimed)
     if named is not None:
-        raise BadSignature(f"{layer.where}: the {what} does not verify with the key given that it names "
+        raise BadSignature(f"{candidate.where}: the {what} does not verify with the key given that it names "
                            f"({named.describe()}): it was changed after signing",
                            hint="do not use this image; tell its publisher")
-    ignored.append({"kind": kind, "where": layer.where, "fingerprint": claimed,
-                    "predicateType": layer.annotations.get(store.PREDICATE_ANNOTATION) if kind == "attestation"
-                    else None,
+    ignored.append({"kind": kind, "where": candidate.where, "fingerprint": candidate.claimed,
+                    "predicateType": candidate.declared if kind == "attestation" else None,
                     "why": "signed by a key the policy does not name"
-                           + ("" if claimed else " (the layer names no key fingerprint)")})
+                           + ("" if candidate.claimed else f" (the {'bundle' if candidate.fmt == BUNDLE else 'layer'} "
+                                                           "names no key fingerprint)")})
 
 
-def _signatures(sigs: list[store.Layer], subject: Subject, policy: TrustPolicy, ignored: list[dict]) -> list[dict]:
-    """The publisher signatures of this digest among its ``.sig`` layers: [{body, signer}]."""
+def _signatures(sigs: list[Candidate], subject: Subject, policy: TrustPolicy, ignored: list[dict]) -> list[dict]:
+    """The publisher signatures of this digest among its ``.sig`` layers and signature
+    bundles: [{body, signer, format}]."""
     if not sigs:
-        raise Unsigned(f"{subject.reference} is not signed: the registry has no {store.sig_tag(subject.digest)}",
+        raise Unsigned(f"{subject.reference} is not signed: the registry has no {store.sig_tag(subject.digest)} "
+                       "and no Sigstore bundle signature among its referrers",
                        hint="ask the publisher to push with `dlbase push --sign`; do not use an unsigned image")
     valid = []
-    for layer in sigs:
-        found = _signer(policy, lambda pub, la=layer: simplesign.open_signed(pub, la.blob, la.annotations,
-                                                                              subject.digest, la.where))
+    for candidate in sigs:
+        found = _signer(policy, candidate)
         if found is None:
-            _not_ours(policy, layer, "signature", "image signature", ignored)
+            _not_ours(policy, candidate, "signature", "image signature", ignored)
             continue
         key, body = found
         if not key.has(PUBLISHER):
-            ignored.append({"kind": "signature", "where": layer.where, "fingerprint": key.fingerprint,
+            ignored.append({"kind": "signature", "where": candidate.where, "fingerprint": key.fingerprint,
                             "predicateType": None,
                             "why": f"signed by {key.describe()}: only publisher keys sign images"})
             continue
-        valid.append({"body": body, "signer": key})
+        valid.append({"body": body, "signer": key, "format": candidate.fmt})
     if not valid:
         named = sorted({i["fingerprint"] or "an unnamed key" for i in ignored if i["kind"] == "signature"})
         raise BadSignature(f"{subject.reference}: no image signature verifies with a publisher key given "
@@ -270,7 +325,7 @@ def _for_identity(valid: list[dict], subject: Subject, tag: str | None, policy: 
     """The signature that names this repository (or an allowed mirror) and, checking by
     tag, that tag; WrongIdentity when there is none."""
     allowed = {repository_of(subject.name), *(repository_of(r) for r in policy.repositories)}
-    here = [v for v in valid if repository_of(simplesign.signed_reference(v["body"])) in allowed]
+    here = [v for v in valid if repository_of(simplesign.signed_reference(v["body"])) in allowed or _digest_only(v)]
     if not here:
         made_for = sorted({simplesign.signed_reference(v["body"]) for v in valid})
         raise WrongIdentity(f"{subject.reference} is signed for {', '.join(made_for)}, not for {subject.name}: "
@@ -290,30 +345,41 @@ def _for_identity(valid: list[dict], subject: Subject, tag: str | None, policy: 
     return named[0]
 
 
+def _digest_only(valid: dict) -> bool:
+    """A bundle signature that names no repository (cosign 3's ``sign`` names only the
+    digest): it vouches for the digest wherever it is stored, as cosign 3 itself reads
+    it, so it cannot show that the image was copied from another repository."""
+    return valid["format"] == BUNDLE and not simplesign.signed_reference(valid["body"])
+
+
 def check(client: RegistryClient, subject: Subject, policy: TrustPolicy, *, tag: str | None = None) -> Evidence:
     """Every signature and attestation of ``subject``, matched to the policy's keys."""
     st = store.ArtifactStore(client, subject.repository)
     evidence = Evidence(subject, tag)
-    sigs = st.signatures(subject.digest)
-    chosen = _for_identity(_signatures(sigs, subject, policy, evidence.ignored), subject, tag, policy)
-    evidence.signature = {"identity": simplesign.signed_reference(chosen["body"]),
+    found = referrers.find(client, subject.repository, subject.digest)
+    evidence.ignored += found.ignored
+    bundles = _bundles(found, subject, evidence.ignored)
+    sigs = _legacy(st.signatures(subject.digest), subject, bundle.SIGNATURE) + bundles[bundle.SIGNATURE]
+    valid = _signatures(sigs, subject, policy, evidence.ignored)
+    chosen = _for_identity(valid, subject, tag, policy)
+    evidence.signature = {"identity": simplesign.signed_reference(chosen["body"]) or None,
                           "tag": simplesign.signed_tag(chosen["body"]), "layers": len(sigs),
-                          "key": chosen["signer"].fingerprint, "key_label": chosen["signer"].label}
-    for layer in st.attestations(subject.digest):
-        found = _signer(policy, lambda pub, la=layer: statements.open_if_signed(pub, la.blob, subject.digest,
-                                                                                 la.where))
-        if found is None:
-            _not_ours(policy, layer, "attestation", "attestation's signature", evidence.ignored)
+                          "key": chosen["signer"].fingerprint, "key_label": chosen["signer"].label,
+                          "format": chosen["format"], "formats": sorted({v["format"] for v in valid})}
+    atts = _legacy(st.attestations(subject.digest), subject, bundle.ATTESTATION) + bundles[bundle.ATTESTATION]
+    for candidate in atts:
+        opened = _signer(policy, candidate)
+        if opened is None:
+            _not_ours(policy, candidate, "attestation", "attestation's signature", evidence.ignored)
             continue
-        key, stmt = found
-        declared = layer.annotations.get(store.PREDICATE_ANNOTATION)
-        if declared and declared != stmt["predicateType"]:
-            raise BadSignature(f"{layer.where}: annotated {declared} but the signed statement is "
+        key, stmt = opened
+        if candidate.declared and candidate.declared != stmt["predicateType"]:
+            raise BadSignature(f"{candidate.where}: annotated {candidate.declared} but the signed statement is "
                                f"{stmt['predicateType']}")
         if not may_attest(key, stmt["predicateType"]):
             allowed = " and ".join(f"{role}s attest {what} only" for role, (_t, what) in ROLE_TYPES.items()
                                    if key.has(role))
-            evidence.ignored.append({"kind": "attestation", "where": layer.where, "fingerprint": key.fingerprint,
+            evidence.ignored.append({"kind": "attestation", "where": candidate.where, "fingerprint": key.fingerprint,
                                      "predicateType": stmt["predicateType"],
                                      "why": f"signed by {key.describe()}: {allowed}"})
             continue

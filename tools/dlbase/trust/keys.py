@@ -32,7 +32,7 @@ import nacl.secret
 import nacl.utils
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, utils
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from dlbase.core import fileerrors
@@ -267,6 +267,17 @@ def verify(public: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> 
         public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
         return True
     except InvalidSignature:
+        return False
+
+
+def verify_prehashed(public: ec.EllipticCurvePublicKey, signature: bytes, sha256_digest: bytes) -> bool:
+    """Whether ``signature`` is the key's ECDSA signature of data whose SHA-256 is
+    ``sha256_digest``: how a Sigstore bundle's message signature is checked when only the
+    artifact's digest (an image's manifest digest) is known."""
+    try:
+        public.verify(signature, sha256_digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+        return True
+    except (InvalidSignature, ValueError):
         return False
 
 

@@ -105,7 +105,7 @@ def open_envelope(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, w
     if not _verifies(public, payload, sigs):
         raise BadSignature(f"{where}: the attestation's signature does not verify with the key given",
                            hint="its statement was edited after signing, or another key signed it")
-    return _statement_of(payload, digest, where)
+    return statement_of(payload, digest, where)
 
 
 def open_if_signed(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, where: str) -> dict | None:
@@ -121,10 +121,10 @@ def open_if_signed(public: ec.EllipticCurvePublicKey, blob: bytes, digest: str, 
         return None
     if ptype != PAYLOAD_TYPE:
         raise BadSignature(f"{where}: payload type {ptype!r} is not {PAYLOAD_TYPE}")
-    return _statement_of(payload, digest, where)
+    return statement_of(payload, digest, where)
 
 
-def _statement_of(payload: bytes, digest: str, where: str) -> dict:
+def statement_of(payload: bytes, digest: str, where: str) -> dict:
     """The statement in a payload whose signature is already checked: its shape and subject."""
     stmt = documents.parse_json(payload, "envelope", documents.Source(f"{where} (its signed statement)", BadSignature))
     try:

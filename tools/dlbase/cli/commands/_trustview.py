@@ -34,6 +34,10 @@ def _counts(counts: dict | None) -> str:
     return ", ".join(f"{n} {level.lower()}" for level, n in counts.items() if n) or "no open findings"
 
 
+#: How each signature format is named in the table.
+FORMAT_WORDS = {"legacy": "cosign .sig tag", "bundle": "Sigstore bundle"}
+
+
 def _by(signer: dict | None) -> str:
     """'key LABEL sha256:0123456789ab...' for the key that verified a row."""
     if not signer:
@@ -43,8 +47,12 @@ def _by(signer: dict | None) -> str:
 
 def print_table(body: dict) -> None:
     sig = body["signature"]
-    rows = [["signature", "ok", f"signed for {sig.get('identity')}" + (f" tag {sig['tag']}" if sig.get("tag") else "")
-             + f" (by {_by({'roles': [PUBLISHER], 'label': sig.get('key_label'), 'fingerprint': sig['key']})})"]]
+    made_for = (f"signed for {sig['identity']}" if sig.get("identity")
+                else "signed for the digest only (the bundle names no repository)")
+    formats = " and ".join(FORMAT_WORDS.get(f, f) for f in sig.get("formats") or [])
+    rows = [["signature", "ok", made_for + (f" tag {sig['tag']}" if sig.get("tag") else "")
+             + f" (by {_by({'roles': [PUBLISHER], 'label': sig.get('key_label'), 'fingerprint': sig['key']})})"
+             + (f"; formats: {formats}" if formats else "")]]
     b = body.get("built_from")
     rows.append(["built from", "ok" if b else "missing",
                  (f"commit {str(b['commit'])[:12]}, variant {b['variant']}, lock {b['lock_hash']}, "
