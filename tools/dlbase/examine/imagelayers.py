@@ -19,6 +19,7 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from typing import IO
 
+from dlbase.core import layerstream
 from dlbase.define.layering import LAYERS_DIR, LAYERS_IN_IMAGE
 
 #: A group's subset: in the image (/opt/dlbase/layers/NN-<group>.txt, which its RUN installs) or
@@ -62,7 +63,7 @@ def _norm(name: str) -> str:
 
 def _scan_layer(fileobj: IO[bytes]) -> _LayerScan:
     scan = _LayerScan()
-    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:  # plain, or gzip as the containerd store keeps it
+    with tarfile.open(fileobj=layerstream.plain(fileobj), mode="r|") as tar:  # stored as plain, gzip or zstd
         for member in tar:
             path = _norm(member.name)
             base = posixpath.basename(path)

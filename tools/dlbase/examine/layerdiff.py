@@ -26,6 +26,7 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from dlbase.core import layerstream
 from dlbase.registry import mediatypes
 from dlbase.image.snapshot import compare_maps, parse_dpkg_status, tar_path
 
@@ -173,10 +174,10 @@ def entry_of(member: tarfile.TarInfo, handle: IO[bytes] | None) -> tuple[str, En
 
 
 def read_layer(fileobj: IO[bytes]) -> tuple[dict[str, Entry], str | None]:
-    """Every entry of a layer tar (plain or gzip), and its dpkg status text when it has one."""
+    """Every entry of a layer tar (plain, gzip or zstd), and its dpkg status text when it has one."""
     entries: dict[str, Entry] = {}
     status = None
-    with tarfile.open(fileobj=fileobj, mode="r|*", bufsize=_BLOCK) as tar:
+    with tarfile.open(fileobj=layerstream.plain(fileobj), mode="r|", bufsize=_BLOCK) as tar:
         for member in tar:
             path = tar_path(member.name)
             if not path:

@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Callable
 
+from dlbase.core import layerstream
 from dlbase.core.errors import ImageMismatch
 from dlbase.core.layercompression import CHOICES, GZIP, ZSTD
 from dlbase.registry.mediatypes import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_LAYER,
@@ -92,17 +93,7 @@ def manifest_compression(manifest: dict[str, Any]) -> str:
     return ZSTD if kinds == {ZSTD} else GZIP
 
 
-_MAGIC = {b"\x1f\x8b": GZIP, b"\x28\xb5\x2f\xfd": ZSTD}
-
-
-def _decoder(encoding: str, src: IO[bytes]) -> IO[bytes]:
-    if encoding == GZIP:
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[return-value]
-    if encoding == ZSTD:
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)  # type: ignore[return-value]
-    return src
+_decoder = layerstream.decoder
 
 
 class _Hashing:
@@ -113,7 +104,7 @@ class _Hashing:
     def __init__(self, src: IO[bytes]):
         self.src, self.sha, self.count = src, hashlib.sha256(), 0
         self._head = src.read(4)
-        self.encoding = next((e for magic, e in _MAGIC.items() if self._head.startswith(magic)), "none")
+        self.encoding = layerstream.encoding_of(self._head)
         self.sha.update(self._head)
         self.count = len(self._head)
 
